@@ -1,0 +1,58 @@
+# The README's contract: `make run` builds the demo warehouse, marts and report; `make test`
+# runs every test. Both install what they need first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export OBSERVATOIRE_RAW_DIR ?= $(CURDIR)/data/raw
+export OBSERVATOIRE_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
+export OBSERVATOIRE_MARTS_DIR ?= $(CURDIR)/data/marts
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export DO_NOT_TRACK := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+
+.PHONY: install run build demo test test-python test-dbt lint ui clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -c "from pipelines.duckdb_utils import ensure_spatial_installed as e; e()"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/observatoire demo --raw-dir $(OBSERVATOIRE_RAW_DIR)
+
+run: demo
+	$(BIN)/observatoire build --raw-dir $(OBSERVATOIRE_RAW_DIR) \
+		--warehouse $(OBSERVATOIRE_WAREHOUSE) --marts-dir $(OBSERVATOIRE_MARTS_DIR)
+
+test: install test-python test-dbt lint
+
+test-python: install
+	$(BIN)/python -m pytest -q
+
+# dbt data and unit tests on a warehouse built from the demo in a scratch folder.
+test-dbt: install
+	rm -rf .ci_build && mkdir -p .ci_build
+	$(BIN)/observatoire demo --raw-dir .ci_build/raw
+	$(BIN)/observatoire build --raw-dir .ci_build/raw --warehouse .ci_build/warehouse.duckdb \
+		--marts-dir .ci_build/marts
+	cd dbt_project && OBSERVATOIRE_WAREHOUSE=$(CURDIR)/.ci_build/warehouse.duckdb \
+		../$(BIN)/dbt test --profiles-dir . --target-path target_test
+
+lint: install
+	$(BIN)/ruff check pipelines geo tests
+	$(BIN)/ruff format --check pipelines geo tests
+	cd dbt_project && OBSERVATOIRE_WAREHOUSE=$(CURDIR)/.ci_build/warehouse.duckdb \
+		../$(BIN)/sqlfluff lint models
+
+ui: install
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -m pipelines.definitions
+
+clean:
+	rm -rf .ci_build data/warehouse.duckdb data/marts dbt_project/target dbt_project/target_test

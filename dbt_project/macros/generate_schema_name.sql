@@ -1,0 +1,4 @@
+{#- One schema per layer, named as is (staging, intermediate, marts, referentiels). -#}
+{% macro generate_schema_name(custom_schema_name, node) -%}
+    {%- if custom_schema_name is none -%}{{ target.schema }}{%- else -%}{{ custom_schema_name | trim }}{%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,42 @@
+-- Spending by territory, year, orientation (of the territory's own hierarchy), financeur and
+-- credit type: number of actions, amounts requested and granted (euros), share of the year's
+-- total granted in the territory.
+with
+
+lignes as (
+
+    select * from {{ ref('int_suivi__programmations') }}
+
+),
+
+grouped as (
+
+    select
+        territoire,
+        annee,
+        referentiel,
+        coalesce(orientation_code, 'NON_RENSEIGNE') as orientation_code,
+        coalesce(
+            any_value(orientation_libelle_referentiel),
+            any_value(orientation_libelle)
+        ) as orientation_libelle,
+        bool_and(orientation_reconnue) as orientation_reconnue,
+        financeur,
+        any_value(financeur_nom) as financeur_nom,
+        type_credit,
+        count(distinct dossier) as nb_actions,
+        coalesce(sum(montant_demande), 0) as montant_demande,
+        coalesce(sum(montant_accorde), 0) as montant_accorde
+    from lignes
+    group by territoire, annee, referentiel, 4, financeur, type_credit
+
+)
+
+select
+    *,
+    round(
+        montant_accorde
+        / nullif(sum(montant_accorde) over (partition by territoire, annee), 0),
+        4
+    ) as part_accorde_annee
+from grouped

@@ -1,0 +1,105 @@
+-- One row per QPV and geography generation, with its communes, EPCI, contract territory,
+-- surface (computed in a projected CRS at ingestion), population and WGS84 geometry.
+with
+
+sources as (
+
+    select * from {{ ref('int_qpv__sources') }}
+
+),
+
+attributs as (
+
+    select
+        code_qpv,
+        arg_min(libelle_qpv, priorite) filter (where libelle_qpv is not null) as libelle_qpv,
+        arg_min(geographie, priorite) filter (where geographie is not null) as geographie,
+        arg_min(insee_com, priorite) filter (where insee_com is not null) as codes_communes,
+        arg_min(lib_com, priorite) filter (where lib_com is not null) as noms_communes,
+        string_agg(distinct origine, ', ' order by origine) as origines
+    from sources
+    group by code_qpv
+
+),
+
+contours as (
+
+    select * from {{ ref('stg_sig_ville__contours') }}
+
+),
+
+liste as (
+
+    select * from {{ ref('stg_sig_ville__liste_qpv') }}
+
+),
+
+perimetre as (
+
+    select * from {{ ref('ref_perimetre_qpv') }}
+
+),
+
+territoires as (
+
+    select * from {{ ref('ref_territoires') }}
+
+),
+
+population as (
+
+    select
+        code_territoire as code_qpv,
+        arg_max(valeur, millesime) as population,
+        max(millesime) as millesime_population
+    from {{ ref('int_insee__valeurs_indicateurs') }}
+    where
+        type_territoire = 'qpv'
+        and indicateur = 'pop_municipale'
+        and valeur is not null
+    group by 1
+
+),
+
+final as (
+
+    select
+        attributs.code_qpv,
+        attributs.libelle_qpv,
+        attributs.geographie,
+        case
+            when substr(attributs.code_qpv, 3, 3) in ('02A', '02B')
+                then substr(attributs.code_qpv, 4, 2)
+            when substr(attributs.code_qpv, 3, 3) like '0%'
+                then substr(attributs.code_qpv, 4, 2)
+            else substr(attributs.code_qpv, 3, 3)
+        end as code_departement,
+        attributs.codes_communes,
+        attributs.noms_communes,
+        len(string_split(coalesce(attributs.noms_communes, attributs.codes_communes), ';'))
+            as nb_communes,
+        coalesce(liste.siren_epci, cast(territoires.siren as varchar)) as siren_epci,
+        coalesce(liste.lib_epci, territoires.nom) as lib_epci,
+        perimetre.territoire,
+        territoires.nom as territoire_nom,
+        contours.surface_km2,
+        contours.crs_surface,
+        contours.centroide_lon,
+        contours.centroide_lat,
+        population.population,
+        population.millesime_population,
+        population.population / nullif(contours.surface_km2, 0) as densite_hab_km2,
+        contours.geometrie_reparee,
+        contours.source_fichier as source_contours,
+        attributs.origines,
+        contours.geom
+    from attributs
+    left join contours on attributs.code_qpv = contours.code_qpv
+    left join liste on attributs.code_qpv = liste.code_qpv
+    left join perimetre on attributs.code_qpv = perimetre.code_qpv
+    left join territoires on perimetre.territoire = territoires.territoire
+    left join population on attributs.code_qpv = population.code_qpv
+
+)
+
+select * from final

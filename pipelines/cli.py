@@ -1,0 +1,240 @@
+"""``observatoire``: build the warehouse, write the demo, and other commands."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import click
+
+from pipelines.settings import DEFAULT_MARTS_DIR, DEFAULT_RAW_DIR, DEFAULT_WAREHOUSE, Paths
+
+
+def _echo_step(message: str) -> None:
+    click.echo(message, err=False)
+
+
+class _ProgressHandler(logging.Handler):
+    """Prints one line per step start/end and per asset materialized or checked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: dict[str, float] = {}
+        self.failure: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None) or {}
+        event = meta.get("dagster_event")
+        if event is None:
+            return
+        kind = event.event_type_value
+        step = event.step_key or ""
+        if kind == "STEP_START":
+            self.started[step] = time.perf_counter()
+            _echo_step(f"▶ {step}")
+        elif kind == "STEP_SUCCESS":
+            took = time.perf_counter() - self.started.get(step, time.perf_counter())
+            _echo_step(f"✔ {step} ({took:.1f} s)")
+        elif kind == "STEP_FAILURE":
+            data = event.step_failure_data
+            error = data.error if data else None
+            message = error.message.strip() if error else "échec"
+            if data and data.user_failure_data and data.user_failure_data.description:
+                message = data.user_failure_data.description
+            self.failure = self.failure or f"{step}: {message.splitlines()[0]}"
+            _echo_step(f"✘ {step}: {message.splitlines()[0]}")
+        elif kind == "ASSET_MATERIALIZATION" and step.startswith("dbt"):
+            key = event.asset_key.to_user_string() if event.asset_key else "?"
+            _echo_step(f"   · {key}")
+        elif kind == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            if data is not None and not data.passed:
+                _echo_step(
+                    f"   ! test en échec: {data.asset_key.to_user_string()} {data.check_name}"
+                )
+
+
+@click.group(help="Entrepôt de données et observatoire de la politique de la ville (QPV).")
+@click.version_option(package_name="observatoire-qpv")
+def main() -> None:
+    pass
+
+
+@main.command(help="Construit l'entrepôt DuckDB et exporte les marts (via Dagster et dbt).")
+@click.option(
+    "--raw-dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_RAW_DIR,
+    show_default=True,
+    help="Dossier des fichiers bruts (sig_ville/, insee/, ...).",
+)
+@click.option(
+    "--warehouse",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_WAREHOUSE,
+    show_default=True,
+    help="Fichier DuckDB de l'entrepôt publié.",
+)
+@click.option(
+    "--marts-dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_MARTS_DIR,
+    show_default=True,
+    help="Dossier des exports Parquet des marts.",
+)
+def build(raw_dir: Path, warehouse: Path, marts_dir: Path) -> None:
+    if not raw_dir.is_dir():
+        raise click.ClickException(f"{raw_dir}: dossier des fichiers bruts introuvable")
+    code, reason = run_build(Paths(raw_dir, warehouse, marts_dir))
+    if code:
+        click.echo(f"ÉCHEC: {reason}", err=True)
+        sys.exit(code)
+
+
+def run_build(paths: Paths) -> tuple[int, str | None]:
+    """Build into a new warehouse file and publish it (atomic rename) only on success.
+
+    Returns (exit code, one-line reason). The previously published warehouse and marts are left
+    untouched by a failed build.
+    """
+    started = time.perf_counter()
+    paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    build_id = uuid.uuid4().hex[:8]
+    tmp_wh = paths.warehouse.with_name(f".{paths.warehouse.name}.build-{build_id}")
+    tmp_marts = paths.marts_dir.with_name(f".{paths.marts_dir.name}.build-{build_id}")
+    staging = Paths(paths.raw_dir, tmp_wh, tmp_marts)
+    staging.export_env()
+    click.echo(f"Construction {build_id}: {paths.raw_dir} -> {paths.warehouse}")
+
+    from pipelines.defs.dbt import prepare_manifest
+
+    prepare_manifest()
+    import dagster as dg
+
+    from pipelines.definitions import BUILD_JOB, build_definitions
+
+    handler = _ProgressHandler()
+
+    @dg.logger
+    def progress(_init_context):
+        lg = logging.Logger("observatoire", level=logging.DEBUG)
+        lg.addHandler(handler)
+        return lg
+
+    defs = build_definitions(loggers={"progress": progress})
+    job = defs.resolve_job_def(BUILD_JOB)
+    try:
+        result = job.execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(),
+            raise_on_error=False,
+            run_config={"loggers": {"progress": {}}},
+        )
+        ok = result.success
+    except Exception as err:  # noqa: BLE001 - reported as one line
+        ok = False
+        handler.failure = handler.failure or f"{type(err).__name__}: {err}".splitlines()[0]
+    if not ok:
+        _cleanup(tmp_wh, tmp_marts)
+        return 1, handler.failure or "la construction a échoué (voir les étapes ci-dessus)"
+
+    summary = _summary(tmp_wh)
+    _publish(tmp_wh, paths.warehouse, tmp_marts, paths.marts_dir)
+    Paths(paths.raw_dir, paths.warehouse, paths.marts_dir).export_env()
+    click.echo(summary)
+    click.echo(
+        f"Entrepôt publié: {paths.warehouse} ; marts: {paths.marts_dir} "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
+    return 0, None
+
+
+def _cleanup(*targets: Path) -> None:
+    for target in targets:
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.exists():
+            target.unlink()
+        wal = target.with_name(target.name + ".wal")
+        if wal.exists():
+            wal.unlink()
+
+
+def _publish(tmp_wh: Path, warehouse: Path, tmp_marts: Path, marts_dir: Path) -> None:
+    """Atomic replace of the warehouse file; each mart file replaced atomically too."""
+    os.replace(tmp_wh, warehouse)
+    wal = warehouse.with_name(warehouse.name + ".wal")
+    if wal.exists():
+        wal.unlink()
+    marts_dir.mkdir(parents=True, exist_ok=True)
+    if tmp_marts.is_dir():
+        for item in tmp_marts.iterdir():
+            os.replace(item, marts_dir / item.name)
+        shutil.rmtree(tmp_marts, ignore_errors=True)
+
+
+def _summary(warehouse: Path) -> str:
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        lines = ["", "Résumé par source (fichiers lus, lignes chargées, lignes rejetées):"]
+        rows = con.execute(
+            "select source, count(*), sum(lignes_chargees), sum(lignes_rejetees) "
+            "from raw.ingestion_log group by 1 order by 1"
+        ).fetchall()
+        rejets = dict(con.execute("select source, count(*) from raw.rejets group by 1").fetchall())
+        if not rows:
+            lines.append("  (aucun fichier brut)")
+        for source, files, loaded, rejected in rows:
+            lines.append(
+                f"  {source:<16} {files:>3} fichier(s)  {loaded or 0:>9} chargées  "
+                f"{rejected or 0:>6} rejetées  ({rejets.get(source, 0)} rejets détaillés "
+                "dans raw.rejets)"
+            )
+        lines.append("Marts écrits:")
+        for (table,) in con.execute(
+            "select table_name from information_schema.tables "
+            "where table_schema = 'marts' order by 1"
+        ).fetchall():
+            count = con.execute(f"select count(*) from marts.{table}").fetchone()[0]
+            lines.append(f"  marts.{table:<28} {count:>8} lignes")
+        return "\n".join(lines)
+    finally:
+        con.close()
+
+
+@main.command(help="Écrit les fichiers bruts de la démo dans --raw-dir s'ils sont absents.")
+@click.option(
+    "--raw-dir", type=click.Path(path_type=Path), default=DEFAULT_RAW_DIR, show_default=True
+)
+@click.option("--force", is_flag=True, help="Réécrit la démo même si le dossier existe.")
+def demo(raw_dir: Path, force: bool) -> None:
+    from pipelines.demo.install import install_demo
+
+    written = install_demo(raw_dir, force=force)
+    if written:
+        click.echo(f"Démo écrite dans {raw_dir}: {len(written)} fichier(s)")
+    else:
+        click.echo(f"{raw_dir} contient déjà des fichiers: démo non réécrite (--force)")
+
+
+@main.command(
+    "extract-demo",
+    help="(Mainteneurs) Refait l'extrait réel de la démo depuis "
+    "les fichiers nationaux (../shared/data).",
+)
+@click.option("--shared-data", type=click.Path(path_type=Path, exists=True), required=True)
+def extract_demo(shared_data: Path) -> None:
+    from pipelines.demo.extract import build_extract
+
+    for path in build_extract(shared_data):
+        click.echo(f"écrit: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""The code location's single entry point: ``dagster dev -m pipelines.definitions``."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines.defs.dbt import build_dbt_assets
+from pipelines.defs.exports import build_export_asset
+from pipelines.defs.ingestion import ingestion_assets
+from pipelines.defs.resources import default_resources
+
+BUILD_JOB = "build_entrepot"
+
+
+def build_definitions(loggers: dict | None = None) -> dg.Definitions:
+    """Definitions of the project; the CLI passes its own progress logger."""
+    build_job = dg.define_asset_job(
+        BUILD_JOB,
+        selection=dg.AssetSelection.all(),
+        description="Construction complète: ingestion, dbt (seeds, modèles, tests), exports.",
+    )
+    return dg.Definitions(
+        assets=[*ingestion_assets, build_dbt_assets(), build_export_asset()],
+        jobs=[build_job],
+        resources=default_resources(),
+        executor=dg.in_process_executor,
+        loggers=loggers,
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,1 @@
+"""Dagster definitions, one module per system: ingestion, dbt, exports."""

@@ -1,0 +1,240 @@
+"""Ingestion assets: raw files of ``data/raw/<source>/`` -> tables of the ``raw`` schema.
+
+Each asset reads every file of its folder (a missing folder gives an empty table), writes its
+table, its rejected rows (``raw.rejets``) and one ``raw.ingestion_log`` record per file, and
+reports rows read / loaded / rejected as metadata. A file that cannot be read at all fails the
+asset with a one-line reason naming the file.
+"""
+
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from pipelines.defs.raw_tables import file_log, replace_source_rows, replace_table
+from pipelines.defs.resources import ProjectFolders, Warehouse
+from pipelines.ingestion.common import IngestionError
+from pipelines.ingestion.insee import list_insee_files, read_insee_file
+
+GROUP = "ingestion"
+
+
+def _files(folder: Path, suffixes: set[str]) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in suffixes
+        and not p.name.startswith((".", "~$"))
+        and not p.stem.lower().startswith(("readme", "lisez"))
+    )
+
+
+def _summary(logs: list[dict], rejects: pd.DataFrame | None) -> dict:
+    return {
+        "fichiers": len(logs),
+        "lignes_lues": sum(int(x["lignes_lues"]) for x in logs),
+        "lignes_chargees": sum(int(x["lignes_chargees"]) for x in logs),
+        "lignes_rejetees": sum(int(x["lignes_rejetees"]) for x in logs),
+        "rejets_total": 0 if rejects is None else len(rejects),
+    }
+
+
+def _metadata(summary: dict, table: str, rows: int, logs: list[dict]) -> dict:
+    return {
+        **{k: dg.MetadataValue.int(v) for k, v in summary.items()},
+        "table": dg.MetadataValue.text(f"raw.{table}"),
+        "lignes_table": dg.MetadataValue.int(rows),
+        "fichiers_lus": dg.MetadataValue.json(
+            [
+                {
+                    k: x[k]
+                    for k in (
+                        "fichier",
+                        "empreinte_sha256",
+                        "lignes_lues",
+                        "lignes_chargees",
+                        "lignes_rejetees",
+                    )
+                }
+                for x in logs
+            ]
+        ),
+    }
+
+
+def _write(con, source: str, table: str, frame, rejects, logs, anomalies=None) -> int:
+    rows = replace_table(con, table, frame)
+    replace_source_rows(con, "rejets", source, rejects)
+    replace_source_rows(con, "ingestion_log", source, pd.DataFrame(logs) if logs else None)
+    replace_source_rows(con, "anomalies", source, anomalies)
+    return rows
+
+
+@dg.asset(
+    key=["raw", "insee_valeurs"],
+    group_name=GROUP,
+    kinds={"python", "duckdb"},
+    description="Bases INSEE QPV (data/raw/insee/*.csv|xlsx) en format long.",
+)
+def insee_valeurs(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, folders: ProjectFolders
+) -> dg.MaterializeResult:
+    frames, rejects, logs = [], [], []
+    for path in list_insee_files(folders.raw / "insee"):
+        try:
+            result = read_insee_file(path)
+        except IngestionError as err:
+            raise dg.Failure(description=str(err)) from None
+        context.log.info(
+            f"{path.name}: {result.report['lignes_chargees']} lignes, "
+            f"{result.report['valeurs']} valeurs ({result.report['valeurs_secretes']} secrètes), "
+            f"{len(result.rejects)} rejets"
+        )
+        frames.append(result.values)
+        rejects.append(result.rejects)
+        logs.append(
+            file_log(
+                "insee",
+                path,
+                result.report["lignes_lues"],
+                result.report["lignes_chargees"],
+                result.report["lignes_rejetees"],
+            )
+        )
+    frame = pd.concat(frames, ignore_index=True) if frames else None
+    rej = pd.concat(rejects, ignore_index=True) if rejects else None
+    with warehouse.connect() as con:
+        rows = _write(con, "insee", "insee_valeurs", frame, rej, logs)
+    return dg.MaterializeResult(
+        metadata=_metadata(_summary(logs, rej), "insee_valeurs", rows, logs)
+    )
+
+
+@dg.asset(
+    key=["raw", "qpv_contours"],
+    group_name=GROUP,
+    kinds={"python", "duckdb", "geopandas"},
+    description="Contours officiels des QPV (data/raw/sig_ville/: GeoJSON, GPKG, SHP, ZIP ANCT).",
+)
+def qpv_contours(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, folders: ProjectFolders
+) -> dg.MaterializeResult:
+    from geo.contours import ContoursError, read_contours
+
+    frames, rejects, logs = [], [], []
+    for path in _files(folders.raw / "sig_ville", {".geojson", ".json", ".gpkg", ".shp", ".zip"}):
+        try:
+            result = read_contours(path)
+        except ContoursError as err:
+            raise dg.Failure(description=str(err)) from None
+        gdf = result.qpv
+        frame = pd.DataFrame(gdf.drop(columns="geometry"))
+        frame["geom_wkb"] = gdf.geometry.to_wkb()
+        frames.append(frame)
+        rejects.append(result.rejects)
+        lus = sum(int(r.get("lus", 0)) for r in result.report)
+        context.log.info(f"{path.name}: {result.report}")
+        logs.append(file_log("sig_ville", path, lus, len(frame), len(result.rejects)))
+    frame = pd.concat(frames, ignore_index=True) if frames else None
+    if frame is not None:
+        frame = frame.drop_duplicates(subset=["code_qpv"], keep="first")
+    rej = pd.concat(rejects, ignore_index=True) if rejects else None
+    with warehouse.connect() as con:
+        rows = _write(con, "sig_ville", "qpv_contours", frame, rej, logs)
+    return dg.MaterializeResult(metadata=_metadata(_summary(logs, rej), "qpv_contours", rows, logs))
+
+
+@dg.asset(
+    key=["raw", "liste_qpv"],
+    group_name=GROUP,
+    kinds={"python", "duckdb"},
+    description="Liste officielle des QPV avec communes et EPCI (data/raw/sig_ville/liste*.csv).",
+)
+def liste_qpv(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, folders: ProjectFolders
+) -> dg.MaterializeResult:
+    from geo.contours import read_liste_qpv
+
+    frames, logs = [], []
+    for path in _files(folders.raw / "sig_ville", {".csv"}):
+        try:
+            frame = read_liste_qpv(path)
+        except (IngestionError, ValueError) as err:
+            raise dg.Failure(description=f"{path}: {err}") from None
+        frames.append(frame)
+        logs.append(file_log("liste_qpv", path, len(frame), len(frame), 0))
+    frame = pd.concat(frames, ignore_index=True) if frames else None
+    with warehouse.connect() as con:
+        rows = _write(con, "liste_qpv", "liste_qpv", frame, None, logs)
+    return dg.MaterializeResult(metadata=_metadata(_summary(logs, None), "liste_qpv", rows, logs))
+
+
+def _suivi_asset(source: str, table: str, parse_name: str, description: str):
+    @dg.asset(
+        key=["raw", table],
+        group_name=GROUP,
+        kinds={"python", "duckdb"},
+        description=description,
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, warehouse: Warehouse, folders: ProjectFolders
+    ) -> dg.MaterializeResult:
+        import importlib
+
+        module = importlib.import_module(f"pipelines.suivi.{table}")
+        parse = getattr(module, parse_name)
+        error_type = getattr(importlib.import_module("pipelines.suivi"), "SuiviError", None) or (
+            getattr(module, "SuiviError", IngestionError)
+        )
+        paths = _files(folders.raw / source, {".csv", ".txt", ".tsv", ".xlsx", ".xlsm"})
+        extra = folders.raw / "referentiels" / "entetes_alias.csv"
+        try:
+            result = parse(paths, extra_aliases=extra if extra.is_file() else None)
+        except error_type as err:
+            raise dg.Failure(description=str(err)) from None
+        logs = [
+            file_log(
+                source,
+                Path(f["fichier"]),
+                int(f["lignes_lues"]),
+                int(f["lignes_chargees"]),
+                int(f["lignes_rejetees"]),
+            )
+            for f in result.files
+        ]
+        frame = result.rows
+        if frame is not None and "autres_colonnes" in frame:
+            frame = frame.assign(
+                autres_colonnes=frame["autres_colonnes"].map(
+                    lambda v: v if v is None or isinstance(v, str) else json.dumps(v)
+                )
+            )
+        with warehouse.connect() as con:
+            rows = _write(con, source, table, frame, result.rejects, logs, result.anomalies)
+        context.log.info(f"{len(paths)} fichier(s), {rows} lignes, {len(result.rejects)} rejets")
+        return dg.MaterializeResult(
+            metadata=_metadata(_summary(logs, result.rejects), table, rows, logs)
+        )
+
+    return _asset
+
+
+programmations = _suivi_asset(
+    "programmations",
+    "programmations",
+    "parse_programmations",
+    "Programmations annuelles (data/raw/programmations/*.csv|xlsx), action x financeur.",
+)
+bilans = _suivi_asset(
+    "bilans",
+    "bilans",
+    "parse_bilans",
+    "Bilans des actions (data/raw/bilans/*.csv|xlsx), action x QPV de résidence.",
+)
+
+ingestion_assets = [insee_valeurs, qpv_contours, liste_qpv, programmations, bilans]

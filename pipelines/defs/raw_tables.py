@@ -1,0 +1,241 @@
+"""Schemas of the raw tables written by the ingestion assets.
+
+Every raw table is created with its full schema even when its source folder is absent, so that
+dbt always finds its sources and a missing source gives empty marts, not a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+RAW_SCHEMA = "raw"
+
+RAW_TABLES: dict[str, list[tuple[str, str]]] = {
+    "insee_valeurs": [
+        ("source", "VARCHAR"),
+        ("millesime", "INTEGER"),
+        ("fichier", "VARCHAR"),
+        ("feuille", "VARCHAR"),
+        ("ligne", "BIGINT"),
+        ("type_territoire", "VARCHAR"),
+        ("code_territoire", "VARCHAR"),
+        ("libelle_territoire", "VARCHAR"),
+        ("geographie", "VARCHAR"),
+        ("variable", "VARCHAR"),
+        ("variable_fichier", "VARCHAR"),
+        ("valeur", "DOUBLE"),
+        ("valeur_texte", "VARCHAR"),
+        ("secret", "BOOLEAN"),
+        ("marqueur_secret", "VARCHAR"),
+    ],
+    "qpv_contours": [
+        ("code_qpv", "VARCHAR"),
+        ("libelle_qpv", "VARCHAR"),
+        ("geographie", "VARCHAR"),
+        ("insee_com", "VARCHAR"),
+        ("lib_com", "VARCHAR"),
+        ("surface_km2", "DOUBLE"),
+        ("crs_surface", "VARCHAR"),
+        ("centroide_lon", "DOUBLE"),
+        ("centroide_lat", "DOUBLE"),
+        ("geometrie_reparee", "BOOLEAN"),
+        ("source_fichier", "VARCHAR"),
+        ("source_couche", "VARCHAR"),
+        ("crs_source", "VARCHAR"),
+        ("geom", "GEOMETRY"),
+    ],
+    "liste_qpv": [
+        (c, "VARCHAR")
+        for c in (
+            "code_qpv libelle_qpv insee_reg lib_reg insee_dep lib_dep insee_com lib_com "
+            "siren_epci lib_epci"
+        ).split()
+    ],
+    "programmations": [
+        ("territoire", "VARCHAR"),
+        ("annee", "INTEGER"),
+        ("dossier", "VARCHAR"),
+        ("dossier_base", "VARCHAR"),
+        ("serie_pluriannuelle", "BOOLEAN"),
+        ("porteur_nom", "VARCHAR"),
+        ("porteur_siret", "VARCHAR"),
+        ("porteur_siren", "VARCHAR"),
+        ("siret_valide", "BOOLEAN"),
+        ("intitule", "VARCHAR"),
+        ("orientation_code", "VARCHAR"),
+        ("orientation_libelle", "VARCHAR"),
+        ("objectif_code", "VARCHAR"),
+        ("qpv_codes", "VARCHAR"),
+        ("qpv_texte", "VARCHAR"),
+        ("statut_libelle", "VARCHAR"),
+        ("cout_total", "DOUBLE"),
+        ("couts_indirects", "DOUBLE"),
+        ("achats", "DOUBLE"),
+        ("financeur_libelle", "VARCHAR"),
+        ("montant_demande", "DOUBLE"),
+        ("montant_accorde", "DOUBLE"),
+        ("cpo", "BOOLEAN"),
+        ("cpo_duree", "INTEGER"),
+        ("marqueur_egalite", "VARCHAR"),
+        ("part_public_qpv", "DOUBLE"),
+        ("date_bilan", "DATE"),
+        ("autres_colonnes", "VARCHAR"),
+        ("source_fichier", "VARCHAR"),
+        ("source_feuille", "VARCHAR"),
+        ("source_ligne", "BIGINT"),
+    ],
+    "bilans": [
+        ("territoire", "VARCHAR"),
+        ("annee", "INTEGER"),
+        ("dossier", "VARCHAR"),
+        ("action_realisee", "BOOLEAN"),
+        ("qpv_residence", "VARCHAR"),
+        ("femmes", "BIGINT"),
+        ("hommes", "BIGINT"),
+        ("sexe_non_renseigne", "BIGINT"),
+        ("age_moins_16", "BIGINT"),
+        ("age_16_25", "BIGINT"),
+        ("age_26_64", "BIGINT"),
+        ("age_65_plus", "BIGINT"),
+        ("age_non_renseigne", "BIGINT"),
+        ("demandeurs_emploi", "BIGINT"),
+        ("beneficiaires_rsa", "BIGINT"),
+        ("familles_monoparentales", "BIGINT"),
+        ("personnes_handicap", "BIGINT"),
+        ("date_bilan", "DATE"),
+        ("autres_colonnes", "VARCHAR"),
+        ("source_fichier", "VARCHAR"),
+        ("source_feuille", "VARCHAR"),
+        ("source_ligne", "BIGINT"),
+    ],
+    "anomalies": [
+        ("source", "VARCHAR"),
+        ("type", "VARCHAR"),
+        ("fichier", "VARCHAR"),
+        ("ligne", "BIGINT"),
+        ("dossier", "VARCHAR"),
+        ("message", "VARCHAR"),
+    ],
+    "rejets": [
+        ("source", "VARCHAR"),
+        ("fichier", "VARCHAR"),
+        ("feuille", "VARCHAR"),
+        ("ligne", "BIGINT"),
+        ("colonne", "VARCHAR"),
+        ("valeur_brute", "VARCHAR"),
+        ("motif", "VARCHAR"),
+    ],
+    "ingestion_log": [
+        ("source", "VARCHAR"),
+        ("fichier", "VARCHAR"),
+        ("empreinte_sha256", "VARCHAR"),
+        ("taille_octets", "BIGINT"),
+        ("lignes_lues", "BIGINT"),
+        ("lignes_chargees", "BIGINT"),
+        ("lignes_rejetees", "BIGINT"),
+        ("statut", "VARCHAR"),
+        ("message", "VARCHAR"),
+        ("horodatage", "TIMESTAMP"),
+    ],
+}
+
+# Tables shared by all ingestion assets: each asset replaces only its own source's rows.
+SHARED_TABLES = ("rejets", "ingestion_log", "anomalies")
+
+
+def _ddl(table: str) -> str:
+    cols = ", ".join(f'"{name}" {kind}' for name, kind in RAW_TABLES[table])
+    return f"{RAW_SCHEMA}.{table} ({cols})"
+
+
+def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the raw schema and the shared tables if they do not exist."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
+    for table in SHARED_TABLES:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {_ddl(table)}")
+
+
+def _select_list(table: str, frame: pd.DataFrame) -> str:
+    parts = []
+    for name, kind in RAW_TABLES[table]:
+        if kind == "GEOMETRY":
+            parts.append(
+                f"ST_GeomFromWKB({name}_wkb) AS {name}"
+                if f"{name}_wkb" in frame
+                else f"NULL::GEOMETRY AS {name}"
+            )
+        elif name in frame.columns:
+            parts.append(
+                f'TRY_CAST("{name}" AS {kind}) AS "{name}"'
+                if kind == "DATE"
+                else f'CAST("{name}" AS {kind}) AS "{name}"'
+            )
+        else:
+            parts.append(f'NULL::{kind} AS "{name}"')
+    return ", ".join(parts)
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | None) -> int:
+    """Replace ``raw.<table>`` with the frame's rows (the full schema even when empty)."""
+    ensure_raw_schema(con)
+    con.execute(f"CREATE OR REPLACE TABLE {_ddl(table)}")
+    if frame is None or frame.empty:
+        return 0
+    con.register("_frame", frame)
+    try:
+        con.execute(
+            f"INSERT INTO {RAW_SCHEMA}.{table} SELECT {_select_list(table, frame)} FROM _frame"
+        )
+    finally:
+        con.unregister("_frame")
+    return len(frame)
+
+
+def replace_source_rows(
+    con: duckdb.DuckDBPyConnection, table: str, source: str, frame: pd.DataFrame | None
+) -> int:
+    """Replace the rows of one source in a shared table (rejets, ingestion_log, anomalies)."""
+    ensure_raw_schema(con)
+    con.execute(f"DELETE FROM {RAW_SCHEMA}.{table} WHERE source = ?", [source])
+    if frame is None or frame.empty:
+        return 0
+    frame = frame.copy()
+    frame["source"] = source
+    con.register("_frame", frame)
+    try:
+        con.execute(
+            f"INSERT INTO {RAW_SCHEMA}.{table} SELECT {_select_list(table, frame)} FROM _frame"
+        )
+    finally:
+        con.unregister("_frame")
+    return len(frame)
+
+
+def file_log(
+    source: str,
+    path: Path,
+    lues: int,
+    chargees: int,
+    rejetees: int,
+    statut: str = "charge",
+    message: str | None = None,
+) -> dict:
+    """One ``ingestion_log`` record for a file read (hash of its bytes, size, counts)."""
+    data = path.read_bytes() if path.is_file() else b""
+    return {
+        "source": source,
+        "fichier": str(path),
+        "empreinte_sha256": hashlib.sha256(data).hexdigest(),
+        "taille_octets": len(data),
+        "lignes_lues": lues,
+        "lignes_chargees": chargees,
+        "lignes_rejetees": rejetees,
+        "statut": statut,
+        "message": message,
+        "horodatage": datetime.now(UTC).replace(tzinfo=None),
+    }

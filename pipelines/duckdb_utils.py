@@ -1,0 +1,60 @@
+"""DuckDB connections with the spatial extension installed offline from its PyPI wheel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+_SPATIAL_READY: set[str] = set()
+
+
+def spatial_extension_file() -> Path:
+    """Path of the spatial extension binary shipped by ``duckdb-extension-spatial``."""
+    import duckdb_extension_spatial
+
+    base = Path(duckdb_extension_spatial.__file__).parent / "extensions"
+    candidates = sorted(base.glob(f"v{duckdb.__version__}/*.duckdb_extension"))
+    if not candidates:
+        candidates = sorted(base.glob("*/spatial.duckdb_extension"))
+    if not candidates:
+        raise RuntimeError(
+            f"extension spatial introuvable sous {base}: réinstaller duckdb-extension-spatial "
+            f"à la version de duckdb ({duckdb.__version__})"
+        )
+    return candidates[-1]
+
+
+def load_spatial(con: duckdb.DuckDBPyConnection) -> None:
+    """Load spatial, installing it from the local wheel first if DuckDB does not have it yet.
+
+    ``INSTALL '<file>'`` copies the binary into DuckDB's extension directory, so that later
+    ``LOAD spatial`` (and the dbt profile's ``extensions: [spatial]``) work with no network.
+    """
+    try:
+        con.execute("LOAD spatial")
+        return
+    except duckdb.Error:
+        pass
+    con.execute(f"INSTALL '{spatial_extension_file()}'")
+    con.execute("LOAD spatial")
+
+
+def ensure_spatial_installed() -> None:
+    """Install the spatial extension once per process (used before dbt runs)."""
+    key = duckdb.__version__
+    if key in _SPATIAL_READY:
+        return
+    con = duckdb.connect()
+    try:
+        load_spatial(con)
+    finally:
+        con.close()
+    _SPATIAL_READY.add(key)
+
+
+def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse with spatial loaded."""
+    con = duckdb.connect(str(path), read_only=read_only)
+    load_spatial(con)
+    return con

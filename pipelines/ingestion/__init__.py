@@ -1,0 +1,1 @@
+"""Readers of the raw files: pure functions, no Dagster, no DuckDB."""

@@ -1,0 +1,47 @@
+"""Paths of the project, resolved at call time (never at import time).
+
+One setting, the environment variable ``OBSERVATOIRE_WAREHOUSE``, gives the DuckDB file to both
+the dbt profile (``dbt_project/profiles.yml``) and the Dagster resources.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+REFERENTIELS_DIR = DBT_PROJECT_DIR / "seeds" / "referentiels"
+DEMO_DIR = PROJECT_ROOT / "data" / "demo"
+
+ENV_WAREHOUSE = "OBSERVATOIRE_WAREHOUSE"
+ENV_RAW_DIR = "OBSERVATOIRE_RAW_DIR"
+ENV_MARTS_DIR = "OBSERVATOIRE_MARTS_DIR"
+
+DEFAULT_RAW_DIR = PROJECT_ROOT / "data" / "raw"
+DEFAULT_WAREHOUSE = PROJECT_ROOT / "data" / "warehouse.duckdb"
+DEFAULT_MARTS_DIR = PROJECT_ROOT / "data" / "marts"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where a build reads raw files, writes the warehouse and exports the marts."""
+
+    raw_dir: Path
+    warehouse: Path
+    marts_dir: Path
+
+    @classmethod
+    def from_env(cls) -> Paths:
+        return cls(
+            raw_dir=Path(os.environ.get(ENV_RAW_DIR, DEFAULT_RAW_DIR)),
+            warehouse=Path(os.environ.get(ENV_WAREHOUSE, DEFAULT_WAREHOUSE)),
+            marts_dir=Path(os.environ.get(ENV_MARTS_DIR, DEFAULT_MARTS_DIR)),
+        )
+
+    def export_env(self) -> None:
+        """Publish the paths to the environment read by dbt and the Dagster resources."""
+        os.environ[ENV_RAW_DIR] = str(self.raw_dir.resolve())
+        os.environ[ENV_WAREHOUSE] = str(self.warehouse.resolve())
+        os.environ[ENV_MARTS_DIR] = str(self.marts_dir.resolve())
