@@ -42,12 +42,12 @@ class _ProgressHandler(logging.Handler):
             _echo_step(f"✔ {step} ({took:.1f} s)")
         elif kind == "STEP_FAILURE":
             data = event.step_failure_data
-            error = data.error if data else None
-            message = error.message.strip() if error else "échec"
             if data and data.user_failure_data and data.user_failure_data.description:
-                message = data.user_failure_data.description
-            self.failure = self.failure or f"{step}: {message.splitlines()[0]}"
-            _echo_step(f"✘ {step}: {message.splitlines()[0]}")
+                message = data.user_failure_data.description.strip().splitlines()[0]
+            else:
+                message = failure_reason(data.error if data else None)
+            self.failure = self.failure or f"{step}: {message}"
+            _echo_step(f"✘ {step}: {message}")
         elif kind == "ASSET_MATERIALIZATION" and step.startswith("dbt"):
             key = event.asset_key.to_user_string() if event.asset_key else "?"
             _echo_step(f"   · {key}")
@@ -57,6 +57,38 @@ class _ProgressHandler(logging.Handler):
                 _echo_step(
                     f"   ! test en échec: {data.asset_key.to_user_string()} {data.check_name}"
                 )
+
+
+def dbt_error_line(text: str) -> str | None:
+    """dbt's own error lines (from a dagster-dbt exception), joined on one line."""
+    marker = "Errors parsed from dbt logs:"
+    if marker not in text:
+        return None
+    tail = text.split(marker, 1)[1]
+    lines = [
+        ln.strip()
+        for ln in tail.splitlines()
+        if ln.strip()
+        and ln.strip() not in {"Encountered an error:", "Raw Error:"}
+        and not set(ln.strip()) <= {"-"}
+    ]
+    return " — ".join(lines[:4])[:400]
+
+
+def failure_reason(error) -> str:
+    """One line out of a Dagster error chain: dbt's own error lines when dbt failed."""
+    texts = []
+    while error is not None:
+        texts.append(error.message or "")
+        error = error.cause or getattr(error, "context", None)
+    dbt_line = dbt_error_line("\n".join(texts))
+    if dbt_line:
+        return "dbt: " + dbt_line
+    for text in reversed(texts):
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        if first and "Error occurred while executing" not in first:
+            return first
+    return "échec (voir les étapes ci-dessus)"
 
 
 @click.group(help="Entrepôt de données et observatoire de la politique de la ville (QPV).")
@@ -113,7 +145,12 @@ def run_build(paths: Paths) -> tuple[int, str | None]:
 
     from pipelines.defs.dbt import prepare_manifest
 
-    prepare_manifest()
+    try:
+        prepare_manifest()
+    except Exception as err:  # noqa: BLE001 - dbt parse errors: reported as one line
+        _cleanup(tmp_wh, tmp_marts)
+        detail = dbt_error_line(str(err)) or str(err).strip().splitlines()[0]
+        return 1, f"projet dbt invalide (dbt parse): {detail}"
     import dagster as dg
 
     from pipelines.definitions import BUILD_JOB, build_definitions

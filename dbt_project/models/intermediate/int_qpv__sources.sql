@@ -37,7 +37,7 @@ insee_communes as (
         max(valeur_texte) as lib_com
     from {{ ref('stg_insee__valeurs') }}
     where type_territoire = 'qpv' and variable in ('LIB_COM', 'LIBCOM', 'COMMUNE', 'COMMUNE_QP')
-    group by 1
+    group by code_territoire
 
 ),
 
@@ -47,7 +47,7 @@ insee as (
         valeurs.code_territoire as code_qpv,
         max(valeurs.libelle_territoire) as libelle_qpv,
         max(valeurs.geographie) as geographie,
-        null::varchar as insee_com,
+        cast(null as varchar) as insee_com,
         max(insee_communes.lib_com) as lib_com,
         3 as priorite,
         'insee' as origine
@@ -64,8 +64,8 @@ perimetre as (
         code_qpv,
         nullif(libelle_qpv, '') as libelle_qpv,
         cast(geographie as varchar) as geographie,
-        null::varchar as insee_com,
-        null::varchar as lib_com,
+        cast(null as varchar) as insee_com,
+        cast(null as varchar) as lib_com,
         4 as priorite,
         'perimetre_contrat' as origine
     from {{ ref('ref_perimetre_qpv') }}

@@ -1,7 +1,9 @@
--- Programmation lines (action x financeur) with the canonical financeur and credit type (matched
--- on the alias référentiel, territory-specific aliases first), and the orientation of the
--- territory's hierarchy in force that year. Unmatched financeurs and orientations are kept, with
--- financeur = 'NON_RECONNU' / orientation_reconnue = false, for the controls to report.
+-- Programmation lines (action x financeur) with the canonical financeur and credit type
+-- (matched on the alias référentiel, territory-specific aliases first), and the orientation of
+-- the territory's hierarchy in force that year (matched on its code at any level: CABBALR's
+-- programmations name a priorité, Valenciennes' an orientation). Unmatched financeurs and
+-- orientations are kept, with financeur = 'NON_RECONNU' / orientation_reconnue = false, for the
+-- controls to report.
 with
 
 programmations as (
@@ -64,7 +66,7 @@ financeur_match as (
     inner join alias
         on
             {{ normalise_libelle('programmations.financeur_libelle') }} = alias.cle
-            and (alias.territoire is null or alias.territoire = programmations.territoire)
+            and (alias.territoire is null or programmations.territoire = alias.territoire)
 
 ),
 
@@ -79,6 +81,49 @@ referentiels as (
 
 ),
 
+annees as (
+
+    select distinct
+        territoire,
+        annee
+    from programmations
+
+),
+
+-- The hierarchy in force: the one whose period covers the year, else the latest one that
+-- started before (a contract extended beyond its printed period), flagged as such.
+referentiel_annee as (
+
+    select
+        annees.territoire,
+        annees.annee,
+        referentiels.referentiel,
+        annees.annee > referentiels.annee_fin as referentiel_proroge,
+        row_number() over (
+            partition by annees.territoire, annees.annee
+            order by
+                annees.annee between referentiels.annee_debut and referentiels.annee_fin desc,
+                referentiels.annee_debut desc
+        ) as rang
+    from annees
+    inner join referentiels
+        on
+            annees.territoire = referentiels.territoire
+            and annees.annee >= referentiels.annee_debut
+
+),
+
+noeuds as (
+
+    select
+        referentiel,
+        cast(code as varchar) as code,
+        cast(niveau as integer) as niveau,
+        libelle
+    from orientations
+
+),
+
 final as (
 
     select
@@ -86,9 +131,12 @@ final as (
         coalesce(financeur_match.financeur, 'NON_RECONNU') as financeur,
         coalesce(financeurs.libelle, programmations.financeur_libelle) as financeur_nom,
         coalesce(financeurs.type_credit, 'non_renseigne') as type_credit,
-        referentiels.referentiel,
-        niveau1.libelle as orientation_libelle_referentiel,
-        niveau1.code is not null as orientation_reconnue,
+        referentiel_annee.referentiel,
+        coalesce(referentiel_annee.referentiel_proroge, false) as referentiel_proroge,
+        orientation.niveau as orientation_niveau,
+        orientation.libelle as orientation_libelle_referentiel,
+        orientation.code is not null as orientation_reconnue,
+        objectif.niveau as objectif_niveau,
         objectif.libelle as objectif_libelle_referentiel
     from programmations
     left join financeur_match
@@ -96,23 +144,23 @@ final as (
             programmations.source_fichier = financeur_match.source_fichier
             and programmations.source_feuille is not distinct from financeur_match.source_feuille
             and programmations.source_ligne = financeur_match.source_ligne
-            and programmations.financeur_libelle is not distinct from financeur_match.financeur_libelle
+            and programmations.financeur_libelle
+            is not distinct from financeur_match.financeur_libelle
             and financeur_match.rang = 1
     left join financeurs on financeur_match.financeur = financeurs.financeur
-    left join referentiels
+    left join referentiel_annee
         on
-            programmations.territoire = referentiels.territoire
-            and programmations.annee between referentiels.annee_debut and referentiels.annee_fin
-    left join orientations as niveau1
+            programmations.territoire = referentiel_annee.territoire
+            and programmations.annee = referentiel_annee.annee
+            and referentiel_annee.rang = 1
+    left join noeuds as orientation
         on
-            referentiels.referentiel = niveau1.referentiel
-            and cast(niveau1.niveau as integer) = 1
-            and programmations.orientation_code = cast(niveau1.code as varchar)
-    left join orientations as objectif
+            referentiel_annee.referentiel = orientation.referentiel
+            and programmations.orientation_code = orientation.code
+    left join noeuds as objectif
         on
-            referentiels.referentiel = objectif.referentiel
-            and cast(objectif.niveau as integer) > 1
-            and programmations.objectif_code = cast(objectif.code as varchar)
+            referentiel_annee.referentiel = objectif.referentiel
+            and programmations.objectif_code = objectif.code
 
 )
 

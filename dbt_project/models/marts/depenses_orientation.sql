@@ -28,7 +28,7 @@ grouped as (
         coalesce(sum(montant_demande), 0) as montant_demande,
         coalesce(sum(montant_accorde), 0) as montant_accorde
     from lignes
-    group by territoire, annee, referentiel, 4, financeur, type_credit
+    group by all
 
 )
 

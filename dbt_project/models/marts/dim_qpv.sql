@@ -57,7 +57,7 @@ population as (
         type_territoire = 'qpv'
         and indicateur = 'pop_municipale'
         and valeur is not null
-    group by 1
+    group by code_territoire
 
 ),
 

@@ -33,7 +33,12 @@ pivoted as (
 
 qpv as (
 
-    select code_qpv, libelle_qpv, territoire, siren_epci from {{ ref('dim_qpv') }}
+    select
+        code_qpv,
+        libelle_qpv,
+        territoire,
+        siren_epci
+    from {{ ref('dim_qpv') }}
 
 ),
 
@@ -60,8 +65,9 @@ candidats as (
                     when refs.millesime = pivoted.millesime then 0
                     when refs.millesime < pivoted.millesime then 1
                     else 2
-                end,
-                refs.millesime desc nulls last
+                end asc,
+                refs.millesime desc nulls last,
+                refs.source asc
         ) as rang
     from pivoted
     inner join qpv on pivoted.code_qpv = qpv.code_qpv
@@ -75,13 +81,14 @@ candidats as (
                 )
                 or refs.territoire_type = 'ensemble_qpv'
             )
-            and (refs.millesime is null or refs.millesime <= pivoted.millesime)
+            and (refs.millesime is null or pivoted.millesime >= refs.millesime)
 
 ),
 
 choisis as (
 
-    select * from candidats where rang = 1
+    select * from candidats
+    where rang = 1
 
 ),
 

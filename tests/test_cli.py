@@ -1,0 +1,82 @@
+"""The command-line contract: help, exit codes, one-line reasons, empty sources, atomicity."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import duckdb
+
+from tests.conftest import DEMO_DIR, build, run_cli
+
+MARTS = {
+    "beneficiaires_genre",
+    "bridge_qpv_commune",
+    "depenses_orientation",
+    "dim_qpv",
+    "indicateurs_qpv",
+    "taux_emploi_quartier",
+}
+
+
+def test_help_on_every_command():
+    top = run_cli("--help")
+    assert top.returncode == 0
+    for command in ("build", "demo", "extract-demo"):
+        assert command in top.stdout
+        sub = run_cli(command, "--help")
+        assert sub.returncode == 0, sub.stderr
+        assert "Usage: observatoire " + command in sub.stdout
+    assert "--raw-dir" in run_cli("build", "--help").stdout
+
+
+def test_missing_raw_dir_fails_with_reason(tmp_path):
+    result = build(tmp_path / "nulle-part", tmp_path)
+    assert result.returncode != 0
+    assert "nulle-part" in result.stderr
+
+
+def test_empty_raw_dir_gives_empty_marts(tmp_path):
+    (tmp_path / "raw").mkdir()
+    result = build(tmp_path / "raw", tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    tables = {
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts'"
+        ).fetchall()
+    }
+    assert MARTS <= tables
+    assert con.execute("select count(*) from marts.taux_emploi_quartier").fetchone()[0] == 0
+    schemas = {
+        r[0] for r in con.execute("select schema_name from information_schema.schemata").fetchall()
+    }
+    assert {"raw", "staging", "intermediate", "marts", "referentiels"} <= schemas
+    for mart in MARTS:
+        assert (tmp_path / "marts" / f"{mart}.parquet").is_file()
+    assert "Marts écrits" in result.stdout
+
+
+def test_failed_build_names_file_and_keeps_previous_warehouse(tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "insee").mkdir(parents=True)
+    shutil.copy(DEMO_DIR / "insee" / "IPRO_2022.csv", raw / "insee")
+    first = build(raw, tmp_path)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    assert "insee" in first.stdout and "40 chargées" in first.stdout
+    warehouse = tmp_path / "warehouse.duckdb"
+    before = hashlib.sha256(warehouse.read_bytes()).hexdigest()
+
+    (raw / "insee" / "DEMO_2022.csv").write_bytes(
+        "CODGEO;LIBGEO\nQP059020;Cité\n".encode("latin-1")
+    )
+    second = build(raw, tmp_path)
+    assert second.returncode != 0
+    reason = second.stderr.strip().splitlines()[-1]
+    assert "DEMO_2022.csv" in reason and "ligne 2" in reason and "UTF-8" in reason
+    assert hashlib.sha256(warehouse.read_bytes()).hexdigest() == before
+    con = duckdb.connect(str(warehouse), read_only=True)
+    assert con.execute("select count(*) from marts.taux_emploi_quartier").fetchone()[0] == 40
+    leftovers = [p.name for p in tmp_path.iterdir() if ".build-" in p.name]
+    assert leftovers == []
