@@ -1,6 +1,5 @@
 """dbt assets: seeds, staging -> intermediate -> marts, with dbt tests as asset checks."""
 
-
 import json
 import os
 import sys

@@ -4,7 +4,6 @@ Tables with a GEOMETRY column are written as GeoParquet (DuckDB spatial writes t
 metadata with the CRS) by DuckDB itself.
 """
 
-
 import dagster as dg
 
 from pipelines.defs.dbt import mart_names

@@ -6,7 +6,6 @@ reports rows read / loaded / rejected as metadata. A file that cannot be read at
 asset with a one-line reason naming the file.
 """
 
-
 import json
 from pathlib import Path
 
@@ -186,36 +185,44 @@ def _suivi_asset(source: str, table: str, parse_name: str, description: str):
     ) -> dg.MaterializeResult:
         import importlib
 
-        module = importlib.import_module(f"pipelines.suivi.{table}")
-        parse = getattr(module, parse_name)
-        error_type = getattr(importlib.import_module("pipelines.suivi"), "SuiviError", None) or (
-            getattr(module, "SuiviError", IngestionError)
-        )
+        from pipelines.suivi import SuiviError
+
+        parse = getattr(importlib.import_module(f"pipelines.suivi.{table}"), parse_name)
         paths = _files(folders.raw / source, {".csv", ".txt", ".tsv", ".xlsx", ".xlsm"})
         extra = folders.raw / "referentiels" / "entetes_alias.csv"
         try:
             result = parse(paths, extra_aliases=extra if extra.is_file() else None)
-        except error_type as err:
+        except SuiviError as err:
             raise dg.Failure(description=str(err)) from None
+        # the parsers name files by their base name: give the full path everywhere
+        full = {p.name: str(p) for p in paths}
+
+        def with_paths(frame: pd.DataFrame | None, column: str) -> pd.DataFrame | None:
+            if frame is None or frame.empty or column not in frame:
+                return frame
+            return frame.assign(**{column: frame[column].map(lambda n: full.get(n, n))})
+
         logs = [
             file_log(
                 source,
-                Path(f["fichier"]),
+                Path(full.get(f["fichier"], f["fichier"])),
                 int(f["lignes_lues"]),
                 int(f["lignes_chargees"]),
                 int(f["lignes_rejetees"]),
             )
             for f in result.files
         ]
-        frame = result.rows
+        frame = with_paths(result.rows, "source_fichier")
         if frame is not None and "autres_colonnes" in frame:
             frame = frame.assign(
                 autres_colonnes=frame["autres_colonnes"].map(
                     lambda v: v if v is None or isinstance(v, str) else json.dumps(v)
                 )
             )
+        rejects = with_paths(result.rejects, "fichier")
+        anomalies = with_paths(result.anomalies, "fichier")
         with warehouse.connect() as con:
-            rows = _write(con, source, table, frame, result.rejects, logs, result.anomalies)
+            rows = _write(con, source, table, frame, rejects, logs, anomalies)
         context.log.info(f"{len(paths)} fichier(s), {rows} lignes, {len(result.rejects)} rejets")
         return dg.MaterializeResult(
             metadata=_metadata(_summary(logs, result.rejects), table, rows, logs)

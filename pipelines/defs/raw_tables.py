@@ -66,12 +66,16 @@ RAW_TABLES: dict[str, list[tuple[str, str]]] = {
         ("porteur_siret", "VARCHAR"),
         ("porteur_siren", "VARCHAR"),
         ("siret_valide", "BOOLEAN"),
+        ("porteur_type", "VARCHAR"),
         ("intitule", "VARCHAR"),
         ("orientation_code", "VARCHAR"),
         ("orientation_libelle", "VARCHAR"),
         ("objectif_code", "VARCHAR"),
+        ("objectif_libelle", "VARCHAR"),
+        ("objectif_parent_code", "VARCHAR"),
         ("qpv_codes", "VARCHAR"),
         ("qpv_texte", "VARCHAR"),
+        ("echelle", "VARCHAR"),
         ("statut_libelle", "VARCHAR"),
         ("cout_total", "DOUBLE"),
         ("couts_indirects", "DOUBLE"),
@@ -79,11 +83,21 @@ RAW_TABLES: dict[str, list[tuple[str, str]]] = {
         ("financeur_libelle", "VARCHAR"),
         ("montant_demande", "DOUBLE"),
         ("montant_accorde", "DOUBLE"),
+        ("nature_subvention", "VARCHAR"),
+        ("type_credits", "VARCHAR"),
+        ("volet_regional", "VARCHAR"),
+        ("rang_financement", "INTEGER"),
         ("cpo", "BOOLEAN"),
         ("cpo_duree", "INTEGER"),
         ("marqueur_egalite", "VARCHAR"),
         ("part_public_qpv", "DOUBLE"),
+        ("date_debut_action", "DATE"),
+        ("date_fin_action", "DATE"),
         ("date_bilan", "DATE"),
+        ("date_bilan_intermediaire", "DATE"),
+        ("date_demande_report", "DATE"),
+        ("nombre_reunions_suivi", "INTEGER"),
+        ("suivi_renforce", "BOOLEAN"),
         ("autres_colonnes", "VARCHAR"),
         ("source_fichier", "VARCHAR"),
         ("source_feuille", "VARCHAR"),
@@ -180,9 +194,20 @@ def _select_list(table: str, frame: pd.DataFrame) -> str:
     return ", ".join(parts)
 
 
+def unknown_columns(table: str, frame: pd.DataFrame | None) -> list[str]:
+    """Columns of a frame that the raw table does not hold (a parser/schema mismatch)."""
+    if frame is None:
+        return []
+    known = {name for name, _ in RAW_TABLES[table]} | {f"{n}_wkb" for n, _ in RAW_TABLES[table]}
+    return [c for c in frame.columns if c not in known]
+
+
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | None) -> int:
     """Replace ``raw.<table>`` with the frame's rows (the full schema even when empty)."""
     ensure_raw_schema(con)
+    extra = unknown_columns(table, frame)
+    if extra:
+        raise ValueError(f"raw.{table}: colonnes non prévues dans le schéma: {extra}")
     con.execute(f"CREATE OR REPLACE TABLE {_ddl(table)}")
     if frame is None or frame.empty:
         return 0

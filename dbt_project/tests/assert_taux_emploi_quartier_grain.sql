@@ -1,0 +1,8 @@
+-- Grain of taux_emploi_quartier: one row per QPV and millésime.
+select
+    code_qpv,
+    millesime,
+    count(*) as nb_lignes
+from {{ ref('taux_emploi_quartier') }}
+group by code_qpv, millesime
+having count(*) > 1
