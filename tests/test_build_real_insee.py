@@ -35,11 +35,11 @@ def test_taux_emploi_quartier_on_real_files(tmp_path):
         "secret_taux_emploi from marts.taux_emploi_quartier"
     ).fetchall()
     got = {(r[0], r[1]): list(r[2:5]) for r in rows}
-    assert len(got) == len(rows) == len(expected) == 2 * 1344
+    assert len(got) == len(rows) == len(expected) == 2 * 1345
     assert got == expected
     assert got[("QP059020", 2022)][0] == pytest.approx(40.0)
     secret = {(r[0], r[1]) for r in rows if r[5]}
     assert secret == {k for k, v in expected.items() if v[0] is None}
     assert (tmp_path / "marts" / "taux_emploi_quartier.parquet").is_file()
     n = con.execute("select count(*) from marts.dim_qpv where geographie = '2015'").fetchone()[0]
-    assert n == 1400  # every QPV of the DEMO files (IPRO has 1,344)
+    assert n == 1400  # every QPV of the DEMO files (IPRO has 1,345)
