@@ -33,12 +33,29 @@ def ensure_dbt_on_path() -> None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
-def prepare_manifest() -> None:
-    """Parse the dbt project (writes target/manifest.json); needed before loading the assets."""
+def manifest_is_fresh(project: DbtProject) -> bool:
+    """True when target/manifest.json is newer than every file of the dbt project."""
+    manifest = project.manifest_path
+    if not manifest.is_file():
+        return False
+    built = manifest.stat().st_mtime
+    root = Path(project.project_dir)
+    for folder in ("models", "seeds", "macros", "tests"):
+        for path in (root / folder).rglob("*"):
+            if path.is_file() and path.stat().st_mtime > built:
+                return False
+    return all(
+        (root / name).stat().st_mtime <= built for name in ("dbt_project.yml", "profiles.yml")
+    )
+
+
+def prepare_manifest(force: bool = False) -> None:
+    """Parse the dbt project (writes target/manifest.json) unless it is up to date."""
     ensure_dbt_on_path()
     ensure_spatial_installed()
     project = dbt_project()
-    project.preparer.prepare(project)
+    if force or not manifest_is_fresh(project):
+        project.preparer.prepare(project)
 
 
 def dbt_resource() -> DbtCliResource:
@@ -51,7 +68,9 @@ class Translator(DagsterDbtTranslator):
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
-            return super().get_asset_key(dbt_resource_props)
+            # every dbt source over the raw schema is the Python asset raw/<table>, whatever the
+            # source's name (each system declares its own source file)
+            return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
         return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from pipelines.defs.raw_tables import file_log, replace_source_rows, replace_table
 from pipelines.defs.resources import ProjectFolders, Warehouse
-from pipelines.ingestion.common import IngestionError
+from pipelines.ingestion.common import REJECT_COLUMNS, IngestionError
 from pipelines.ingestion.insee import list_insee_files, read_insee_file
 
 GROUP = "ingestion"
@@ -157,20 +157,25 @@ def qpv_contours(
 def liste_qpv(
     context: dg.AssetExecutionContext, warehouse: Warehouse, folders: ProjectFolders
 ) -> dg.MaterializeResult:
-    from geo.contours import read_liste_qpv
+    from geo.contours import ContoursError, read_liste_qpv
 
-    frames, logs = [], []
+    frames, rejects, logs = [], [], []
     for path in _files(folders.raw / "sig_ville", {".csv"}):
         try:
             frame = read_liste_qpv(path)
-        except (IngestionError, ValueError) as err:
+        except (ContoursError, IngestionError, ValueError) as err:
             raise dg.Failure(description=f"{path}: {err}") from None
+        rejected = pd.DataFrame(frame.attrs.get("rejets", []), columns=REJECT_COLUMNS)
         frames.append(frame)
-        logs.append(file_log("liste_qpv", path, len(frame), len(frame), 0))
+        rejects.append(rejected)
+        logs.append(
+            file_log("liste_qpv", path, len(frame) + len(rejected), len(frame), len(rejected))
+        )
     frame = pd.concat(frames, ignore_index=True) if frames else None
+    rej = pd.concat(rejects, ignore_index=True) if rejects else None
     with warehouse.connect() as con:
-        rows = _write(con, "liste_qpv", "liste_qpv", frame, None, logs)
-    return dg.MaterializeResult(metadata=_metadata(_summary(logs, None), "liste_qpv", rows, logs))
+        rows = _write(con, "liste_qpv", "liste_qpv", frame, rej, logs)
+    return dg.MaterializeResult(metadata=_metadata(_summary(logs, rej), "liste_qpv", rows, logs))
 
 
 def _suivi_asset(source: str, table: str, parse_name: str, description: str):

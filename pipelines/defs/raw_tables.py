@@ -158,6 +158,12 @@ RAW_TABLES: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
+
+def register_raw_table(name: str, columns: list[tuple[str, str]]) -> None:
+    """Declare the schema of a raw table written by an ingestion module of another system."""
+    RAW_TABLES[name] = columns
+
+
 # Tables shared by all ingestion assets: each asset replaces only its own source's rows.
 SHARED_TABLES = ("rejets", "ingestion_log", "anomalies")
 

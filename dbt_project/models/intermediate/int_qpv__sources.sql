@@ -34,7 +34,8 @@ insee_communes as (
 
     select
         code_territoire as code_qpv,
-        max(valeur_texte) as lib_com
+        -- INSEE lists the communes of a multi-commune QPV separated by ', '
+        replace(max(valeur_texte), ', ', ';') as lib_com
     from {{ ref('stg_insee__valeurs') }}
     where type_territoire = 'qpv' and variable in ('LIB_COM', 'LIBCOM', 'COMMUNE', 'COMMUNE_QP')
     group by code_territoire

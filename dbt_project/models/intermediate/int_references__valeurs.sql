@@ -11,7 +11,8 @@ seeds as (
         try_cast(millesime as integer) as millesime,
         indicateur,
         cast(valeur as double) as valeur,
-        source
+        source,
+        nullif(cast(territoire_source as varchar), '') as territoire_source
     from {{ ref('ref_valeurs_reference') }}
 
 ),
@@ -27,7 +28,8 @@ insee as (
         millesime,
         indicateur,
         valeur,
-        'INSEE ' || source || ' ' || millesime as source
+        'INSEE ' || source || ' ' || millesime as source,
+        cast(null as varchar) as territoire_source
     from {{ ref('int_insee__valeurs_indicateurs') }}
     where
         type_territoire <> 'qpv'

@@ -10,13 +10,14 @@ sources as (
 
 ),
 
+-- codes and names taken together from the best source that has them, so that they pair up
 best as (
 
     select
         code_qpv,
-        arg_min(insee_com, priorite) as insee_com,
-        arg_min(lib_com, priorite) as lib_com,
-        arg_min(origine, priorite) as origine
+        arg_min(
+            {'insee_com': insee_com, 'lib_com': lib_com, 'origine': origine}, priorite
+        ) as meilleure
     from sources
     group by code_qpv
 
@@ -26,9 +27,9 @@ split as (
 
     select
         code_qpv,
-        origine,
-        string_split(coalesce(insee_com, ''), ';') as codes,
-        string_split(coalesce(lib_com, ''), ';') as noms
+        meilleure.origine as origine,
+        string_split(coalesce(meilleure.insee_com, ''), ';') as codes,
+        string_split(coalesce(meilleure.lib_com, ''), ';') as noms
     from best
 
 ),

@@ -1,8 +1,8 @@
 -- Taux d'emploi des 15-64 ans par QPV et millésime, as INSEE publishes it (40.0 = 40 %), NULL
 -- under statistical secrecy, with the gap in points to the EPCI and to France when a reference
 -- value is known. A reference of the same millésime is preferred, else the latest earlier one,
--- else one whose millésime the source does not state: the reference's millésime and source are
--- given beside each gap.
+-- else one whose millésime the source does not state; between equals, the value printed in the
+-- QPV's own contract documents. The reference's millésime and source are given beside each gap.
 with
 
 valeurs as (
@@ -67,6 +67,7 @@ candidats as (
                     else 2
                 end asc,
                 refs.millesime desc nulls last,
+                coalesce(refs.territoire_source = qpv.territoire, false) desc,
                 refs.source asc
         ) as rang
     from pivoted
@@ -77,7 +78,12 @@ candidats as (
                 refs.territoire_type = 'france'
                 or (
                     refs.territoire_type = 'epci'
-                    and refs.territoire_code in (qpv.territoire, qpv.siren_epci)
+                    and (
+                        refs.territoire_code = qpv.territoire
+                        or list_contains(
+                            string_split(coalesce(qpv.siren_epci, ''), ';'), refs.territoire_code
+                        )
+                    )
                 )
                 or refs.territoire_type = 'ensemble_qpv'
             )
