@@ -8,6 +8,7 @@ import shutil
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -119,24 +120,71 @@ def main() -> None:
     show_default=True,
     help="Dossier des exports Parquet des marts.",
 )
-def build(raw_dir: Path, warehouse: Path, marts_dir: Path) -> None:
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    metavar="BUILD_ID|AAAA-MM-JJ",
+    help="Reconstruit un entrepôt passé à partir de ses fichiers archivés (écrit "
+    "warehouse_<id>.duckdb et marts_<id>/ sauf --warehouse/--marts-dir donnés).",
+)
+@click.pass_context
+def build(
+    ctx: click.Context, raw_dir: Path, warehouse: Path, marts_dir: Path, as_of: str | None
+) -> None:
+    from pipelines.operations import OperationError, find_build, restore_inputs
+
+    if as_of:
+        try:
+            manifest = find_build(warehouse, as_of)
+        except OperationError as err:
+            raise click.ClickException(str(err)) from None
+        bid = manifest["build_id"]
+        archive_of = warehouse
+        warehouse = warehouse.with_name(f"{warehouse.stem}_{bid}{warehouse.suffix}")
+        marts_dir = marts_dir.with_name(f"{marts_dir.name}_{bid}")
+        raw_dir = warehouse.parent / f"raw_{bid}"
+        if raw_dir.exists():
+            shutil.rmtree(raw_dir)
+        try:
+            files = restore_inputs(archive_of, manifest, raw_dir)
+        except OperationError as err:
+            raise click.ClickException(str(err)) from None
+        click.echo(
+            f"Construction {bid} du {manifest['date']}: {len(files)} fichier(s) restaurés "
+            f"dans {raw_dir}"
+        )
     if not raw_dir.is_dir():
         raise click.ClickException(f"{raw_dir}: dossier des fichiers bruts introuvable")
-    code, reason = run_build(Paths(raw_dir, warehouse, marts_dir))
+    try:
+        code, reason = run_build(Paths(raw_dir, warehouse, marts_dir), record=not as_of)
+    except OperationError as err:
+        code, reason = 1, str(err)
     if code:
         click.echo(f"ÉCHEC: {reason}", err=True)
         sys.exit(code)
 
 
-def run_build(paths: Paths) -> tuple[int, str | None]:
+def run_build(paths: Paths, record: bool = True) -> tuple[int, str | None]:
     """Build into a new warehouse file and publish it (atomic rename) only on success.
 
     Returns (exit code, one-line reason). The previously published warehouse and marts are left
-    untouched by a failed build.
+    untouched by a failed (or killed) build. One build at a time per warehouse.
     """
+    from pipelines.operations import build_lock
+
+    with build_lock(paths.warehouse):
+        return _run_build(paths, record)
+
+
+def _run_build(paths: Paths, record: bool) -> tuple[int, str | None]:
+    from pipelines.operations import archive_inputs, remove_stale_builds, write_manifest
+
     started = time.perf_counter()
     paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
-    build_id = uuid.uuid4().hex[:8]
+    for stale in remove_stale_builds(paths.warehouse, paths.marts_dir):
+        click.echo(f"Fichier temporaire d'une construction interrompue supprimé: {stale}")
+    build_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     tmp_wh = paths.warehouse.with_name(f".{paths.warehouse.name}.build-{build_id}")
     tmp_marts = paths.marts_dir.with_name(f".{paths.marts_dir.name}.build-{build_id}")
     staging = Paths(paths.raw_dir, tmp_wh, tmp_marts)
@@ -180,9 +228,13 @@ def run_build(paths: Paths) -> tuple[int, str | None]:
         return 1, handler.failure or "la construction a échoué (voir les étapes ci-dessus)"
 
     summary = _summary(tmp_wh)
+    manifest = archive_inputs(tmp_wh, paths.warehouse, paths.raw_dir, build_id) if record else None
     _publish(tmp_wh, paths.warehouse, tmp_marts, paths.marts_dir)
     Paths(paths.raw_dir, paths.warehouse, paths.marts_dir).export_env()
     click.echo(summary)
+    if manifest is not None:
+        manifest_path = write_manifest(paths.warehouse, manifest)
+        click.echo(f"Entrées archivées ({len(manifest['fichiers'])} fichiers): {manifest_path}")
     click.echo(
         f"Entrepôt publié: {paths.warehouse} ; marts: {paths.marts_dir} "
         f"({time.perf_counter() - started:.1f} s)"

@@ -1,0 +1,173 @@
+"""Operations around a build: lock, stale temp files, archive of inputs, build manifests.
+
+Every file a successful build loaded is copied once into ``<warehouse dir>/archive/`` under
+its SHA-256, and the build writes ``<warehouse dir>/builds/<build id>.json`` listing them, so
+that ``observatoire build --as-of <build id | YYYY-MM-DD>`` rebuilds a past warehouse from
+exactly its inputs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from pipelines.settings import PROJECT_ROOT
+
+
+class OperationError(Exception):
+    """A build cannot start or a past build cannot be found."""
+
+
+def archive_dir(warehouse: Path) -> Path:
+    return warehouse.parent / "archive"
+
+
+def builds_dir(warehouse: Path) -> Path:
+    return warehouse.parent / "builds"
+
+
+@contextmanager
+def build_lock(warehouse: Path) -> Iterator[None]:
+    """One build at a time per warehouse (DuckDB allows a single writer)."""
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = warehouse.with_name(f".{warehouse.name}.lock")
+    with lock_path.open("w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OperationError(
+                f"{warehouse}: une autre construction est en cours (verrou {lock_path})"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def remove_stale_builds(warehouse: Path, marts_dir: Path) -> list[Path]:
+    """Delete temp files left by a build that was killed (called under the build lock)."""
+    removed = []
+    for parent, stem in ((warehouse.parent, warehouse.name), (marts_dir.parent, marts_dir.name)):
+        if not parent.is_dir():
+            continue
+        for path in parent.glob(f".{stem}.build-*"):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def archive_inputs(warehouse_file: Path, warehouse: Path, raw_dir: Path, build_id: str) -> dict:
+    """Archive every file of the raw dir by content hash; returns the build manifest.
+
+    All files are kept, not only those logged in ``raw.ingestion_log``: a Shapefile's
+    ``.dbf``/``.prj`` sidecars and the alias files are inputs too. The manifest records, per
+    file, the source that loaded it when there is one.
+    """
+    con = duckdb.connect(str(warehouse_file), read_only=True)
+    try:
+        loaded = dict(con.execute("select fichier, source from raw.ingestion_log").fetchall())
+    finally:
+        con.close()
+    store = archive_dir(warehouse)
+    raw_root = raw_dir.resolve()
+    files = []
+    for path in sorted(p for p in raw_root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        target = store / sha[:2] / sha
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        files.append(
+            {
+                "source": loaded.get(str(path)),
+                "chemin": str(path.relative_to(raw_root)),
+                "sha256": sha,
+                "taille": len(data),
+            }
+        )
+    return {
+        "build_id": build_id,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "raw_dir": str(raw_root),
+        "commit": _git_commit(),
+        "fichiers": files,
+    }
+
+
+def write_manifest(warehouse: Path, manifest: dict) -> Path:
+    """Record a published build (written only once the warehouse is published)."""
+    out = builds_dir(warehouse) / f"{manifest['build_id']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    return out
+
+
+def find_build(warehouse: Path, as_of: str) -> dict:
+    """The manifest of a build id, or of the last build on or before a date (YYYY-MM-DD)."""
+    folder = builds_dir(warehouse)
+    manifests = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        manifests.append(json.loads(path.read_text(encoding="utf-8")))
+    if not manifests:
+        raise OperationError(f"{folder}: aucune construction archivée")
+    for manifest in manifests:
+        if manifest["build_id"] == as_of:
+            return manifest
+    try:
+        day = datetime.strptime(as_of, "%Y-%m-%d").date()
+    except ValueError:
+        raise OperationError(
+            f"--as-of {as_of}: ni un identifiant de construction de {folder} ni une date AAAA-MM-JJ"
+        ) from None
+    eligible = [m for m in manifests if datetime.fromisoformat(m["date"]).date() <= day]
+    if not eligible:
+        raise OperationError(f"--as-of {as_of}: aucune construction à cette date ou avant")
+    return max(eligible, key=lambda m: m["date"])
+
+
+def restore_inputs(warehouse: Path, manifest: dict, target: Path) -> list[Path]:
+    """Recreate the raw dir of a past build from the archive (files checked by hash)."""
+    store = archive_dir(warehouse)
+    restored = []
+    for entry in manifest["fichiers"]:
+        source = store / entry["sha256"][:2] / entry["sha256"]
+        if not source.is_file():
+            raise OperationError(f"{source}: fichier archivé manquant ({entry['chemin']})")
+        data = source.read_bytes()
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise OperationError(f"{source}: archive corrompue (empreinte différente)")
+        out = target / entry["chemin"]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+        restored.append(out)
+    return restored
