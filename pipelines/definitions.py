@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from pipelines.defs.automation import fichiers_bruts, publication_atomique, reconstruction_annuelle
 from pipelines.defs.dbt import build_dbt_assets
 from pipelines.defs.exports import build_export_asset
 from pipelines.defs.ingestion import ingestion_assets
@@ -21,7 +22,9 @@ def build_definitions(loggers: dict | None = None) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=[*ingestion_assets, build_dbt_assets(), build_export_asset()],
-        jobs=[build_job],
+        jobs=[build_job, publication_atomique],
+        schedules=[reconstruction_annuelle],
+        sensors=[fichiers_bruts],
         resources=default_resources(),
         executor=dg.in_process_executor,
         loggers=loggers,

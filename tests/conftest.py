@@ -12,7 +12,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 DEMO_DIR = ROOT / "data" / "demo"
-CLI = [str(Path(sys.executable).parent / "observatoire")]
+# `python -m pipelines.cli` from the project root: the code of this checkout, whatever the
+# editable install points to; test_cli checks the installed console script separately.
+CLI = [sys.executable, "-m", "pipelines.cli"]
+CONSOLE_SCRIPT = Path(sys.executable).parent / "observatoire"
 
 
 def shared_data(*parts: str) -> Path:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
 
 import duckdb
 
-from tests.conftest import DEMO_DIR, build, run_cli
+from tests.conftest import CONSOLE_SCRIPT, DEMO_DIR, build, run_cli
 
 MARTS = {
     "beneficiaires_genre",
@@ -17,6 +18,11 @@ MARTS = {
     "indicateurs_qpv",
     "taux_emploi_quartier",
 }
+
+
+def test_console_script_installed():
+    result = subprocess.run([str(CONSOLE_SCRIPT), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "build" in result.stdout
 
 
 def test_help_on_every_command():

@@ -18,6 +18,57 @@ from pipelines.ingestion.common import REJECT_COLUMNS, IngestionError
 from pipelines.ingestion.insee import list_insee_files, read_insee_file
 
 GROUP = "ingestion"
+SEUIL_REJETS = 0.05
+
+
+def check_specs(table: str) -> list[dg.AssetCheckSpec]:
+    """Python validations of an ingestion asset, surfaced as asset checks."""
+    key = dg.AssetKey(["raw", table])
+    return [
+        dg.AssetCheckSpec(
+            "lignes_comptees",
+            asset=key,
+            blocking=True,
+            description="Pour chaque fichier: lignes lues = lignes chargées + lignes rejetées "
+            "(bloquant: rien n'est publié sinon).",
+        ),
+        dg.AssetCheckSpec(
+            "taux_de_rejet",
+            asset=key,
+            description=f"Avertit quand plus de {SEUIL_REJETS:.0%} des lignes d'un fichier sont "
+            "rejetées (détail dans raw.rejets).",
+        ),
+    ]
+
+
+def check_results(table: str, logs: list[dict]) -> list[dg.AssetCheckResult]:
+    key = dg.AssetKey(["raw", table])
+    gaps = [
+        x["fichier"]
+        for x in logs
+        if int(x["lignes_lues"]) != int(x["lignes_chargees"]) + int(x["lignes_rejetees"])
+    ]
+    high = [
+        f"{x['fichier']}: {x['lignes_rejetees']}/{x['lignes_lues']}"
+        for x in logs
+        if int(x["lignes_lues"])
+        and int(x["lignes_rejetees"]) > SEUIL_REJETS * int(x["lignes_lues"])
+    ]
+    return [
+        dg.AssetCheckResult(
+            asset_key=key,
+            check_name="lignes_comptees",
+            passed=not gaps,
+            metadata={"fichiers_en_ecart": dg.MetadataValue.json(gaps)},
+        ),
+        dg.AssetCheckResult(
+            asset_key=key,
+            check_name="taux_de_rejet",
+            passed=not high,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"fichiers": dg.MetadataValue.json(high)},
+        ),
+    ]
 
 
 def _files(folder: Path, suffixes: set[str]) -> list[Path]:
@@ -66,6 +117,12 @@ def _metadata(summary: dict, table: str, rows: int, logs: list[dict]) -> dict:
     }
 
 
+def _result(summary: dict, table: str, rows: int, logs: list[dict]) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        metadata=_metadata(summary, table, rows, logs), check_results=check_results(table, logs)
+    )
+
+
 def _write(con, source: str, table: str, frame, rejects, logs, anomalies=None) -> int:
     rows = replace_table(con, table, frame)
     replace_source_rows(con, "rejets", source, rejects)
@@ -77,6 +134,7 @@ def _write(con, source: str, table: str, frame, rejects, logs, anomalies=None) -
 @dg.asset(
     key=["raw", "insee_valeurs"],
     group_name=GROUP,
+    check_specs=check_specs("insee_valeurs"),
     kinds={"python", "duckdb"},
     description="Bases INSEE QPV (data/raw/insee/*.csv|xlsx) en format long.",
 )
@@ -109,14 +167,13 @@ def insee_valeurs(
     rej = pd.concat(rejects, ignore_index=True) if rejects else None
     with warehouse.connect() as con:
         rows = _write(con, "insee", "insee_valeurs", frame, rej, logs)
-    return dg.MaterializeResult(
-        metadata=_metadata(_summary(logs, rej), "insee_valeurs", rows, logs)
-    )
+    return _result(_summary(logs, rej), "insee_valeurs", rows, logs)
 
 
 @dg.asset(
     key=["raw", "qpv_contours"],
     group_name=GROUP,
+    check_specs=check_specs("qpv_contours"),
     kinds={"python", "duckdb", "geopandas"},
     description="Contours officiels des QPV (data/raw/sig_ville/: GeoJSON, GPKG, SHP, ZIP ANCT).",
 )
@@ -145,12 +202,13 @@ def qpv_contours(
     rej = pd.concat(rejects, ignore_index=True) if rejects else None
     with warehouse.connect() as con:
         rows = _write(con, "sig_ville", "qpv_contours", frame, rej, logs)
-    return dg.MaterializeResult(metadata=_metadata(_summary(logs, rej), "qpv_contours", rows, logs))
+    return _result(_summary(logs, rej), "qpv_contours", rows, logs)
 
 
 @dg.asset(
     key=["raw", "liste_qpv"],
     group_name=GROUP,
+    check_specs=check_specs("liste_qpv"),
     kinds={"python", "duckdb"},
     description="Liste officielle des QPV avec communes et EPCI (data/raw/sig_ville/liste*.csv).",
 )
@@ -175,13 +233,14 @@ def liste_qpv(
     rej = pd.concat(rejects, ignore_index=True) if rejects else None
     with warehouse.connect() as con:
         rows = _write(con, "liste_qpv", "liste_qpv", frame, rej, logs)
-    return dg.MaterializeResult(metadata=_metadata(_summary(logs, rej), "liste_qpv", rows, logs))
+    return _result(_summary(logs, rej), "liste_qpv", rows, logs)
 
 
 def _suivi_asset(source: str, table: str, parse_name: str, description: str):
     @dg.asset(
         key=["raw", table],
         group_name=GROUP,
+        check_specs=check_specs(table),
         kinds={"python", "duckdb"},
         description=description,
     )
@@ -229,9 +288,7 @@ def _suivi_asset(source: str, table: str, parse_name: str, description: str):
         with warehouse.connect() as con:
             rows = _write(con, source, table, frame, rejects, logs, anomalies)
         context.log.info(f"{len(paths)} fichier(s), {rows} lignes, {len(result.rejects)} rejets")
-        return dg.MaterializeResult(
-            metadata=_metadata(_summary(logs, result.rejects), table, rows, logs)
-        )
+        return _result(_summary(logs, result.rejects), table, rows, logs)
 
     return _asset
 
