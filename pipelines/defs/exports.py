@@ -1,5 +1,8 @@
 """Export asset: every mart of the ``marts`` schema to ``MARTS_DIR/<table>.parquet``.
 
+Counts of people are masked under the statistical-secrecy threshold in what is published
+(``pipelines/publication/secret.py``); the warehouse keeps the true values.
+
 Tables with a GEOMETRY column are written as GeoParquet (DuckDB spatial writes the ``geo``
 metadata with the CRS) by DuckDB itself.
 """
@@ -8,6 +11,7 @@ import dagster as dg
 
 from pipelines.defs.dbt import mart_names
 from pipelines.defs.resources import ProjectFolders, Warehouse
+from pipelines.publication.secret import load_specs, mask_counts
 
 
 def build_export_asset():
@@ -34,13 +38,23 @@ def build_export_asset():
                     "where table_schema = 'marts' order by 1"
                 ).fetchall()
             ]
+            specs = load_specs()
+            masked_cells = {}
             for table in tables:
                 target = out / f"{table}.parquet"
                 tmp = target.with_suffix(".parquet.tmp")
+                source = f"marts.{table}"
+                if table in specs:
+                    # published figures respect statistical secrecy (pipelines/publication)
+                    frame = mask_counts(con.execute(f"select * from {source}").df(), specs[table])
+                    masked_cells[table] = int(frame["secret_statistique"].sum())
+                    con.register("_publie", frame)
+                    source = "_publie"
                 con.execute(
-                    f"COPY (SELECT * FROM marts.{table}) TO '{tmp}' "
-                    "(FORMAT parquet, COMPRESSION zstd)"
+                    f"COPY (SELECT * FROM {source}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)"
                 )
+                if source == "_publie":
+                    con.unregister("_publie")
                 tmp.replace(target)
                 rows = con.execute(f"select count(*) from marts.{table}").fetchone()[0]
                 written[table] = rows
@@ -49,6 +63,7 @@ def build_export_asset():
             metadata={
                 "dossier": dg.MetadataValue.path(str(out)),
                 "marts": dg.MetadataValue.json(written),
+                "lignes_avec_secret_statistique": dg.MetadataValue.json(masked_cells),
             }
         )
 

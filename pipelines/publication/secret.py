@@ -1,0 +1,97 @@
+"""Statistical secrecy of published exports: small counts masked, with complementary masking.
+
+The warehouse keeps the true values (analysts of the contract need them); what leaves it
+(Parquet/CSV exports, the report) goes through :func:`mask_counts`. Which columns of which mart
+are counts, totals and derived values is data: ``secret_statistique.csv`` beside this module.
+
+Rule, per row of a table whose count columns add up to its total column:
+
+1. a count strictly between 0 and the threshold (default 5) is masked (NULL);
+2. if a total is published and exactly one count of the row is masked, it could be recomputed
+   as total - the others: the smallest other non-zero count is masked too (complementary
+   masking); zeros are never used as complements, they reveal nothing;
+3. a total strictly between 0 and the threshold is masked with all the counts of its row;
+4. derived columns (shares) are masked whenever a count of their row is;
+5. the row gets ``secret_statistique = true`` when anything in it was masked.
+
+A table publishes no total across its rows here; a mart that adds one must declare it so that
+the masking also protects columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+SPEC_FILE = Path(__file__).with_name("secret_statistique.csv")
+ENV_THRESHOLD = "OBSERVATOIRE_SEUIL_SECRET"
+DEFAULT_THRESHOLD = 5
+
+
+def threshold() -> int:
+    return int(os.environ.get(ENV_THRESHOLD, DEFAULT_THRESHOLD))
+
+
+@dataclass
+class MaskSpec:
+    counts: list[str] = field(default_factory=list)
+    total: str | None = None
+    derived: list[str] = field(default_factory=list)
+
+
+def load_specs(path: Path = SPEC_FILE) -> dict[str, MaskSpec]:
+    specs: dict[str, MaskSpec] = {}
+    with path.open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            spec = specs.setdefault(row["table"], MaskSpec())
+            role = row["role"].strip()
+            if role == "compte":
+                spec.counts.append(row["colonne"])
+            elif role == "total":
+                spec.total = row["colonne"]
+            elif role == "derive":
+                spec.derived.append(row["colonne"])
+            else:
+                raise ValueError(f"{path}: rôle inconnu {role!r} (compte, total, derive)")
+    return specs
+
+
+def mask_counts(frame: pd.DataFrame, spec: MaskSpec, seuil: int | None = None) -> pd.DataFrame:
+    """A copy of ``frame`` with small counts masked (see the module docstring)."""
+    seuil = threshold() if seuil is None else seuil
+    out = frame.copy()
+    counts = [c for c in spec.counts if c in out]
+    for col in [*counts, *([spec.total] if spec.total else []), *spec.derived]:
+        if col in out:
+            out[col] = out[col].astype("object")
+    flags = []
+    for idx in out.index:
+        values = {c: out.at[idx, c] for c in counts}
+        masked = {
+            c for c, v in values.items() if v is not None and not pd.isna(v) and 0 < v < seuil
+        }
+        total = out.at[idx, spec.total] if spec.total else None
+        if spec.total and total is not None and not pd.isna(total) and 0 < total < seuil:
+            masked |= {c for c, v in values.items() if v is not None and not pd.isna(v) and v > 0}
+            out.at[idx, spec.total] = None
+        if spec.total and len(masked) == 1:
+            others = sorted(
+                (v, c)
+                for c, v in values.items()
+                if c not in masked and v is not None and not pd.isna(v) and v > 0
+            )
+            if others:
+                masked.add(others[0][1])
+        for c in masked:
+            out.at[idx, c] = None
+        if masked:
+            for c in spec.derived:
+                if c in out:
+                    out.at[idx, c] = None
+        flags.append(bool(masked))
+    out["secret_statistique"] = flags
+    return out
