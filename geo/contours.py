@@ -401,8 +401,9 @@ def polygonal_multipolygons(geoms: np.ndarray) -> np.ndarray:
     keep = (shapely.get_type_id(parts) == 3) & ~shapely.is_empty(parts)
     parts, index = parts[keep], index[keep]
     if len(parts):
-        multi = shapely.multipolygons(parts, indices=index)
-        owners = np.unique(index)
+        # shapely wants dense indices: a geometry with no polygonal part leaves a gap
+        owners, dense = np.unique(index, return_inverse=True)
+        multi = shapely.multipolygons(parts, indices=dense)
         out[positions[owners]] = multi
     return out
 
@@ -613,6 +614,7 @@ def _read_layer(source: _LayerSource) -> _LayerResult:
             motif = "géométrie sans partie surfacique (vide après réparation)"
         else:
             motif = f"géométrie invalide après réparation : {shapely.is_valid_reason(repaired[i])}"
+        motif = f"{codes[i]} : {motif}"
         rejects.append(_reject(source, int(i) + 1, "geometry", _short_wkt(geoms_src[i]), motif))
     loaded = usable & ~failed
     repaired_ok = to_repair & loaded

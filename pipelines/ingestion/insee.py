@@ -198,8 +198,26 @@ def read_insee_file(
         keep_rows: list[int] = []
         row_kind: list[str] = []
         row_code: list[str] = []
+        # a CSV row with fewer fields than the named columns was cut (truncated file or line):
+        # its missing cells would otherwise look like values under secret
+        named = max((j + 1 for j, h in enumerate(header) if h.strip()), default=0)
+        short = {i for i, (_, r) in enumerate(rows) if sheet is None and len(r) < named}
         for i, row in enumerate(padded):
             read += 1
+            if i in short:
+                rejected += 1
+                rejects.append(
+                    Reject(
+                        "insee",
+                        str(path),
+                        sheet,
+                        lines[i],
+                        _name(raw_names, len(rows[i][1])),
+                        ";".join(rows[i][1])[-80:],
+                        f"ligne tronquée: {len(rows[i][1])} champs au lieu d'au moins {named}",
+                    ).as_dict()
+                )
+                continue
             kind, code = _territory(row[code_col], row)
             if kind is None:
                 rejected += 1

@@ -1,0 +1,74 @@
+"""The corpus of broken files: each gives a clear message (file, row, column), nothing else lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from geo.contours import read_contours
+from pipelines.ingestion.common import IngestionError
+from pipelines.ingestion.insee import read_insee_file
+from pipelines.suivi import parse_programmations
+
+CORPUS = Path(__file__).with_name("corpus")
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("IPRO_2022_latin1.csv", r"IPRO_2022_latin1\.csv: ligne 3: encodage non UTF-8"),
+        ("REVN_2022_vide.csv", r"REVN_2022_vide\.csv: fichier vide"),
+        ("IPRO_2023_illisible.xlsx", r"IPRO_2023_illisible\.xlsx: classeur illisible"),
+    ],
+)
+def test_unreadable_files_refused_with_file_and_line(name, message):
+    with pytest.raises(IngestionError, match=message):
+        read_insee_file(CORPUS / name)
+
+
+def test_truncated_file_rejects_only_the_cut_line():
+    result = read_insee_file(CORPUS / "IPRO_2022_tronque.csv")
+    assert result.report["lignes_lues"] == 3
+    assert result.report["lignes_chargees"] == 2 and result.report["lignes_rejetees"] == 1
+    reject = result.rejects.iloc[0]
+    assert (
+        reject.ligne == 4
+        and "tronquée" in reject.motif
+        and reject.fichier.endswith("IPRO_2022_tronque.csv")
+    )
+    values = result.values.set_index(["code_territoire", "variable"]).valeur
+    assert values[("QP059020", "ABCDE")] == 1075 and values[("QP059021", "TX_TOT_EMPL")] == 42.2
+
+
+def test_unknown_variable_kept_bad_code_and_bad_value_rejected():
+    result = read_insee_file(CORPUS / "DEMO_2031_inconnus.csv")
+    values = result.values.set_index(["code_territoire", "variable"]).valeur
+    assert values[("QP059020", "NOUVELLE_VARIABLE_2031")] == 12.5  # never seen: kept
+    assert values[("QP059022", "NOUVELLE_VARIABLE_2031")] == 4  # the rest of the row kept
+    rejects = result.rejects.sort_values("ligne").to_dict("records")
+    assert [(r["ligne"], r["colonne"], r["valeur_brute"]) for r in rejects] == [
+        (3, "CODGEO", "Q059021"),
+        (4, "POP_MUN", "abc"),
+    ]
+    assert result.report["lignes_lues"] == 3 and result.report["lignes_chargees"] == 2
+
+
+def test_unparseable_amount_rejected_with_line_and_column():
+    result = parse_programmations([CORPUS / "VM_programmation_2026_montant_illisible.csv"])
+    assert sorted(result.rows.dossier) == ["2026-001", "2026-003"]
+    assert result.rows.montant_accorde.sum() == 14000
+    reject = result.rejects.iloc[0]
+    assert reject.ligne == 3 and reject.colonne == "Montant demandé"
+    assert reject.valeur_brute == "douze mille"
+    assert result.files[0]["lignes_lues"] == 3
+    assert result.files[0]["lignes_chargees"] + result.files[0]["lignes_rejetees"] == 3
+
+
+def test_unrepairable_geometry_rejected_others_loaded():
+    result = read_contours(CORPUS / "contours_geometrie_irreparable.geojson")
+    assert sorted(result.qpv.code_qpv) == ["QN05920M", "QN05922M"]
+    assert result.qpv.geometry.is_valid.all()
+    assert bool(result.qpv.set_index("code_qpv").geometrie_reparee["QN05922M"])
+    reject = result.rejects.iloc[0]
+    assert reject.ligne == 2 and "QN05921M" in str(reject.valeur_brute) + str(reject.motif)
