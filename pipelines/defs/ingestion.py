@@ -16,6 +16,7 @@ from pipelines.defs.raw_tables import file_log, replace_source_rows, replace_tab
 from pipelines.defs.resources import ProjectFolders, Warehouse
 from pipelines.ingestion.common import REJECT_COLUMNS, IngestionError
 from pipelines.ingestion.insee import list_insee_files, read_insee_file
+from pipelines.ingestion.privacy import drop_personal_columns
 
 GROUP = "ingestion"
 SEUIL_REJETS = 0.05
@@ -285,6 +286,14 @@ def _suivi_asset(source: str, table: str, parse_name: str, description: str):
             )
         rejects = with_paths(result.rejects, "fichier")
         anomalies = with_paths(result.anomalies, "fichier")
+        frame, personal = drop_personal_columns(frame, source)
+        for message in personal["message"]:
+            context.log.warning(message)
+        if not personal.empty:
+            anomalies = pd.concat(
+                [a for a in (anomalies, personal.drop(columns="source")) if a is not None],
+                ignore_index=True,
+            )
         with warehouse.connect() as con:
             rows = _write(con, source, table, frame, rejects, logs, anomalies)
         context.log.info(f"{len(paths)} fichier(s), {rows} lignes, {len(result.rejects)} rejets")
