@@ -27,6 +27,7 @@ class _ProgressHandler(logging.Handler):
         super().__init__()
         self.started: dict[str, float] = {}
         self.failure: str | None = None
+        self.failed_checks: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, "dagster_meta", None) or {}
@@ -54,6 +55,8 @@ class _ProgressHandler(logging.Handler):
             _echo_step(f"   · {key}")
         elif kind == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
+            if data is not None and not data.passed and data.severity.value == "ERROR":
+                self.failed_checks.append(f"{data.asset_key.to_user_string()} {data.check_name}")
             if data is not None and not data.passed:
                 _echo_step(
                     f"   ! test en échec: {data.asset_key.to_user_string()} {data.check_name}"
@@ -185,7 +188,11 @@ def _run_build(paths: Paths, record: bool) -> tuple[int, str | None]:
     for stale in remove_stale_builds(paths.warehouse, paths.marts_dir):
         click.echo(f"Fichier temporaire d'une construction interrompue supprimé: {stale}")
     build_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    tmp_wh = paths.warehouse.with_name(f".{paths.warehouse.name}.build-{build_id}")
+    # the new file gets the published file's name, in a temp folder beside it: DuckDB names the
+    # catalog after the file, and dbt's views refer to it, so it must not change on publication
+    tmp_dir = paths.warehouse.with_name(f".{paths.warehouse.name}.build-{build_id}")
+    tmp_dir.mkdir()
+    tmp_wh = tmp_dir / paths.warehouse.name
     tmp_marts = paths.marts_dir.with_name(f".{paths.marts_dir.name}.build-{build_id}")
     staging = Paths(paths.raw_dir, tmp_wh, tmp_marts)
     staging.export_env()
@@ -196,7 +203,7 @@ def _run_build(paths: Paths, record: bool) -> tuple[int, str | None]:
     try:
         prepare_manifest()
     except Exception as err:  # noqa: BLE001 - dbt parse errors: reported as one line
-        _cleanup(tmp_wh, tmp_marts)
+        _cleanup(tmp_dir, tmp_marts)
         detail = dbt_error_line(str(err)) or str(err).strip().splitlines()[0]
         return 1, f"projet dbt invalide (dbt parse): {detail}"
     import dagster as dg
@@ -224,12 +231,20 @@ def _run_build(paths: Paths, record: bool) -> tuple[int, str | None]:
         ok = False
         handler.failure = handler.failure or f"{type(err).__name__}: {err}".splitlines()[0]
     if not ok:
-        _cleanup(tmp_wh, tmp_marts)
+        _cleanup(tmp_dir, tmp_marts)
+        if handler.failed_checks:
+            n = len(handler.failed_checks)
+            return 1, (
+                f"{n} contrôle(s) bloquant(s) en échec, rien n'est publié: "
+                + ", ".join(handler.failed_checks[:3])
+                + (" ..." if n > 3 else "")
+            )
         return 1, handler.failure or "la construction a échoué (voir les étapes ci-dessus)"
 
     summary = _summary(tmp_wh)
     manifest = archive_inputs(tmp_wh, paths.warehouse, paths.raw_dir, build_id) if record else None
     _publish(tmp_wh, paths.warehouse, tmp_marts, paths.marts_dir)
+    _cleanup(tmp_dir)
     Paths(paths.raw_dir, paths.warehouse, paths.marts_dir).export_env()
     click.echo(summary)
     if manifest is not None:

@@ -56,7 +56,8 @@ def test_no_masked_cell_can_be_recomputed():
 def test_spec_file_covers_beneficiaires_genre():
     spec = load_specs()["beneficiaires_genre"]
     assert set(spec.counts) == {"femmes", "hommes", "sexe_non_renseigne"}
-    assert spec.total == "total" and spec.derived == ["part_femmes"]
+    assert spec.total == "total"
+    assert spec.derived == ["part_femmes", "ecart_part_femmes_points"]
 
 
 def test_published_parquet_is_masked_but_warehouse_is_not(demo_build):

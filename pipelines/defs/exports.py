@@ -11,6 +11,7 @@ import dagster as dg
 
 from pipelines.defs.dbt import mart_names
 from pipelines.defs.resources import ProjectFolders, Warehouse
+from pipelines.publication.scdl import export_scdl
 from pipelines.publication.secret import load_specs, mask_counts
 
 
@@ -59,6 +60,12 @@ def build_export_asset():
                 rows = con.execute(f"select count(*) from marts.{table}").fetchone()[0]
                 written[table] = rows
                 context.log.info(f"{target}: {rows} lignes")
+            if "subventions_scdl" in tables:
+                scdl = export_scdl(con, out)
+                context.log.info(f"SCDL subventions: {len(scdl.files)} fichier(s) dans {out}/scdl")
+                for name, fields in scdl.incomplete.items():
+                    context.log.warning(f"SCDL {name}: champs à compléter {fields}")
+                written["scdl_fichiers"] = len(scdl.files)
         return dg.MaterializeResult(
             metadata={
                 "dossier": dg.MetadataValue.path(str(out)),

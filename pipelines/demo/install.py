@@ -14,7 +14,7 @@ def install_demo(raw_dir: Path, force: bool = False) -> list[Path]:
     if not force and raw_dir.is_dir() and any(p.is_file() for p in raw_dir.rglob("*")):
         return []
     written: list[Path] = []
-    for folder in ("insee", "sig_ville"):
+    for folder in ("insee", "sig_ville", "compas"):
         for source in sorted((DEMO_DIR / folder).glob("*")):
             target = raw_dir / folder / source.name
             target.parent.mkdir(parents=True, exist_ok=True)

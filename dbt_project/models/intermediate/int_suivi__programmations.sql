@@ -1,9 +1,11 @@
 -- Programmation lines (action x financeur) with the canonical financeur and credit type
--- (matched on the alias référentiel, territory-specific aliases first), and the orientation of
--- the territory's hierarchy in force that year (matched on its code at any level: CABBALR's
--- programmations name a priorité, Valenciennes' an orientation). Unmatched financeurs and
--- orientations are kept, with financeur = 'NON_RECONNU' / orientation_reconnue = false, for the
--- controls to report.
+-- (matched on the alias référentiel, territory-specific aliases first; a credit type typed in
+-- the file wins), the action status of the territory's vocabulary (ref_statuts_action, matched
+-- on its label or code), and the orientation of the territory's hierarchy in force that year
+-- (matched on its code at any level: CABBALR's programmations name a priorité, Valenciennes' an
+-- orientation), rolled up to the level-1 orientation and the level-2 objectif. Unmatched
+-- financeurs and orientations are kept, with financeur = 'NON_RECONNU' / orientation_reconnue =
+-- false, for the controls to report.
 with
 
 programmations as (
@@ -43,6 +45,18 @@ alias as (
 orientations as (
 
     select * from {{ ref('ref_orientations') }}
+
+),
+
+statuts as (
+
+    select
+        territoire,
+        statut_code,
+        categorie,
+        {{ normalise_libelle('libelle') }} as cle_libelle,
+        {{ normalise_libelle('statut_code') }} as cle_code
+    from {{ ref('ref_statuts_action') }}
 
 ),
 
@@ -119,25 +133,74 @@ noeuds as (
         referentiel,
         cast(code as varchar) as code,
         cast(niveau as integer) as niveau,
-        libelle
+        libelle,
+        cast(code_parent as varchar) as code_parent
     from orientations
 
 ),
 
-final as (
+-- Each node with its level-1 (orientation) and level-2 (objectif) ancestors; the hierarchies
+-- have at most 3 levels (ref_orientations.niveau). CABBALR's priorités (level 2) have no parent
+-- pilier in the seed: their level-1 ancestor is NULL.
+ancetres as (
+
+    select
+        noeud.referentiel,
+        noeud.code,
+        noeud.niveau,
+        case noeud.niveau
+            when 1 then noeud.code
+            when 2 then parent.code
+            when 3 then grand_parent.code
+        end as code_n1,
+        case noeud.niveau
+            when 2 then noeud.code
+            when 3 then parent.code
+        end as code_n2
+    from noeuds as noeud
+    left join noeuds as parent
+        on
+            noeud.referentiel = parent.referentiel
+            and noeud.code_parent = parent.code
+    left join noeuds as grand_parent
+        on
+            parent.referentiel = grand_parent.referentiel
+            and parent.code_parent = grand_parent.code
+
+),
+
+joined as (
 
     select
         programmations.*,
         coalesce(financeur_match.financeur, 'NON_RECONNU') as financeur,
         coalesce(financeurs.libelle, programmations.financeur_libelle) as financeur_nom,
-        coalesce(financeurs.type_credit, 'non_renseigne') as type_credit,
+        coalesce(financeurs.libelle_court, programmations.financeur_libelle)
+            as financeur_libelle_court,
+        coalesce(
+            case
+                when {{ normalise_libelle('programmations.type_credits') }} like '%specifique%'
+                    then 'credits_specifiques'
+                when {{ normalise_libelle('programmations.type_credits') }} like '%droit commun%'
+                    then 'droit_commun'
+            end,
+            financeurs.type_credit,
+            'non_renseigne'
+        ) as type_credit,
+        statuts.statut_code,
+        statuts.categorie as statut_categorie,
         referentiel_annee.referentiel,
         coalesce(referentiel_annee.referentiel_proroge, false) as referentiel_proroge,
         orientation.niveau as orientation_niveau,
         orientation.libelle as orientation_libelle_referentiel,
         orientation.code is not null as orientation_reconnue,
         objectif.niveau as objectif_niveau,
-        objectif.libelle as objectif_libelle_referentiel
+        objectif.libelle as objectif_libelle_referentiel,
+        objectif.code is not null as objectif_reconnu,
+        coalesce(
+            orientation_ancetres.code_n1, objectif_ancetres.code_n1, programmations.orientation_code
+        ) as orientation_n1_code,
+        coalesce(objectif_ancetres.code_n2, orientation_ancetres.code_n2) as objectif_n2_code
     from programmations
     left join financeur_match
         on
@@ -148,6 +211,11 @@ final as (
             is not distinct from financeur_match.financeur_libelle
             and financeur_match.rang = 1
     left join financeurs on financeur_match.financeur = financeurs.financeur
+    left join statuts
+        on
+            programmations.territoire = statuts.territoire
+            and {{ normalise_libelle('programmations.statut_libelle') }}
+            in (statuts.cle_libelle, statuts.cle_code)
     left join referentiel_annee
         on
             programmations.territoire = referentiel_annee.territoire
@@ -161,6 +229,33 @@ final as (
         on
             referentiel_annee.referentiel = objectif.referentiel
             and programmations.objectif_code = objectif.code
+    left join ancetres as orientation_ancetres
+        on
+            orientation.referentiel = orientation_ancetres.referentiel
+            and orientation.code = orientation_ancetres.code
+    left join ancetres as objectif_ancetres
+        on
+            objectif.referentiel = objectif_ancetres.referentiel
+            and objectif.code = objectif_ancetres.code
+
+),
+
+final as (
+
+    select
+        joined.*,
+        coalesce(orientation_n1.libelle, joined.orientation_libelle)
+            as orientation_n1_libelle,
+        objectif_n2.libelle as objectif_n2_libelle
+    from joined
+    left join noeuds as orientation_n1
+        on
+            joined.referentiel = orientation_n1.referentiel
+            and joined.orientation_n1_code = orientation_n1.code
+    left join noeuds as objectif_n2
+        on
+            joined.referentiel = objectif_n2.referentiel
+            and joined.objectif_n2_code = objectif_n2.code
 
 )
 

@@ -1,6 +1,7 @@
--- Spending by territory, year, orientation (of the territory's own hierarchy), financeur and
--- credit type: number of actions, amounts requested and granted (euros), share of the year's
--- total granted in the territory.
+-- Spending by territory, year, orientation (level 1 of the territory's own hierarchy: a code
+-- typed at a deeper level is rolled up to its orientation), financeur and credit type: number
+-- of actions, amounts requested and granted (euros), share of the year's total granted in the
+-- territory. The objectif level is in depenses_objectif.
 with
 
 lignes as (
@@ -15,8 +16,9 @@ grouped as (
         territoire,
         annee,
         referentiel,
-        coalesce(orientation_code, 'NON_RENSEIGNE') as orientation_code,
+        coalesce(orientation_n1_code, orientation_code, 'NON_RENSEIGNE') as orientation_code,
         coalesce(
+            any_value(orientation_n1_libelle),
             any_value(orientation_libelle_referentiel),
             any_value(orientation_libelle)
         ) as orientation_libelle,

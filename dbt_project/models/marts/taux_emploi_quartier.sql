@@ -1,33 +1,42 @@
--- Taux d'emploi des 15-64 ans par QPV et millésime, as INSEE publishes it (40.0 = 40 %), NULL
--- under statistical secrecy, with the gap in points to the EPCI and to France when a reference
--- value is known. A reference of the same millésime is preferred, else the latest earlier one,
--- else one whose millésime the source does not state; between equals, the value printed in the
--- QPV's own contract documents. The reference's millésime and source are given beside each gap.
+-- Taux d'emploi des 15-64 ans par QPV et millésime, as published (40.0 = 40 %), NULL under
+-- statistical secrecy, with:
+-- * the gap in points to the commune (single-commune QPV), the EPCI, France and all QPV of
+--   France when a reference value is known. A reference of the same millésime is preferred, else
+--   the latest earlier one, else one whose millésime the source does not state; between equals,
+--   the value printed in the QPV's own contract documents. The reference's millésime and source
+--   are given beside each gap;
+-- * the evolution vs the previous comparable millésime. INSEE warns against infra-communal
+--   evolutions between consecutive millésimes and across geographies: an evolution is published
+--   only against a millésime at least var('ecart_min_millesimes_evolution') (2) years earlier, on
+--   the same code (same geography); otherwise the previous value is shown with its flag.
+{% set ecart_min = var('ecart_min_millesimes_evolution', 2) %}
 with
 
 valeurs as (
 
-    select * from {{ ref('int_insee__valeurs_indicateurs') }}
-    where
-        type_territoire = 'qpv'
-        and indicateur in ('taux_emploi', 'taux_emploi_femmes', 'taux_emploi_etrangers')
+    select * from {{ ref('int_indicateurs__qpv_valeurs') }}
+    where indicateur in ('taux_emploi', 'taux_emploi_femmes', 'taux_emploi_etrangers')
 
 ),
 
 pivoted as (
 
     select
-        code_territoire as code_qpv,
+        code_qpv,
         millesime,
         max(geographie) as geographie,
         max(valeur) filter (where indicateur = 'taux_emploi') as taux_emploi,
         max(valeur) filter (where indicateur = 'taux_emploi_femmes') as taux_emploi_femmes,
         max(valeur) filter (where indicateur = 'taux_emploi_etrangers') as taux_emploi_etrangers,
-        coalesce(bool_or(secret) filter (where indicateur = 'taux_emploi'), false)
+        coalesce(bool_or(secret) filter (where indicateur = 'taux_emploi'), true)
             as secret_taux_emploi,
-        max(fichier) as source_fichier
+        max(source || '.' || variable) filter (where indicateur = 'taux_emploi')
+            as source_taux_emploi,
+        coalesce(
+            max(fichier) filter (where indicateur = 'taux_emploi'), max(fichier)
+        ) as source_fichier
     from valeurs
-    group by code_territoire, millesime
+    group by code_qpv, millesime
 
 ),
 
@@ -37,7 +46,11 @@ qpv as (
         code_qpv,
         libelle_qpv,
         territoire,
-        siren_epci
+        siren_epci,
+        case
+            when codes_communes is not null and not contains(codes_communes, ';')
+                then codes_communes
+        end as code_commune_unique
     from {{ ref('dim_qpv') }}
 
 ),
@@ -75,7 +88,7 @@ candidats as (
     inner join refs
         on
             (
-                refs.territoire_type = 'france'
+                refs.territoire_type in ('france', 'ensemble_qpv')
                 or (
                     refs.territoire_type = 'epci'
                     and (
@@ -85,7 +98,10 @@ candidats as (
                         )
                     )
                 )
-                or refs.territoire_type = 'ensemble_qpv'
+                or (
+                    refs.territoire_type = 'commune'
+                    and refs.territoire_code = qpv.code_commune_unique
+                )
             )
             and (refs.millesime is null or pivoted.millesime >= refs.millesime)
 
@@ -95,6 +111,80 @@ choisis as (
 
     select * from candidats
     where rang = 1
+
+),
+
+-- previous values of the same code (same geography)
+precedents as (
+
+    select
+        courant.code_qpv,
+        courant.millesime,
+        max(avant.millesime) as millesime_precedent,
+        max(avant.millesime) filter (
+            where courant.millesime - avant.millesime >= {{ ecart_min }}
+        ) as millesime_comparable
+    from pivoted as courant
+    inner join pivoted as avant
+        on
+            courant.code_qpv = avant.code_qpv
+            and avant.millesime < courant.millesime
+            and avant.taux_emploi is not null
+    group by courant.code_qpv, courant.millesime
+
+),
+
+-- for a QPV with no earlier value under its own code: the value of its single predecessor in
+-- the other geography (one-to-one link of the crosswalk), shown but never compared
+passage as (
+
+    select
+        courant.code_qpv,
+        courant.millesime,
+        arg_max(avant.code_qpv, avant.millesime) as code_qpv_precedent,
+        max(avant.millesime) as millesime_precedent,
+        arg_max(avant.taux_emploi, avant.millesime) as taux_emploi_precedent
+    from pivoted as courant
+    inner join {{ ref('int_qpv__passage_2015_2024') }} as lien
+        on
+            courant.code_qpv = lien.code_qpv_2024
+            and lien.type_lien = 'un_pour_un'
+    inner join pivoted as avant
+        on
+            lien.code_qpv_2015 = avant.code_qpv
+            and avant.millesime <= courant.millesime
+            and avant.taux_emploi is not null
+    group by courant.code_qpv, courant.millesime
+
+),
+
+evolutions as (
+
+    select
+        pivoted.code_qpv,
+        pivoted.millesime,
+        case
+            when precedents.millesime_comparable is not null then pivoted.code_qpv
+            when precedents.millesime_precedent is not null then pivoted.code_qpv
+            else passage.code_qpv_precedent
+        end as code_qpv_precedent,
+        coalesce(
+            precedents.millesime_comparable,
+            precedents.millesime_precedent,
+            passage.millesime_precedent
+        ) as millesime_precedent,
+        case
+            when precedents.millesime_comparable is not null then 'comparable'
+            when precedents.millesime_precedent is not null then 'ecart_millesimes_insuffisant'
+            when passage.millesime_precedent is not null then 'autre_geographie'
+            else 'sans_millesime_precedent'
+        end as comparabilite_evolution,
+        passage.taux_emploi_precedent as taux_emploi_precedent_passage
+    from pivoted
+    left join precedents
+        on pivoted.code_qpv = precedents.code_qpv and pivoted.millesime = precedents.millesime
+    left join passage
+        on pivoted.code_qpv = passage.code_qpv and pivoted.millesime = passage.millesime
 
 ),
 
@@ -110,6 +200,10 @@ final as (
         pivoted.taux_emploi_femmes,
         pivoted.taux_emploi_etrangers,
         pivoted.secret_taux_emploi,
+        commune.valeur as taux_emploi_commune,
+        round(pivoted.taux_emploi - commune.valeur, 1) as ecart_commune_points,
+        commune.millesime_reference as millesime_reference_commune,
+        commune.source as source_reference_commune,
         epci.valeur as taux_emploi_epci,
         round(pivoted.taux_emploi - epci.valeur, 1) as ecart_epci_points,
         epci.millesime_reference as millesime_reference_epci,
@@ -120,9 +214,33 @@ final as (
         france.source as source_reference_france,
         ensemble.valeur as taux_emploi_ensemble_qpv,
         round(pivoted.taux_emploi - ensemble.valeur, 1) as ecart_ensemble_qpv_points,
+        ensemble.millesime_reference as millesime_reference_ensemble_qpv,
+        ensemble.source as source_reference_ensemble_qpv,
+        evolutions.code_qpv_precedent,
+        evolutions.millesime_precedent,
+        coalesce(avant.taux_emploi, evolutions.taux_emploi_precedent_passage)
+            as taux_emploi_precedent,
+        case
+            when evolutions.comparabilite_evolution = 'comparable'
+                then round(pivoted.taux_emploi - avant.taux_emploi, 1)
+        end as evolution_points,
+        evolutions.comparabilite_evolution,
+        pivoted.source_taux_emploi,
         pivoted.source_fichier
     from pivoted
     left join qpv on pivoted.code_qpv = qpv.code_qpv
+    left join evolutions
+        on pivoted.code_qpv = evolutions.code_qpv and pivoted.millesime = evolutions.millesime
+    left join pivoted as avant
+        on
+            evolutions.code_qpv_precedent = pivoted.code_qpv
+            and avant.code_qpv = pivoted.code_qpv
+            and avant.millesime = evolutions.millesime_precedent
+    left join choisis as commune
+        on
+            pivoted.code_qpv = commune.code_qpv
+            and pivoted.millesime = commune.millesime
+            and commune.territoire_type = 'commune'
     left join choisis as epci
         on
             pivoted.code_qpv = epci.code_qpv

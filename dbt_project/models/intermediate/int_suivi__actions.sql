@@ -1,0 +1,188 @@
+-- One row per action (territoire x annee x dossier): the action's attributes, repeated on each
+-- of its financeur lines in the file, taken once (the first line of the file for texts, the
+-- largest value for numbers and dates, true if any line says so for flags), its amounts summed
+-- over its financeur lines, the date its final bilan was handed in (programmation column, else
+-- the earliest date of its bilan rows), whether it targets a quartier d'intérêt communautaire,
+-- and its marqueur égalité placed on the scale of the territory's year.
+with
+
+lignes as (
+
+    select * from {{ ref('int_suivi__programmations') }}
+
+),
+
+bilans as (
+
+    select
+        territoire,
+        annee,
+        dossier,
+        min(date_bilan) as date_bilan
+    from {{ ref('stg_suivi__bilans') }}
+    group by territoire, annee, dossier
+
+),
+
+quartiers_interet_communautaire as (
+
+    select
+        territoire,
+        {{ normalise_libelle('nom') }} as cle_nom
+    from {{ ref('ref_quartiers_interet_communautaire') }}
+
+),
+
+marqueurs as (
+
+    select
+        cast(echelle as varchar) as echelle,
+        cast(niveau as varchar) as niveau,
+        cast(rang as integer) as rang
+    from {{ ref('ref_marqueur_egalite') }}
+
+),
+
+actions as (
+
+    select
+        territoire,
+        annee,
+        dossier,
+        arg_min(dossier_base, source_ligne) as dossier_base,
+        bool_or(serie_pluriannuelle) as serie_pluriannuelle,
+        arg_min(referentiel, source_ligne) as referentiel,
+        arg_min(porteur_nom, source_ligne) as porteur_nom,
+        arg_min(porteur_siret, source_ligne) as porteur_siret,
+        arg_min(porteur_siren, source_ligne) as porteur_siren,
+        bool_and(siret_valide) as siret_valide,
+        arg_min(porteur_type, source_ligne) as porteur_type,
+        arg_min(intitule, source_ligne) as intitule,
+        arg_min(orientation_n1_code, source_ligne) as orientation_code,
+        arg_min(orientation_n1_libelle, source_ligne) as orientation_libelle,
+        arg_min(objectif_n2_code, source_ligne) as objectif_code,
+        arg_min(objectif_n2_libelle, source_ligne) as objectif_libelle,
+        arg_min(qpv_codes, source_ligne) as qpv_codes,
+        arg_min(qpv_texte, source_ligne) as qpv_texte,
+        arg_min(echelle, source_ligne) as echelle,
+        arg_min(statut_libelle, source_ligne) as statut_libelle,
+        arg_min(statut_code, source_ligne) as statut_code,
+        arg_min(statut_categorie, source_ligne) as statut_categorie,
+        max(cout_total) as cout_total,
+        max(couts_indirects) as couts_indirects,
+        max(achats) as achats,
+        max(rang_financement) as rang_financement,
+        coalesce(bool_or(cpo), false) as cpo,
+        max(cpo_duree) as cpo_duree,
+        arg_min(nullif(trim(marqueur_egalite), ''), source_ligne) as marqueur_egalite,
+        max(part_public_qpv) as part_public_qpv,
+        max(date_debut_action) as date_debut_action,
+        max(date_fin_action) as date_fin_action,
+        max(date_bilan) as date_bilan_programmation,
+        max(date_bilan_intermediaire) as date_bilan_intermediaire,
+        max(date_demande_report) as date_demande_report,
+        max(nombre_reunions_suivi) as nombre_reunions_suivi,
+        bool_or(suivi_renforce) as suivi_renforce,
+        count(*) as nb_lignes,
+        count(distinct financeur) as nb_financeurs,
+        coalesce(sum(montant_demande), 0) as montant_demande,
+        coalesce(sum(montant_accorde), 0) as montant_accorde,
+        coalesce(sum(montant_accorde) filter (where type_credit = 'credits_specifiques'), 0)
+            as montant_accorde_credits_specifiques,
+        coalesce(sum(montant_accorde) filter (where type_credit = 'droit_commun'), 0)
+            as montant_accorde_droit_commun,
+        arg_min(source_fichier, source_ligne) as source_fichier,
+        min(source_ligne) as source_ligne
+    from lignes
+    group by territoire, annee, dossier
+
+),
+
+-- The scale of the marqueur égalité used by a territory in a year: among the scales holding
+-- every level the year's actions use, the latest one started by that year, else the earliest
+-- one (a territory may adopt a scale before the year the seed dates it).
+niveaux_annee as (
+
+    select distinct
+        territoire,
+        annee,
+        marqueur_egalite
+    from actions
+    where marqueur_egalite is not null
+
+),
+
+echelles_candidates as (
+
+    select
+        niveaux_annee.territoire,
+        niveaux_annee.annee,
+        marqueurs.echelle
+    from niveaux_annee
+    inner join marqueurs on niveaux_annee.marqueur_egalite = marqueurs.niveau
+    group by niveaux_annee.territoire, niveaux_annee.annee, marqueurs.echelle
+    having
+        count(*) = (
+            select count(*) from niveaux_annee as tous
+            where
+                tous.territoire = niveaux_annee.territoire
+                and tous.annee = niveaux_annee.annee
+        )
+
+),
+
+echelle_annee as (
+
+    select
+        territoire,
+        annee,
+        echelle,
+        row_number() over (
+            partition by territoire, annee
+            order by
+                try_cast(echelle as integer) <= annee desc,
+                case
+                    when try_cast(echelle as integer) <= annee then try_cast(echelle as integer)
+                    else -try_cast(echelle as integer)
+                end desc
+        ) as rang
+    from echelles_candidates
+
+),
+
+final as (
+
+    select
+        actions.* exclude (actions.date_bilan_programmation),
+        coalesce(actions.date_bilan_programmation, bilans.date_bilan) as date_bilan,
+        case
+            when actions.date_bilan_programmation is not null then 'programmation'
+            when bilans.date_bilan is not null then 'bilans'
+        end as date_bilan_source,
+        exists(
+            select 1 from quartiers_interet_communautaire as qic
+            where
+                qic.territoire = actions.territoire
+                and {{ normalise_libelle('actions.qpv_texte') }} like '%' || qic.cle_nom || '%'
+        ) as vise_qic,
+        echelle_annee.echelle as echelle_marqueur,
+        marqueurs.rang as marqueur_rang
+    from actions
+    left join bilans
+        on
+            actions.territoire = bilans.territoire
+            and actions.annee = bilans.annee
+            and actions.dossier = bilans.dossier
+    left join echelle_annee
+        on
+            actions.territoire = echelle_annee.territoire
+            and actions.annee = echelle_annee.annee
+            and echelle_annee.rang = 1
+    left join marqueurs
+        on
+            echelle_annee.echelle = marqueurs.echelle
+            and actions.marqueur_egalite = marqueurs.niveau
+
+)
+
+select * from final
