@@ -328,6 +328,30 @@ def demo(raw_dir: Path, force: bool) -> None:
 
 
 @main.command(
+    help="Télécharge les fichiers officiels (contours ANCT, bases INSEE) dans --raw-dir, avec "
+    "empreintes, reprise et journal (la seule commande qui utilise le réseau)."
+)
+@click.option(
+    "--raw-dir", type=click.Path(path_type=Path), default=DEFAULT_RAW_DIR, show_default=True
+)
+@click.option(
+    "--source", "sources", multiple=True, help="Source à télécharger (toutes par défaut)."
+)
+@click.option(
+    "--base-url",
+    "base_urls",
+    multiple=True,
+    metavar="SOURCE=URL",
+    help="Adresse de remplacement d'une source (miroir, serveur local); répétable.",
+)
+@click.option("--force", is_flag=True, help="Retélécharge même si le fichier est à jour.")
+def fetch(raw_dir: Path, sources: tuple[str, ...], base_urls: tuple[str, ...], force: bool) -> None:
+    from pipelines.fetch import run_cli
+
+    sys.exit(run_cli(raw_dir, sources, base_urls, force, click.echo))
+
+
+@main.command(
     "extract-demo",
     help="(Mainteneurs) Refait l'extrait réel de la démo depuis "
     "les fichiers nationaux (../shared/data).",

@@ -11,11 +11,19 @@ import duckdb
 from tests.conftest import CONSOLE_SCRIPT, DEMO_DIR, build, run_cli
 
 MARTS = {
+    "agregats_qpv",
     "beneficiaires_genre",
     "bridge_qpv_commune",
+    "controles_programmation",
+    "depenses_objectif",
     "depenses_orientation",
     "dim_qpv",
+    "effort_financier_qpv",
+    "egalite_marqueur",
+    "fiche_quartier",
     "indicateurs_qpv",
+    "indicateurs_references",
+    "subventions_scdl",
     "taux_emploi_quartier",
 }
 
@@ -28,11 +36,11 @@ def test_console_script_installed():
 def test_help_on_every_command():
     top = run_cli("--help")
     assert top.returncode == 0
-    for command in ("build", "demo", "extract-demo"):
+    for command in ("build", "demo", "fetch", "extract-demo"):
         assert command in top.stdout
         sub = run_cli(command, "--help")
         assert sub.returncode == 0, sub.stderr
-        assert "Usage: observatoire " + command in sub.stdout
+        assert f" {command} [OPTIONS]" in sub.stdout
     assert "--raw-dir" in run_cli("build", "--help").stdout
 
 
