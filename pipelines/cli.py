@@ -277,7 +277,16 @@ def _publish(tmp_wh: Path, warehouse: Path, tmp_marts: Path, marts_dir: Path) ->
     marts_dir.mkdir(parents=True, exist_ok=True)
     if tmp_marts.is_dir():
         for item in tmp_marts.iterdir():
-            os.replace(item, marts_dir / item.name)
+            target = marts_dir / item.name
+            if item.is_dir() and target.is_dir():
+                # a folder (scdl/) cannot replace a non-empty one: swap, then drop the old one
+                old = target.with_name(f".{target.name}.ancien")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(target, old)
+                os.replace(item, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(item, target)
         shutil.rmtree(tmp_marts, ignore_errors=True)
 
 
