@@ -12,7 +12,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install run build demo test test-python test-dbt lint ui clean
+.PHONY: install run build demo test test-python test-dbt lint ui clean bench bench-geo
 
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,13 @@ lint: install
 	$(BIN)/ruff format --check pipelines geo tests
 	cd dbt_project && OBSERVATOIRE_WAREHOUSE=$(CURDIR)/.ci_build/warehouse.duckdb \
 		../$(BIN)/sqlfluff lint models
+
+# Point-in-QPV benchmark on the 1,584 real QPV (needs ../shared/data): prints time, points/s and
+# peak memory of the project's path, a geopandas.sjoin baseline and the floor.
+bench: bench-geo
+
+bench-geo: install
+	$(BIN)/python -m geo.bench
 
 ui: install
 	mkdir -p $(DAGSTER_HOME)

@@ -41,6 +41,7 @@ pieces instead of polygons of up to 2,000 vertices.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -52,13 +53,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
 import shapely
 
 logger = logging.getLogger(__name__)
 
 STATUTS = ("dans_qpv", "hors_qpv", "coordonnees_invalides", "lon_lat_inverses")
+
+#: Columns added by the assignment (the last five with ``with_details``).
+OUTPUT_COLUMNS = [
+    "statut",
+    "code_qpv",
+    "nb_qpv",
+    "motif",
+    "code_qpv_apres_inversion",
+    "lon_wgs84",
+    "lat_wgs84",
+    "geographie_qpv",
+]
 
 #: Grid levels: cells of 2**-k degree.
 DEFAULT_LEVELS = (7, 9, 11)
@@ -125,7 +136,7 @@ class PointsError(ValueError):
 
 
 # --------------------------------------------------------------------------------------------
-# Grid index
+# Grid index: construction (numpy + shapely)
 # --------------------------------------------------------------------------------------------
 
 
@@ -138,30 +149,161 @@ def _sql_key(ix: str, iy: str, k: int) -> str:
     return f"(({ix} + {180 << k}) * {1 << (k + 9)} + ({iy} + {90 << k}))"
 
 
+def _sql_key_double(lon: str, lat: str, k: int) -> str:
+    """SQL of the cell key computed in DOUBLE (exact: integers below 2**53), cast once."""
+    f = float(1 << k)
+    m = float(1 << (k + 9))
+    c = float((180 << k) * (1 << (k + 9)) + (90 << k))
+    return f"CAST(floor({lon} * {f!r}) * {m!r} + floor({lat} * {f!r}) + {c!r} AS BIGINT)"
+
+
 def _part_cell(pid: np.ndarray, ix: np.ndarray, iy: np.ndarray, k: int) -> np.ndarray:
-    """Unique int64 code of a (part, cell) pair."""
+    """Unique int64 code of a (polygon, cell) pair."""
     return pid.astype(np.int64) * (1 << (2 * (k + 9))) + _cell_key(ix, iy, k)
 
 
-def _boundary_cells(parts: np.ndarray, k: int) -> np.ndarray:
-    """(part, cell) codes of every level-k cell that a part's boundary may touch (superset).
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + c)`` for each (s, c)."""
+    counts = counts.astype(np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64)
+    shift = np.repeat(starts.astype(np.int64) - np.cumsum(counts) + counts, counts)
+    return shift + np.arange(total, dtype=np.int64)
 
-    Each ring segment is cut into sub-segments no longer than a cell; every cell meeting the
-    bounding box of a sub-segment grown by a tiny margin is marked. A cell that is not marked is
-    therefore entirely inside or entirely outside the part, whatever the rounding.
+
+@dataclass
+class _Rings:
+    """Rings as flat vertex arrays (open rings: the closing vertex is not repeated).
+
+    Rings are grouped by ``owner`` (ascending); the vertices of ring r are
+    ``x[start[r]:start[r] + count[r]]``.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    start: np.ndarray
+    count: np.ndarray
+    owner: np.ndarray
+
+    @classmethod
+    def of_parts(cls, parts: np.ndarray) -> _Rings:
+        rings, owner = shapely.get_rings(parts, return_index=True)
+        coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+        count_closed = np.bincount(ring_of, minlength=len(rings))
+        start_closed = np.cumsum(count_closed) - count_closed
+        keep = np.ones(len(coords), dtype=bool)
+        keep[start_closed + count_closed - 1] = False  # drop the closing vertex
+        return cls(
+            x=coords[keep, 0].copy(),
+            y=coords[keep, 1].copy(),
+            start=start_closed - np.arange(len(rings)),
+            count=count_closed - 1,
+            owner=owner.astype(np.int64),
+        )
+
+    def for_rows(self, parent: np.ndarray) -> _Rings:
+        """Copy of the rings of ``parent[i]``, owned by row i."""
+        lo = np.searchsorted(self.owner, parent, side="left")
+        hi = np.searchsorted(self.owner, parent, side="right")
+        ring_idx = _ranges(lo, hi - lo)
+        owner = np.repeat(np.arange(len(parent), dtype=np.int64), hi - lo)
+        counts = self.count[ring_idx]
+        vertex_idx = _ranges(self.start[ring_idx], counts)
+        return _Rings(
+            x=self.x[vertex_idx],
+            y=self.y[vertex_idx],
+            start=np.cumsum(counts) - counts,
+            count=counts,
+            owner=owner,
+        )
+
+
+def _clip_halfplane(
+    x: np.ndarray, y: np.ndarray, ring: np.ndarray, axis: int, keep_greater: bool, bound
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One Sutherland-Hodgman pass: keep the side ``coord >= bound`` (or ``<=``) of each ring.
+
+    ``ring`` gives the ring of each vertex (rings are contiguous blocks), ``bound`` the bound of
+    each ring. The new vertices lie on the bound exactly (their other coordinate is rounded).
+    """
+    n = len(x)
+    if n == 0:
+        return x, y, ring
+    b = bound[ring]
+    v = x if axis == 0 else y
+    inside = v >= b if keep_greater else v <= b
+    first = np.ones(n, dtype=bool)
+    first[1:] = ring[1:] != ring[:-1]
+    starts = np.flatnonzero(first)
+    ends = np.append(starts[1:], n) - 1
+    prev = np.arange(n) - 1
+    prev[starts] = ends
+    cross = inside != inside[prev]
+    count = cross.astype(np.int64) + inside
+    offset = np.cumsum(count) - count
+    out_x = np.empty(int(count.sum()))
+    out_y = np.empty_like(out_x)
+    ci = np.flatnonzero(cross)
+    p = prev[ci]
+    t = (b[ci] - v[p]) / (v[ci] - v[p])
+    xi = x[p] + t * (x[ci] - x[p])
+    yi = y[p] + t * (y[ci] - y[p])
+    if axis == 0:
+        xi = b[ci]
+    else:
+        yi = b[ci]
+    out_x[offset[ci]] = xi
+    out_y[offset[ci]] = yi
+    ii = np.flatnonzero(inside)
+    out_x[offset[ii] + cross[ii]] = x[ii]
+    out_y[offset[ii] + cross[ii]] = y[ii]
+    return out_x, out_y, np.repeat(ring, count)
+
+
+def _clip_rings(rings: _Rings, x0, y0, x1, y1) -> _Rings:
+    """Clip each ring to the rectangle of its owner (bounds indexed by owner row).
+
+    Sutherland-Hodgman: exact for the region inside the rectangle, with possible zero-width
+    edges along the rectangle's border (points there are re-tested, see module docstring).
+    """
+    ring_id = np.repeat(np.arange(len(rings.count)), rings.count)
+    x, y = rings.x, rings.y
+    owner = rings.owner
+    for axis, greater, bound in ((0, True, x0), (0, False, x1), (1, True, y0), (1, False, y1)):
+        x, y, ring_id = _clip_halfplane(x, y, ring_id, axis, greater, bound[owner])
+    counts = np.bincount(ring_id, minlength=len(rings.count))
+    keep_ring = counts >= 3
+    keep_vertex = keep_ring[ring_id]
+    counts = counts[keep_ring]
+    return _Rings(
+        x=x[keep_vertex],
+        y=y[keep_vertex],
+        start=np.cumsum(counts) - counts,
+        count=counts,
+        owner=owner[keep_ring],
+    )
+
+
+def _boundary_cells(rings: _Rings, k: int) -> np.ndarray:
+    """(polygon, cell) codes of every level-k cell that a polygon's boundary may touch.
+
+    Each ring edge is cut into sub-segments no longer than a cell; every cell meeting the
+    bounding box of a sub-segment, grown by a tiny margin, is marked. A cell that is not marked
+    is therefore entirely inside or entirely outside the polygon, whatever the rounding.
     """
     f = float(1 << k)
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
-    if len(coords) < 2:
+    n = len(rings.x)
+    if n == 0:
         return np.empty(0, dtype=np.int64)
-    same = ring_of[1:] == ring_of[:-1]
-    x0, y0 = coords[:-1, 0][same], coords[:-1, 1][same]
-    x1, y1 = coords[1:, 0][same], coords[1:, 1][same]
-    seg_part = ring_part[ring_of[:-1][same]]
+    nxt = np.arange(1, n + 1)
+    last = rings.start + rings.count - 1
+    nxt[last] = rings.start
+    x0, y0, x1, y1 = rings.x, rings.y, rings.x[nxt], rings.y[nxt]
+    seg_part = np.repeat(rings.owner, rings.count)
     pieces = np.maximum(np.ceil(np.maximum(np.abs(x1 - x0), np.abs(y1 - y0)) * f), 1)
     pieces = pieces.astype(np.int64)
-    seg = np.repeat(np.arange(len(pieces)), pieces)
+    seg = np.repeat(np.arange(n), pieces)
     j = np.arange(len(seg)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
     t0 = j / pieces[seg]
     t1 = (j + 1) / pieces[seg]
@@ -184,7 +326,7 @@ def _boundary_cells(parts: np.ndarray, k: int) -> np.ndarray:
 def _centres_inside(
     parts: np.ndarray, pid: np.ndarray, ix: np.ndarray, iy: np.ndarray, k: int
 ) -> np.ndarray:
-    """Whether the centre of each cell is inside its part (prepared point-in-polygon)."""
+    """Whether the centre of each cell is inside its polygon (prepared point-in-polygon)."""
     result = np.zeros(len(pid), dtype=bool)
     if not len(pid):
         return result
@@ -198,54 +340,55 @@ def _centres_inside(
     return result
 
 
-def _clip(geoms: np.ndarray, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray):
-    """Clip each geometry to its rectangle, valid output.
-
-    GEOS' rectangle clipping is ten times faster than a general intersection but may return an
-    invalid polygon (or fail on one): those few are redone with ``intersection``.
-    """
-    out = np.empty(len(geoms), dtype=object)
-    redo = np.zeros(len(geoms), dtype=bool)
-    clip = shapely.lib.clip_by_rect
-    for i, (geom, a, b, c, d) in enumerate(
-        zip(geoms, x0.tolist(), y0.tolist(), x1.tolist(), y1.tolist(), strict=True)
-    ):
-        try:
-            out[i] = clip(geom, a, b, c, d)
-        except shapely.errors.GEOSException:
-            redo[i] = True
-    done = ~redo
-    redo[done] = ~shapely.is_valid(out[done].astype(object))
-    if redo.any():
-        out[redo] = shapely.intersection(
-            geoms[redo], shapely.box(x0[redo], y0[redo], x1[redo], y1[redo])
-        )
-    return out
-
-
-@dataclass
-class _Level:
-    k: int
-    keys: np.ndarray  # cell keys present (touching at least one QPV)
-    codes: np.ndarray  # resolved code index, -1 when the cell must be looked at further
+def _per_cell(
+    cell: np.ndarray, code: np.ndarray, boundary: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted distinct cells with the min / max code and whether any row is a boundary row."""
+    if not len(cell):
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, empty, np.empty(0, dtype=bool)
+    order = np.argsort(cell, kind="stable")
+    sorted_cells = cell[order]
+    starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
+    codes = code[order]
+    return (
+        sorted_cells[starts],
+        np.minimum.reduceat(codes, starts),
+        np.maximum.reduceat(codes, starts),
+        np.add.reduceat(boundary[order].astype(np.int64), starts) > 0,
+    )
 
 
 @dataclass
 class _Grid:
+    """The grid of one polygon set, flattened to its last level ``k``.
+
+    Resolved cells (inside exactly one QPV, touching no other): ``keys`` / ``codes``.
+    Unresolved cells: one row per (cell, polygon) in ``cand_*`` (``cand_full`` when the cell is
+    entirely inside the polygon) and the clipped ring edges of the other rows in ``edge_*``
+    (``edge_row`` indexes the candidate rows).
+    """
+
+    k: int
     codes: list[str]
     parts: np.ndarray
     part_code: np.ndarray
-    levels: list[_Level]
-    # last level, unresolved cells: one row per (cell, part)
-    fine_key: np.ndarray
-    fine_code: np.ndarray
-    fine_part: np.ndarray
-    fine_piece: np.ndarray  # clipped polygon, or None when the whole cell is inside the part
+    keys: np.ndarray
+    key_codes: np.ndarray
+    cand_key: np.ndarray
+    cand_code: np.ndarray
+    cand_part: np.ndarray
+    cand_full: np.ndarray
+    edge_row: np.ndarray
+    edge_x1: np.ndarray
+    edge_y1: np.ndarray
+    edge_x2: np.ndarray
+    edge_y2: np.ndarray
     stats: dict[str, Any] = field(default_factory=dict)
 
 
 def _build_grid(codes: Sequence[str], geoms: Sequence[Any], levels: Sequence[int]) -> _Grid:
-    """Build the multi-level grid of a set of (code, polygon) in lon/lat degrees."""
+    """Build the grid of a set of (code, polygon) in lon/lat degrees."""
     levels = tuple(int(k) for k in levels)
     if not levels or list(levels) != sorted(set(levels)) or levels[-1] > 14 or levels[0] < 0:
         raise ValueError(f"niveaux de grille invalides : {levels} (croissants, entre 0 et 14)")
@@ -256,23 +399,24 @@ def _build_grid(codes: Sequence[str], geoms: Sequence[Any], levels: Sequence[int
     keep = (shapely.get_type_id(parts) == 3) & ~shapely.is_empty(parts)
     parts, owner = parts[keep], owner[keep]
     part_code = np.array([code_index[codes[i]] for i in owner], dtype=np.int64)
-    if len(parts) >= 1 << (63 - 2 * (levels[-1] + 9)):
-        raise ValueError(f"trop de polygones ({len(parts)}) pour le niveau {levels[-1]}")
-    shapely.prepare(parts)
-    stats: dict[str, Any] = {"polygones": len(parts), "qpv": len(unique_codes)}
-
     kf = levels[-1]
-    boundary_fine = _boundary_cells(parts, kf)
+    if len(parts) >= 1 << (63 - 2 * (kf + 9)):
+        raise ValueError(f"trop de polygones ({len(parts)}) pour le niveau {kf}")
+    shapely.prepare(parts)
+    stats: dict[str, Any] = {"qpv": len(unique_codes), "polygones": len(parts)}
+    part_rings = _Rings.of_parts(parts)
+
+    boundary_fine = _boundary_cells(part_rings, kf)
     fine_mod = 1 << (2 * (kf + 9))
     bf_pid = boundary_fine // fine_mod
     bf_key = boundary_fine % fine_mod
     bf_x = bf_key // (1 << (kf + 9)) - (180 << kf)
     bf_y = bf_key % (1 << (kf + 9)) - (90 << kf)
 
-    # Level-0 candidates: every cell of each part's bounding box.
+    # Level-0 rows: every cell of each polygon's bounding box.
     k0 = levels[0]
     f0 = float(1 << k0)
-    bounds = shapely.bounds(parts)
+    bounds = shapely.bounds(parts) if len(parts) else np.empty((0, 4))
     xa = np.floor(bounds[:, 0] * f0).astype(np.int64)
     xb = np.floor(bounds[:, 2] * f0).astype(np.int64)
     ya = np.floor(bounds[:, 1] * f0).astype(np.int64)
@@ -280,110 +424,131 @@ def _build_grid(codes: Sequence[str], geoms: Sequence[Any], levels: Sequence[int
     nx, ny = xb - xa + 1, yb - ya + 1
     count = nx * ny
     pid = np.repeat(np.arange(len(parts), dtype=np.int64), count)
-    j = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    j = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
     ix = xa[pid] + j % nx[pid]
     iy = ya[pid] + j // nx[pid]
     known_inside = np.zeros(len(pid), dtype=bool)
-    piece = parts[pid]  # geometry to clip for each row (the part, then the parent's piece)
+    parent = pid.copy()  # rows whose rings are clipped: the polygon itself at level 0
+    parent_rings = part_rings
 
-    out_levels: list[_Level] = []
+    resolved_keys: list[np.ndarray] = []
+    resolved_codes: list[np.ndarray] = []
     pip_tests = 0
-    fine = None
     for li, k in enumerate(levels):
+        f = float(1 << k)
         shift = kf - k
         boundary_k = np.unique(_part_cell(bf_pid, bf_x >> shift, bf_y >> shift, k))
-        row_code = _part_cell(pid, ix, iy, k)
-        boundary = np.isin(row_code, boundary_k, assume_unique=False) & ~known_inside
+        boundary = ~known_inside & np.isin(_part_cell(pid, ix, iy, k), boundary_k)
         need = ~boundary & ~known_inside
         inside = known_inside.copy()
         inside[need] = _centres_inside(parts, pid[need], ix[need], iy[need], k)
         pip_tests += int(need.sum())
         keep = inside | boundary
-        pid, ix, iy, inside, boundary = pid[keep], ix[keep], iy[keep], inside[keep], boundary[keep]
-        piece = piece[keep]
-        # Clip the boundary rows' geometry to their cell (hierarchically, so inputs stay small).
-        if boundary.any():
-            f = float(1 << k)
-            bx, by = ix[boundary] / f, iy[boundary] / f
-            clipped = _clip(piece[boundary], bx, by, bx + 1 / f, by + 1 / f)
-            piece = piece.copy()
-            piece[boundary] = clipped
-        piece[inside] = None
+        pid, ix, iy, inside, boundary, parent = (
+            a[keep] for a in (pid, ix, iy, inside, boundary, parent)
+        )
         cell = _cell_key(ix, iy, k)
-        frame = pd.DataFrame(
-            {"cell": cell, "code": part_code[pid], "boundary": boundary}, copy=False
+        cells, cmin, cmax, anyb = _per_cell(cell, part_code[pid], boundary)
+        resolved = (cmin == cmax) & ~anyb
+        # Resolved cells, flattened to the last level.
+        r = 1 << shift
+        res_cells = cells[resolved]
+        rx = res_cells // (1 << (k + 9)) - (180 << k)
+        ry = res_cells % (1 << (k + 9)) - (90 << k)
+        dx = np.tile(np.repeat(np.arange(r), r), len(res_cells))
+        dy = np.tile(np.tile(np.arange(r), r), len(res_cells))
+        resolved_keys.append(
+            _cell_key(np.repeat(rx * r, r * r) + dx, np.repeat(ry * r, r * r) + dy, kf)
         )
-        agg = frame.groupby("cell", sort=True).agg(
-            cmin=("code", "min"), cmax=("code", "max"), anyb=("boundary", "any")
+        resolved_codes.append(np.repeat(cmin[resolved], r * r))
+        stats[f"cellules_n{k}"] = len(cells)
+        stats[f"cellules_n{k}_resolues"] = int(resolved.sum())
+        # Rows of unresolved cells go on; the boundary ones get their rings clipped to the cell.
+        rows = np.isin(cell, cells[~resolved])
+        pid, ix, iy, inside, boundary, parent = (
+            a[rows] for a in (pid, ix, iy, inside, boundary, parent)
         )
-        resolved = (agg["cmin"] == agg["cmax"]) & ~agg["anyb"]
-        out_levels.append(
-            _Level(
-                k=k,
-                keys=agg.index.to_numpy(np.int64),
-                codes=np.where(resolved, agg["cmin"], -1).astype(np.int64),
-            )
-        )
-        unresolved_cells = agg.index.to_numpy()[~resolved.to_numpy()]
-        rows = np.isin(cell, unresolved_cells)
-        pid, ix, iy, inside, piece = pid[rows], ix[rows], iy[rows], inside[rows], piece[rows]
-        stats[f"cellules_n{k}"] = len(agg)
-        stats[f"cellules_n{k}_non_resolues"] = len(unresolved_cells)
+        bidx = np.flatnonzero(boundary)
+        rings = parent_rings.for_rows(parent[bidx])
+        bx0, by0 = ix[bidx] / f, iy[bidx] / f
+        rings = _clip_rings(rings, bx0, by0, bx0 + 1 / f, by0 + 1 / f)
+        rings.owner = bidx[rings.owner]  # owner: index of the row at this level
         if li + 1 < len(levels):
             r = 1 << (levels[li + 1] - k)
             n = len(pid)
             dx = np.tile(np.repeat(np.arange(r), r), n)
             dy = np.tile(np.tile(np.arange(r), r), n)
+            parent = np.repeat(np.arange(n, dtype=np.int64), r * r)
             pid = np.repeat(pid, r * r)
             ix = np.repeat(ix * r, r * r) + dx
             iy = np.repeat(iy * r, r * r) + dy
             known_inside = np.repeat(inside, r * r)
-            piece = np.repeat(piece, r * r)
-        else:
-            fine = (cell[rows], part_code[pid], pid, piece)
-    assert fine is not None
-    fine_key, fine_code, fine_part, fine_piece = fine
-    has_piece = np.array([p is not None for p in fine_piece], dtype=bool)
+            parent_rings = rings
+    # Last level: candidates of unresolved cells, sorted by cell, code, polygon.
+    cell = _cell_key(ix, iy, kf)
+    order = np.lexsort((pid, part_code[pid], cell))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    # Edges of the clipped rings (closing edge included).
+    n = len(rings.x)
+    nxt = np.arange(1, n + 1)
+    if len(rings.count):
+        nxt[rings.start + rings.count - 1] = rings.start
+    edge_row = rank[np.repeat(rings.owner, rings.count)]
+    edge_order = np.argsort(edge_row, kind="stable")
     stats["tests_centre"] = pip_tests
-    stats["morceaux"] = int(has_piece.sum())
-    stats["sommets_morceaux_max"] = (
-        int(shapely.get_num_coordinates(fine_piece[has_piece]).max()) if has_piece.any() else 0
-    )
+    stats["cellules_non_resolues"] = int(len(np.unique(cell)))
+    stats["candidats"] = len(order)
+    stats["aretes"] = n
     return _Grid(
+        k=kf,
         codes=unique_codes,
         parts=parts,
         part_code=part_code,
-        levels=out_levels,
-        fine_key=fine_key,
-        fine_code=fine_code,
-        fine_part=fine_part,
-        fine_piece=fine_piece,
+        keys=np.concatenate(resolved_keys) if resolved_keys else np.empty(0, np.int64),
+        key_codes=np.concatenate(resolved_codes) if resolved_codes else np.empty(0, np.int64),
+        cand_key=cell[order],
+        cand_code=part_code[pid][order],
+        cand_part=pid[order],
+        cand_full=~boundary[order],
+        edge_row=edge_row[edge_order],
+        edge_x1=rings.x[edge_order],
+        edge_y1=rings.y[edge_order],
+        edge_x2=rings.x[nxt][edge_order],
+        edge_y2=rings.y[nxt][edge_order],
         stats=stats,
     )
 
 
 # --------------------------------------------------------------------------------------------
-# Index in DuckDB
+# Grid index in DuckDB
 # --------------------------------------------------------------------------------------------
 
 
 @dataclass
 class GrilleQpv:
-    """The grid index of one set of QPV polygons, held in temporary tables of a connection.
+    """The grid index of one set of QPV polygons, in a table of a DuckDB connection.
 
     Attributes:
-        prefix: prefix of the temporary tables (``<prefix>_n<k>`` per level, ``<prefix>_const``).
-        levels: grid levels (cells of ``2**-k`` degree).
-        geographie: generation of the polygons used ('2015', '2024', or several joined by '+').
+        table: table ``(cle, code_qpv, pleins, candidats, aretes)``, one row per last-level cell
+            touching a QPV (a temporary table unless built with ``persist``).
+        level: last grid level ``k`` (cells of ``2**-k`` degree).
+        geographie: generation of the polygons used ('2015' or '2024'; None if unknown).
         source: table or view the polygons were read from.
-        stats: counts (QPV, polygons, cells per level, pieces) and build time in seconds.
+        codes: QPV codes of the index (sorted).
+        stats: counts (QPV, polygons, cells, candidates, edges) and build time in seconds.
+        polygons / polygon_codes: the polygons (one per part) for the exact re-test, loaded
+            from ``<table>_polygones`` when the index was reopened with :func:`open_index`.
     """
 
-    prefix: str
-    levels: tuple[int, ...]
+    table: str
+    level: int
     geographie: str | None
     source: str
-    stats: dict[str, Any]
+    codes: list[str] = field(repr=False)
+    stats: dict[str, Any] = field(repr=False)
+    polygons: np.ndarray | None = field(default=None, repr=False)
+    polygon_codes: list[str] | None = field(default=None, repr=False)
 
 
 def _quote_ident(name: str) -> str:
@@ -401,12 +566,14 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _columns_of(con: Any, relation_sql: str) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()]
+
+
 def choose_geographie(con: Any, polygons: str, geographie: str | None) -> str | None:
     """The generation to use: the one asked, else the only one present, else the latest."""
     relation = _quote_relation(polygons)
-    columns = {
-        r[0].lower() for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
-    }
+    columns = {name.lower() for name, _ in _columns_of(con, relation)}
     if "geographie" not in columns:
         return geographie
     present = [
@@ -438,13 +605,16 @@ def build_index(
     polygons: str = "marts.dim_qpv",
     geographie: str | None = None,
     levels: Sequence[int] = DEFAULT_LEVELS,
-    prefix: str | None = None,
+    table: str | None = None,
+    persist: bool = False,
 ) -> GrilleQpv:
     """Build the grid index of the QPV polygons of ``polygons`` (``code_qpv``, ``geom`` WGS84).
 
     When the relation has a ``geographie`` column, one generation is used: ``geographie`` if
     given, else the only one present, else the most recent. Rows without geometry are ignored.
-    The index lives in temporary tables of ``con`` (dropped with the connection).
+    The index is a temporary table of ``con`` (dropped with the connection), or with
+    ``persist`` the regular tables ``table``, ``table_polygones`` and ``table_meta``, which
+    :func:`open_index` reopens without rebuilding (e.g. in another process).
     """
     started = time.perf_counter()
     relation = _quote_relation(polygons)
@@ -457,114 +627,202 @@ def build_index(
     ).fetchall()
     codes = [r[0] for r in rows]
     if len(set(codes)) != len(codes):
-        raise PointsError(f"Codes QPV en double dans {polygons} pour la géographie {chosen}")
-    geoms = shapely.from_wkb([bytes(r[1]) for r in rows]) if rows else np.array([], object)
+        raise PointsError(f"Codes QPV en double dans {polygons} (géographie {chosen})")
+    geoms = shapely.from_wkb([bytes(r[1]) for r in rows]) if rows else np.empty(0, dtype=object)
     grid = _build_grid(codes, geoms, levels)
-    prefix = prefix or f"_grille_qpv_{uuid.uuid4().hex[:8]}"
-    _write_index(con, grid, prefix)
+    table = table or f"_grille_qpv_{uuid.uuid4().hex[:10]}"
+    width = _write_index(con, grid, table, temporary=not persist)
     stats = dict(grid.stats)
+    stats["candidats_par_cellule_max"] = width
     stats["duree_construction_s"] = round(time.perf_counter() - started, 3)
-    return GrilleQpv(
-        prefix=prefix,
-        levels=tuple(level.k for level in grid.levels),
+    index = GrilleQpv(
+        table=table,
+        level=grid.k,
         geographie=chosen,
         source=polygons,
+        codes=grid.codes,
         stats=stats,
+        polygons=grid.parts,
+        polygon_codes=[grid.codes[c] for c in grid.part_code],
     )
+    if persist:
+        _write_index_meta(con, index)
+    return index
 
 
-def _write_index(con: Any, grid: _Grid, prefix: str) -> None:
-    for level in grid.levels[:-1]:
-        table = pa.table({"cle": level.keys, "c": level.codes.astype(np.int32)})
-        _create_temp(con, f"{prefix}_n{level.k}", table, "cle, c")
-    last = grid.levels[-1]
-    order = np.lexsort((grid.fine_part, grid.fine_code, grid.fine_key))
-    has_piece = np.array([p is not None for p in grid.fine_piece[order]], dtype=bool)
-    pieces = grid.fine_piece[order]
-    wkb = np.full(len(order), None, dtype=object)
-    outline = np.full(len(order), None, dtype=object)
-    if has_piece.any():
-        wkb[has_piece] = shapely.to_wkb(pieces[has_piece])
-        outline[has_piece] = shapely.to_wkb(shapely.boundary(pieces[has_piece]))
-    cands = pa.table(
-        {
-            "cle": grid.fine_key[order],
-            "c": grid.fine_code[order].astype(np.int32),
-            "partie": grid.fine_part[order].astype(np.int32),
-            "morceau": pa.array(wkb, type=pa.binary()),
-            "bord": pa.array(outline, type=pa.binary()),
-        }
-    )
-    levels = pa.table({"cle": last.keys, "c": last.codes.astype(np.int32)})
-    con.register("_grille_cands", cands)
-    con.register("_grille_fin", levels)
-    try:
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE {_quote_ident(prefix + "_n" + str(last.k))} AS
-            WITH listes AS (
-                SELECT
-                    cle,
-                    list(
-                        struct_pack(
-                            c := c,
-                            partie := partie,
-                            morceau := ST_GeomFromWKB(morceau),
-                            bord := ST_GeomFromWKB(bord)
-                        )
-                        ORDER BY c, partie
-                    ) AS candidats
-                FROM _grille_cands
-                GROUP BY cle
-            )
-            SELECT f.cle, f.c, listes.candidats
-            FROM _grille_fin AS f
-            LEFT JOIN listes ON f.cle = listes.cle
-            ORDER BY f.cle
-            """
-        )
-    finally:
-        con.unregister("_grille_cands")
-        con.unregister("_grille_fin")
+def _write_index_meta(con: Any, index: GrilleQpv) -> None:
+    import pyarrow as pa
+
+    assert index.polygons is not None and index.polygon_codes is not None
     parts = pa.table(
         {
-            "i": np.arange(len(grid.parts), dtype=np.int32),
-            "wkb": pa.array(shapely.to_wkb(grid.parts), type=pa.binary()),
+            "partie": np.arange(len(index.polygons), dtype=np.int32),
+            "code_qpv": pa.array(index.polygon_codes, pa.string()),
+            "wkb": pa.array(shapely.to_wkb(index.polygons).tolist(), pa.binary()),
         }
     )
-    codes = pa.table({"i": np.arange(len(grid.codes), dtype=np.int32), "code": grid.codes})
+    meta = pa.table(
+        {
+            "niveau": [index.level],
+            "geographie": [index.geographie],
+            "source": [index.source],
+            "codes": pa.array([index.codes], pa.list_(pa.string())),
+            "stats": [json.dumps(index.stats)],
+        }
+    )
     con.register("_grille_parties", parts)
-    con.register("_grille_codes", codes)
+    con.register("_grille_meta", meta)
     try:
         con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE {_quote_ident(prefix + "_const")} AS
-            SELECT
-                (SELECT list(code ORDER BY i) FROM _grille_codes) AS codes,
-                (SELECT list(ST_GeomFromWKB(wkb) ORDER BY i) FROM _grille_parties) AS parties
-            """
+            f"CREATE OR REPLACE TABLE {_quote_relation(index.table + '_polygones')} AS "
+            "SELECT partie, code_qpv, ST_GeomFromWKB(wkb) AS geom FROM _grille_parties"
+        )
+        con.execute(
+            f"CREATE OR REPLACE TABLE {_quote_relation(index.table + '_meta')} AS "
+            "SELECT * FROM _grille_meta"
         )
     finally:
         con.unregister("_grille_parties")
-        con.unregister("_grille_codes")
+        con.unregister("_grille_meta")
 
 
-def _create_temp(con: Any, name: str, table: pa.Table, columns: str) -> None:
-    con.register("_grille_tmp", table)
+def open_index(con: Any, table: str) -> GrilleQpv:
+    """Reopen an index built with ``persist=True`` (its polygons are loaded when needed)."""
+    row = con.execute(
+        f"SELECT niveau, geographie, source, codes, stats FROM {_quote_relation(table + '_meta')}"
+    ).fetchone()
+    if row is None:
+        raise PointsError(f"Index {table} vide ou absent")
+    return GrilleQpv(
+        table=table,
+        level=int(row[0]),
+        geographie=row[1],
+        source=row[2],
+        codes=list(row[3]),
+        stats=json.loads(row[4]),
+    )
+
+
+def _index_polygons(con: Any, index: GrilleQpv) -> tuple[list[Any], list[str]]:
+    """The index's polygons: shapely objects, or WKB bytes read from ``<table>_polygones``."""
+    if index.polygons is not None and index.polygon_codes is not None:
+        return list(index.polygons), index.polygon_codes
+    rows = con.execute(
+        f"SELECT code_qpv, ST_AsWKB(geom) FROM {_quote_relation(index.table + '_polygones')} "
+        "ORDER BY partie"
+    ).fetchall()
+    return [bytes(r[1]) for r in rows], [r[0] for r in rows]
+
+
+def enum_type(values: Sequence[str]) -> str:
+    """SQL of an anonymous ENUM type over ``values`` (in this order)."""
+    return "ENUM(" + ", ".join(_sql_string(v) for v in values) + ")"
+
+
+def _write_index(con: Any, grid: _Grid, table: str, temporary: bool = True) -> int:
+    """Write the index table; returns the number of candidate columns ``c0, c1...``."""
+    import pyarrow as pa
+
+    codes = np.asarray(grid.codes, dtype=object)
+    code_type = enum_type(grid.codes) if grid.codes else "VARCHAR"
+    resolved = pa.table(
+        {"cle": grid.keys, "code_qpv": pa.array(codes[grid.key_codes].tolist(), pa.string())}
+    )
+    first = np.searchsorted(grid.cand_key, grid.cand_key, side="left")
+    position = np.arange(len(grid.cand_key)) - first  # index of the candidate in its cell
+    if len(position) and position.max() > 62:
+        raise PointsError("Plus de 62 polygones QPV se touchent dans une même cellule")
+    candidates = pa.table(
+        {
+            "cle": grid.cand_key,
+            "i": position.astype(np.int32),
+            "code_qpv": pa.array(codes[grid.cand_code].tolist(), pa.string()),
+            "partie": grid.cand_part.astype(np.int32),
+            "plein": grid.cand_full,
+        }
+    )
+    dx = grid.edge_x2 - grid.edge_x1
+    dy = grid.edge_y2 - grid.edge_y1
+    sloped = dy != 0
+    inverse_slope = np.zeros(len(dx))
+    inverse_slope[sloped] = dx[sloped] / dy[sloped]
+    # A point at horizontal distance h from the edge's line is at distance h * |dy| / length
+    # from it: within the tolerance when h < tol * length / |dy|.
+    tol_x = np.zeros(len(dx))
+    tol_x[sloped] = TOLERANCE_DEG * np.hypot(dx[sloped], dy[sloped]) / np.abs(dy[sloped])
+    edges = pa.table(
+        {
+            "cle": grid.cand_key[grid.edge_row],
+            "i": position[grid.edge_row].astype(np.int32),
+            "x1": grid.edge_x1,
+            "y1": grid.edge_y1,
+            "y2": grid.edge_y2,
+            "k": inverse_slope,
+            "tx": tol_x,
+        }
+    )
+    width = int(position.max()) + 1 if len(position) else 1
+    con.register("_grille_resolues", resolved)
+    con.register("_grille_candidats", candidates)
+    con.register("_grille_aretes", edges)
+    edge_type = "STRUCT(i INTEGER, x1 DOUBLE, y1 DOUBLE, y2 DOUBLE, k DOUBLE, tx DOUBLE)"
+    fixed = ",\n".join(
+        f"                    CAST(any_value(code_qpv) FILTER (WHERE i = {j}) AS {code_type})"
+        f" AS c{j}"
+        for j in range(width)
+    )
+    nulls = ", ".join(f"CAST(NULL AS {code_type}) AS c{j}" for j in range(width))
+    columns = ", ".join(f"c.c{j}" for j in range(width))
     try:
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_quote_ident(name)} AS "
-            f"SELECT {columns} FROM _grille_tmp ORDER BY 1"
+            f"""
+            CREATE OR REPLACE {"TEMP TABLE" if temporary else "TABLE"}
+                {_quote_ident(table) if temporary else _quote_relation(table)} AS
+            WITH candidats AS (
+                SELECT
+                    cle,
+                    list(partie ORDER BY i) AS parties,
+                    coalesce(sum(CASE WHEN plein THEN 1::BIGINT << i END), 0)::BIGINT AS pleins,
+{fixed}
+                FROM _grille_candidats
+                GROUP BY cle
+            ),
+            aretes AS (
+                SELECT
+                    cle,
+                    list(struct_pack(i := i, x1 := x1, y1 := y1, y2 := y2, k := k, tx := tx))
+                        AS aretes
+                FROM _grille_aretes
+                GROUP BY cle
+            )
+            SELECT cle, CAST(code_qpv AS {code_type}) AS code_qpv, NULL::BIGINT AS pleins,
+                NULL::INTEGER[] AS parties, {nulls}, NULL::{edge_type}[] AS aretes
+            FROM _grille_resolues
+            UNION ALL
+            SELECT c.cle, NULL, c.pleins, c.parties, {columns}, coalesce(a.aretes, [])
+            FROM candidats AS c LEFT JOIN aretes AS a ON c.cle = a.cle
+            ORDER BY cle
+            """
         )
     finally:
-        con.unregister("_grille_tmp")
+        for name in ("_grille_resolues", "_grille_candidats", "_grille_aretes"):
+            con.unregister(name)
+    return width
 
 
 def drop_index(con: Any, index: GrilleQpv) -> None:
-    """Drop the temporary tables of an index."""
-    for k in index.levels:
-        con.execute(f"DROP TABLE IF EXISTS temp.{_quote_ident(index.prefix + '_n' + str(k))}")
-    con.execute(f"DROP TABLE IF EXISTS temp.{_quote_ident(index.prefix + '_const')}")
+    """Drop the table(s) of an index."""
+    if "." in index.table:
+        for suffix in ("", "_polygones", "_meta"):
+            con.execute(f"DROP TABLE IF EXISTS {_quote_relation(index.table + suffix)}")
+    else:
+        con.execute(f"DROP TABLE IF EXISTS temp.{_quote_ident(index.table)}")
+
+
+def _index_relation(index: GrilleQpv) -> str:
+    if "." in index.table:
+        return _quote_relation(index.table)
+    return f"temp.{_quote_ident(index.table)}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -573,10 +831,10 @@ def drop_index(con: Any, index: GrilleQpv) -> None:
 
 
 def _sql_number(expr: str, numeric: bool) -> str:
-    """SQL turning a raw cell into a DOUBLE (NULL when not a number)."""
+    """SQL turning a raw cell into a DOUBLE (NULL when it is not a number)."""
     if numeric:
         return f"CAST({expr} AS DOUBLE)"
-    # Text: drop blanks (incl. no-break and narrow no-break spaces); with a decimal comma,
+    # Text: blanks dropped (no-break and narrow no-break spaces too); with a decimal comma,
     # dots are thousands separators.
     text = f"regexp_replace(trim(CAST({expr} AS VARCHAR)), '[\\s\\x{{00A0}}\\x{{202F}}]', '', 'g')"
     return (
@@ -586,30 +844,40 @@ def _sql_number(expr: str, numeric: bool) -> str:
 
 
 def _in_boxes(x: str, y: str, boxes: Sequence[tuple[float, float, float, float]]) -> str:
-    return "(" + " OR ".join(
+    tests = [
         f"({x} BETWEEN {a!r} AND {c!r} AND {y} BETWEEN {b!r} AND {d!r})" for a, b, c, d in boxes
-    ) + ")"
+    ]
+    return "(" + " OR ".join(tests) + ")"
+
+
+#: Coordinate check codes of the SQL (``_etat``).
+_OK, _INVERSE, _INVALIDE = 0, 1, 2
 
 
 def _etat_sql(crs: str) -> str:
-    """SQL giving the coordinate check of a row: 'ok', 'inverse' or 'invalide'."""
+    """SQL giving the coordinate check of a row: 0 usable, 1 swapped, 2 invalid.
+
+    The most frequent case (a point in metropolitan France) is tested first.
+    """
     missing = "_x IS NULL OR _y IS NULL OR isnan(_x) OR isnan(_y) OR isinf(_x) OR isinf(_y)"
     if crs == WGS84:
+        metro = [TERRITOIRES_WGS84["metropole"]]
         boxes = list(TERRITOIRES_WGS84.values())
         return f"""CASE
-            WHEN {missing} THEN 'invalide'
-            WHEN _x = 0 AND _y = 0 THEN 'invalide'
-            WHEN {_in_boxes("_x", "_y", boxes)} THEN 'ok'
-            WHEN {_in_boxes("_y", "_x", boxes)} THEN 'inverse'
-            WHEN abs(_x) > 180 OR abs(_y) > 90 THEN 'invalide'
-            ELSE 'ok' END"""
+            WHEN {_in_boxes("_x", "_y", metro)} THEN {_OK}
+            WHEN {missing} THEN {_INVALIDE}
+            WHEN {_in_boxes("_x", "_y", boxes)} THEN {_OK}
+            WHEN _x = 0 AND _y = 0 THEN {_INVALIDE}
+            WHEN {_in_boxes("_y", "_x", boxes)} THEN {_INVERSE}
+            WHEN abs(_x) > 180 OR abs(_y) > 90 THEN {_INVALIDE}
+            ELSE {_OK} END"""
     if crs == LAMBERT93:
         box = [LAMBERT93_ENVELOPPE]
         return f"""CASE
-            WHEN {missing} THEN 'invalide'
-            WHEN {_in_boxes("_x", "_y", box)} THEN 'ok'
-            WHEN {_in_boxes("_y", "_x", box)} THEN 'inverse'
-            ELSE 'invalide' END"""
+            WHEN {_in_boxes("_x", "_y", box)} THEN {_OK}
+            WHEN {missing} THEN {_INVALIDE}
+            WHEN {_in_boxes("_y", "_x", box)} THEN {_INVERSE}
+            ELSE {_INVALIDE} END"""
     raise PointsError(f"Système de coordonnées non pris en charge : {crs}")
 
 
@@ -620,14 +888,57 @@ def _motif_sql(crs: str) -> str:
         else "hors de l'emprise du Lambert-93 (France métropolitaine)"
     )
     return f"""CASE
-        WHEN _etat = 'ok' THEN NULL
-        WHEN _etat = 'inverse' THEN 'longitude et latitude (x et y) inversées'
-        WHEN _xr IS NULL OR _yr IS NULL OR trim(CAST(_xr AS VARCHAR)) = ''
-            OR trim(CAST(_yr AS VARCHAR)) = '' THEN 'coordonnée absente'
-        WHEN _x IS NULL OR _y IS NULL OR isnan(_x) OR isnan(_y) OR isinf(_x) OR isinf(_y)
-            THEN 'coordonnée non numérique'
-        WHEN _x = 0 AND _y = 0 THEN 'coordonnées (0, 0) : échec de géocodage probable'
-        ELSE {_sql_string(bornes)} END"""
+            WHEN _etat = {_OK} THEN NULL
+            WHEN _etat = {_INVERSE} THEN 'longitude et latitude (x et y) inversées'
+            WHEN _xr IS NULL OR _yr IS NULL OR trim(CAST(_xr AS VARCHAR)) = ''
+                OR trim(CAST(_yr AS VARCHAR)) = '' THEN 'coordonnée absente'
+            WHEN _x IS NULL OR _y IS NULL OR isnan(_x) OR isnan(_y) OR isinf(_x) OR isinf(_y)
+                THEN 'coordonnée non numérique'
+            WHEN _x = 0 AND _y = 0 THEN 'coordonnées (0, 0) : échec de géocodage probable'
+            ELSE {_sql_string(bornes)} END"""
+
+
+#: Name of the Python function registered on the connection for the exact re-test.
+RETEST_FUNCTION = "qpv_retest_exact"
+
+
+def register_retest(con: Any, index: GrilleQpv, name: str | None = None) -> str:
+    """Register the exact re-test of the few points closer than the tolerance to an edge.
+
+    ``name(parties INTEGER[], lon DOUBLE, lat DOUBLE) -> VARCHAR[]`` (a new name for each call
+    unless given; returned) returns the codes of the polygons (indices of the index's polygons)
+    that intersect the point (GEOS, boundary included), sorted. DuckDB calls it only for the
+    rows that need it; the polygons are prepared at the first call.
+    """
+    polygons, polygon_codes = _index_polygons(con, index)
+    prepared: list[Any] = []
+
+    def retest(parties: list[int] | None, lon: float | None, lat: float | None):
+        if parties is None or lon is None or lat is None:
+            return None
+        if not prepared:
+            geoms = shapely.from_wkb(polygons) if isinstance(polygons[0], bytes) else polygons
+            geoms = np.asarray(geoms, dtype=object)
+            shapely.prepare(geoms)
+            prepared.extend(geoms)
+        found = {
+            polygon_codes[p]
+            for p in parties
+            if shapely.intersects_xy(prepared[p], float(lon), float(lat))
+        }
+        return sorted(found)
+
+    name = name or f"{RETEST_FUNCTION}_{uuid.uuid4().hex[:10]}"
+    con.create_function(
+        name,
+        retest,
+        ["INTEGER[]", "DOUBLE", "DOUBLE"],
+        "VARCHAR[]",
+        type="native",
+        null_handling="special",
+        side_effects=False,
+    )
+    return name
 
 
 def assignment_sql(
@@ -640,107 +951,439 @@ def assignment_sql(
     crs: str = WGS84,
     keep: Sequence[str] = (),
     with_details: bool = True,
+    retest_function: str = RETEST_FUNCTION,
 ) -> str:
-    """SQL assigning each row of ``source_sql`` (a FROM item) to a QPV with ``index``.
+    """SQL assigning each row of ``source_sql`` (a FROM item aliased ``src``) to a QPV.
 
-    ``x_expr`` / ``y_expr`` are SQL expressions over the source giving the raw coordinates
-    (numbers, or text when ``numeric`` is false). Output: the ``keep`` columns, then
+    ``x_expr`` / ``y_expr`` are SQL expressions over ``src`` giving the raw coordinates
+    (numbers, or text when ``numeric`` is false) in ``crs``. Output: the ``keep`` columns, then
     ``statut``, ``code_qpv``, ``nb_qpv`` and, with ``with_details``, ``motif``,
-    ``code_qpv_apres_inversion``, ``lon``, ``lat`` (WGS84 coordinates used) and
-    ``geographie_qpv``.
+    ``code_qpv_apres_inversion``, ``lon_wgs84``, ``lat_wgs84`` (WGS84 coordinates used, swapped
+    back for ``lon_lat_inverses``) and ``geographie_qpv``. The re-test function must be
+    registered on the connection (:func:`register_retest`).
     """
-    levels = index.levels
-    kf = levels[-1]
-    prefix = index.prefix
-    kept = ", ".join(f"src.{_quote_ident(c)}" for c in keep)
+    clash = sorted(set(keep) & set(OUTPUT_COLUMNS))
+    if clash:
+        raise PointsError(
+            f"Colonnes d'entrée en conflit avec le résultat de l'affectation : {', '.join(clash)}"
+        )
+    k = index.level
+    f = float(1 << k)
+    tol = TOLERANCE_DEG
+    border = tol * f
+    code_type = enum_type(index.codes) if index.codes else "VARCHAR"
+    statut_type = enum_type(STATUTS)
+    kept = "".join(f"src.{_quote_ident(c)}, " for c in keep)
     kept_out = "".join(f"{_quote_ident(c)}, " for c in keep)
     if crs == WGS84:
-        lonlat = """CASE _etat WHEN 'ok' THEN _x WHEN 'inverse' THEN _y END AS _lon,
-            CASE _etat WHEN 'ok' THEN _y WHEN 'inverse' THEN _x END AS _lat"""
-        lonlat_src = "v"
-    else:
+        lonlat = f"""CASE _etat WHEN {_OK} THEN _x WHEN {_INVERSE} THEN _y END AS _lon,
+                CASE _etat WHEN {_OK} THEN _y WHEN {_INVERSE} THEN _x END AS _lat"""
+        lonlat_from = "v"
+    elif crs == LAMBERT93:
         lonlat = "ST_X(_p) AS _lon, ST_Y(_p) AS _lat"
-        lonlat_src = f"""(SELECT *, CASE _etat
-                WHEN 'ok' THEN ST_Transform(ST_Point(_x, _y), '{LAMBERT93}', '{WGS84}',
+        lonlat_from = f"""(SELECT *, CASE _etat
+                WHEN {_OK} THEN ST_Transform(ST_Point(_x, _y), '{LAMBERT93}', '{WGS84}',
                     always_xy := true)
-                WHEN 'inverse' THEN ST_Transform(ST_Point(_y, _x), '{LAMBERT93}', '{WGS84}',
+                WHEN {_INVERSE} THEN ST_Transform(ST_Point(_y, _x), '{LAMBERT93}', '{WGS84}',
                     always_xy := true)
                 END AS _p FROM v)"""
-    ctes = [
-        f"""src0 AS (
-            SELECT {kept + ", " if kept else ""}{x_expr} AS _xr, {y_expr} AS _yr
-            FROM {source_sql} AS src
-        )""",
-        f"""v AS (
-            SELECT *, {_etat_sql(crs)} AS _etat
-            FROM (SELECT *, {_sql_number("_xr", numeric)} AS _x,
-                {_sql_number("_yr", numeric)} AS _y FROM src0)
-        )""",
-        f"e AS (SELECT *, {lonlat} FROM {lonlat_src})",
-    ]
-    previous = "e"
-    for i, k in enumerate(levels):
-        table = _quote_ident(f"{prefix}_n{k}")
-        f = float(1 << k)
-        key = _sql_key(f"floor(_lon * {f!r})::BIGINT", f"floor(_lat * {f!r})::BIGINT", k)
-        extra = ", n.candidats AS _cands" if k == kf else ""
-        if k == kf:
-            border = TOLERANCE_DEG * f
-            extra += (
-                f", (_lon * {f!r} - floor(_lon * {f!r}) < {border!r} "
-                f"OR _lon * {f!r} - floor(_lon * {f!r}) > {1 - border!r} "
-                f"OR _lat * {f!r} - floor(_lat * {f!r}) < {border!r} "
-                f"OR _lat * {f!r} - floor(_lat * {f!r}) > {1 - border!r}) AS _bordure"
-            )
-        ctes.append(
-            f"""j{i} AS (
-            SELECT {previous}.*, n.c AS _c{i}{extra}
-            FROM {previous} LEFT JOIN temp.{table} AS n ON n.cle = {key}
-        )"""
+    else:
+        raise PointsError(f"Système de coordonnées non pris en charge : {crs}")
+    key = _sql_key_double("_lon", "_lat", k)
+    width = int(index.stats.get("candidats_par_cellule_max", 1))
+    # One value per clipped edge: NULL when the point is within the tolerance of the edge (or
+    # of one of its ends, in latitude), else the candidate's bit when the half-line from the
+    # point towards +longitude crosses the edge (crossing number), else 0. For an edge spanning
+    # the point's latitude, x1 + (lat - y1) * k is the longitude of the edge at that latitude
+    # (k = dx / dy) and tx the horizontal tolerance (tol * length / |dy|).
+    near_end = f"abs(_lat - a.y1) < {tol!r} OR abs(_lat - a.y2) < {tol!r}"
+    edge_value = (
+        f"a -> CASE WHEN (a.y1 > _lat) = (a.y2 > _lat) THEN "
+        f"CASE WHEN {near_end} THEN NULL ELSE 0 END "
+        f"WHEN {near_end} THEN NULL "
+        "WHEN abs(a.x1 + (_lat - a.y1) * a.k - _lon) < a.tx THEN NULL "
+        "WHEN _lon < a.x1 + (_lat - a.y1) * a.k THEN 1::BIGINT << a.i ELSE 0 END"
+    )
+    cell_border = (
+        f"(_lon * {f!r} - floor(_lon * {f!r}) < {border!r} "
+        f"OR _lon * {f!r} - floor(_lon * {f!r}) > {1 - border!r} "
+        f"OR _lat * {f!r} - floor(_lat * {f!r}) < {border!r} "
+        f"OR _lat * {f!r} - floor(_lat * {f!r}) > {1 - border!r})"
+    )
+    # Candidates are sorted by code: the first bit set gives the smallest code.
+    first_code = " ".join(f"WHEN (_masque >> {j}) & 1 = 1 THEN _c{j}" for j in range(width))
+    distinct_codes = " + ".join(
+        f"CASE WHEN (_masque >> {j}) & 1 = 1 AND "
+        + (
+            " AND ".join(f"NOT ((_masque >> {i}) & 1 = 1 AND _c{i} = _c{j})" for i in range(j))
+            or "true"
         )
-        previous = f"j{i}"
-    point = "ST_Point(_lon, _lat)"
-    test = (
-        f"c -> c.morceau IS NULL OR CASE WHEN _bordure OR ST_DWithin(c.bord, {point}, "
-        f"{TOLERANCE_DEG!r}) THEN ST_Intersects(k.parties[c.partie + 1], {point}) "
-        f"ELSE ST_Intersects(c.morceau, {point}) END"
+        + " THEN 1 ELSE 0 END"
+        for j in range(width)
     )
-    ctes.append(
-        f"""m AS (
-            SELECT {previous}.*, k.codes AS _codes,
-                CASE WHEN _cands IS NOT NULL THEN
-                    list_distinct(list_transform(list_filter(_cands, {test}), c -> c.c))
-                END AS _trouves
-            FROM {previous} CROSS JOIN temp.{_quote_ident(prefix + "_const")} AS k
-        )"""
-    )
-    resolved = ", ".join(f"CASE WHEN _c{i} >= 0 THEN _c{i} END" for i in range(len(levels)))
-    ctes.append(
-        f"""r AS (
-            SELECT *,
-                coalesce({resolved}, list_min(_trouves)) AS _c,
-                CASE WHEN coalesce({resolved}) IS NOT NULL THEN 1
-                    ELSE coalesce(len(_trouves), 0) END AS _n
-            FROM m
-        )"""
-    )
+    candidate_cols = ", ".join(f"g.c{j} AS _c{j}" for j in range(width))
     geographie = "NULL" if index.geographie is None else _sql_string(index.geographie)
     details = (
         f""",
             {_motif_sql(crs)} AS motif,
-            CASE WHEN _etat = 'inverse' THEN _codes[_c + 1] END AS code_qpv_apres_inversion,
-            _lon AS lon,
-            _lat AS lat,
+            CASE WHEN _etat = {_INVERSE} THEN _trouve END AS code_qpv_apres_inversion,
+            _lon AS lon_wgs84,
+            _lat AS lat_wgs84,
             {geographie} AS geographie_qpv"""
         if with_details
         else ""
     )
-    return f"""WITH {", ".join(ctes)}
+    return f"""WITH src0 AS (
+            SELECT {kept}{x_expr} AS _xr, {y_expr} AS _yr FROM {source_sql} AS src
+        ),
+        v AS (
+            SELECT *, {_etat_sql(crs)} AS _etat
+            FROM (SELECT *, {_sql_number("_xr", numeric)} AS _x,
+                {_sql_number("_yr", numeric)} AS _y FROM src0)
+        ),
+        e AS (SELECT *, {lonlat} FROM {lonlat_from}),
+        j AS (
+            SELECT e.*, g.code_qpv AS _code, g.pleins AS _pleins, g.parties AS _parties,
+                {candidate_cols},
+                CASE WHEN g.pleins IS NOT NULL THEN list_transform(g.aretes, {edge_value})
+                END AS _valeurs
+            FROM e LEFT JOIN {_index_relation(index)} AS g ON g.cle = {key}
+        ),
+        t AS (
+            SELECT *,
+                CASE WHEN _pleins IS NOT NULL THEN
+                    {cell_border} OR list_count(_valeurs) < len(_valeurs)
+                END AS _proche,
+                _pleins | coalesce(list_aggregate(_valeurs, 'bit_xor'), 0) AS _masque
+            FROM j
+        ),
+        r AS (
+            SELECT *,
+                CASE WHEN _proche THEN list_sort(list_distinct(CAST({retest_function}(
+                    _parties, _lon, _lat) AS {code_type}[])))
+                END AS _liste
+            FROM t
+        ),
+        s AS (
+            SELECT *,
+                CASE
+                    WHEN _pleins IS NULL THEN _code
+                    WHEN _proche THEN _liste[1]
+                    ELSE CASE {first_code} END
+                END AS _trouve,
+                CASE
+                    WHEN _pleins IS NULL THEN CAST(_code IS NOT NULL AS INTEGER)
+                    WHEN _proche THEN len(_liste)
+                    ELSE {distinct_codes}
+                END AS _n
+            FROM r
+        )
         SELECT {kept_out}
-            CASE _etat
-                WHEN 'ok' THEN CASE WHEN _c IS NOT NULL THEN 'dans_qpv' ELSE 'hors_qpv' END
-                WHEN 'inverse' THEN 'lon_lat_inverses'
-                ELSE 'coordonnees_invalides' END AS statut,
-            CASE WHEN _etat = 'ok' THEN _codes[_c + 1] END AS code_qpv,
-            CASE WHEN _etat = 'ok' THEN _n END AS nb_qpv{details}
-        FROM r"""
+            CAST(CASE _etat
+                WHEN {_OK} THEN CASE WHEN _trouve IS NOT NULL THEN 'dans_qpv' ELSE 'hors_qpv' END
+                WHEN {_INVERSE} THEN 'lon_lat_inverses'
+                ELSE 'coordonnees_invalides' END AS {statut_type}) AS statut,
+            CASE WHEN _etat = {_OK} THEN _trouve END AS code_qpv,
+            CAST(CASE WHEN _etat = {_OK} THEN _n END AS UTINYINT) AS nb_qpv{details}
+        FROM s"""
+
+
+# --------------------------------------------------------------------------------------------
+# Input files
+# --------------------------------------------------------------------------------------------
+
+
+def _normalise_name(name: str) -> str:
+    text = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def normalise_crs(crs: str | int | None) -> str | None:
+    """'EPSG:4326' / 'EPSG:2154' from the usual spellings (None stays None: detect)."""
+    if crs is None:
+        return None
+    text = re.sub(r"[^a-z0-9]", "", str(crs).lower())
+    if text in {"4326", "epsg4326", "wgs84", "ogccrs84", "crs84", "lonlat"}:
+        return WGS84
+    if text in {"2154", "epsg2154", "l93", "lambert93", "rgf93", "rgf93lambert93"}:
+        return LAMBERT93
+    raise PointsError(
+        f"Système de coordonnées non pris en charge : {crs} (attendu : WGS84 EPSG:4326 ou "
+        "Lambert-93 EPSG:2154)"
+    )
+
+
+@dataclass
+class PointsSource:
+    """A file of records opened in DuckDB, with its recognised columns.
+
+    ``sql`` is a FROM item (``read_csv(...)`` or ``read_parquet(...)``); ``x`` / ``y`` are the
+    coordinate columns, ``numeric`` whether they are typed as numbers (else parsed from text),
+    ``crs`` the coordinate system (given or detected), ``identifiant`` the identifier column.
+    """
+
+    path: Path
+    sql: str
+    columns: list[str]
+    x: str
+    y: str
+    numeric: bool
+    crs: str
+    identifiant: str | None
+    extra: dict[str, str | None] = field(default_factory=dict)
+
+
+def _find(columns: Sequence[str], names: Sequence[str]) -> str | None:
+    by_norm = {_normalise_name(c): c for c in reversed(columns)}
+    for name in names:
+        if name in by_norm:
+            return by_norm[name]
+    return None
+
+
+def read_points(
+    con: Any,
+    path: Path | str,
+    *,
+    x: str | None = None,
+    y: str | None = None,
+    identifiant: str | None = None,
+    crs: str | int | None = None,
+    extra: dict[str, Sequence[str]] | None = None,
+) -> PointsSource:
+    """Open a CSV (``;``, ``,`` or tab; decimal point or comma) or Parquet file of records.
+
+    Coordinate columns are found by name (``lon``/``longitude``/``x``..., ``lat``/
+    ``latitude``/``y``...) unless given. The CRS is ``crs`` if given, else detected from the
+    median absolute values of the first 100,000 rows: both at most 180 gives WGS84 (degrees,
+    longitude first), values in the Lambert-93 range (in either order) give EPSG:2154.
+    ``extra`` maps an output name to candidate column names (e.g. ``{"type": ["type"]}``).
+
+    Raises:
+        PointsError: missing file, unknown format, coordinate columns not found, CRS unknown.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PointsError(f"Fichier introuvable : {path}")
+    suffix = path.suffix.lower()
+    literal = _sql_string(str(path))
+    if suffix in {".parquet", ".pq", ".geoparquet"}:
+        sql = f"read_parquet({literal})"
+    elif suffix in {".csv", ".txt", ".tsv"}:
+        sql = f"read_csv({literal}, all_varchar = true, header = true)"
+        try:
+            con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()
+            con.execute(f"SELECT count(*) FROM {sql}").fetchall()
+        except Exception as err:  # noqa: BLE001 - DuckDB raises several error types
+            if "unicode" not in str(err).lower() and "utf" not in str(err).lower():
+                raise PointsError(f"Lecture impossible de {path.name} : {err}") from None
+            logger.warning("%s n'est pas en UTF-8 : lecture en Windows-1252 (latin-1)", path.name)
+            sql = f"read_csv({literal}, all_varchar = true, header = true, encoding = 'latin-1')"
+    else:
+        raise PointsError(
+            f"Format non pris en charge pour {path.name} : attendu .csv, .txt, .tsv ou .parquet"
+        )
+    try:
+        described = _columns_of(con, sql)
+    except Exception as err:  # noqa: BLE001
+        raise PointsError(f"Lecture impossible de {path.name} : {err}") from None
+    columns = [name for name, _ in described]
+    types = dict(described)
+    x_col = x or _find(columns, _X_NAMES)
+    y_col = y or _find(columns, _Y_NAMES)
+    for given, found, label in ((x, x_col, "x"), (y, y_col, "y")):
+        if given is not None and given not in columns:
+            raise PointsError(f"Colonne {given} absente de {path.name}")
+        if found is None:
+            raise PointsError(
+                f"Colonne de coordonnée {label} (longitude/x) introuvable dans {path.name} ; "
+                f"colonnes présentes : {', '.join(columns)}"
+                if label == "x"
+                else f"Colonne de coordonnée {label} (latitude/y) introuvable dans {path.name} ; "
+                f"colonnes présentes : {', '.join(columns)}"
+            )
+    assert x_col is not None and y_col is not None
+    numeric_types = ("DOUBLE", "FLOAT", "DECIMAL", "INTEGER", "BIGINT", "SMALLINT", "REAL")
+    numeric = all(
+        types[c].upper().startswith(numeric_types) or types[c].upper().startswith("HUGEINT")
+        for c in (x_col, y_col)
+    )
+    id_col = identifiant or _find(columns, _ID_NAMES)
+    extras = {
+        name: _find(columns, [_normalise_name(n) for n in names])
+        for name, names in (extra or {}).items()
+    }
+    chosen = normalise_crs(crs) or _detect_crs(con, sql, x_col, y_col, numeric, path.name)
+    return PointsSource(
+        path=path,
+        sql=sql,
+        columns=columns,
+        x=x_col,
+        y=y_col,
+        numeric=numeric,
+        crs=chosen,
+        identifiant=id_col,
+        extra=extras,
+    )
+
+
+def _detect_crs(con: Any, sql: str, x: str, y: str, numeric: bool, name: str) -> str:
+    xs = _sql_number(f"src.{_quote_ident(x)}", numeric)
+    ys = _sql_number(f"src.{_quote_ident(y)}", numeric)
+    row = con.execute(
+        f"""SELECT median(abs(_x)), median(abs(_y)), count(*) FROM (
+            SELECT {xs} AS _x, {ys} AS _y FROM (SELECT * FROM {sql} LIMIT 100000) AS src
+        ) WHERE _x IS NOT NULL AND _y IS NOT NULL AND NOT isnan(_x) AND NOT isnan(_y)
+            AND NOT isinf(_x) AND NOT isinf(_y)"""
+    ).fetchone()
+    mx, my, n = row
+    if not n:
+        return WGS84
+    if mx <= 180 and my <= 180:
+        return WGS84
+    low, high = sorted((mx, my))
+    x0, y0, x1, y1 = LAMBERT93_ENVELOPPE
+    if x0 <= low <= x1 and y0 <= high <= y1:
+        return LAMBERT93
+    raise PointsError(
+        f"Système de coordonnées non reconnu dans {name} (médianes |x| = {mx:g}, |y| = {my:g}) :"
+        " indiquez-le (WGS84 EPSG:4326 ou Lambert-93 EPSG:2154)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Assignment
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Affectation:
+    """Result of :func:`assign_points`.
+
+    Attributes:
+        output: the table name or Parquet path written.
+        crs: coordinate system of the input.
+        geographie: generation of the QPV polygons used.
+        comptes: rows per status (``lus`` = all rows, ``dans_qpv``, ``hors_qpv``,
+            ``coordonnees_invalides``, ``lon_lat_inverses``) and ``ambigus`` (rows in several
+            QPV, given the smallest code).
+        duree_s: wall time of the assignment query (read, assign, write).
+    """
+
+    output: str
+    crs: str
+    geographie: str | None
+    comptes: dict[str, int]
+    duree_s: float
+    index: GrilleQpv | None = field(default=None, repr=False)
+
+
+def assign_points(
+    con: Any,
+    source: PointsSource | str | Path,
+    *,
+    index: GrilleQpv | None = None,
+    polygons: str = "marts.dim_qpv",
+    geographie: str | None = None,
+    keep: Sequence[str] | None = None,
+    output: str | Path | None = None,
+    output_table: str | None = None,
+    with_details: bool = True,
+    crs: str | int | None = None,
+) -> Affectation:
+    """Assign every record of ``source`` to the QPV containing it (rules: module docstring).
+
+    ``source`` is a file path (opened with :func:`read_points`) or a :class:`PointsSource`.
+    The index is built from ``polygons`` / ``geographie`` unless given. The result goes to a
+    Parquet file (``output``) or a table (``output_table``, replaced; ``temp.<name>`` for a
+    temporary table); columns: ``keep`` (all the
+    input columns by default), then ``statut``, ``code_qpv``, ``nb_qpv`` and with
+    ``with_details`` ``motif``, ``code_qpv_apres_inversion``, ``lon``, ``lat``,
+    ``geographie_qpv``. One streaming query: memory does not grow with the number of rows.
+    """
+    if (output is None) == (output_table is None):
+        raise ValueError("indiquer soit output (Parquet), soit output_table")
+    if not isinstance(source, PointsSource):
+        source = read_points(con, source, crs=crs)
+    if source.crs == LAMBERT93:
+        try:
+            con.execute("LOAD spatial")  # ST_Transform
+        except Exception as err:  # noqa: BLE001
+            raise PointsError(
+                "L'extension DuckDB spatial est nécessaire pour convertir le Lambert-93 "
+                f"(pipelines.duckdb_utils.load_spatial) : {err}"
+            ) from None
+    if index is None:
+        index = build_index(con, polygons, geographie)
+    retest = register_retest(con, index)
+    keep = list(source.columns if keep is None else keep)
+    sql = assignment_sql(
+        index,
+        source.sql,
+        f"src.{_quote_ident(source.x)}",
+        f"src.{_quote_ident(source.y)}",
+        numeric=source.numeric,
+        crs=source.crs,
+        keep=keep,
+        with_details=with_details,
+        retest_function=retest,
+    )
+    started = time.perf_counter()
+    if output is not None:
+        target = Path(output)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        previous = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+        con.execute("SET preserve_insertion_order = false")
+        try:
+            con.execute(
+                f"COPY ({sql}) TO {_sql_string(str(target))} (FORMAT parquet, COMPRESSION zstd)"
+            )
+        finally:
+            con.execute(f"SET preserve_insertion_order = {bool(previous)}")
+        written = str(target)
+        relation = f"read_parquet({_sql_string(written)})"
+    else:
+        assert output_table is not None
+        names = [*keep, "statut", "code_qpv", "nb_qpv"]
+        if with_details:
+            names += OUTPUT_COLUMNS[3:]
+        casts = ", ".join(
+            f"CAST({_quote_ident(n)} AS VARCHAR) AS {_quote_ident(n)}"
+            if n in {"statut", "code_qpv", "code_qpv_apres_inversion"}
+            else _quote_ident(n)
+            for n in names
+        )
+        if output_table.lower().startswith("temp."):
+            name = _quote_ident(output_table[5:])
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {casts} FROM ({sql})")
+            relation = f"temp.{name}"
+        else:
+            relation = _quote_relation(output_table)
+            con.execute(f"CREATE OR REPLACE TABLE {relation} AS SELECT {casts} FROM ({sql})")
+        written = output_table
+    duration = time.perf_counter() - started
+    comptes = counts(con, relation)
+    return Affectation(
+        output=written,
+        crs=source.crs,
+        geographie=index.geographie,
+        comptes=comptes,
+        duree_s=round(duration, 3),
+        index=index,
+    )
+
+
+def counts(con: Any, relation_sql: str) -> dict[str, int]:
+    """Rows per status, all rows (``lus``) and ambiguous rows of an assignment result."""
+    rows = con.execute(
+        f"SELECT CAST(statut AS VARCHAR), count(*), count(*) FILTER (WHERE nb_qpv > 1) "
+        f"FROM {relation_sql} GROUP BY ALL"
+    ).fetchall()
+    out = dict.fromkeys(STATUTS, 0)
+    ambigus = 0
+    for statut, n, amb in rows:
+        out[statut] = int(n)
+        ambigus += int(amb)
+    out["lus"] = sum(out[s] for s in STATUTS)
+    out["ambigus"] = ambigus
+    return out

@@ -7,6 +7,7 @@ import dagster as dg
 from pipelines.defs.automation import fichiers_bruts, publication_atomique, reconstruction_annuelle
 from pipelines.defs.dbt import build_dbt_assets
 from pipelines.defs.exports import build_export_asset
+from pipelines.defs.geo_assets import geo_assets
 from pipelines.defs.indicateurs_assets import indicateurs_assets
 from pipelines.defs.ingestion import ingestion_assets
 from pipelines.defs.resources import default_resources
@@ -25,6 +26,7 @@ def build_definitions(loggers: dict | None = None) -> dg.Definitions:
         assets=[
             *ingestion_assets,
             *indicateurs_assets,
+            *geo_assets,
             build_dbt_assets(),
             build_export_asset(),
         ],

@@ -23,6 +23,7 @@ MARTS = {
     "fiche_quartier",
     "indicateurs_qpv",
     "indicateurs_references",
+    "lieux_qpv",
     "subventions_scdl",
     "taux_emploi_quartier",
 }

@@ -9,6 +9,7 @@ metadata with the CRS) by DuckDB itself.
 
 import dagster as dg
 
+from geo.export import export_dim_qpv
 from pipelines.defs.dbt import mart_names
 from pipelines.defs.resources import ProjectFolders, Warehouse
 from pipelines.publication.scdl import export_scdl
@@ -60,6 +61,10 @@ def build_export_asset():
                 rows = con.execute(f"select count(*) from marts.{table}").fetchone()[0]
                 written[table] = rows
                 context.log.info(f"{target}: {rows} lignes")
+            if "dim_qpv" in tables:
+                # GeoParquet with its CRS, GeoPackage and GeoJSON that open in QGIS as they are
+                geo_files = export_dim_qpv(con, out)
+                context.log.info(f"dim_qpv: {sorted(str(p) for p in geo_files.values())}")
             if "subventions_scdl" in tables:
                 scdl = export_scdl(con, out)
                 context.log.info(f"SCDL subventions: {len(scdl.files)} fichier(s) dans {out}/scdl")

@@ -1,0 +1,327 @@
+"""Tests of geo.points: point-in-QPV assignment on hand-checked points of real contours.
+
+The contours come from the demo extract committed in ``data/demo/sig_ville/`` (42 real QPV 2024
+of the three territories, ANCT), repaired by ``geo.contours.read_contours``; every expected
+answer is checked against shapely (GEOS) in the test itself. Tests on the national file of
+``../shared/data`` are skipped with a message when it is absent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import shapely
+from pyproj import Transformer
+
+from geo.contours import read_contours, to_duckdb
+from geo.points import (
+    STATUTS,
+    PointsError,
+    assign_points,
+    build_index,
+    open_index,
+    read_points,
+)
+from pipelines.duckdb_utils import load_spatial
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "data" / "demo" / "sig_ville" / "QP2024_demo_3_territoires_WGS84.geojson"
+NATIONAL = (
+    ROOT.parent / "shared" / "data" / "anct" / "QP2024_France_Hexagonale_Outre_Mer_WGS84.geojson"
+)
+
+# QN05920M and QN05921M (Valenciennes) overlap on a small triangle and share this vertex.
+SHARED_VERTEX = (3.4982, 50.3763)
+TO_L93 = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True)
+
+
+@pytest.fixture(scope="module")
+def contours() -> gpd.GeoDataFrame:
+    return read_contours(DEMO).qpv
+
+
+@pytest.fixture(scope="module")
+def con(contours):
+    connection = duckdb.connect()
+    load_spatial(connection)
+    to_duckdb(contours[["code_qpv", "geographie", "geometry"]], connection, "contours")
+    connection.execute(
+        "CREATE VIEW qpv AS SELECT code_qpv, geographie, geometry AS geom FROM contours"
+    )
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="module")
+def index(con):
+    return build_index(con, "qpv")
+
+
+def expected(contours: gpd.GeoDataFrame, x: float, y: float) -> list[str]:
+    """Codes of the QPV intersecting the point (GEOS), sorted: the independent answer."""
+    hits = shapely.intersects_xy(np.asarray(contours.geometry.values), x, y)
+    return sorted(contours.loc[hits, "code_qpv"])
+
+
+def run(con, index, tmp_path: Path, frame: pd.DataFrame, name: str = "p.parquet", **kw):
+    path = tmp_path / name
+    if name.endswith(".parquet"):
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    else:
+        path.write_text(frame, encoding=kw.pop("encoding", "utf-8"))
+    source = read_points(con, path, crs=kw.pop("crs", None))
+    result = assign_points(con, source, index=index, output_table="resultat", **kw)
+    rows = con.execute("SELECT * FROM resultat").df()
+    return result, rows
+
+
+def test_hand_checked_points(con, index, contours, tmp_path):
+    a = contours.set_index("code_qpv").geometry
+    inside = a["QN05933M"].representative_point()
+    vertex_single = shapely.get_coordinates(a["QN05910M"])[3]
+    overlap = a["QN05920M"].intersection(a["QN05921M"]).representative_point()
+    points = {
+        "dedans": (inside.x, inside.y),
+        "dehors": (3.2, 50.2),
+        "sommet_partage": SHARED_VERTEX,
+        "recouvrement": (overlap.x, overlap.y),
+        "sur_limite": tuple(vertex_single),
+    }
+    # The answers, checked with GEOS.
+    assert expected(contours, *points["dedans"]) == ["QN05933M"]
+    assert expected(contours, *points["dehors"]) == []
+    assert expected(contours, *points["sommet_partage"]) == ["QN05920M", "QN05921M"]
+    assert expected(contours, *points["recouvrement"]) == ["QN05920M", "QN05921M"]
+    assert expected(contours, *points["sur_limite"]) == ["QN05910M"]
+    frame = pd.DataFrame(
+        {
+            "identifiant": list(points),
+            "lon": [p[0] for p in points.values()],
+            "lat": [p[1] for p in points.values()],
+        }
+    )
+    result, rows = run(con, index, tmp_path, frame)
+    got = rows.set_index("identifiant")
+    assert got.loc["dedans", "statut"] == "dans_qpv"
+    assert got.loc["dedans", "code_qpv"] == "QN05933M"
+    assert got.loc["dehors", "statut"] == "hors_qpv"
+    assert pd.isna(got.loc["dehors", "code_qpv"]) and got.loc["dehors", "nb_qpv"] == 0
+    # boundary counts as inside; two QPV -> smallest code, counted as ambiguous
+    for name in ("sommet_partage", "recouvrement"):
+        assert got.loc[name, "code_qpv"] == "QN05920M"
+        assert got.loc[name, "nb_qpv"] == 2
+    assert got.loc["sur_limite", "code_qpv"] == "QN05910M"
+    assert got.loc["sur_limite", "nb_qpv"] == 1
+    assert result.comptes["ambigus"] == 2
+    assert result.comptes["lus"] == 5 == result.comptes["dans_qpv"] + result.comptes["hors_qpv"]
+    assert set(rows["geographie_qpv"]) == {"2024"}
+
+
+def test_invalid_and_swapped_coordinates(con, index, contours, tmp_path):
+    inside = contours.set_index("code_qpv").geometry["QN05933M"].representative_point()
+    csv = "\n".join(
+        [
+            "identifiant;longitude;latitude",
+            f"ok;{str(inside.x).replace('.', ',')};{str(inside.y).replace('.', ',')}",
+            f"inverse;{inside.y};{inside.x}",
+            "vide;;50,1",
+            "texte;abc;50,1",
+            "zero;0;0",
+            "hors_bornes;250;50",
+            "lat_hors_bornes;3,5;95",
+            "ailleurs;-74,0;40,7",
+        ]
+    )
+    result, rows = run(con, index, tmp_path, csv, name="lieux.csv")
+    got = rows.set_index("identifiant")
+    assert got.loc["ok", "statut"] == "dans_qpv" and got.loc["ok", "code_qpv"] == "QN05933M"
+    assert got.loc["inverse", "statut"] == "lon_lat_inverses"
+    assert pd.isna(got.loc["inverse", "code_qpv"])
+    assert got.loc["inverse", "code_qpv_apres_inversion"] == "QN05933M"
+    for name in ("vide", "texte", "zero", "hors_bornes", "lat_hors_bornes"):
+        assert got.loc[name, "statut"] == "coordonnees_invalides", name
+        assert got.loc[name, "motif"], name
+    assert got.loc["vide", "motif"] == "coordonnée absente"
+    assert got.loc["texte", "motif"] == "coordonnée non numérique"
+    assert got.loc["ailleurs", "statut"] == "hors_qpv"  # valid, in New York
+    c = result.comptes
+    assert c == {
+        "dans_qpv": 1,
+        "hors_qpv": 1,
+        "coordonnees_invalides": 5,
+        "lon_lat_inverses": 1,
+        "lus": 8,
+        "ambigus": 0,
+    }
+
+
+def test_lambert93_detected_and_comma_separated(con, index, contours, tmp_path):
+    inside = contours.set_index("code_qpv").geometry["QN06204M"].representative_point()
+    x, y = TO_L93.transform(inside.x, inside.y)
+    xs, ys = f"{x:.2f}", f"{y:.2f}"
+    csv = "\n".join(
+        [
+            "id,x,y,type",
+            f"a,{xs},{ys},",
+            f'b,"{xs.replace(".", ",")}","{ys.replace(".", ",")}",equipement',
+            f"b2,{xs},{ys},equipement",
+            f"c,{ys},{xs},",
+            "d,100,200,",
+        ]
+    )
+    path = tmp_path / "l93.csv"
+    path.write_text(csv, encoding="utf-8")
+    source = read_points(con, path)
+    assert source.crs == "EPSG:2154" and source.x == "x" and source.identifiant == "id"
+    assign_points(con, source, index=index, output_table="resultat_l93")
+    got = con.execute("SELECT * FROM resultat_l93").df().set_index("id")
+    assert got.loc["a", "code_qpv"] == "QN06204M"
+    assert got.loc["b", "code_qpv"] == "QN06204M"  # quoted decimal comma
+    assert got.loc["c", "statut"] == "lon_lat_inverses"
+    assert got.loc["c", "code_qpv_apres_inversion"] == "QN06204M"
+    assert got.loc["d", "statut"] == "coordonnees_invalides"
+    assert abs(got.loc["a", "lon_wgs84"] - inside.x) < 1e-6
+
+
+def test_same_answers_as_geopandas_on_random_points(con, index, contours, tmp_path):
+    rng = np.random.default_rng(7)
+    n = 20_000
+    centres = contours.geometry.representative_point()
+    pick = rng.integers(0, len(contours), n)
+    lon = centres.x.to_numpy()[pick] + rng.normal(0, 0.004, n)
+    lat = centres.y.to_numpy()[pick] + rng.normal(0, 0.003, n)
+    frame = pd.DataFrame({"id": np.arange(n), "lon": lon, "lat": lat})
+    path = tmp_path / "random.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    out = tmp_path / "random_out.parquet"
+    result = assign_points(
+        con, read_points(con, path), index=index, keep=["id"], output=out, with_details=False
+    )
+    got = pd.read_parquet(out).set_index("id").sort_index()
+    points = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(lon, lat), crs=4326)
+    joined = gpd.sjoin(points, contours[["code_qpv", "geometry"]], predicate="intersects")
+    ref = joined.groupby("id")["code_qpv"].agg(["min", "count"])
+    want = pd.Series(None, index=frame["id"], dtype=object)
+    want[ref.index] = ref["min"]
+    codes = got["code_qpv"].astype(object).fillna("")
+    assert codes.index.equals(want.index)
+    assert (codes == want.fillna("")).all(), (codes != want.fillna("")).sum()
+    assert int((ref["count"] > 1).sum()) == result.comptes["ambigus"]
+    assert result.comptes["dans_qpv"] == len(ref) > 1000
+
+
+def test_points_exactly_on_grid_lines_and_cell_corners(con, index, contours, tmp_path):
+    """Points on cell borders of the grid (multiples of 2**-11 degree) near QPV boundaries."""
+    f = 2.0**11
+    frames = []
+    for geom in contours.geometry.values[:10]:
+        coords = shapely.get_coordinates(geom)[::7]
+        gx = np.floor(coords[:, 0] * f) / f
+        gy = np.floor(coords[:, 1] * f) / f
+        frames.append(np.column_stack([gx, coords[:, 1]]))
+        frames.append(np.column_stack([coords[:, 0], gy]))
+        frames.append(np.column_stack([gx, gy]))
+    pts = np.vstack(frames)
+    frame = pd.DataFrame({"id": np.arange(len(pts)), "lon": pts[:, 0], "lat": pts[:, 1]})
+    _, rows = run(con, index, tmp_path, frame, name="grid.parquet", keep=["id"])
+    rows = rows.set_index("id").sort_index()
+    for i, (x, y) in enumerate(pts):
+        want = expected(contours, x, y)
+        assert rows.loc[i, "code_qpv"] == (want[0] if want else None), (x, y, want)
+        assert rows.loc[i, "nb_qpv"] == len(want)
+
+
+def test_persisted_index_reopened(con, tmp_path, contours):
+    db = tmp_path / "grille.duckdb"
+    with duckdb.connect(str(db)) as c:
+        load_spatial(c)
+        to_duckdb(contours[["code_qpv", "geographie", "geometry"]], c, "contours")
+        c.execute("CREATE VIEW qpv AS SELECT code_qpv, geographie, geometry AS geom FROM contours")
+        built = build_index(c, "qpv", persist=True, table="main.grille_qpv")
+    with duckdb.connect(str(db), read_only=True) as c:
+        load_spatial(c)
+        index = open_index(c, "main.grille_qpv")
+        assert index.codes == built.codes and index.geographie == "2024"
+        frame = pd.DataFrame({"id": [1], "lon": [SHARED_VERTEX[0]], "lat": [SHARED_VERTEX[1]]})
+        path = tmp_path / "one.parquet"
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+        out = tmp_path / "one_out.parquet"
+        assign_points(c, read_points(c, path), index=index, output=out)
+        row = pd.read_parquet(out).iloc[0]
+        assert row["code_qpv"] == "QN05920M" and row["nb_qpv"] == 2  # exact re-test path
+
+
+def test_geographie_choice_and_errors(con, tmp_path):
+    con.execute(
+        "CREATE OR REPLACE VIEW deux AS SELECT code_qpv, geographie, geom FROM qpv "
+        "UNION ALL SELECT 'QP059020', '2015', ST_Buffer(ST_Point(3.5, 50.35), 0.01)"
+    )
+    assert build_index(con, "deux").geographie == "2024"
+    old = build_index(con, "deux", geographie="2015")
+    assert old.codes == ["QP059020"]
+    with pytest.raises(PointsError, match="2030"):
+        build_index(con, "deux", geographie="2030")
+    bad = tmp_path / "sans_coordonnees.csv"
+    bad.write_text("id;adresse\n1;rue\n", encoding="utf-8")
+    with pytest.raises(PointsError, match="introuvable"):
+        read_points(con, bad)
+    weird = tmp_path / "crs_inconnu.csv"
+    weird.write_text("id;x;y\n1;5000;5000\n", encoding="utf-8")
+    with pytest.raises(PointsError, match="non reconnu"):
+        read_points(con, weird)
+
+
+def test_statuses_cover_every_row(con, index, tmp_path):
+    rng = np.random.default_rng(3)
+    lon = rng.uniform(-200, 200, 2000)
+    lat = rng.uniform(-100, 100, 2000)
+    lon[::50] = np.nan
+    frame = pd.DataFrame({"id": np.arange(2000), "lon": lon, "lat": lat})
+    result, rows = run(con, index, tmp_path, frame, name="cover.parquet", keep=["id"])
+    assert set(rows["statut"]) <= set(STATUTS)
+    assert result.comptes["lus"] == 2000 == sum(result.comptes[s] for s in STATUTS)
+
+
+@pytest.mark.skipif(not NATIONAL.exists(), reason=f"données réelles absentes : {NATIONAL}")
+def test_national_shared_edge_and_overseas(tmp_path):
+    national = read_contours(NATIONAL).qpv
+    pair = national[national["code_qpv"].isin(["QN09124M", "QN09125M"])].set_index("code_qpv")
+    shared = pair.geometry["QN09124M"].boundary.intersection(pair.geometry["QN09125M"].boundary)
+    segment = shapely.get_coordinates(shared)[:2]
+    middle = segment.mean(axis=0)
+    reunion = national.set_index("code_qpv").geometry["QN97402M"].representative_point()
+    with duckdb.connect() as c:
+        load_spatial(c)
+        to_duckdb(national[["code_qpv", "geographie", "geometry"]], c, "contours")
+        c.execute("CREATE VIEW qpv AS SELECT code_qpv, geographie, geometry AS geom FROM contours")
+        index = build_index(c, "qpv")
+        assert len(index.codes) == 1584
+        pts = {"sommet": segment[0], "milieu": middle, "reunion": (reunion.x, reunion.y)}
+        frame = pd.DataFrame(
+            {
+                "id": list(pts),
+                "lon": [p[0] for p in pts.values()],
+                "lat": [p[1] for p in pts.values()],
+            }
+        )
+        _, rows = run(c, index, tmp_path, frame)
+    got = rows.set_index("id")
+    # A shared vertex is on both boundaries: both QPV, the smallest code.
+    assert expected(national, *pts["sommet"]) == ["QN09124M", "QN09125M"]
+    assert got.loc["sommet", "code_qpv"] == "QN09124M"
+    assert got.loc["sommet", "nb_qpv"] == 2
+    # The float midpoint of a shared edge is within 1e-12 degree of it but, for GEOS, on one
+    # side only: the exact re-test gives the same answer as GEOS.
+    geoms = pair.geometry
+    assert all(shapely.distance(g.boundary, shapely.Point(middle)) < 1e-12 for g in geoms)
+    want = expected(national, *pts["milieu"])
+    assert got.loc["milieu", "code_qpv"] == want[0]
+    assert got.loc["milieu", "nb_qpv"] == len(want)
+    assert got.loc["reunion", "code_qpv"] == "QN97402M"
