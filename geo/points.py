@@ -4,7 +4,8 @@ Entry points:
 
 * :func:`build_index` reads the QPV polygons of one geography (2015 or 2024) from a DuckDB
   table or view (``code_qpv``, ``geom`` in WGS84, optional ``geographie``) and builds the
-  *grille QPV*, a multi-level grid index held in temporary DuckDB tables.
+  *grille QPV*, a grid index held in a DuckDB table (temporary, or persisted and reopened
+  with :func:`open_index`).
 * :func:`read_points` opens a CSV (``;`` or ``,``, decimal point or comma) or Parquet file as a
   DuckDB view, and finds its identifier and coordinate columns.
 * :func:`assign_points` gives every record a status and, when it falls in a QPV, its code:
@@ -24,19 +25,22 @@ Rules (documented in ``docs/geographie.md``):
   many QPV contain it and those with ``nb_qpv > 1`` are counted as ``ambigus``.
 * The answer is exactly the one of ``ST_Intersects(polygon, point)`` against the original
   (repaired) polygons: the grid only decides cells that are provably inside one QPV or outside
-  all of them, and a point closer than :data:`TOLERANCE_DEG` to a clipped edge or to a cell
-  border is re-tested against the original polygon.
+  all of them, and a point closer than :data:`TOLERANCE_DEG` to an edge of its cell is
+  re-tested against the original polygon.
 
 How the grid works (why it is faster than DuckDB's ``SPATIAL_JOIN``; figures in
-``docs/geographie.md``): cells of ``2^-k`` degree at a few levels ``k`` (default 7, 9, 11, i.e.
-about 780 m, 195 m and 49 m in latitude). A cell is *resolved* when its closed square is in the
-interior of exactly one QPV and touches no other (the point gets that code with no geometry
-test), or absent from the index when it touches no QPV (the point is outside every QPV).
-Other cells are subdivided down to the last level, where each one keeps the list of its QPV
-pieces (the QPV polygon clipped to the cell, a handful of vertices). A record is looked up with
-one hash join per level on an integer cell key computed from its coordinates, and only the
-few per cent of records in unresolved last-level cells are tested against geometry, with small
-pieces instead of polygons of up to 2,000 vertices.
+``docs/geographie.md``): DuckDB's spatial join spends its time in the refine step,
+``ST_Intersects`` costing about 2 µs per call whatever the polygon. Here, cells of ``2^-k``
+degree at a few levels ``k`` (default 7, 9, 11, i.e. about 870 m, 220 m and 54 m in latitude)
+are classified once per set of polygons: a cell is *resolved* when its closed square is in the
+interior of exactly one QPV and touches no other, absent from the index when it touches no
+QPV, otherwise subdivided down to the last level, where it keeps the edges of its QPV rings
+clipped to the cell (Sutherland-Hodgman; five edges on average). The index is flattened to the
+last level: every record is looked up with a single hash join on an integer cell key; the few
+per cent in unresolved cells get a crossing-number test on their cell's edges (arithmetic in a
+DuckDB lambda, no geometry object), and those within :data:`TOLERANCE_DEG` of an edge are
+re-tested exactly with GEOS on the original polygons (a Python function DuckDB calls only for
+them). Everything is one streaming query: memory does not depend on the number of records.
 """
 
 from __future__ import annotations
@@ -898,6 +902,11 @@ def _motif_sql(crs: str) -> str:
             ELSE {_sql_string(bornes)} END"""
 
 
+#: Also re-test the points within the tolerance of their cell's border (not needed: the
+#: clipped rings' edges along cell borders are exact and points on a border belong to the cell
+#: above / to the right, like the crossing-number convention; kept as a switch for checks).
+RETEST_CELL_BORDER = False
+
 #: Name of the Python function registered on the connection for the exact re-test.
 RETEST_FUNCTION = "qpv_retest_exact"
 
@@ -1052,7 +1061,8 @@ def assignment_sql(
         t AS (
             SELECT *,
                 CASE WHEN _pleins IS NOT NULL THEN
-                    {cell_border} OR list_count(_valeurs) < len(_valeurs)
+                    {"(" + cell_border + ") OR " if RETEST_CELL_BORDER else ""}list_count(_valeurs)
+                        < len(_valeurs)
                 END AS _proche,
                 _pleins | coalesce(list_aggregate(_valeurs, 'bit_xor'), 0) AS _masque
             FROM j

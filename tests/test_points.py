@@ -218,24 +218,40 @@ def test_same_answers_as_geopandas_on_random_points(con, index, contours, tmp_pa
 
 
 def test_points_exactly_on_grid_lines_and_cell_corners(con, index, contours, tmp_path):
-    """Points on cell borders of the grid (multiples of 2**-11 degree) near QPV boundaries."""
+    """Points on cell borders of the grid (multiples of 2**-11 degree) near QPV boundaries,
+    where the edges of the clipped rings are cut: the answers must still be GEOS's."""
     f = 2.0**11
-    frames = []
-    for geom in contours.geometry.values[:10]:
-        coords = shapely.get_coordinates(geom)[::7]
-        gx = np.floor(coords[:, 0] * f) / f
-        gy = np.floor(coords[:, 1] * f) / f
-        frames.append(np.column_stack([gx, coords[:, 1]]))
-        frames.append(np.column_stack([coords[:, 0], gy]))
-        frames.append(np.column_stack([gx, gy]))
-    pts = np.vstack(frames)
+    rng = np.random.default_rng(11)
+    coords = shapely.get_coordinates(np.asarray(contours.geometry.values))
+    coords = coords[rng.choice(len(coords), 1500, replace=False)]
+    gx = np.floor(coords[:, 0] * f) / f
+    gy = np.floor(coords[:, 1] * f) / f
+    jitter = rng.choice([0.0, 1e-12, -1e-12, 3e-10], len(coords))
+    pts = np.vstack(
+        [
+            np.column_stack([gx, coords[:, 1]]),  # on a vertical grid line
+            np.column_stack([coords[:, 0], gy]),  # on a horizontal grid line
+            np.column_stack([gx, gy]),  # on a cell corner
+            np.column_stack([gx + jitter, coords[:, 1]]),  # just beside a grid line
+            np.column_stack([coords[:, 0], gy + 1 / f]),  # top border of the cell
+        ]
+    )
     frame = pd.DataFrame({"id": np.arange(len(pts)), "lon": pts[:, 0], "lat": pts[:, 1]})
     _, rows = run(con, index, tmp_path, frame, name="grid.parquet", keep=["id"])
     rows = rows.set_index("id").sort_index()
-    for i, (x, y) in enumerate(pts):
-        want = expected(contours, x, y)
-        assert rows.loc[i, "code_qpv"] == (want[0] if want else None), (x, y, want)
-        assert rows.loc[i, "nb_qpv"] == len(want)
+    geoms = np.asarray(contours.geometry.values)
+    codes = contours["code_qpv"].to_numpy()
+    hits = [sorted(codes[shapely.intersects_xy(geoms, x, y)]) for x, y in pts]
+    got_codes = rows["code_qpv"].astype(object).where(rows["code_qpv"].notna(), None).tolist()
+    want_codes = [h[0] if h else None for h in hits]
+    bad = [
+        (tuple(pts[i]), got_codes[i], hits[i])
+        for i in range(len(pts))
+        if got_codes[i] != want_codes[i]
+    ]
+    assert not bad, bad[:5]
+    assert rows["nb_qpv"].tolist() == [len(h) for h in hits]
+    assert sum(1 for h in hits if h) > 1000
 
 
 def test_persisted_index_reopened(con, tmp_path, contours):
@@ -325,3 +341,80 @@ def test_national_shared_edge_and_overseas(tmp_path):
     assert got.loc["milieu", "code_qpv"] == want[0]
     assert got.loc["milieu", "nb_qpv"] == len(want)
     assert got.loc["reunion", "code_qpv"] == "QN97402M"
+
+
+def test_lieux_folder_written_to_raw(tmp_path, contours):
+    """The asset's body: files of RAW/lieux -> raw.lieux, raw.rejets, raw.ingestion_log."""
+    from pipelines.defs.geo_assets import assign_folder
+    from pipelines.defs.raw_tables import replace_table
+
+    folder = tmp_path / "lieux"
+    folder.mkdir()
+    inside = contours.set_index("code_qpv").geometry["QN05933M"].representative_point()
+    (folder / "beneficiaires.csv").write_text(
+        "Identifiant;Nom;Longitude;Latitude;Type;Dossier\n"
+        f"B1;Dupont;{inside.x};{inside.y};residence_beneficiaire;D-01\n"
+        "B2;Martin;3,2;50,2;residence_beneficiaire;D-01\n"
+        f"B3;Durand;{inside.y};{inside.x};residence_beneficiaire;D-02\n"
+        "B4;Petit;;;residence_beneficiaire;D-02\n",
+        encoding="utf-8",
+    )
+    pd.DataFrame(
+        {"id": ["E1"], "lon": [inside.x], "lat": [inside.y], "type": ["equipement"]}
+    ).to_parquet(folder / "equipements.parquet")
+    with duckdb.connect(str(tmp_path / "wh.duckdb")) as c:
+        load_spatial(c)
+        frame = pd.DataFrame(contours.drop(columns="geometry"))
+        frame["geom_wkb"] = contours.geometry.to_wkb()
+        replace_table(c, "qpv_contours", frame)
+        summary = assign_folder(c, folder)
+        rows = c.execute("SELECT * FROM raw.lieux ORDER BY source_fichier, source_ligne").df()
+        rejets = c.execute("SELECT ligne, motif FROM raw.rejets WHERE source = 'lieux'").fetchall()
+        logs = c.execute(
+            "SELECT lignes_lues, lignes_chargees, lignes_rejetees FROM raw.ingestion_log "
+            "WHERE source = 'lieux' ORDER BY fichier"
+        ).fetchall()
+    assert "nom" not in {col.lower() for col in rows.columns}  # personal data dropped
+    assert len(rows) == 5 and summary["lignes_table"] == 5
+    benef = rows[rows["source_fichier"].str.endswith(".csv")].set_index("identifiant")
+    assert benef.loc["B1", "code_qpv"] == "QN05933M" and benef.loc["B1", "source_ligne"] == 2
+    assert benef.loc["B2", "statut"] == "hors_qpv"
+    assert benef.loc["B3", "statut"] == "lon_lat_inverses"
+    assert benef.loc["B4", "statut"] == "coordonnees_invalides"
+    assert benef.loc["B1", "dossier"] == "D-01" and benef.loc["B1", "type_lieu"].startswith("res")
+    assert rows.loc[rows["identifiant"] == "E1", "code_qpv"].item() == "QN05933M"
+    assert sorted(rejets) == [
+        (4, "longitude et latitude (x et y) inversées"),
+        (5, "coordonnée absente"),
+    ]
+    assert logs == [(4, 2, 2), (1, 1, 0)]
+    comptes = summary["par_geographie"]["2024"]
+    assert comptes["lus"] == 5 == comptes["dans_qpv"] + comptes["hors_qpv"] + 2
+
+
+def test_dbt_macro_gives_the_same_answers(con, index, contours, tmp_path):
+    """dbt_project/macros/assign_qpv.sql, rendered with Jinja, against the Python path."""
+    import jinja2
+
+    text = (ROOT / "dbt_project" / "macros" / "assign_qpv.sql").read_text(encoding="utf-8")
+    env = jinja2.Environment()
+    macro = env.from_string(text).module.assign_qpv
+    rng = np.random.default_rng(5)
+    centres = contours.geometry.representative_point()
+    pick = rng.integers(0, len(contours), 3000)
+    lon = centres.x.to_numpy()[pick] + rng.normal(0, 0.004, 3000)
+    lat = centres.y.to_numpy()[pick] + rng.normal(0, 0.003, 3000)
+    lon[:3] = [SHARED_VERTEX[0], np.nan, 0.0]
+    lat[:3] = [SHARED_VERTEX[1], 50.0, 0.0]
+    frame = pd.DataFrame({"id": np.arange(3000), "lon": lon, "lat": lat})
+    path = tmp_path / "macro.parquet"
+    frame.to_parquet(path)
+    sql = macro(f"read_parquet('{path}')", "lon", "lat", "qpv")
+    got = con.execute(f"SELECT id, statut, code_qpv, nb_qpv FROM ({sql}) ORDER BY id").df()
+    _, want = run(con, index, tmp_path, frame, name="macro2.parquet", keep=["id"])
+    want = want.sort_values("id").reset_index(drop=True)
+    assert got["statut"].tolist() == want["statut"].astype(str).tolist()
+    a = got["code_qpv"].astype(object).where(got["code_qpv"].notna(), None).tolist()
+    b = want["code_qpv"].astype(object).where(want["code_qpv"].notna(), None).tolist()
+    assert a == b
+    assert got.loc[0, "code_qpv"] == "QN05920M" and got.loc[0, "nb_qpv"] == 2

@@ -14,7 +14,6 @@ grid index and the exact re-test (the same code path as the national benchmark),
 counts are plain SQL that dbt documents and tests with the other marts.
 """
 
-
 from pathlib import Path
 
 import dagster as dg
