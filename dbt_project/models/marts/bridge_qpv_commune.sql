@@ -16,7 +16,7 @@ best as (
     select
         code_qpv,
         arg_min(
-            {'insee_com': insee_com, 'lib_com': lib_com, 'origine': origine}, priorite
+            { 'insee_com': insee_com, 'lib_com': lib_com, 'origine': origine }, priorite
         ) as meilleure
     from sources
     group by code_qpv
@@ -27,9 +27,9 @@ split as (
 
     select
         code_qpv,
-        meilleure.origine as origine,
-        string_split(coalesce(meilleure.insee_com, ''), ';') as codes,
-        string_split(coalesce(meilleure.lib_com, ''), ';') as noms
+        meilleure['origine'] as origine,
+        string_split(coalesce(meilleure['insee_com'], ''), ';') as codes,
+        string_split(coalesce(meilleure['lib_com'], ''), ';') as noms
     from best
 
 ),
