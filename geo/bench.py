@@ -157,9 +157,8 @@ def _points_module():
     """``geo/points.py`` loaded on its own.
 
     The package's ``geo/__init__.py`` imports the contours reader (geopandas, pyogrio, pyproj:
-    about 75 MiB), which the assignment does not use; the spatial extension is not loaded
-    either (WGS84 points need no spatial function). What is measured is what the assignment
-    needs.
+    about 75 MiB), which the assignment does not use: what is measured is what the assignment
+    needs (DuckDB with its spatial extension, numpy and shapely).
     """
     import importlib.util
 

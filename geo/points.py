@@ -39,8 +39,9 @@ clipped to the cell (Sutherland-Hodgman; five edges on average). The index is fl
 last level: every record is looked up with a single hash join on an integer cell key; the few
 per cent in unresolved cells get a crossing-number test on their cell's edges (arithmetic in a
 DuckDB lambda, no geometry object), and those within :data:`TOLERANCE_DEG` of an edge are
-re-tested exactly with GEOS on the original polygons (a Python function DuckDB calls only for
-them). Everything is one streaming query: memory does not depend on the number of records.
+re-tested exactly with ``ST_Intersects`` (DuckDB spatial) on the original polygons, held in a
+session variable. Everything is one streaming query: memory does not depend on the number of
+records.
 """
 
 from __future__ import annotations
@@ -541,8 +542,8 @@ class GrilleQpv:
         source: table or view the polygons were read from.
         codes: QPV codes of the index (sorted).
         stats: counts (QPV, polygons, cells, candidates, edges) and build time in seconds.
-        polygons / polygon_codes: the polygons (one per part) for the exact re-test, loaded
-            from ``<table>_polygones`` when the index was reopened with :func:`open_index`.
+
+    The original polygons (one row per part, for the exact re-test) are in ``<table>_polygones``.
     """
 
     table: str
@@ -551,8 +552,6 @@ class GrilleQpv:
     source: str
     codes: list[str] = field(repr=False)
     stats: dict[str, Any] = field(repr=False)
-    polygons: np.ndarray | None = field(default=None, repr=False)
-    polygon_codes: list[str] | None = field(default=None, repr=False)
 
 
 def _quote_ident(name: str) -> str:
@@ -646,8 +645,6 @@ def build_index(
         source=polygons,
         codes=grid.codes,
         stats=stats,
-        polygons=grid.parts,
-        polygon_codes=[grid.codes[c] for c in grid.part_code],
     )
     if persist:
         _write_index_meta(con, index)
@@ -657,14 +654,6 @@ def build_index(
 def _write_index_meta(con: Any, index: GrilleQpv) -> None:
     import pyarrow as pa
 
-    assert index.polygons is not None and index.polygon_codes is not None
-    parts = pa.table(
-        {
-            "partie": np.arange(len(index.polygons), dtype=np.int32),
-            "code_qpv": pa.array(index.polygon_codes, pa.string()),
-            "wkb": pa.array(shapely.to_wkb(index.polygons).tolist(), pa.binary()),
-        }
-    )
     meta = pa.table(
         {
             "niveau": [index.level],
@@ -674,24 +663,18 @@ def _write_index_meta(con: Any, index: GrilleQpv) -> None:
             "stats": [json.dumps(index.stats)],
         }
     )
-    con.register("_grille_parties", parts)
     con.register("_grille_meta", meta)
     try:
-        con.execute(
-            f"CREATE OR REPLACE TABLE {_quote_relation(index.table + '_polygones')} AS "
-            "SELECT partie, code_qpv, ST_GeomFromWKB(wkb) AS geom FROM _grille_parties"
-        )
         con.execute(
             f"CREATE OR REPLACE TABLE {_quote_relation(index.table + '_meta')} AS "
             "SELECT * FROM _grille_meta"
         )
     finally:
-        con.unregister("_grille_parties")
         con.unregister("_grille_meta")
 
 
 def open_index(con: Any, table: str) -> GrilleQpv:
-    """Reopen an index built with ``persist=True`` (its polygons are loaded when needed)."""
+    """Reopen an index built with ``persist=True`` (in this or another process)."""
     row = con.execute(
         f"SELECT niveau, geographie, source, codes, stats FROM {_quote_relation(table + '_meta')}"
     ).fetchone()
@@ -705,17 +688,6 @@ def open_index(con: Any, table: str) -> GrilleQpv:
         codes=list(row[3]),
         stats=json.loads(row[4]),
     )
-
-
-def _index_polygons(con: Any, index: GrilleQpv) -> tuple[list[Any], list[str]]:
-    """The index's polygons: shapely objects, or WKB bytes read from ``<table>_polygones``."""
-    if index.polygons is not None and index.polygon_codes is not None:
-        return list(index.polygons), index.polygon_codes
-    rows = con.execute(
-        f"SELECT code_qpv, ST_AsWKB(geom) FROM {_quote_relation(index.table + '_polygones')} "
-        "ORDER BY partie"
-    ).fetchall()
-    return [bytes(r[1]) for r in rows], [r[0] for r in rows]
 
 
 def enum_type(values: Sequence[str]) -> str:
@@ -766,6 +738,25 @@ def _write_index(con: Any, grid: _Grid, table: str, temporary: bool = True) -> i
         }
     )
     width = int(position.max()) + 1 if len(position) else 1
+    parts = pa.table(
+        {
+            "partie": np.arange(len(grid.parts), dtype=np.int32),
+            "code_qpv": pa.array([grid.codes[c] for c in grid.part_code], pa.string()),
+            "wkb": pa.array(shapely.to_wkb(grid.parts).tolist(), pa.binary()),
+        }
+    )
+    polygons_table = (
+        _quote_ident(table + "_polygones") if temporary else _quote_relation(table + "_polygones")
+    )
+    con.register("_grille_parties", parts)
+    try:
+        con.execute(
+            f"CREATE OR REPLACE {'TEMP TABLE' if temporary else 'TABLE'} {polygons_table} AS "
+            "SELECT partie, code_qpv, ST_GeomFromWKB(wkb) AS geom FROM _grille_parties "
+            "ORDER BY partie"
+        )
+    finally:
+        con.unregister("_grille_parties")
     con.register("_grille_resolues", resolved)
     con.register("_grille_candidats", candidates)
     con.register("_grille_aretes", edges)
@@ -820,13 +811,14 @@ def drop_index(con: Any, index: GrilleQpv) -> None:
         for suffix in ("", "_polygones", "_meta"):
             con.execute(f"DROP TABLE IF EXISTS {_quote_relation(index.table + suffix)}")
     else:
-        con.execute(f"DROP TABLE IF EXISTS temp.{_quote_ident(index.table)}")
+        for suffix in ("", "_polygones"):
+            con.execute(f"DROP TABLE IF EXISTS temp.{_quote_ident(index.table + suffix)}")
 
 
-def _index_relation(index: GrilleQpv) -> str:
+def _index_relation(index: GrilleQpv, suffix: str = "") -> str:
     if "." in index.table:
-        return _quote_relation(index.table)
-    return f"temp.{_quote_ident(index.table)}"
+        return _quote_relation(index.table + suffix)
+    return f"temp.{_quote_ident(index.table + suffix)}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -907,47 +899,30 @@ def _motif_sql(crs: str) -> str:
 #: above / to the right, like the crossing-number convention; kept as a switch for checks).
 RETEST_CELL_BORDER = False
 
-#: Name of the Python function registered on the connection for the exact re-test.
-RETEST_FUNCTION = "qpv_retest_exact"
 
+def set_polygon_variables(con: Any, index: GrilleQpv) -> tuple[str, str]:
+    """Session variables holding the index's original polygons and their codes (by part).
 
-def register_retest(con: Any, index: GrilleQpv, name: str | None = None) -> str:
-    """Register the exact re-test of the few points closer than the tolerance to an edge.
-
-    ``name(parties INTEGER[], lon DOUBLE, lat DOUBLE) -> VARCHAR[]`` (a new name for each call
-    unless given; returned) returns the codes of the polygons (indices of the index's polygons)
-    that intersect the point (GEOS, boundary included), sorted. DuckDB calls it only for the
-    rows that need it; the polygons are prepared at the first call.
+    The exact re-test reads ``getvariable(<polygons>)[part + 1]``: DuckDB evaluates it only for
+    the few points within the tolerance of an edge. Needs the spatial extension
+    (``ST_Intersects``). Returns the two variable names.
     """
-    polygons, polygon_codes = _index_polygons(con, index)
-    prepared: list[Any] = []
+    suffix = uuid.uuid4().hex[:10]
+    polygons, codes = f"qpv_polygones_{suffix}", f"qpv_codes_{suffix}"
+    relation = _index_relation(index, "_polygones")
+    con.execute(f"SET VARIABLE {polygons} = (SELECT list(geom ORDER BY partie) FROM {relation})")
+    con.execute(f"SET VARIABLE {codes} = (SELECT list(code_qpv ORDER BY partie) FROM {relation})")
+    return polygons, codes
 
-    def retest(parties: list[int] | None, lon: float | None, lat: float | None):
-        if parties is None or lon is None or lat is None:
-            return None
-        if not prepared:
-            geoms = shapely.from_wkb(polygons) if isinstance(polygons[0], bytes) else polygons
-            geoms = np.asarray(geoms, dtype=object)
-            shapely.prepare(geoms)
-            prepared.extend(geoms)
-        found = {
-            polygon_codes[p]
-            for p in parties
-            if shapely.intersects_xy(prepared[p], float(lon), float(lat))
-        }
-        return sorted(found)
 
-    name = name or f"{RETEST_FUNCTION}_{uuid.uuid4().hex[:10]}"
-    con.create_function(
-        name,
-        retest,
-        ["INTEGER[]", "DOUBLE", "DOUBLE"],
-        "VARCHAR[]",
-        type="native",
-        null_handling="special",
-        side_effects=False,
-    )
-    return name
+def _load_spatial(con: Any) -> None:
+    try:
+        con.execute("LOAD spatial")
+    except Exception as err:  # noqa: BLE001 - DuckDB raises several error types
+        raise PointsError(
+            "L'extension DuckDB spatial est nécessaire (ST_Intersects, ST_Transform) : "
+            f"l'installer avec pipelines.duckdb_utils.load_spatial ({err})"
+        ) from None
 
 
 def assignment_sql(
@@ -960,7 +935,7 @@ def assignment_sql(
     crs: str = WGS84,
     keep: Sequence[str] = (),
     with_details: bool = True,
-    retest_function: str = RETEST_FUNCTION,
+    polygon_variables: tuple[str, str] = ("qpv_polygones", "qpv_codes"),
 ) -> str:
     """SQL assigning each row of ``source_sql`` (a FROM item aliased ``src``) to a QPV.
 
@@ -968,8 +943,8 @@ def assignment_sql(
     (numbers, or text when ``numeric`` is false) in ``crs``. Output: the ``keep`` columns, then
     ``statut``, ``code_qpv``, ``nb_qpv`` and, with ``with_details``, ``motif``,
     ``code_qpv_apres_inversion``, ``lon_wgs84``, ``lat_wgs84`` (WGS84 coordinates used, swapped
-    back for ``lon_lat_inverses``) and ``geographie_qpv``. The re-test function must be
-    registered on the connection (:func:`register_retest`).
+    back for ``lon_lat_inverses``) and ``geographie_qpv``. The polygon variables must be set on
+    the connection (:func:`set_polygon_variables`) and the spatial extension loaded.
     """
     clash = sorted(set(keep) & set(OUTPUT_COLUMNS))
     if clash:
@@ -1031,6 +1006,19 @@ def assignment_sql(
         for j in range(width)
     )
     candidate_cols = ", ".join(f"g.c{j} AS _c{j}" for j in range(width))
+    # Exact re-test of each candidate polygon (NULL when absent or not intersecting; list_distinct
+    # drops the NULLs).
+    var_polygons, var_codes = polygon_variables
+    exact = (
+        "["
+        + ", ".join(
+            f"CASE WHEN len(_parties) > {j} AND ST_Intersects("
+            f"getvariable('{var_polygons}')[_parties[{j + 1}] + 1], ST_Point(_lon, _lat)) "
+            f"THEN getvariable('{var_codes}')[_parties[{j + 1}] + 1] END"
+            for j in range(width)
+        )
+        + "]"
+    )
     geographie = "NULL" if index.geographie is None else _sql_string(index.geographie)
     details = (
         f""",
@@ -1069,8 +1057,7 @@ def assignment_sql(
         ),
         r AS (
             SELECT *,
-                CASE WHEN _proche THEN list_sort(list_distinct(CAST({retest_function}(
-                    _parties, _lon, _lat) AS {code_type}[])))
+                CASE WHEN _proche THEN list_sort(list_distinct(CAST({exact} AS {code_type}[])))
                 END AS _liste
             FROM t
         ),
@@ -1315,17 +1302,10 @@ def assign_points(
         raise ValueError("indiquer soit output (Parquet), soit output_table")
     if not isinstance(source, PointsSource):
         source = read_points(con, source, crs=crs)
-    if source.crs == LAMBERT93:
-        try:
-            con.execute("LOAD spatial")  # ST_Transform
-        except Exception as err:  # noqa: BLE001
-            raise PointsError(
-                "L'extension DuckDB spatial est nécessaire pour convertir le Lambert-93 "
-                f"(pipelines.duckdb_utils.load_spatial) : {err}"
-            ) from None
+    _load_spatial(con)
     if index is None:
         index = build_index(con, polygons, geographie)
-    retest = register_retest(con, index)
+    variables = set_polygon_variables(con, index)
     keep = list(source.columns if keep is None else keep)
     sql = assignment_sql(
         index,
@@ -1336,41 +1316,47 @@ def assign_points(
         crs=source.crs,
         keep=keep,
         with_details=with_details,
-        retest_function=retest,
+        polygon_variables=variables,
     )
     started = time.perf_counter()
-    if output is not None:
-        target = Path(output)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        previous = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
-        con.execute("SET preserve_insertion_order = false")
-        try:
-            con.execute(
-                f"COPY ({sql}) TO {_sql_string(str(target))} (FORMAT parquet, COMPRESSION zstd)"
-            )
-        finally:
-            con.execute(f"SET preserve_insertion_order = {bool(previous)}")
-        written = str(target)
-        relation = f"read_parquet({_sql_string(written)})"
-    else:
-        assert output_table is not None
-        names = [*keep, "statut", "code_qpv", "nb_qpv"]
-        if with_details:
-            names += OUTPUT_COLUMNS[3:]
-        casts = ", ".join(
-            f"CAST({_quote_ident(n)} AS VARCHAR) AS {_quote_ident(n)}"
-            if n in {"statut", "code_qpv", "code_qpv_apres_inversion"}
-            else _quote_ident(n)
-            for n in names
-        )
-        if output_table.lower().startswith("temp."):
-            name = _quote_ident(output_table[5:])
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {casts} FROM ({sql})")
-            relation = f"temp.{name}"
+    try:
+        if output is not None:
+            target = Path(output)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            previous = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[
+                0
+            ]
+            con.execute("SET preserve_insertion_order = false")
+            try:
+                con.execute(
+                    f"COPY ({sql}) TO {_sql_string(str(target))} (FORMAT parquet, COMPRESSION zstd)"
+                )
+            finally:
+                con.execute(f"SET preserve_insertion_order = {bool(previous)}")
+            written = str(target)
+            relation = f"read_parquet({_sql_string(written)})"
         else:
-            relation = _quote_relation(output_table)
-            con.execute(f"CREATE OR REPLACE TABLE {relation} AS SELECT {casts} FROM ({sql})")
-        written = output_table
+            assert output_table is not None
+            names = [*keep, "statut", "code_qpv", "nb_qpv"]
+            if with_details:
+                names += OUTPUT_COLUMNS[3:]
+            casts = ", ".join(
+                f"CAST({_quote_ident(n)} AS VARCHAR) AS {_quote_ident(n)}"
+                if n in {"statut", "code_qpv", "code_qpv_apres_inversion"}
+                else _quote_ident(n)
+                for n in names
+            )
+            if output_table.lower().startswith("temp."):
+                name = _quote_ident(output_table[5:])
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {casts} FROM ({sql})")
+                relation = f"temp.{name}"
+            else:
+                relation = _quote_relation(output_table)
+                con.execute(f"CREATE OR REPLACE TABLE {relation} AS SELECT {casts} FROM ({sql})")
+            written = output_table
+    finally:
+        for name in variables:
+            con.execute(f"RESET VARIABLE {name}")
     duration = time.perf_counter() - started
     comptes = counts(con, relation)
     return Affectation(
