@@ -1,0 +1,167 @@
+-- Map layer of the taux d'emploi: one row per QPV contour of a territory x millésime of the
+-- taux d'emploi, with the value to colour it by. The indicator is published in the geography of
+-- its base (2015 codes for the INSEE bases 2021-2022) while the contours loaded may be of the
+-- other generation (the demo has the 2024 contours only). A contour shows:
+--   * its own value when its code has one ('contour du QPV');
+--   * else the value of the single QPV of the other generation it is linked to by the 2015 <-> 2024
+--     crosswalk ('QPV 2015 correspondant', periphery changed: the value is that of the old
+--     perimeter), when the link is one-to-one;
+--   * else nothing, with the reason (several QPV linked: a value per QPV cannot be drawn on one
+--     contour; no linked QPV: new QPV without data).
+-- contour_retenu says which contours a map of the territory draws: those of the indicator's own
+-- geography when the territory has them, else those of the other generation, never both.
+with
+
+taux as (
+
+    select * from {{ ref('taux_emploi_quartier') }}
+
+),
+
+contours as (
+
+    select
+        code_qpv,
+        libelle_qpv,
+        geographie,
+        territoire,
+        geom
+    from {{ ref('dim_qpv') }}
+    where geom is not null and territoire is not null
+
+),
+
+passage as (
+
+    select * from {{ ref('int_qpv__passage_2015_2024') }}
+
+),
+
+millesimes as (
+
+    select distinct
+        territoire,
+        millesime,
+        geographie as geographie_indicateur
+    from taux
+
+),
+
+-- Codes whose value a contour can show: itself, and its partners in the other generation.
+liens as (
+
+    select
+        code_qpv as code_contour,
+        code_qpv as code_source,
+        'contour du QPV' as representation
+    from contours
+    union all
+    select
+        passage.code_qpv_2024,
+        passage.code_qpv_2015,
+        'QPV 2015 correspondant'
+    from passage
+    union all
+    select
+        passage.code_qpv_2015,
+        passage.code_qpv_2024,
+        'QPV 2024 correspondant'
+    from passage
+
+),
+
+valeurs as (
+
+    select
+        contours.code_qpv,
+        millesimes.millesime,
+        count(distinct taux.code_qpv) filter (where liens.representation = 'contour du QPV')
+            as nb_propre,
+        count(distinct taux.code_qpv) as nb_sources,
+        string_agg(distinct taux.code_qpv, ';' order by taux.code_qpv) as codes_sources,
+        -- the contour's own value first, else the single linked one
+        arg_min(
+            taux.code_qpv, case when liens.representation = 'contour du QPV' then 0 else 1 end
+        ) as code_source,
+        arg_min(
+            liens.representation, case when liens.representation = 'contour du QPV' then 0 else 1 end
+        ) as representation
+    from contours
+    inner join millesimes on contours.territoire = millesimes.territoire
+    inner join liens on contours.code_qpv = liens.code_contour
+    inner join taux
+        on
+            liens.code_source = taux.code_qpv
+            and millesimes.millesime = taux.millesime
+    group by contours.code_qpv, millesimes.millesime
+
+),
+
+geographies_presentes as (
+
+    select distinct
+        territoire,
+        geographie
+    from contours
+
+),
+
+lignes as (
+
+    select
+        contours.territoire,
+        millesimes.millesime,
+        contours.code_qpv,
+        contours.libelle_qpv,
+        contours.geographie as geographie_contour,
+        millesimes.geographie_indicateur,
+        case
+            when valeurs.nb_propre = 1 or valeurs.nb_sources = 1 then valeurs.code_source
+        end as code_qpv_indicateur,
+        case
+            when valeurs.nb_propre = 1 or valeurs.nb_sources = 1 then valeurs.representation
+            when valeurs.nb_sources > 1
+                then 'non représentable : plusieurs QPV liés (' || valeurs.codes_sources || ')'
+            else 'sans donnée : aucun QPV lié publié'
+        end as representation,
+        exists (
+            select 1 from geographies_presentes
+            where
+                geographies_presentes.territoire = contours.territoire
+                and geographies_presentes.geographie = millesimes.geographie_indicateur
+        ) as territoire_a_contours_indicateur,
+        contours.geom
+    from contours
+    inner join millesimes on contours.territoire = millesimes.territoire
+    left join valeurs
+        on
+            contours.code_qpv = valeurs.code_qpv
+            and millesimes.millesime = valeurs.millesime
+
+)
+
+select
+    lignes.territoire,
+    lignes.millesime,
+    lignes.code_qpv,
+    lignes.libelle_qpv,
+    lignes.geographie_contour,
+    lignes.geographie_indicateur,
+    lignes.code_qpv_indicateur,
+    lignes.representation,
+    taux.taux_emploi,
+    taux.taux_emploi_femmes,
+    taux.ecart_epci_points,
+    taux.ecart_france_points,
+    taux.secret_taux_emploi,
+    case
+        when lignes.territoire_a_contours_indicateur
+            then lignes.geographie_contour = lignes.geographie_indicateur
+        else lignes.geographie_contour <> lignes.geographie_indicateur
+    end as contour_retenu,
+    lignes.geom
+from lignes
+left join taux
+    on
+        lignes.code_qpv_indicateur = taux.code_qpv
+        and lignes.millesime = taux.millesime
