@@ -1,0 +1,424 @@
+"""What the rapport annuel shows, read from the marts of the warehouse (read-only).
+
+Every figure of the report is a value of a mart row read here: the report selects rows and
+formats them, it adds, averages or divides nothing. Counts of people pass through the
+statistical-secrecy masking of the published exports (``pipelines/publication/secret.py``)
+before they reach the page. Names of territories and indicator definitions come from the
+referentiels (text, not figures); the list of source files from the ingestion log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from pipelines.publication.secret import load_specs, mask_counts
+
+# Key indicators of the observation part (fiche_quartier columns, ref_indicateurs codes).
+INDICATEURS_CLES = [
+    "pop_municipale",
+    "taux_emploi",
+    "taux_emploi_femmes",
+    "demandeurs_emploi_abc",
+    "demandeurs_emploi_abc_femmes",
+    "demandeurs_emploi_abc_hommes",
+    "taux_pauvrete_60",
+    "revenu_disponible_median_uc",
+    "part_prestations_sociales",
+    "allocataires_caf",
+    "part_0_24",
+    "part_femmes",
+    "part_etrangers",
+]
+DEMO_TOKEN = "DEMO_FICTIF"
+
+
+class RapportError(Exception):
+    """A report that cannot be written: unknown territory, no data for the year, no warehouse."""
+
+
+@dataclass
+class Territoire:
+    code: str
+    nom: str
+    siren: str | None
+    contrat: str | None
+
+
+@dataclass
+class DonneesRapport:
+    territoire: Territoire
+    annee: int
+    millesime: int | None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    emprise: tuple[float, float, float, float] | None = None
+    demo: bool = False
+    seuil_secret: int = 5
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return self.tables[name]
+
+
+def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
+    if not Path(warehouse).exists():
+        raise RapportError(
+            f"{warehouse}: entrepôt introuvable ; lancer d'abord `observatoire build`."
+        )
+    from pipelines.duckdb_utils import load_spatial
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    load_spatial(con)
+    return con
+
+
+def territoires(con: duckdb.DuckDBPyConnection) -> list[Territoire]:
+    rows = con.execute(
+        "select territoire, nom, siren, contrat from referentiels.ref_territoires order by 1"
+    ).fetchall()
+    return [Territoire(*r) for r in rows]
+
+
+def resolve_territoire(con: duckdb.DuckDBPyConnection, demande: str) -> Territoire:
+    """A territory by its short code (VM), its SIREN (245901160) or a unique part of its name."""
+    connus = territoires(con)
+    cle = demande.strip().lower()
+    for t in connus:
+        if cle in {t.code.lower(), (t.siren or "").lower()}:
+            return t
+    candidats = [t for t in connus if cle and cle in t.nom.lower()]
+    if len(candidats) == 1:
+        return candidats[0]
+    liste = ", ".join(f"{t.code} ({t.siren}, {t.nom})" for t in connus)
+    quoi = "ambigu" if candidats else "inconnu"
+    raise RapportError(f"territoire {demande!r} {quoi} ; territoires connus : {liste}")
+
+
+def annees_disponibles(con: duckdb.DuckDBPyConnection, territoire: str) -> list[int]:
+    rows = con.execute(
+        "select distinct annee from marts.synthese_programmation where territoire = ? order by 1",
+        [territoire],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _df(con, sql: str, params: list) -> pd.DataFrame:
+    return con.execute(sql, params).df()
+
+
+def _masque(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    specs = load_specs()
+    return mask_counts(frame, specs[table]) if table in specs else frame
+
+
+def charger(con: duckdb.DuckDBPyConnection, territoire: Territoire, annee: int) -> DonneesRapport:
+    t = territoire.code
+    annees = annees_disponibles(con, t)
+    if annee not in annees:
+        raise RapportError(
+            f"{t} : aucune programmation pour {annee} dans l'entrepôt "
+            f"(années disponibles : {', '.join(map(str, annees)) or 'aucune'})"
+        )
+    millesime = con.execute(
+        "select max(millesime) from marts.fiche_quartier where territoire = ?", [t]
+    ).fetchone()[0]
+    tables: dict[str, pd.DataFrame] = {}
+    q = tables.__setitem__
+
+    # --- territoire
+    q(
+        "qpv",
+        _df(
+            con,
+            """
+            select code_qpv, libelle_qpv, geographie, noms_communes, nb_communes, population,
+                   millesime_population, surface_km2, densite_hab_km2, geometrie_reparee
+            from marts.dim_qpv where territoire = ? order by geographie desc, code_qpv
+            """,
+            [t],
+        ),
+    )
+    q(
+        "passage",
+        _df(
+            con,
+            """
+            select * from marts.passage_qpv_2015_2024 where territoire = ?
+            order by coalesce(code_qpv_2024, 'ZZ'), code_qpv_2015
+            """,
+            [t],
+        ),
+    )
+    q(
+        "population",
+        _df(
+            con,
+            """
+            select millesime, valeur, methode, nb_qpv, complet, geographie
+            from marts.agregats_qpv
+            where niveau = 'territoire_contrat' and code_territoire = ?
+              and indicateur = 'pop_municipale'
+            order by millesime
+            """,
+            [t],
+        ),
+    )
+    # Contours of the territory's map: projected to the CRS its surfaces were computed in
+    # (Lambert-93 in the metropole, the local UTM zone overseas), simplified to 5 m.
+    proj = """
+        ST_SimplifyPreserveTopology(ST_ReducePrecision(
+            ST_Transform(geom, 'EPSG:4326', coalesce(crs_surface, 'EPSG:2154'), always_xy := true),
+            1.0), 5.0)
+    """
+    q(
+        "contours",
+        _df(
+            con,
+            f"""
+            with p as (
+                select code_qpv, libelle_qpv, geographie, noms_communes, codes_communes,
+                       {proj} as g
+                from marts.dim_qpv where territoire = ? and geom is not null
+            )
+            select code_qpv, libelle_qpv, geographie, noms_communes, codes_communes,
+                   ST_AsSVG(g, false, 0) as chemin,
+                   ST_X(ST_PointOnSurface(g)) as x, ST_Y(ST_PointOnSurface(g)) as y,
+                   ST_XMin(g) as xmin, ST_YMin(g) as ymin, ST_XMax(g) as xmax, ST_YMax(g) as ymax
+            from p order by code_qpv
+            """,
+            [t],
+        ),
+    )
+    q(
+        "communes",
+        _df(
+            con,
+            """
+            select b.code_qpv, b.code_commune, b.nom_commune, b.rang_commune
+            from marts.bridge_qpv_commune b
+            join marts.dim_qpv d using (code_qpv)
+            where d.territoire = ? order by b.code_qpv, b.rang_commune
+            """,
+            [t],
+        ),
+    )
+
+    # --- observation
+    q(
+        "taux_emploi",
+        _df(
+            con,
+            """
+            select * from marts.taux_emploi_quartier
+            where territoire = ? and millesime = ? order by code_qpv
+            """,
+            [t, millesime],
+        ),
+    )
+    q(
+        "fiches",
+        _df(
+            con,
+            "select * from marts.fiche_quartier where territoire = ? and millesime = ? "
+            "order by code_qpv",
+            [t, millesime],
+        ),
+    )
+    q(
+        "agregats",
+        _df(
+            con,
+            f"""
+            select * from marts.agregats_qpv
+            where niveau = 'territoire_contrat' and code_territoire = ? and millesime = ?
+              and indicateur in ({", ".join("?" for _ in INDICATEURS_CLES)})
+            """,
+            [t, millesime, *INDICATEURS_CLES],
+        ),
+    )
+    q(
+        "references",
+        _df(
+            con,
+            f"""
+            select * from marts.indicateurs_references
+            where (territoire_type = 'epci' and territoire_code = ?
+                   or territoire_type = 'france')
+              and indicateur in ({", ".join("?" for _ in INDICATEURS_CLES)})
+            order by territoire_type, indicateur, millesime
+            """,
+            [territoire.siren, *INDICATEURS_CLES],
+        ),
+    )
+    q(
+        "carte_emploi",
+        _df(
+            con,
+            f"""
+            select c.* exclude (geom), s.chemin, s.x, s.y
+            from marts.carte_taux_emploi c
+            join (
+                select code_qpv, ST_AsSVG(g, false, 0) as chemin,
+                       ST_X(ST_PointOnSurface(g)) as x, ST_Y(ST_PointOnSurface(g)) as y
+                from (select code_qpv, {proj} as g
+                      from marts.dim_qpv where territoire = ? and geom is not null)
+            ) s using (code_qpv)
+            where c.territoire = ? and c.millesime = ? and c.contour_retenu
+            order by c.code_qpv
+            """,
+            [t, t, millesime],
+        ),
+    )
+
+    # --- suivi
+    q(
+        "synthese",
+        _df(
+            con,
+            "select * from marts.synthese_programmation where territoire = ? and annee <= ? "
+            "order by annee",
+            [t, annee],
+        ),
+    )
+    q(
+        "depenses_orientation",
+        _df(
+            con,
+            """
+            select * from marts.depenses_orientation where territoire = ? and annee = ?
+            order by orientation_code, financeur, type_credit
+            """,
+            [t, annee],
+        ),
+    )
+    q(
+        "depenses_financeur",
+        _df(
+            con,
+            """
+            select * from marts.depenses_financeur where territoire = ? and annee = ?
+            order by montant_accorde desc, financeur
+            """,
+            [t, annee],
+        ),
+    )
+    q(
+        "effort",
+        _df(
+            con,
+            """
+            select * from marts.effort_financier_qpv where territoire = ? and annee = ?
+            order by code_qpv = 'SANS_QPV', code_qpv
+            """,
+            [t, annee],
+        ),
+    )
+    q(
+        "porteurs",
+        _df(
+            con,
+            """
+            select * from marts.porteurs_programmation where territoire = ? and annee = ?
+            order by rang_montant_accorde, porteur_nom limit 15
+            """,
+            [t, annee],
+        ),
+    )
+
+    # --- égalité (counts of people: masked as in the published exports)
+    q(
+        "beneficiaires_orientation",
+        _masque(
+            _df(
+                con,
+                "select * from marts.beneficiaires_genre_orientation "
+                "where territoire = ? and annee = ? order by orientation_code",
+                [t, annee],
+            ),
+            "beneficiaires_genre_orientation",
+        ),
+    )
+    q(
+        "beneficiaires",
+        _masque(
+            _df(
+                con,
+                "select * from marts.beneficiaires_genre where territoire = ? and annee = ? "
+                "order by orientation_code, qpv_residence",
+                [t, annee],
+            ),
+            "beneficiaires_genre",
+        ),
+    )
+    q(
+        "marqueur",
+        _df(
+            con,
+            "select * from marts.egalite_marqueur where territoire = ? and annee = ? order by rang",
+            [t, annee],
+        ),
+    )
+
+    # --- contrôles
+    q(
+        "controles",
+        _df(
+            con,
+            """
+            select * from marts.controles_programmation
+            where territoire = ? and annee = ? and resultat <> 'conforme'
+            order by niveau_controle desc, regle, dossier
+            """,
+            [t, annee],
+        ),
+    )
+
+    # --- méthodologie
+    q(
+        "sources",
+        _df(
+            con,
+            """
+            select source, fichier, empreinte_sha256, lignes_lues, lignes_chargees,
+                   lignes_rejetees, statut
+            from staging.stg_audit__ingestion_log order by source, fichier
+            """,
+            [],
+        ),
+    )
+    q(
+        "dictionnaire",
+        _df(
+            con,
+            f"""
+            select indicateur, libelle, definition, unite, producteur, theme
+            from referentiels.ref_indicateurs
+            where indicateur in ({", ".join("?" for _ in INDICATEURS_CLES)})
+            order by theme, indicateur
+            """,
+            INDICATEURS_CLES,
+        ),
+    )
+    contours = tables["contours"]
+    emprise = None
+    if not contours.empty:
+        emprise = (
+            float(contours["xmin"].min()),
+            float(contours["ymin"].min()),
+            float(contours["xmax"].max()),
+            float(contours["ymax"].max()),
+        )
+    from pipelines.publication.secret import threshold
+
+    demo = bool(tables["sources"]["fichier"].astype(str).str.contains(DEMO_TOKEN).any())
+    return DonneesRapport(
+        territoire=territoire,
+        annee=annee,
+        millesime=millesime,
+        tables=tables,
+        emprise=emprise,
+        demo=demo,
+        seuil_secret=threshold(),
+    )
