@@ -12,7 +12,8 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install run build demo test test-python test-dbt lint ui clean bench bench-geo
+.PHONY: install install-chromium run build demo report test test-python test-dbt lint ui clean bench \
+	bench-geo
 
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -26,11 +27,31 @@ install: $(STAMP)
 demo: install
 	$(BIN)/observatoire demo --raw-dir $(OBSERVATOIRE_RAW_DIR)
 
-run: demo
+# Debian's chromium prints the report's PDF and runs the report's browser test. Installed when
+# missing and the machine allows it (root with apt-get); elsewhere the PDF and that test are
+# skipped with a message.
+install-chromium:
+	@if command -v chromium >/dev/null 2>&1; then \
+		echo "chromium: $$(command -v chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+			>/dev/null) || echo "chromium: installation impossible (PDF et test navigateur sautés)"; \
+	else \
+		echo "chromium absent et non installable ici (PDF et test navigateur sautés)"; \
+	fi
+
+run: demo install-chromium
 	$(BIN)/observatoire build --raw-dir $(OBSERVATOIRE_RAW_DIR) \
 		--warehouse $(OBSERVATOIRE_WAREHOUSE) --marts-dir $(OBSERVATOIRE_MARTS_DIR)
+	$(BIN)/observatoire report --warehouse $(OBSERVATOIRE_WAREHOUSE) \
+		--marts-dir $(OBSERVATOIRE_MARTS_DIR)
 
-test: install test-python test-dbt lint
+# Rapport annuel of every territory of the published warehouse (latest year of each).
+report: install
+	$(BIN)/observatoire report --warehouse $(OBSERVATOIRE_WAREHOUSE) \
+		--marts-dir $(OBSERVATOIRE_MARTS_DIR)
+
+test: install install-chromium test-python test-dbt lint
 
 test-python: install
 	$(BIN)/python -m pytest -q
@@ -62,4 +83,5 @@ ui: install
 	$(BIN)/dagster dev -m pipelines.definitions
 
 clean:
-	rm -rf .ci_build data/warehouse.duckdb data/marts dbt_project/target dbt_project/target_test
+	rm -rf .ci_build data/warehouse.duckdb data/marts dbt_project/target dbt_project/target_test \
+		test-artifacts

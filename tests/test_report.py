@@ -1,0 +1,305 @@
+"""The rapport annuel (issue #8): one self-contained HTML per territory, figures from the marts.
+
+The HTML checks run everywhere; the browser checks need Debian's ``chromium`` (``make test``
+installs it when the machine allows): they skip with a message elsewhere, and fail in CI
+(``CI`` set), where the browser must be there. Screenshots of the first pages are written to
+``test-artifacts/rapport/`` for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+ARTIFACTS = ROOT / "test-artifacts" / "rapport"
+SECTIONS = ["territoire", "observation", "suivi", "egalite", "controles", "methodologie"]
+# latest programmation year of each demo territory (pipelines/demo/synthetic.py)
+DERNIERE_ANNEE = {"VM": 2027, "CAMVS": 2026, "CABBALR": 2023}
+
+
+class Tables(HTMLParser):
+    """Rows of every ``<table id=...>``: per row, data-cle and {data-colonne: (valeur, texte)}."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: dict[str, list[dict]] = {}
+        self.marts: dict[str, str] = {}
+        self.ids: set[str] = set()
+        self._table = None
+        self._row = None
+        self._cell = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.add(a["id"])
+        if tag == "table" and "id" in a:
+            self._table = a["id"]
+            self.tables[self._table] = []
+            self.marts[self._table] = a.get("data-mart")
+        elif tag == "tr" and self._table:
+            self._row = {"_cle": a.get("data-cle"), "_cells": {}}
+        elif tag == "td" and self._row is not None and "data-colonne" in a:
+            self._cell = [a["data-colonne"], a.get("data-valeur", ""), ""]
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell[2] += data
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._cell is not None:
+            col, valeur, texte = self._cell
+            self._row["_cells"][col] = (valeur, texte.strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            if self._row["_cells"]:
+                self.tables[self._table].append(self._row)
+            self._row = None
+        elif tag == "table":
+            self._table = None
+
+
+def parse(path: Path) -> Tables:
+    parser = Tables()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+@pytest.fixture(scope="module")
+def rapports(demo_build, tmp_path_factory) -> dict[str, Path]:
+    """The demo reports of the three territories, HTML only (the PDF has its own test)."""
+    out = tmp_path_factory.mktemp("rapport")
+    result = run_cli(
+        "report",
+        "--warehouse",
+        str(demo_build / "warehouse.duckdb"),
+        "--marts-dir",
+        str(out),
+        "--no-pdf",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    files = {p.stem.split("_")[1]: p for p in (out / "rapport").glob("rapport_*.html")}
+    assert sorted(files) == sorted(DERNIERE_ANNEE)
+    for code, annee in DERNIERE_ANNEE.items():
+        assert files[code].name == f"rapport_{code}_{annee}.html"
+    return files
+
+
+@pytest.fixture(scope="module")
+def warehouse(demo_build):
+    con = duckdb.connect(str(demo_build / "warehouse.duckdb"), read_only=True)
+    yield con
+    con.close()
+
+
+def test_every_section_and_the_demo_warning(rapports):
+    for code, path in rapports.items():
+        page = parse(path)
+        assert set(SECTIONS) <= page.ids, (code, set(SECTIONS) - page.ids)
+        assert "avertissement-demo" in page.ids, code
+        html = path.read_text(encoding="utf-8")
+        assert "DEMO_FICTIF" in html
+        # one fiche quartier per QPV observed in the latest millésime, charts and maps inline
+        assert html.count("class=\"fiche\"") >= 9
+        assert html.count("<svg") >= 5, code
+
+
+def test_self_contained_no_network_resource(rapports):
+    for path in rapports.values():
+        html = path.read_text(encoding="utf-8")
+        assert not re.search(r"""(src|href)\s*=\s*["'](?!#|data:)""", html), path
+        assert "<script" not in html and "@import" not in html and "url(" not in html
+
+
+def test_sample_tables_equal_the_marts(rapports, warehouse):
+    """Financeurs, synthèse and taux d'emploi tables: every figure is the mart's value."""
+    page = parse(rapports["VM"])
+    assert page.marts["table-financeurs"] == "depenses_financeur"
+    rows = warehouse.execute(
+        "select financeur, type_credit, montant_accorde, montant_demande, nb_actions "
+        "from marts.depenses_financeur where territoire = 'VM' and annee = 2027"
+    ).fetchall()
+    html_rows = {r["_cle"]: r["_cells"] for r in page.tables["table-financeurs"]}
+    assert len(html_rows) == len(rows) > 1
+    for financeur, credit, accorde, demande, nb in rows:
+        cells = html_rows[f"{financeur}|{credit}"]
+        assert float(cells["montant_accorde"][0]) == pytest.approx(accorde)
+        assert float(cells["montant_demande"][0]) == pytest.approx(demande)
+        assert int(cells["nb_actions"][0]) == nb
+        # the printed text is the same number in French format
+        shown = cells["montant_accorde"][1].replace("\u202f", "").replace("\xa0€", "")
+        assert float(shown.replace(",", ".")) == pytest.approx(round(accorde))
+
+    synthese = {r["_cle"]: r["_cells"] for r in page.tables["table-synthese"]}
+    total = warehouse.execute(
+        "select montant_accorde, nb_actions from marts.synthese_programmation "
+        "where territoire = 'VM' and annee = 2027"
+    ).fetchone()
+    assert float(synthese["2027"]["montant_accorde"][0]) == pytest.approx(total[0])
+    assert int(synthese["2027"]["nb_actions"][0]) == total[1]
+    # the same total as the one recomputed from the raw files by test_build_demo
+    assert total[0] == pytest.approx(975_700.0)
+
+    taux = {r["_cle"]: r["_cells"] for r in page.tables["table-taux-emploi"]}
+    expected = warehouse.execute(
+        "select code_qpv, taux_emploi, ecart_epci_points from marts.taux_emploi_quartier "
+        "where territoire = 'VM' and millesime = 2022"
+    ).fetchall()
+    assert len(taux) == len(expected) == 15
+    for code, te, ecart in expected:
+        assert float(taux[code]["taux_emploi"][0]) == pytest.approx(te)
+        assert float(taux[code]["ecart_epci_points"][0]) == pytest.approx(ecart)
+
+
+def test_small_counts_are_masked(rapports, warehouse):
+    """A count of beneficiaries under the threshold is printed 's', never its value."""
+    page = parse(rapports["VM"])
+    small = warehouse.execute(
+        "select orientation_code, qpv_residence, femmes from marts.beneficiaires_genre "
+        "where territoire = 'VM' and annee = 2027 and femmes between 1 and 4"
+    ).fetchall()
+    assert small, "la démo doit contenir de petits effectifs"
+    cells = {
+        (r["_cells"]["orientation_code"][0], r["_cells"]["qpv_residence"][0]): r["_cells"]
+        for r in page.tables["table-beneficiaires"]
+    }
+    for orientation, qpv, _femmes in small:
+        valeur, texte = cells[(orientation, qpv)]["femmes"]
+        assert (valeur, texte) == ("", "s"), (orientation, qpv)
+
+
+def test_cli_errors_name_what_is_known(demo_build, tmp_path):
+    wh = str(demo_build / "warehouse.duckdb")
+    unknown = run_cli("report", "--territoire", "Lille", "--warehouse", wh, "--no-pdf")
+    assert unknown.returncode == 1
+    assert "'Lille' inconnu" in unknown.stderr and "VM (245901160" in unknown.stderr
+    no_year = run_cli(
+        "report", "--territoire", "200043396", "--annee", "2019", "--warehouse", wh, "--no-pdf"
+    )
+    assert no_year.returncode == 1
+    assert "aucune programmation pour 2019" in no_year.stderr and "2025, 2026" in no_year.stderr
+    missing = run_cli("report", "--warehouse", str(tmp_path / "absent.duckdb"), "--no-pdf")
+    assert missing.returncode == 1 and "entrepôt introuvable" in missing.stderr
+    # by SIREN, an explicit year and output file
+    out = tmp_path / "camvs.html"
+    ok = run_cli(
+        "report",
+        "--territoire",
+        "200043396",
+        "--annee",
+        "2025",
+        "--out",
+        str(out),
+        "--warehouse",
+        wh,
+        "--no-pdf",
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "Rapport annuel 2025" in out.read_text(encoding="utf-8")
+
+
+# --- in the browser ------------------------------------------------------------------------
+
+
+def _chromium() -> str:
+    from pipelines.report.render import chromium
+
+    exe = chromium()
+    if exe is None:
+        message = (
+            "chromium absent : test du rendu navigateur sauté (installer le paquet Debian "
+            "`chromium`, ce que fait `make install-chromium` en root)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message + " ; en CI il doit être installé")
+        pytest.skip(message)
+    return exe
+
+
+def test_renders_in_headless_chromium_with_no_failed_resource(rapports, warehouse):
+    exe = _chromium()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=exe,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
+        try:
+            for code, path in sorted(rapports.items()):
+                page = browser.new_page(viewport={"width": 1000, "height": 1400})
+                requests, failed, errors = [], [], []
+                page.on("request", lambda r, acc=requests: acc.append(r.url))
+                page.on("requestfailed", lambda r, acc=failed: acc.append(r.url))
+                page.on("pageerror", lambda e, acc=errors: acc.append(str(e)))
+                page.on(
+                    "console",
+                    lambda m, acc=errors: acc.append(m.text) if m.type == "error" else None,
+                )
+                page.goto(path.as_uri(), wait_until="load")
+                assert failed == [] and errors == [], (code, failed, errors)
+                assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+                for section in SECTIONS:
+                    assert page.locator(f"section#{section} h2").is_visible(), (code, section)
+                # every chart and map is drawn with a size
+                sizes = page.eval_on_selector_all(
+                    "figure svg", "els => els.map(e => e.getBoundingClientRect().height)"
+                )
+                assert sizes and min(sizes) > 50, (code, sizes)
+                # the sample table as the browser shows it equals the mart
+                shown = page.eval_on_selector_all(
+                    "#table-synthese tbody tr",
+                    "rows => rows.map(r => [r.dataset.cle, "
+                    "r.querySelector('[data-colonne=montant_accorde]').dataset.valeur])",
+                )
+                expected = warehouse.execute(
+                    "select annee, montant_accorde from marts.synthese_programmation "
+                    "where territoire = ? and annee <= ? order by annee",
+                    [code, DERNIERE_ANNEE[code]],
+                ).fetchall()
+                assert [(int(a), pytest.approx(float(m))) for a, m in shown] == expected
+                height = page.evaluate("document.body.scrollHeight")
+                for i in range(min(3, height // 1400 + 1)):
+                    page.screenshot(
+                        path=str(ARTIFACTS / f"{code}_page{i + 1}.png"),
+                        clip={"x": 0, "y": i * 1400, "width": 1000, "height": 1400},
+                        full_page=True,
+                    )
+                page.close()
+        finally:
+            browser.close()
+    assert len(list(ARTIFACTS.glob("*_page1.png"))) == 3
+
+
+def test_pdf_is_printed(demo_build, tmp_path):
+    _chromium()
+    out = tmp_path / "vm.html"
+    result = run_cli(
+        "report",
+        "--territoire",
+        "VM",
+        "--out",
+        str(out),
+        "--warehouse",
+        str(demo_build / "warehouse.duckdb"),
+    )
+    assert result.returncode == 0, result.stderr
+    pdf = out.with_suffix(".pdf")
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-")
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", data))
+    assert pages >= 6, pages  # one chapter per page at least
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "rapport_VM.pdf").write_bytes(data)
