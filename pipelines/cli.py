@@ -373,5 +373,62 @@ def extract_demo(shared_data: Path) -> None:
         click.echo(f"écrit: {path}")
 
 
+@main.command(
+    help="Écrit le rapport annuel (HTML autonome + PDF) d'un territoire à partir des marts.",
+)
+@click.option(
+    "--territoire",
+    help="Code court (VM), SIREN (245901160) ou nom du territoire ; sans lui : tous les "
+    "territoires, chacun pour sa dernière année de programmation.",
+)
+@click.option("--annee", type=int, help="Année de programmation (défaut : la dernière).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Fichier HTML à écrire (le PDF est écrit à côté) ; défaut : "
+    "<marts>/rapport/rapport_<territoire>_<annee>.html.",
+)
+@click.option(
+    "--warehouse",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=lambda: str(Paths.from_env().warehouse),
+    show_default="OBSERVATOIRE_WAREHOUSE",
+)
+@click.option(
+    "--marts-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=lambda: str(Paths.from_env().marts_dir),
+    show_default="OBSERVATOIRE_MARTS_DIR",
+)
+@click.option("--pdf/--no-pdf", default=True, show_default=True, help="Imprime aussi le PDF.")
+def report(
+    territoire: str | None,
+    annee: int | None,
+    out: Path | None,
+    warehouse: Path,
+    marts_dir: Path,
+    pdf: bool,
+) -> None:
+    from pipelines.report import RapportError, ecrire_rapport, ecrire_rapports_recents
+
+    try:
+        if territoire is None:
+            if annee is not None or out is not None:
+                raise click.UsageError("--annee et --out demandent --territoire")
+            rapports = ecrire_rapports_recents(warehouse, marts_dir / "rapport", pdf=pdf)
+        else:
+            rapports = [
+                ecrire_rapport(warehouse, territoire, annee, out, marts_dir / "rapport", pdf=pdf)
+            ]
+    except RapportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for r in rapports:
+        click.echo(f"rapport {r.territoire} {r.annee}: {r.html}")
+        if r.pdf:
+            click.echo(f"  PDF: {r.pdf}")
+        elif r.pdf_erreur:
+            click.echo(f"  {r.pdf_erreur}", err=True)
+
+
 if __name__ == "__main__":
     main()
