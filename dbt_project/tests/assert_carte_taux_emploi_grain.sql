@@ -12,8 +12,8 @@ union all
 select
     territoire,
     millesime,
-    null,
-    'deux générations de contours retenues'
+    null as code_qpv,
+    'deux générations de contours retenues' as probleme
 from {{ ref('carte_taux_emploi') }}
 where contour_retenu
 group by territoire, millesime

@@ -59,5 +59,5 @@ union all
 select
     territoire,
     annee,
-    'ligne en double'
+    'ligne en double' as probleme
 from grain

@@ -57,15 +57,15 @@ liens as (
     from contours
     union all
     select
-        passage.code_qpv_2024,
-        passage.code_qpv_2015,
-        'QPV 2015 correspondant'
+        passage.code_qpv_2024 as code_contour,
+        passage.code_qpv_2015 as code_source,
+        'QPV 2015 correspondant' as representation
     from passage
     union all
     select
-        passage.code_qpv_2015,
-        passage.code_qpv_2024,
-        'QPV 2024 correspondant'
+        passage.code_qpv_2015 as code_contour,
+        passage.code_qpv_2024 as code_source,
+        'QPV 2024 correspondant' as representation
     from passage
 
 ),
@@ -84,7 +84,8 @@ valeurs as (
             taux.code_qpv, case when liens.representation = 'contour du QPV' then 0 else 1 end
         ) as code_source,
         arg_min(
-            liens.representation, case when liens.representation = 'contour du QPV' then 0 else 1 end
+            liens.representation,
+            case when liens.representation = 'contour du QPV' then 0 else 1 end
         ) as representation
     from contours
     inner join millesimes on contours.territoire = millesimes.territoire
@@ -124,7 +125,7 @@ lignes as (
                 then 'non représentable : plusieurs QPV liés (' || valeurs.codes_sources || ')'
             else 'sans donnée : aucun QPV lié publié'
         end as representation,
-        exists (
+        exists(
             select 1 from geographies_presentes
             where
                 geographies_presentes.territoire = contours.territoire

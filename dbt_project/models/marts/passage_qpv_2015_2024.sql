@@ -19,13 +19,15 @@ dim as (
 
 qpv_2015 as (
 
-    select * from dim where geographie = '2015'
+    select * from dim
+    where geographie = '2015'
 
 ),
 
 qpv_2024 as (
 
-    select * from dim where geographie = '2024'
+    select * from dim
+    where geographie = '2024'
 
 ),
 
@@ -42,26 +44,34 @@ liens as (
     from passage
     union all
     select
-        code_qpv,
-        null,
-        libelle_qpv,
-        null,
-        'sorti_ou_non_relie',
-        null,
-        'dim_qpv (aucun lien dans la table de passage)'
+        code_qpv as code_qpv_2015,
+        null as code_qpv_2024,
+        libelle_qpv as libelle_qpv_2015,
+        null as libelle_qpv_2024,
+        'sorti_ou_non_relie' as type_lien,
+        null as statut,
+        'dim_qpv (aucun lien dans la table de passage)' as origine
     from qpv_2015
-    where code_qpv not in (select p.code_qpv_2015 from passage as p where p.code_qpv_2015 is not null)
+    where
+        code_qpv not in (
+            select p.code_qpv_2015 from passage as p
+            where p.code_qpv_2015 is not null
+        )
     union all
     select
-        null,
-        code_qpv,
-        null,
-        libelle_qpv,
-        'entre_ou_non_relie',
-        null,
-        'dim_qpv (aucun lien dans la table de passage)'
+        null as code_qpv_2015,
+        code_qpv as code_qpv_2024,
+        null as libelle_qpv_2015,
+        libelle_qpv as libelle_qpv_2024,
+        'entre_ou_non_relie' as type_lien,
+        null as statut,
+        'dim_qpv (aucun lien dans la table de passage)' as origine
     from qpv_2024
-    where code_qpv not in (select p.code_qpv_2024 from passage as p where p.code_qpv_2024 is not null)
+    where
+        code_qpv not in (
+            select p.code_qpv_2024 from passage as p
+            where p.code_qpv_2024 is not null
+        )
 
 )
 

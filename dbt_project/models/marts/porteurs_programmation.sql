@@ -38,7 +38,9 @@ select
     nb_actions_cpo,
     montant_demande,
     montant_accorde,
-    round(montant_accorde / nullif(sum(montant_accorde) over (partition by territoire, annee), 0), 6)
+    round(
+        montant_accorde / nullif(sum(montant_accorde) over (partition by territoire, annee), 0), 6
+    )
         as part_montant_accorde,
     rank() over (
         partition by territoire, annee order by coalesce(montant_accorde, 0) desc
