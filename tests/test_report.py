@@ -104,10 +104,13 @@ def test_every_section_and_the_demo_warning(rapports):
         page = parse(path)
         assert set(SECTIONS) <= page.ids, (code, set(SECTIONS) - page.ids)
         assert "avertissement-demo" in page.ids, code
+        # maps of the territory, of the taux d'emploi gap and of the effort, drawn on the 2024
+        # contours of the demo through the 2015 <-> 2024 crosswalk where needed
+        assert {"carte-territoire", "carte-emploi", "carte-effort"} <= page.ids, code
         html = path.read_text(encoding="utf-8")
         assert "DEMO_FICTIF" in html
         # one fiche quartier per QPV observed in the latest millésime, charts and maps inline
-        assert html.count("class=\"fiche\"") >= 9
+        assert html.count('class="fiche"') >= 9
         assert html.count("<svg") >= 5, code
 
 
@@ -156,6 +159,22 @@ def test_sample_tables_equal_the_marts(rapports, warehouse):
     for code, te, ecart in expected:
         assert float(taux[code]["taux_emploi"][0]) == pytest.approx(te)
         assert float(taux[code]["ecart_epci_points"][0]) == pytest.approx(ecart)
+
+
+def test_effort_map_equals_its_mart(rapports, warehouse):
+    """CABBALR 2023 programmes in 2015 codes: its 2024 contours carry the 1:1 linked QPV's
+    euros per inhabitant, as the mart carte_effort_qpv says."""
+    page = parse(rapports["CABBALR"])
+    rows = {r["_cells"]["code_qpv"][0]: r["_cells"] for r in page.tables["table-carte-effort"]}
+    expected = warehouse.execute(
+        "select code_qpv, code_qpv_effort, euros_par_habitant from marts.carte_effort_qpv "
+        "where territoire = 'CABBALR' and annee = 2023 and contour_retenu"
+    ).fetchall()
+    assert len(rows) == len(expected) == 16
+    for code, source, eur in expected:
+        assert code.startswith("QN") and source.startswith("QP")
+        assert rows[code]["code_qpv_effort"][0] == source
+        assert float(rows[code]["euros_par_habitant"][0]) == pytest.approx(eur)
 
 
 def test_small_counts_are_masked(rapports, warehouse):

@@ -272,6 +272,26 @@ def charger(con: duckdb.DuckDBPyConnection, territoire: Territoire, annee: int) 
         ),
     )
 
+    q(
+        "carte_effort",
+        _df(
+            con,
+            f"""
+            select c.* exclude (geom), s.chemin, s.x, s.y
+            from marts.carte_effort_qpv c
+            join (
+                select code_qpv, ST_AsSVG(g, false, 0) as chemin,
+                       ST_X(ST_PointOnSurface(g)) as x, ST_Y(ST_PointOnSurface(g)) as y
+                from (select code_qpv, {proj} as g
+                      from marts.dim_qpv where territoire = ? and geom is not null)
+            ) s using (code_qpv)
+            where c.territoire = ? and c.annee = ? and c.contour_retenu
+            order by c.code_qpv
+            """,
+            [t, t, annee],
+        ),
+    )
+
     # --- suivi
     q(
         "synthese",

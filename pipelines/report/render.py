@@ -194,22 +194,14 @@ def contexte(d: DonneesRapport) -> dict:
         else "ecart_france_points"
     )
     ecart_ref = "de l'EPCI" if ecart_col == "ecart_epci_points" else "de la France"
-    effort = d["effort"]
-    contours = d["contours"].set_index("code_qpv") if not d["contours"].empty else None
-    effort_carto = []
+    carte_effort = d["carte_effort"]
+    effort_carto = _records(carte_effort)
     effort_col = (
         "euros_par_habitant"
-        if not effort.empty and effort["euros_par_habitant"].notna().any()
+        if not carte_effort.empty and carte_effort["euros_par_habitant"].notna().any()
         else "montant_accorde"
     )
-    if contours is not None:
-        for r in _records(effort):
-            if r["code_qpv"] in contours.index:
-                c = contours.loc[r["code_qpv"]]
-                effort_carto.append({**r, "chemin": c["chemin"], "x": c["x"], "y": c["y"]})
-    geographies_effort = (
-        sorted({g for g in effort["geographie"].dropna()}) if not effort.empty else []
-    )
+    geographies_effort = sorted(set(carte_effort["geographie_programmation"].dropna()))
     return {
         "d": d,
         "t": d.territoire,

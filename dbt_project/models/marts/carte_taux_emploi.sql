@@ -31,9 +31,9 @@ contours as (
 
 ),
 
-passage as (
+liens as (
 
-    select * from {{ ref('int_qpv__passage_2015_2024') }}
+    select * from {{ ref('int_qpv__liens_contours') }}
 
 ),
 
@@ -44,29 +44,6 @@ millesimes as (
         millesime,
         geographie as geographie_indicateur
     from taux
-
-),
-
--- Codes whose value a contour can show: itself, and its partners in the other generation.
-liens as (
-
-    select
-        code_qpv as code_contour,
-        code_qpv as code_source,
-        'contour du QPV' as representation
-    from contours
-    union all
-    select
-        passage.code_qpv_2024 as code_contour,
-        passage.code_qpv_2015 as code_source,
-        'QPV 2015 correspondant' as representation
-    from passage
-    union all
-    select
-        passage.code_qpv_2015 as code_contour,
-        passage.code_qpv_2024 as code_source,
-        'QPV 2024 correspondant' as representation
-    from passage
 
 ),
 

@@ -1,0 +1,139 @@
+-- Map layer of the effort financier: one row per QPV contour of a territory x programmation
+-- year, with the amounts of effort_financier_qpv to colour it by. The programmation names QPV in
+-- the geography in force that year (2015 codes until 2023, 2024 codes after) while the contours
+-- loaded may be of the other generation. As in carte_taux_emploi (int_qpv__liens_contours), a
+-- contour shows its own QPV's figures, else those of the single QPV of the other generation it is
+-- linked to, else nothing with the reason. contour_retenu: the contours a map of the territory
+-- draws for that year, one generation only.
+with
+
+effort as (
+
+    select * from {{ ref('effort_financier_qpv') }}
+    where code_qpv <> 'SANS_QPV'
+
+),
+
+contours as (
+
+    select
+        code_qpv,
+        libelle_qpv,
+        geographie,
+        territoire,
+        geom
+    from {{ ref('dim_qpv') }}
+    where geom is not null and territoire is not null
+
+),
+
+liens as (
+
+    select * from {{ ref('int_qpv__liens_contours') }}
+
+),
+
+annees as (
+
+    select
+        territoire,
+        annee,
+        -- the generation of the year's QPV codes (a programmation uses one)
+        mode(geographie) as geographie_programmation
+    from effort
+    group by territoire, annee
+
+),
+
+valeurs as (
+
+    select
+        contours.code_qpv,
+        annees.annee,
+        count(distinct effort.code_qpv) filter (where liens.propre) as nb_propre,
+        count(distinct effort.code_qpv) as nb_sources,
+        string_agg(distinct effort.code_qpv, ';' order by effort.code_qpv) as codes_sources,
+        arg_min(effort.code_qpv, case when liens.propre then 0 else 1 end) as code_source,
+        arg_min(liens.representation, case when liens.propre then 0 else 1 end)
+            as representation
+    from contours
+    inner join annees on contours.territoire = annees.territoire
+    inner join liens on contours.code_qpv = liens.code_contour
+    inner join effort
+        on
+            liens.code_source = effort.code_qpv
+            and annees.territoire = effort.territoire
+            and annees.annee = effort.annee
+    group by contours.code_qpv, annees.annee
+
+),
+
+geographies_presentes as (
+
+    select distinct
+        territoire,
+        geographie
+    from contours
+
+),
+
+lignes as (
+
+    select
+        contours.territoire,
+        annees.annee,
+        contours.code_qpv,
+        contours.libelle_qpv,
+        contours.geographie as geographie_contour,
+        annees.geographie_programmation,
+        case
+            when valeurs.nb_propre = 1 or valeurs.nb_sources = 1 then valeurs.code_source
+        end as code_qpv_effort,
+        case
+            when valeurs.nb_propre = 1 or valeurs.nb_sources = 1 then valeurs.representation
+            when valeurs.nb_sources > 1
+                then 'non représentable : plusieurs QPV liés (' || valeurs.codes_sources || ')'
+            else 'sans donnée : aucune action sur ce QPV ou un QPV lié'
+        end as representation,
+        exists(
+            select 1 from geographies_presentes
+            where
+                geographies_presentes.territoire = contours.territoire
+                and geographies_presentes.geographie = annees.geographie_programmation
+        ) as territoire_a_contours_programmation,
+        contours.geom
+    from contours
+    inner join annees on contours.territoire = annees.territoire
+    left join valeurs
+        on
+            contours.code_qpv = valeurs.code_qpv
+            and annees.annee = valeurs.annee
+
+)
+
+select
+    lignes.territoire,
+    lignes.annee,
+    lignes.code_qpv,
+    lignes.libelle_qpv,
+    lignes.geographie_contour,
+    lignes.geographie_programmation,
+    lignes.code_qpv_effort,
+    lignes.representation,
+    effort.montant_accorde,
+    effort.montant_accorde_credits_specifiques,
+    effort.population,
+    effort.euros_par_habitant,
+    effort.repartition_egale,
+    case
+        when lignes.territoire_a_contours_programmation
+            then lignes.geographie_contour = lignes.geographie_programmation
+        else lignes.geographie_contour <> lignes.geographie_programmation
+    end as contour_retenu,
+    lignes.geom
+from lignes
+left join effort
+    on
+        lignes.code_qpv_effort = effort.code_qpv
+        and lignes.territoire = effort.territoire
+        and lignes.annee = effort.annee
