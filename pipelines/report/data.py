@@ -108,6 +108,26 @@ def _df(con, sql: str, params: list) -> pd.DataFrame:
     return con.execute(sql, params).df()
 
 
+def _carte(con, mart: str, territoire: str, periode: str, valeur, proj: str) -> pd.DataFrame:
+    """The contours a map mart retains for a territory and period, with their SVG path."""
+    return _df(
+        con,
+        f"""
+        select c.* exclude (geom), s.chemin, s.x, s.y
+        from marts.{mart} c
+        join (
+            select code_qpv, ST_AsSVG(g, false, 0) as chemin,
+                   ST_X(ST_PointOnSurface(g)) as x, ST_Y(ST_PointOnSurface(g)) as y
+            from (select code_qpv, {proj} as g
+                  from marts.dim_qpv where territoire = ? and geom is not null)
+        ) s using (code_qpv)
+        where c.territoire = ? and c.{periode} = ? and c.contour_retenu
+        order by c.code_qpv
+        """,
+        [territoire, territoire, valeur],
+    )
+
+
 def _masque(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     specs = load_specs()
     return mask_counts(frame, specs[table]) if table in specs else frame
@@ -252,45 +272,8 @@ def charger(con: duckdb.DuckDBPyConnection, territoire: Territoire, annee: int) 
             [territoire.siren, *INDICATEURS_CLES],
         ),
     )
-    q(
-        "carte_emploi",
-        _df(
-            con,
-            f"""
-            select c.* exclude (geom), s.chemin, s.x, s.y
-            from marts.carte_taux_emploi c
-            join (
-                select code_qpv, ST_AsSVG(g, false, 0) as chemin,
-                       ST_X(ST_PointOnSurface(g)) as x, ST_Y(ST_PointOnSurface(g)) as y
-                from (select code_qpv, {proj} as g
-                      from marts.dim_qpv where territoire = ? and geom is not null)
-            ) s using (code_qpv)
-            where c.territoire = ? and c.millesime = ? and c.contour_retenu
-            order by c.code_qpv
-            """,
-            [t, t, millesime],
-        ),
-    )
-
-    q(
-        "carte_effort",
-        _df(
-            con,
-            f"""
-            select c.* exclude (geom), s.chemin, s.x, s.y
-            from marts.carte_effort_qpv c
-            join (
-                select code_qpv, ST_AsSVG(g, false, 0) as chemin,
-                       ST_X(ST_PointOnSurface(g)) as x, ST_Y(ST_PointOnSurface(g)) as y
-                from (select code_qpv, {proj} as g
-                      from marts.dim_qpv where territoire = ? and geom is not null)
-            ) s using (code_qpv)
-            where c.territoire = ? and c.annee = ? and c.contour_retenu
-            order by c.code_qpv
-            """,
-            [t, t, annee],
-        ),
-    )
+    q("carte_emploi", _carte(con, "carte_taux_emploi", t, "millesime", millesime, proj))
+    q("carte_effort", _carte(con, "carte_effort_qpv", t, "annee", annee, proj))
 
     # --- suivi
     q(

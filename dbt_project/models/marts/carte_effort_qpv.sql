@@ -68,46 +68,12 @@ valeurs as (
 
 ),
 
-geographies_presentes as (
-
-    select distinct
-        territoire,
-        geographie
-    from contours
-
-),
-
 lignes as (
 
-    select
-        contours.territoire,
-        annees.annee,
-        contours.code_qpv,
-        contours.libelle_qpv,
-        contours.geographie as geographie_contour,
-        annees.geographie_programmation,
-        case
-            when valeurs.nb_propre = 1 or valeurs.nb_sources = 1 then valeurs.code_source
-        end as code_qpv_effort,
-        case
-            when valeurs.nb_propre = 1 or valeurs.nb_sources = 1 then valeurs.representation
-            when valeurs.nb_sources > 1
-                then 'non représentable : plusieurs QPV liés (' || valeurs.codes_sources || ')'
-            else 'sans donnée : aucune action sur ce QPV ou un QPV lié'
-        end as representation,
-        exists(
-            select 1 from geographies_presentes
-            where
-                geographies_presentes.territoire = contours.territoire
-                and geographies_presentes.geographie = annees.geographie_programmation
-        ) as territoire_a_contours_programmation,
-        contours.geom
-    from contours
-    inner join annees on contours.territoire = annees.territoire
-    left join valeurs
-        on
-            contours.code_qpv = valeurs.code_qpv
-            and annees.annee = valeurs.annee
+    {{ carte_lignes(
+        'annees', 'annee', 'geographie_programmation', 'code_qpv_effort',
+        'sans donnée : aucune action sur ce QPV ou un QPV lié'
+    ) }}
 
 )
 
@@ -125,11 +91,7 @@ select
     effort.population,
     effort.euros_par_habitant,
     effort.repartition_egale,
-    case
-        when lignes.territoire_a_contours_programmation
-            then lignes.geographie_contour = lignes.geographie_programmation
-        else lignes.geographie_contour <> lignes.geographie_programmation
-    end as contour_retenu,
+    {{ carte_contour_retenu('geographie_programmation') }} as contour_retenu,
     lignes.geom
 from lignes
 left join effort

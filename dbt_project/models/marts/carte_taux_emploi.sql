@@ -75,46 +75,12 @@ valeurs as (
 
 ),
 
-geographies_presentes as (
-
-    select distinct
-        territoire,
-        geographie
-    from contours
-
-),
-
 lignes as (
 
-    select
-        contours.territoire,
-        millesimes.millesime,
-        contours.code_qpv,
-        contours.libelle_qpv,
-        contours.geographie as geographie_contour,
-        millesimes.geographie_indicateur,
-        case
-            when valeurs.nb_propre = 1 or valeurs.nb_sources = 1 then valeurs.code_source
-        end as code_qpv_indicateur,
-        case
-            when valeurs.nb_propre = 1 or valeurs.nb_sources = 1 then valeurs.representation
-            when valeurs.nb_sources > 1
-                then 'non représentable : plusieurs QPV liés (' || valeurs.codes_sources || ')'
-            else 'sans donnée : aucun QPV lié publié'
-        end as representation,
-        exists(
-            select 1 from geographies_presentes
-            where
-                geographies_presentes.territoire = contours.territoire
-                and geographies_presentes.geographie = millesimes.geographie_indicateur
-        ) as territoire_a_contours_indicateur,
-        contours.geom
-    from contours
-    inner join millesimes on contours.territoire = millesimes.territoire
-    left join valeurs
-        on
-            contours.code_qpv = valeurs.code_qpv
-            and millesimes.millesime = valeurs.millesime
+    {{ carte_lignes(
+        'millesimes', 'millesime', 'geographie_indicateur', 'code_qpv_indicateur',
+        'sans donnée : aucun QPV lié publié'
+    ) }}
 
 )
 
@@ -132,11 +98,7 @@ select
     taux.ecart_epci_points,
     taux.ecart_france_points,
     taux.secret_taux_emploi,
-    case
-        when lignes.territoire_a_contours_indicateur
-            then lignes.geographie_contour = lignes.geographie_indicateur
-        else lignes.geographie_contour <> lignes.geographie_indicateur
-    end as contour_retenu,
+    {{ carte_contour_retenu('geographie_indicateur') }} as contour_retenu,
     lignes.geom
 from lignes
 left join taux
