@@ -168,19 +168,31 @@ def build(
         sys.exit(code)
 
 
-def run_build(paths: Paths, record: bool = True) -> tuple[int, str | None]:
+def run_build(
+    paths: Paths, record: bool = True, annees: list[str] | None = None, instance=None
+) -> tuple[int, str | None]:
     """Build into a new warehouse file and publish it (atomic rename) only on success.
 
     Returns (exit code, one-line reason). The previously published warehouse and marts are left
     untouched by a failed (or killed) build. One build at a time per warehouse.
+
+    With ``annees`` (partitions ``annee`` of the programmations and bilans), the new file is a
+    copy of the published warehouse in which only those years, and the dbt models downstream of
+    the yearly sources, are rebuilt (job ``suivi_par_annee``, one run per year, recorded in
+    ``instance`` when given); without a published warehouse, everything is built.
     """
     from pipelines.operations import build_lock
 
     with build_lock(paths.warehouse):
-        return _run_build(paths, record)
+        if annees and not paths.warehouse.is_file():
+            click.echo(f"{paths.warehouse}: aucun entrepôt publié, construction complète")
+            annees = None
+        return _run_build(paths, record, annees, instance)
 
 
-def _run_build(paths: Paths, record: bool) -> tuple[int, str | None]:
+def _run_build(
+    paths: Paths, record: bool, annees: list[str] | None = None, instance=None
+) -> tuple[int, str | None]:
     from pipelines.operations import archive_inputs, remove_stale_builds, write_manifest
 
     started = time.perf_counter()
@@ -196,7 +208,13 @@ def _run_build(paths: Paths, record: bool) -> tuple[int, str | None]:
     tmp_marts = paths.marts_dir.with_name(f".{paths.marts_dir.name}.build-{build_id}")
     staging = Paths(paths.raw_dir, tmp_wh, tmp_marts)
     staging.export_env()
-    click.echo(f"Construction {build_id}: {paths.raw_dir} -> {paths.warehouse}")
+    if annees:
+        shutil.copy2(paths.warehouse, tmp_wh)  # the published file is never written to
+    click.echo(
+        f"Construction {build_id}"
+        + (f" (années {', '.join(annees)})" if annees else "")
+        + f": {paths.raw_dir} -> {paths.warehouse}"
+    )
 
     from pipelines.defs.dbt import prepare_manifest
 
@@ -219,14 +237,16 @@ def _run_build(paths: Paths, record: bool) -> tuple[int, str | None]:
         return lg
 
     defs = build_definitions(loggers={"progress": progress})
-    job = defs.resolve_job_def(BUILD_JOB)
     try:
-        result = job.execute_in_process(
-            instance=dg.DagsterInstance.ephemeral(),
-            raise_on_error=False,
-            run_config={"loggers": {"progress": {}}},
-        )
-        ok = result.success
+        if annees:
+            ok = _run_years(defs, annees, instance or dg.DagsterInstance.ephemeral())
+        else:
+            result = defs.resolve_job_def(BUILD_JOB).execute_in_process(
+                instance=dg.DagsterInstance.ephemeral(),
+                raise_on_error=False,
+                run_config={"loggers": {"progress": {}}},
+            )
+            ok = result.success
     except Exception as err:  # noqa: BLE001 - reported as one line
         ok = False
         handler.failure = handler.failure or f"{type(err).__name__}: {err}".splitlines()[0]
@@ -243,6 +263,8 @@ def _run_build(paths: Paths, record: bool) -> tuple[int, str | None]:
 
     summary = _summary(tmp_wh)
     manifest = archive_inputs(tmp_wh, paths.warehouse, paths.raw_dir, build_id) if record else None
+    if manifest is not None and annees:
+        manifest["annees"] = list(annees)
     _publish(tmp_wh, paths.warehouse, tmp_marts, paths.marts_dir)
     _cleanup(tmp_dir)
     Paths(paths.raw_dir, paths.warehouse, paths.marts_dir).export_env()
@@ -255,6 +277,27 @@ def _run_build(paths: Paths, record: bool) -> tuple[int, str | None]:
         f"({time.perf_counter() - started:.1f} s)"
     )
     return 0, None
+
+
+def _run_years(defs, annees: list[str], instance) -> bool:
+    """One run of the partitioned job ``suivi_par_annee`` per year; stops at the first failure."""
+    from pipelines.defs.automation import SUIVI_JOB
+    from pipelines.defs.ingestion import ANNEE
+
+    missing = [a for a in annees if not instance.has_dynamic_partition(ANNEE.name, a)]
+    if missing:
+        instance.add_dynamic_partitions(ANNEE.name, missing)
+    job = defs.resolve_job_def(SUIVI_JOB)
+    for annee in annees:
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=annee,
+            raise_on_error=False,
+            run_config={"loggers": {"progress": {}}},
+        )
+        if not result.success:
+            return False
+    return True
 
 
 def _cleanup(*targets: Path) -> None:
@@ -308,6 +351,15 @@ def _summary(warehouse: Path) -> str:
                 f"  {source:<16} {files:>3} fichier(s)  {loaded or 0:>9} chargées  "
                 f"{rejected or 0:>6} rejetées  ({rejets.get(source, 0)} rejets détaillés "
                 "dans raw.rejets)"
+            )
+        inconnus = con.execute(
+            "select source, count(*) from raw.anomalies where type = 'qpv_inconnu' "
+            "group by 1 order by 1"
+        ).fetchall()
+        if inconnus:
+            lines.append(
+                "Codes QPV inconnus (lignes gardées, détail dans raw.anomalies, type "
+                "qpv_inconnu): " + ", ".join(f"{source} {n}" for source, n in inconnus)
             )
         lines.append("Marts écrits:")
         for (table,) in con.execute(

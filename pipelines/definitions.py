@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.defs.automation import fichiers_bruts, publication_atomique, reconstruction_annuelle
+from pipelines.defs.automation import (
+    fichiers_bruts,
+    publication_annees,
+    publication_atomique,
+    reconstruction_annuelle,
+    suivi_par_annee,
+)
 from pipelines.defs.dbt import build_dbt_assets
 from pipelines.defs.exports import build_export_asset
 from pipelines.defs.geo_assets import geo_assets
@@ -30,7 +36,7 @@ def build_definitions(loggers: dict | None = None) -> dg.Definitions:
             build_dbt_assets(),
             build_export_asset(),
         ],
-        jobs=[build_job, publication_atomique],
+        jobs=[build_job, publication_atomique, publication_annees, suivi_par_annee],
         schedules=[reconstruction_annuelle],
         sensors=[fichiers_bruts],
         resources=default_resources(),

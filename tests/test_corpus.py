@@ -72,3 +72,37 @@ def test_unrepairable_geometry_rejected_others_loaded():
     assert bool(result.qpv.set_index("code_qpv").geometrie_reparee["QN05922M"])
     reject = result.rejects.iloc[0]
     assert reject.ligne == 2 and "QN05921M" in str(reject.valeur_brute) + str(reject.motif)
+
+
+def test_unknown_qpv_code_reported_with_file_line_column_and_row_kept():
+    import duckdb
+
+    from pipelines.defs.ingestion import known_qpv_codes
+    from pipelines.suivi import parse_bilans
+
+    known = known_qpv_codes(duckdb.connect())  # the perimeter seed (no raw reference loaded)
+    prog = parse_programmations([CORPUS / "VM_programmation_2027_qpv_inconnu.csv"], known_qpv=known)
+    assert sorted(prog.rows.dossier) == ["2027-001", "2027-002", "2027-003", "2027-004"]
+    assert prog.rejects.empty  # nothing lost: the lines are kept, and reported
+    found = prog.anomalies[prog.anomalies.type == "qpv_inconnu"].to_dict("records")
+    assert [(a["ligne"], a["colonne"], a["valeur_brute"]) for a in found] == [
+        (3, "Quartier(s) concerné(s)", "QN05999M - Quartier inexistant"),
+        (4, "Quartier(s) concerné(s)", "QN05922M, QP059999"),  # only QP059999 is unknown
+    ]
+    assert found[0]["message"].startswith(
+        "VM_programmation_2027_qpv_inconnu.csv, ligne 3, colonne « Quartier(s) concerné(s) »: "
+        "code QPV inconnu « QN05999M »"
+    )
+    assert "« QP059999 »" in found[1]["message"] and "QN05922M »" not in found[1]["message"]
+
+    bilans = parse_bilans([CORPUS / "VM_bilans_2027_qpv_inconnu.csv"], known_qpv=known)
+    assert len(bilans.rows) == 3 and bilans.rejects.empty
+    [anomaly] = bilans.anomalies.to_dict("records")
+    assert (anomaly["type"], anomaly["ligne"], anomaly["colonne"]) == (
+        "qpv_inconnu",
+        3,
+        "QPV de résidence",
+    )
+    assert "VM_bilans_2027_qpv_inconnu.csv, ligne 3" in anomaly["message"]
+    # without a reference set, nothing is reported (the parsers stay usable alone)
+    assert parse_bilans([CORPUS / "VM_bilans_2027_qpv_inconnu.csv"]).anomalies.empty

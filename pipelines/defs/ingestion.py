@@ -4,22 +4,85 @@ Each asset reads every file of its folder (a missing folder gives an empty table
 table, its rejected rows (``raw.rejets``) and one ``raw.ingestion_log`` record per file, and
 reports rows read / loaded / rejected as metadata. A file that cannot be read at all fails the
 asset with a one-line reason naming the file.
+
+The yearly sources (programmations, bilans) are partitioned by year (dynamic partitions
+``annee``). The partition of a file is the year in its name (``VM_programmation_2027.csv`` ->
+``2027``; a name without a year -> ``sans-annee``). Materialized for one partition, the asset
+reads only the files of that year and replaces only the rows that came from them (in its table
+and in rejets / ingestion_log / anomalies): the other years are not touched. Materialized
+without a partition (``observatoire build``, job ``build_entrepot``), it reads every file and
+replaces the whole table, as before.
 """
 
+import csv
 import json
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
-from pipelines.defs.raw_tables import file_log, replace_source_rows, replace_table
+from pipelines.defs.raw_tables import (
+    file_log,
+    replace_file_rows,
+    replace_source_rows,
+    replace_table,
+)
 from pipelines.defs.resources import ProjectFolders, Warehouse
 from pipelines.ingestion.common import REJECT_COLUMNS, IngestionError
 from pipelines.ingestion.insee import list_insee_files, read_insee_file
 from pipelines.ingestion.privacy import drop_personal_columns
+from pipelines.settings import REFERENTIELS_DIR
+from pipelines.suivi.programmations import year_from_path
 
 GROUP = "ingestion"
 SEUIL_REJETS = 0.05
+
+ANNEE = dg.DynamicPartitionsDefinition(name="annee")
+SANS_ANNEE = "sans-annee"
+SUIVI_SOURCES = ("programmations", "bilans")
+SUIVI_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm"}
+QPV_REFERENCES = {
+    "qpv_contours": "select code_qpv from raw.qpv_contours",
+    "liste_qpv": "select code_qpv from raw.liste_qpv",
+    "insee_valeurs": "select code_territoire from raw.insee_valeurs where type_territoire = 'qpv'",
+}
+
+
+def partition_of(path: str | Path) -> str:
+    """The ``annee`` partition of a programmation/bilan file: the year in its name."""
+    year = year_from_path(Path(path))
+    return str(year) if year is not None else SANS_ANNEE
+
+
+def suivi_files(raw_dir: Path, source: str) -> list[Path]:
+    """The files of a yearly source (``programmations`` or ``bilans``) in the raw dir."""
+    return _files(raw_dir / source, SUIVI_SUFFIXES)
+
+
+def known_qpv_codes(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Every QPV code a reference knows: the perimeter seed and the loaded raw references.
+
+    The seed ``ref_perimetre_qpv.csv`` is read from the dbt project (always there); the
+    contours, the official list and the INSEE bases are read from the raw tables when they are
+    loaded (in a full build their assets run first). This is the set of codes of ``dim_qpv``.
+    """
+    with (REFERENTIELS_DIR / "ref_perimetre_qpv.csv").open(encoding="utf-8") as fh:
+        codes = {r["code_qpv"].strip().upper() for r in csv.DictReader(fh) if r["code_qpv"]}
+    loaded = _raw_tables(con)
+    for table, sql in QPV_REFERENCES.items():
+        if table in loaded:  # a reference not loaded in this warehouse is skipped
+            codes |= {str(r[0]).strip().upper() for r in con.execute(sql).fetchall() if r[0]}
+    return codes
+
+
+def _raw_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'raw'"
+        ).fetchall()
+    }
 
 
 def check_specs(table: str) -> list[dg.AssetCheckSpec]:
@@ -118,9 +181,12 @@ def _metadata(summary: dict, table: str, rows: int, logs: list[dict]) -> dict:
     }
 
 
-def _result(summary: dict, table: str, rows: int, logs: list[dict]) -> dg.MaterializeResult:
+def _result(
+    summary: dict, table: str, rows: int, logs: list[dict], extra: dict | None = None
+) -> dg.MaterializeResult:
     return dg.MaterializeResult(
-        metadata=_metadata(summary, table, rows, logs), check_results=check_results(table, logs)
+        metadata={**_metadata(summary, table, rows, logs), **(extra or {})},
+        check_results=check_results(table, logs),
     )
 
 
@@ -237,12 +303,49 @@ def liste_qpv(
     return _result(_summary(logs, rej), "liste_qpv", rows, logs)
 
 
+def _partition_files(con, source: str, table: str, key: str, current: list[str]) -> list[str]:
+    """Files of partition ``key``: those present now and those loaded before (maybe removed)."""
+    files = set(current)
+    loaded = _raw_tables(con)
+    for tbl, column, by_source in (
+        (table, "source_fichier", False),
+        ("rejets", "fichier", True),
+        ("ingestion_log", "fichier", True),
+        ("anomalies", "fichier", True),
+    ):
+        if tbl not in loaded:
+            continue
+        sql = f'select distinct "{column}" from raw.{tbl}' + (
+            " where source = ?" if by_source else ""
+        )
+        found = con.execute(sql, [source] if by_source else []).fetchall()
+        files |= {f for (f,) in found if f and partition_of(f) == key}
+    return sorted(files)
+
+
+def _write_partition(
+    con, source: str, table: str, key: str, paths, frame, rejects, logs, anomalies
+) -> int:
+    """Replace the rows of partition ``key`` only; returns the rows of the partition."""
+    files = _partition_files(con, source, table, key, [str(p) for p in paths])
+    replace_file_rows(con, table, files, frame)
+    replace_file_rows(con, "rejets", files, rejects, source=source)
+    replace_file_rows(
+        con, "ingestion_log", files, pd.DataFrame(logs) if logs else None, source=source
+    )
+    replace_file_rows(con, "anomalies", files, anomalies, source=source)
+    return 0 if frame is None else len(frame)
+
+
 def _suivi_asset(source: str, table: str, parse_name: str, description: str):
     @dg.asset(
         key=["raw", table],
         group_name=GROUP,
         check_specs=check_specs(table),
         kinds={"python", "duckdb"},
+        partitions_def=ANNEE,
+        # the QPV references are loaded first: unknown QPV codes are reported against them
+        deps=[dg.AssetKey(["raw", t]) for t in ("qpv_contours", "liste_qpv", "insee_valeurs")],
         description=description,
     )
     def _asset(
@@ -253,10 +356,15 @@ def _suivi_asset(source: str, table: str, parse_name: str, description: str):
         from pipelines.suivi import SuiviError
 
         parse = getattr(importlib.import_module(f"pipelines.suivi.{table}"), parse_name)
-        paths = _files(folders.raw / source, {".csv", ".txt", ".tsv", ".xlsx", ".xlsm"})
+        paths = suivi_files(folders.raw, source)
+        key = context.partition_key if context.has_partition_key else None
+        if key is not None:
+            paths = [p for p in paths if partition_of(p) == key]
         extra = folders.raw / "referentiels" / "entetes_alias.csv"
+        with warehouse.connect() as con:
+            known = known_qpv_codes(con)
         try:
-            result = parse(paths, extra_aliases=extra if extra.is_file() else None)
+            result = parse(paths, extra_aliases=extra if extra.is_file() else None, known_qpv=known)
         except SuiviError as err:
             raise dg.Failure(description=str(err)) from None
         # the parsers name files by their base name: give the full path everywhere
@@ -294,10 +402,26 @@ def _suivi_asset(source: str, table: str, parse_name: str, description: str):
                 [a for a in (anomalies, personal.drop(columns="source")) if a is not None],
                 ignore_index=True,
             )
+        unknown = 0 if anomalies is None else int((anomalies["type"] == "qpv_inconnu").sum())
         with warehouse.connect() as con:
-            rows = _write(con, source, table, frame, rejects, logs, anomalies)
-        context.log.info(f"{len(paths)} fichier(s), {rows} lignes, {len(result.rejects)} rejets")
-        return _result(_summary(logs, result.rejects), table, rows, logs)
+            if key is None:
+                rows = _write(con, source, table, frame, rejects, logs, anomalies)
+            else:
+                rows = _write_partition(
+                    con, source, table, key, paths, frame, rejects, logs, anomalies
+                )
+        context.log.info(
+            f"{'année ' + key if key else 'toutes les années'}: {len(paths)} fichier(s), "
+            f"{rows} lignes, {len(result.rejects)} rejets, {unknown} code(s) QPV inconnu(s)"
+        )
+        if unknown:
+            context.log.warning(
+                f"{unknown} ligne(s) avec un code QPV inconnu (raw.anomalies, type qpv_inconnu)"
+            )
+        summary = {**_summary(logs, result.rejects), "codes_qpv_inconnus": unknown}
+        return _result(
+            summary, table, rows, logs, {"partition": dg.MetadataValue.text(key or "toutes")}
+        )
 
     return _asset
 

@@ -134,6 +134,8 @@ RAW_TABLES: dict[str, list[tuple[str, str]]] = {
         ("ligne", "BIGINT"),
         ("dossier", "VARCHAR"),
         ("message", "VARCHAR"),
+        ("colonne", "VARCHAR"),
+        ("valeur_brute", "VARCHAR"),
     ],
     "rejets": [
         ("source", "VARCHAR"),
@@ -178,6 +180,18 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
     for table in SHARED_TABLES:
         con.execute(f"CREATE TABLE IF NOT EXISTS {_ddl(table)}")
+        # a warehouse written by an earlier version lacks the columns added since
+        present = {
+            r[0]
+            for r in con.execute(
+                "select column_name from information_schema.columns "
+                "where table_schema = ? and table_name = ?",
+                [RAW_SCHEMA, table],
+            ).fetchall()
+        }
+        for name, kind in RAW_TABLES[table]:
+            if name not in present:
+                con.execute(f'ALTER TABLE {RAW_SCHEMA}.{table} ADD COLUMN "{name}" {kind}')
 
 
 def _select_list(table: str, frame: pd.DataFrame) -> str:
@@ -237,6 +251,44 @@ def replace_source_rows(
         return 0
     frame = frame.copy()
     frame["source"] = source
+    con.register("_frame", frame)
+    try:
+        con.execute(
+            f"INSERT INTO {RAW_SCHEMA}.{table} SELECT {_select_list(table, frame)} FROM _frame"
+        )
+    finally:
+        con.unregister("_frame")
+    return len(frame)
+
+
+def replace_file_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    files: list[str],
+    frame: pd.DataFrame | None,
+    source: str | None = None,
+) -> int:
+    """Replace the rows read from ``files`` in ``raw.<table>``, leaving every other row as it is.
+
+    The partitioned ingestion writes one year this way: rows of other files (other years) are
+    not touched. ``source`` is given for the shared tables (rejets, ingestion_log, anomalies),
+    whose file column is ``fichier``; the source tables use ``source_fichier``.
+    """
+    ensure_raw_schema(con)
+    extra = unknown_columns(table, frame)
+    if extra:
+        raise ValueError(f"raw.{table}: colonnes non prévues dans le schéma: {extra}")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {_ddl(table)}")
+    column = "fichier" if source is not None else "source_fichier"
+    if files:
+        marks = ", ".join("?" for _ in files)
+        where = f'"{column}" IN ({marks})' + (" AND source = ?" if source is not None else "")
+        params = [*files, source] if source is not None else list(files)
+        con.execute(f"DELETE FROM {RAW_SCHEMA}.{table} WHERE {where}", params)
+    if frame is None or frame.empty:
+        return 0
+    if source is not None:
+        frame = frame.assign(source=source)
     con.register("_frame", frame)
     try:
         con.execute(

@@ -29,8 +29,10 @@ from pipelines.suivi.programmations import (
     is_empty,
     parse_bool,
     parse_date,
+    qpv_cell,
     qpv_codes,
     run_tables,
+    unknown_qpv_anomalies,
 )
 
 SEX_COLUMNS = ["femmes", "hommes", "sexe_non_renseigne"]
@@ -126,6 +128,7 @@ def _build_bilan(table: RawTable, line: Line, line_no: int) -> list[dict[str, An
             else NON_RENSEIGNE
         ),
         "date_bilan": line.get("date_bilan", parse_date),
+        **qpv_cell(table, line, residence_field),
         "autres_colonnes": line.others_json(),
         "source_fichier": table.path.name,
         "source_feuille": table.feuille,
@@ -136,11 +139,14 @@ def _build_bilan(table: RawTable, line: Line, line_no: int) -> list[dict[str, An
     return [row]
 
 
-def parse_bilans(paths: list[Path], extra_aliases: Path | None = None) -> SuiviResult:
+def parse_bilans(
+    paths: list[Path], extra_aliases: Path | None = None, known_qpv: set[str] | None = None
+) -> SuiviResult:
     """Parse bilan files into one row per action × QPV of residence.
 
     ``.anomalies`` reports lines whose age total differs from their sex total
-    (``incoherence_totaux``) and repeated action × residence pairs (``doublon_dossier``).
+    (``incoherence_totaux``), repeated action × residence pairs (``doublon_dossier``) and, with
+    ``known_qpv``, a residence QPV code absent from the references (``qpv_inconnu``).
     """
     rows, rejects, files = run_tables(
         list(paths), extra_aliases, BILAN_FIELDS, "bilans", _build_bilan
@@ -179,6 +185,7 @@ def parse_bilans(paths: list[Path], extra_aliases: Path | None = None) -> SuiviR
             )
         else:
             seen[key] = row
+    anomalies += unknown_qpv_anomalies(rows, "qpv_residence", known_qpv)
     df = frame(rows, BILAN_COLUMNS)
     for column in [*COUNT_COLUMNS, "annee", "source_ligne"]:
         df[column] = pd.to_numeric(df[column], errors="raise").astype("Int64")

@@ -32,7 +32,8 @@ from pipelines.ingestion.common import REJECT_COLUMNS, IngestionError, decode_te
 ALIASES_FILE = Path(__file__).with_name("entetes_alias.csv")
 HEADER_SCAN_ROWS = 20
 DELIMITERS = (";", ",", "\t", "|")
-ANOMALY_COLUMNS = ["type", "fichier", "ligne", "dossier", "message"]
+ANOMALY_COLUMNS = ["type", "fichier", "ligne", "dossier", "message", "colonne", "valeur_brute"]
+QPV_INCONNU = "qpv_inconnu"
 FILE_COLUMNS = ["fichier", "feuille", "format", "lignes_lues", "lignes_chargees", "lignes_rejetees"]
 
 # Words dropped when comparing headers: "Numéro de dossier" matches "Numéro dossier".
@@ -628,6 +629,61 @@ def qpv_codes(value: Any) -> str | None:
     return None
 
 
+def qpv_cell(table: RawTable, line: Line, champ: str) -> dict[str, Any]:
+    """Where a line's QPV cell is (column name, raw text): kept for the unknown-code report."""
+    idx = table.cmap.fields.get(champ)
+    if idx is None:
+        return {"_qpv_colonne": None, "_qpv_brut": None}
+    return {"_qpv_colonne": line.column_name(idx), "_qpv_brut": cell_text(line.cells[idx])}
+
+
+def unknown_qpv_anomalies(
+    rows: list[dict[str, Any]], code_field: str, known: set[str] | None
+) -> list[dict[str, Any]]:
+    """One ``qpv_inconnu`` anomaly per line naming a well-formed QPV code that no reference knows.
+
+    ``known`` is the set of QPV codes of the references (see
+    :func:`pipelines.defs.ingestion.known_qpv_codes`); ``None`` skips the check. The line is
+    kept: an unknown code is reported, never dropped.
+    """
+    if known is None:
+        return []
+    anomalies: list[dict[str, Any]] = []
+    reported: set[tuple[Any, ...]] = set()
+    for row in rows:
+        codes = row.get(code_field)
+        if not codes:
+            continue
+        unknown = [c for c in str(codes).split(";") if _QPV_CODE.fullmatch(c) and c not in known]
+        tag = (row["source_fichier"], row.get("source_feuille"), row["source_ligne"])
+        if not unknown or tag in reported:
+            continue
+        reported.add(tag)
+        where = str(row["source_fichier"])
+        if row.get("source_feuille"):
+            where += f", feuille « {row['source_feuille']} »"
+        where += f", ligne {row['source_ligne']}"
+        if row.get("_qpv_colonne"):
+            where += f", colonne « {row['_qpv_colonne']} »"
+        listed = ", ".join(f"« {c} »" for c in unknown)
+        anomalies.append(
+            {
+                "type": QPV_INCONNU,
+                "fichier": row["source_fichier"],
+                "ligne": row["source_ligne"],
+                "dossier": row.get("dossier"),
+                "colonne": row.get("_qpv_colonne"),
+                "valeur_brute": row.get("_qpv_brut"),
+                "message": (
+                    f"{where}: code QPV inconnu {listed} (absent des contours, de la liste "
+                    "officielle, des bases INSEE et du périmètre des contrats): ligne gardée, "
+                    "à corriger dans le fichier source"
+                ),
+            }
+        )
+    return anomalies
+
+
 def split_dossier(dossier: str | None) -> tuple[str | None, bool]:
     """(dossier without its ``-01``/``-02`` multi-year suffix, whether it had one)."""
     if dossier is None:
@@ -862,6 +918,7 @@ def _build_programmation(table: RawTable, line: Line, line_no: int) -> list[dict
         "objectif_parent_code": objectif_parent,
         "qpv_codes": qpv_codes(line.raw("qpv")),
         "qpv_texte": line.text("qpv"),
+        **qpv_cell(table, line, "qpv"),
         "echelle": line.text("echelle"),
         "statut_libelle": line.text("statut"),
         "cout_total": line.get("cout_total", parse_amount),
@@ -917,20 +974,23 @@ def _build_programmation(table: RawTable, line: Line, line_no: int) -> list[dict
     return produced
 
 
-def parse_programmations(paths: list[Path], extra_aliases: Path | None = None) -> SuiviResult:
+def parse_programmations(
+    paths: list[Path], extra_aliases: Path | None = None, known_qpv: set[str] | None = None
+) -> SuiviResult:
     """Parse programmation files into one row per action × financeur.
 
     See the module docstring for the accepted layouts. Rows that cannot be loaded go to
     ``.rejects`` (file, line, column, raw value, reason); rows kept but worth a look go to
     ``.anomalies`` (duplicate dossier × financeur, multi-year series, granted above requested,
-    invalid SIRET). For every file, ``lignes_lues = lignes_chargees + lignes_rejetees``.
+    invalid SIRET, and with ``known_qpv`` a QPV code absent from the references). For every file,
+    ``lignes_lues = lignes_chargees + lignes_rejetees``.
     """
     rows, rejects, files = run_tables(
         list(paths), extra_aliases, PROGRAMMATION_FIELDS, "programmations", _build_programmation
     )
     frame_rows = frame(rows, PROGRAMMATION_COLUMNS)
     frame_rows = _typed_programmations(frame_rows)
-    anomalies = _programmation_anomalies(rows)
+    anomalies = _programmation_anomalies(rows) + unknown_qpv_anomalies(rows, "qpv_codes", known_qpv)
     return SuiviResult(
         rows=frame_rows,
         rejects=frame(rejects, REJECT_COLUMNS),

@@ -1,0 +1,293 @@
+"""Yearly partitions of the programmations and bilans: rebuilding a year touches only that year,
+the sensor asks only for the years whose files changed, and the year publication is atomic."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from pipelines.defs.automation import SUIVI_JOB, YEARS_PUBLICATION_JOB, changed_years
+from pipelines.defs.ingestion import ANNEE, bilans, partition_of, programmations
+from pipelines.defs.resources import ProjectFolders, Warehouse
+
+PROG_HEADER = (
+    "N° dossier;Exercice;Code SIRET;Raison sociale du porteur;Intitulé de l'action;Orientation;"
+    "Quartier(s) concerné(s);Financeur;Montant demandé;Montant accordé\n"
+)
+BILAN_HEADER = "N° dossier;Intitulé de l'action;QPV de résidence;Femmes;Hommes\n"
+
+
+def _programmation(year: int, amount: str = "8 000,00 €", qpv: str = "QN05922M") -> str:
+    return (
+        PROG_HEADER
+        + f"{year}-001;{year};73282932000074;Association A;Action A;O1;{qpv};Etat;10 000,00 €;"
+        f"{amount}\n"
+        + f"{year}-002;{year};73282932000074;Association B;Action B;O2;QN05922M;Etat;douze;1 €\n"
+    )
+
+
+def _bilan(year: int, femmes: int = 3) -> str:
+    return BILAN_HEADER + f"{year}-001;Action A;QN05922M;{femmes};2\n"
+
+
+def _write_year(raw: Path, year: int, **kwargs) -> None:
+    (raw / "programmations").mkdir(parents=True, exist_ok=True)
+    (raw / "bilans").mkdir(parents=True, exist_ok=True)
+    femmes = kwargs.pop("femmes", 3)
+    (raw / "programmations" / f"VM_programmation_{year}.csv").write_text(
+        _programmation(year, **kwargs), encoding="utf-8"
+    )
+    (raw / "bilans" / f"VM_bilans_{year}.csv").write_text(_bilan(year, femmes), encoding="utf-8")
+
+
+TABLES = {
+    "programmations": "source_fichier",
+    "bilans": "source_fichier",
+    "rejets": "fichier",
+    "ingestion_log": "fichier",
+    "anomalies": "fichier",
+}
+
+
+def _rows_of_year(warehouse: Path, year: int) -> dict[str, str]:
+    """Checksum of every raw row that came from a file of ``year`` (load time included)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        out = {}
+        for table, column in TABLES.items():
+            rows = con.execute(
+                f"select * from raw.{table} where {column} like ? order by all",
+                [f"%_{year}.csv"],
+            ).fetchall()
+            out[table] = hashlib.sha256(repr(rows).encode()).hexdigest() + f":{len(rows)}"
+        return out
+    finally:
+        con.close()
+
+
+def _materialize(raw: Path, warehouse: Path, instance, partition: str | None):
+    return dg.materialize(
+        [programmations, bilans],
+        partition_key=partition,
+        instance=instance,
+        resources={
+            "warehouse": Warehouse(database=str(warehouse)),
+            "folders": ProjectFolders(raw_dir=str(raw), marts_dir=str(warehouse.parent / "m")),
+        },
+    )
+
+
+def test_rebuilding_a_year_leaves_the_other_years_untouched(tmp_path):
+    raw, warehouse = tmp_path / "raw", tmp_path / "warehouse.duckdb"
+    _write_year(raw, 2026)
+    _write_year(raw, 2027)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(ANNEE.name, ["2026", "2027"])
+
+    assert _materialize(raw, warehouse, instance, "2026").success
+    assert _materialize(raw, warehouse, instance, "2027").success
+    year_a = _rows_of_year(warehouse, 2026)
+    assert year_a["programmations"].endswith(":1") and year_a["rejets"].endswith(":1")
+
+    # year B changes (amount, QPV code unknown to every reference, bilan count): rebuild B only
+    _write_year(raw, 2027, amount="9 000,00 €", qpv="QN05999M", femmes=7)
+    time.sleep(0.01)
+    result = _materialize(raw, warehouse, instance, "2027")
+    assert result.success
+    assert _rows_of_year(warehouse, 2026) == year_a  # same rows, same load times
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        assert con.execute(
+            "select annee, montant_accorde from raw.programmations order by 1"
+        ).fetchall() == [(2026, 8000.0), (2027, 9000.0)]
+        assert con.execute("select annee, femmes from raw.bilans order by 1").fetchall() == [
+            (2026, 3),
+            (2027, 7),
+        ]
+        # each file logged once, whatever the number of rebuilds
+        assert con.execute(
+            "select source, count(*) from raw.ingestion_log group by 1 order by 1"
+        ).fetchall() == [("bilans", 2), ("programmations", 2)]
+        unknown = con.execute(
+            "select fichier, ligne, colonne, valeur_brute, message from raw.anomalies "
+            "where type = 'qpv_inconnu'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert len(unknown) == 1
+    fichier, ligne, colonne, valeur, message = unknown[0]
+    assert fichier.endswith("VM_programmation_2027.csv") and ligne == 2
+    assert colonne == "Quartier(s) concerné(s)" and valeur == "QN05999M"
+    assert "ligne 2" in message and "code QPV inconnu « QN05999M »" in message
+
+    # run metadata of the partition: its files, their hash, rows read / loaded / rejected
+    events = [
+        e.event_specific_data.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["raw", "programmations"])
+    ]
+    assert [e.partition for e in events] == ["2027"]
+    meta = events[0].metadata
+    files = meta["fichiers_lus"].value
+    assert [Path(f["fichier"]).name for f in files] == ["VM_programmation_2027.csv"]
+    assert len(files[0]["empreinte_sha256"]) == 64
+    assert (meta["lignes_lues"].value, meta["lignes_chargees"].value) == (2, 1)
+    assert meta["lignes_rejetees"].value == 1 and meta["codes_qpv_inconnus"].value == 1
+    assert meta["partition"].value == "2027"
+
+    # the same rows as a full (unpartitioned) build of every year
+    full = tmp_path / "full.duckdb"
+    assert _materialize(raw, full, dg.DagsterInstance.ephemeral(), None).success
+    for table in ("programmations", "bilans", "rejets", "anomalies"):
+        queries = [
+            duckdb.connect(str(w), read_only=True)
+            .execute(f"select * from raw.{table} order by all")
+            .fetchall()
+            for w in (warehouse, full)
+        ]
+        assert queries[0] == queries[1], table
+
+    # a removed file: its year is emptied, the other year untouched
+    (raw / "programmations" / "VM_programmation_2027.csv").unlink()
+    assert _materialize(raw, warehouse, instance, "2027").success
+    assert _rows_of_year(warehouse, 2026) == year_a
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        assert con.execute("select distinct annee from raw.programmations").fetchall() == [(2026,)]
+        assert con.execute(
+            "select count(*) from raw.anomalies where fichier like '%programmation_2027%'"
+        ).fetchone() == (0,)
+    finally:
+        con.close()
+
+
+def test_partition_of_a_file_is_the_year_of_its_name():
+    assert partition_of("programmations/VM_programmation_2027_DEMO_FICTIF.csv") == "2027"
+    assert partition_of("/x/bilans/bilans_vm.xlsx") == "sans-annee"
+    assert changed_years(["programmations/VM_2027.csv", "bilans/VM_bilans_2026.xlsx"]) == [
+        "2026",
+        "2027",
+    ]
+    assert changed_years(["programmations/VM_2027.csv", "insee/IPRO_2022.csv"]) is None
+    assert changed_years(["referentiels/entetes_alias.csv"]) is None
+    assert changed_years(["programmations/README.txt"]) is None
+
+
+def test_sensor_requests_only_the_changed_years(tmp_path, monkeypatch):
+    from pipelines.definitions import defs
+
+    raw = tmp_path / "raw"
+    _write_year(raw, 2026)
+    _write_year(raw, 2027)
+    (raw / "insee").mkdir()
+    (raw / "insee" / "IPRO_2022.csv").write_text("CODGEO;A\nQP059020;1\n", encoding="utf-8")
+    monkeypatch.setenv("OBSERVATOIRE_RAW_DIR", str(raw))
+    sensor = defs.get_sensor_def("fichiers_bruts")
+    instance = dg.DagsterInstance.ephemeral()
+
+    def evaluate(cursor):
+        ctx = dg.build_sensor_context(cursor=cursor, instance=instance)
+        return sensor(ctx), ctx.cursor
+
+    first, cursor = evaluate(None)  # nothing known yet: everything is rebuilt
+    assert isinstance(first, dg.RunRequest) and first.job_name == "publication_atomique"
+
+    (raw / "bilans" / "VM_bilans_2027.csv").write_text(_bilan(2027, 9), encoding="utf-8")
+    result, cursor = evaluate(cursor)
+    assert isinstance(result, dg.SensorResult)
+    [request] = result.run_requests
+    assert request.job_name == YEARS_PUBLICATION_JOB and request.tags["annees"] == "2027"
+    assert request.run_config["ops"]["construire_et_publier_annees"]["config"] == {
+        "annees": ["2027"]
+    }
+    [add] = result.dynamic_partitions_requests
+    assert add.partitions_def_name == "annee" and sorted(add.partition_keys) == ["2026", "2027"]
+    instance.add_dynamic_partitions("annee", ["2026", "2027"])  # what the daemon does
+
+    same, cursor = evaluate(cursor)
+    assert isinstance(same, dg.SkipReason)
+
+    _write_year(raw, 2028)  # a new year: only it is built, and its partition is added
+    result, cursor = evaluate(cursor)
+    assert [r.tags["annees"] for r in result.run_requests] == ["2028"]
+    assert [r.partition_keys for r in result.dynamic_partitions_requests] == [["2028"]]
+
+    (raw / "insee" / "IPRO_2022.csv").write_text("CODGEO;A\nQP059020;2\n", encoding="utf-8")
+    full, cursor = evaluate(cursor)  # not a yearly file: full publication
+    assert isinstance(full, dg.RunRequest) and full.job_name == "publication_atomique"
+    assert json.loads(cursor)["key"]
+
+
+def test_year_publication_rebuilds_one_year_atomically(demo_build, tmp_path, monkeypatch):
+    """On the demo: one year rebuilt in a copy of the published warehouse, then published."""
+    from pipelines.cli import run_build
+    from pipelines.settings import ENV_MARTS_DIR, ENV_RAW_DIR, ENV_WAREHOUSE, Paths
+
+    for var in (ENV_RAW_DIR, ENV_WAREHOUSE, ENV_MARTS_DIR):  # restored after the test
+        monkeypatch.setenv(var, "unset")
+    raw = tmp_path / "raw"
+    shutil.copytree(demo_build / "raw", raw)
+    shutil.copy(demo_build / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    shutil.copytree(demo_build / "marts", tmp_path / "marts")
+    paths = Paths(raw, tmp_path / "warehouse.duckdb", tmp_path / "marts")
+
+    def snapshot(sql: str) -> list:
+        con = duckdb.connect(str(paths.warehouse), read_only=True)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+
+    others = (
+        "select * exclude (source_fichier) from raw.programmations where annee <> 2027 order by all"
+    )
+    marts_others = "select * from marts.depenses_orientation where annee <> 2027 order by all"
+    before = (snapshot(others), snapshot(marts_others))
+    total_2027 = snapshot("select sum(montant_accorde) from raw.programmations where annee = 2027")[
+        0
+    ][0]
+    # drop one funded line of the 2027 file of VM
+    [(line_no, amount)] = snapshot(
+        "select source_ligne, montant_accorde from raw.programmations "
+        "where source_fichier like '%VM_programmation_2027%' and montant_accorde > 0 "
+        "order by source_ligne desc limit 1"
+    )
+    source = raw / "programmations" / "VM_programmation_2027_DEMO_FICTIF.csv"
+    lines = source.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    del lines[line_no - 1]
+    source.write_text("".join(lines), encoding="utf-8")
+
+    instance = dg.DagsterInstance.ephemeral()
+    started = time.perf_counter()
+    code, reason = run_build(paths, annees=["2027"], instance=instance)
+    took = time.perf_counter() - started
+    assert code == 0, reason
+    print(f"reconstruction de l'année 2027: {took:.1f} s")
+
+    assert (snapshot(others), snapshot(marts_others)) == before
+    expected = total_2027 - amount
+    assert (
+        snapshot("select sum(montant_accorde) from raw.programmations where annee = 2027")[0][0]
+        == expected
+    )
+    assert (
+        snapshot("select sum(montant_accorde) from marts.depenses_orientation where annee = 2027")[
+            0
+        ][0]
+        == expected
+    )
+    # the runs of the partitioned job are recorded per partition in the instance
+    runs = instance.get_runs()
+    assert [(r.job_name, r.tags.get("dagster/partition")) for r in runs] == [(SUIVI_JOB, "2027")]
+    # the export was refreshed too
+    exported = duckdb.sql(
+        f"select sum(montant_accorde) from '{paths.marts_dir}/depenses_orientation.parquet' "
+        "where annee = 2027"
+    ).fetchone()[0]
+    assert exported == expected
