@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -131,12 +132,31 @@ def main() -> None:
     help="Reconstruit un entrepôt passé à partir de ses fichiers archivés (écrit "
     "warehouse_<id>.duckdb et marts_<id>/ sauf --warehouse/--marts-dir donnés).",
 )
+@click.option(
+    "--annee",
+    "annees",
+    multiple=True,
+    metavar="AAAA",
+    help="Ne reconstruit que cette année des programmations et bilans (répétable) et les "
+    "modèles qui en dépendent, dans une copie de l'entrepôt publié publiée atomiquement; les "
+    "autres années restent identiques. Sans entrepôt publié: construction complète.",
+)
 @click.pass_context
 def build(
-    ctx: click.Context, raw_dir: Path, warehouse: Path, marts_dir: Path, as_of: str | None
+    ctx: click.Context,
+    raw_dir: Path,
+    warehouse: Path,
+    marts_dir: Path,
+    as_of: str | None,
+    annees: tuple[str, ...],
 ) -> None:
     from pipelines.operations import OperationError, find_build, restore_inputs
 
+    for annee in annees:
+        if not re.fullmatch(r"\d{4}|sans-annee", annee):
+            raise click.BadParameter(f"{annee!r}: une année sur 4 chiffres", param_hint="--annee")
+    if annees and as_of:
+        raise click.UsageError("--annee et --as-of ne se combinent pas")
     if as_of:
         try:
             manifest = find_build(warehouse, as_of)
@@ -160,7 +180,9 @@ def build(
     if not raw_dir.is_dir():
         raise click.ClickException(f"{raw_dir}: dossier des fichiers bruts introuvable")
     try:
-        code, reason = run_build(Paths(raw_dir, warehouse, marts_dir), record=not as_of)
+        code, reason = run_build(
+            Paths(raw_dir, warehouse, marts_dir), record=not as_of, annees=list(annees) or None
+        )
     except OperationError as err:
         code, reason = 1, str(err)
     if code:

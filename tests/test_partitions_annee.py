@@ -15,6 +15,7 @@ import duckdb
 from pipelines.defs.automation import SUIVI_JOB, YEARS_PUBLICATION_JOB, changed_years
 from pipelines.defs.ingestion import ANNEE, bilans, partition_of, programmations
 from pipelines.defs.resources import ProjectFolders, Warehouse
+from tests.conftest import run_cli
 
 PROG_HEADER = (
     "N° dossier;Exercice;Code SIRET;Raison sociale du porteur;Intitulé de l'action;Orientation;"
@@ -291,3 +292,46 @@ def test_year_publication_rebuilds_one_year_atomically(demo_build, tmp_path, mon
         "where annee = 2027"
     ).fetchone()[0]
     assert exported == expected
+
+
+def test_cli_build_one_year(demo_build, tmp_path):
+    """`observatoire build --annee 2027` publishes a copy where only 2027 was rebuilt."""
+    shutil.copytree(demo_build / "raw", tmp_path / "raw")
+    shutil.copy(demo_build / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    before = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    loaded_before = before.execute(
+        "select annee, max(horodatage) from raw.ingestion_log l "
+        "join (select distinct source_fichier, annee from raw.programmations) p "
+        "on l.fichier = p.source_fichier group by annee order by annee"
+    ).fetchall()
+    before.close()
+    result = run_cli(
+        "build",
+        "--annee",
+        "2027",
+        "--raw-dir",
+        str(tmp_path / "raw"),
+        "--warehouse",
+        str(tmp_path / "warehouse.duckdb"),
+        "--marts-dir",
+        str(tmp_path / "marts"),
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "(années 2027)" in result.stdout
+    after = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    loaded_after = dict(
+        after.execute(
+            "select annee, max(horodatage) from raw.ingestion_log l "
+            "join (select distinct source_fichier, annee from raw.programmations) p "
+            "on l.fichier = p.source_fichier group by annee"
+        ).fetchall()
+    )
+    after.close()
+    # files of the other years were not reloaded (same load time), those of 2027 were
+    for annee, when in loaded_before:
+        if annee == 2027:
+            assert loaded_after[annee] > when
+        else:
+            assert loaded_after[annee] == when, annee
+    bad = run_cli("build", "--annee", "2027", "--as-of", "x", "--raw-dir", str(tmp_path / "raw"))
+    assert bad.returncode == 2 and "ne se combinent pas" in bad.stderr
