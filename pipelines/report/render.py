@@ -36,6 +36,29 @@ CHROMIUM_FLAGS = [
     "--disable-quic",
 ]
 
+# What a fiche quartier shows (fiche_quartier columns), in this order, when the mart has a value.
+FICHE = [
+    ("pop_municipale", "Population municipale", "nombre"),
+    ("part_femmes", "Part des femmes", "pourcent"),
+    ("part_etrangers", "Part des étrangers", "pourcent"),
+    ("part_0_24", "Part des 0-24 ans", "pourcent"),
+    ("taux_emploi", "Taux d'emploi 15-64 ans", "pourcent"),
+    ("taux_emploi_femmes", "Taux d'emploi des femmes", "pourcent"),
+    ("part_emplois_precaires", "Part des emplois précaires", "pourcent"),
+    ("demandeurs_emploi_abc", "Demandeurs d'emploi ABC", "nombre"),
+    ("demandeurs_emploi_abc_femmes", "dont femmes", "nombre"),
+    ("demandeurs_emploi_abc_hommes", "dont hommes", "nombre"),
+    ("demandeurs_emploi_abc_moins_25", "dont moins de 25 ans", "nombre"),
+    ("taux_pauvrete_60", "Taux de pauvreté (60 %)", "pourcent"),
+    ("revenu_disponible_median_uc", "Revenu disponible médian par UC", "euros"),
+    ("part_prestations_sociales", "Part des prestations sociales", "pourcent"),
+    ("allocataires_caf", "Allocataires CAF", "nombre"),
+    ("allocataires_rsa", "Allocataires RSA", "nombre"),
+    ("part_familles_monoparentales", "Part des familles monoparentales", "pourcent"),
+    ("part_beneficiaires_c2s", "Part des bénéficiaires de la C2S", "pourcent"),
+    ("indice_fragilite", "Indice de fragilité", "nombre1"),
+]
+
 COMPARABILITE = {
     "comparable": "évolution comparable",
     "ecart_millesimes_insuffisant": "non comparable : millésimes trop proches (voir l'encadré)",
@@ -210,6 +233,7 @@ def contexte(d: DonneesRapport) -> dict:
         "rec": _records,
         "premier": _premier,
         "comparabilite": COMPARABILITE,
+        "fiche_champs": FICHE,
         "genere_le": dt.date.today().strftime("%d/%m/%Y"),
         "carte_communes": Markup(_carte_communes(d)),
         "carte_emploi": Markup(
