@@ -9,9 +9,10 @@ already present is not downloaded again unless ``force=True``.
 
 Addresses: a source has either a direct ``base_url`` (the file is ``base_url + fichier``), or a
 data.gouv.fr dataset whose resources are listed by the public API (the file is the resource whose
-title or URL matches ``titre``), or only a landing ``page`` when no stable direct address is
-known (the INSEE bases: download them from the page, or give ``base_urls``). ``base_urls``
-overrides the address of a source (a mirror, a local server for the tests).
+title or URL matches ``titre``), or a publisher's HTML ``page`` whose links are read to find
+the file by its name (``lien``: the INSEE bases, whose addresses change with each publication;
+a ZIP found there is unpacked, only its matching member is kept). ``base_urls`` overrides the
+address of a source (a mirror, a local server for the tests).
 """
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 
 DATA_GOUV_API = "https://www.data.gouv.fr/api/1"
@@ -57,6 +62,10 @@ class Ressource:
     titre: str | None = None
     sha256: str | None = None
     page: str = ""
+    # On a publisher's HTML page (``page``), the link whose file name or text matches ``lien``;
+    # a ZIP found there is unpacked: its member matching ``membre`` (default: ``fichier``).
+    lien: str | None = None
+    membre: str | None = None
 
 
 _ANCT_DATASET = "quartiers-prioritaires-de-la-politique-de-la-ville-qpv"
@@ -84,8 +93,17 @@ CATALOGUE: dict[str, list[Ressource]] = {
             page=_ANCT_PAGE,
         )
     ],
+    # INSEE publishes each base as a CSV (often zipped) linked from the product page; the link
+    # is found by its name (e.g. ``.../fichier/<id>/IPRO_2022_csv.zip``), the member unpacked.
     "insee_qpv2015": [
-        Ressource("insee_qpv2015", f"{base}_{year}.csv", "insee", page=_INSEE_QPV2015_PAGE)
+        Ressource(
+            "insee_qpv2015",
+            f"{base}_{year}.csv",
+            "insee",
+            page=_INSEE_QPV2015_PAGE,
+            lien=rf"(?i)(^|[^a-z]){base}[^/]{{0,30}}{year}",
+            membre=rf"(?i)(^|[^a-z]){base}[^/]{{0,30}}{year}[^/]*\.csv$",
+        )
         for base in ("DEMO", "IPRO", "REVN")
         for year in (2021, 2022)
     ],
@@ -140,6 +158,58 @@ def resolve_data_gouv(ressource: Ressource, api_url: str, timeout: float) -> tup
     )
 
 
+class _Links(HTMLParser):
+    """(href, text) of every ``<a>`` of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str]] = []
+        self._href: str | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self._href, self._text = dict(attrs).get("href"), []
+
+    def handle_data(self, data):
+        if self._href is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "a" and self._href:
+            self.links.append((self._href, " ".join("".join(self._text).split())))
+            self._href = None
+
+
+def resolve_page_link(ressource: Ressource, timeout: float) -> str:
+    """URL of the link of ``ressource.page`` whose file name (else text) matches ``lien``.
+
+    Several matches: a CSV (or zipped CSV) is preferred to a spreadsheet, then the first one.
+    """
+    try:
+        with _open(ressource.page, {"Accept": "text/html"}, timeout) as response:
+            charset = response.headers.get_content_charset() or "utf-8"
+            html = response.read().decode(charset, errors="replace")
+    except (urllib.error.URLError, TimeoutError, OSError) as err:
+        raise FetchError(f"page {ressource.page} injoignable: {err}") from None
+    parser = _Links()
+    parser.feed(html)
+    pattern = re.compile(ressource.lien or re.escape(ressource.fichier))
+    found = []
+    for href, text in parser.links:
+        name = urllib.parse.unquote(urllib.parse.urlsplit(href).path.rsplit("/", 1)[-1])
+        if pattern.search(name) or (not name and pattern.search(text)):
+            found.append(urllib.parse.urljoin(ressource.page, href))
+    if not found:
+        raise FetchError(
+            f"aucun lien de {ressource.page} ne correspond à « {ressource.lien} » "
+            f"({ressource.fichier}) : la page a changé ? télécharger à la main dans le dossier, "
+            f"ou donner base_urls[{ressource.source!r}]"
+        )
+    found.sort(key=lambda u: 0 if "csv" in u.lower() else 1)
+    return found[0]
+
+
 def _address(
     ressource: Ressource, base_urls: dict[str, str], api_url: str, timeout: float
 ) -> tuple[str | None, dict]:
@@ -148,7 +218,34 @@ def _address(
         return f"{base.rstrip('/')}/{ressource.fichier}", {}
     if ressource.dataset:
         return resolve_data_gouv(ressource, api_url, timeout)
+    if ressource.lien and ressource.page:
+        return resolve_page_link(ressource, timeout), {}
     return None, {}
+
+
+def _is_zip(url: str, ressource: Ressource) -> bool:
+    path = urllib.parse.urlsplit(url).path.lower()
+    return path.endswith(".zip") and not ressource.fichier.lower().endswith(".zip")
+
+
+def _unzip(archive: Path, ressource: Ressource, target: Path) -> str:
+    """Unpack the member of ``archive`` matching ``ressource.membre`` into ``target``."""
+    pattern = re.compile(ressource.membre or f"(?i)(^|/){re.escape(ressource.fichier)}$")
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = [m for m in zf.namelist() if not m.endswith("/") and pattern.search(m)]
+            if len(members) != 1:
+                raise FetchError(
+                    f"{archive.name}: {len(members)} fichier(s) correspondent à "
+                    f"« {pattern.pattern} » dans l'archive ({', '.join(zf.namelist()[:8])})"
+                )
+            tmp = target.with_name(target.name + ".unzip")
+            with zf.open(members[0]) as src, tmp.open("wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+    except zipfile.BadZipFile as err:
+        raise FetchError(f"{archive.name}: archive ZIP illisible ({err})") from None
+    os.replace(tmp, target)
+    return members[0]
 
 
 def _download(url: str, part: Path, timeout: float) -> tuple[bool, int]:
@@ -288,7 +385,8 @@ def _fetch_one(
         )
         return result
     target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
+    archive = _is_zip(url, ressource)
+    part = target.with_name(target.name + (".zip.part" if archive else ".part"))
     if force and part.exists():
         part.unlink()
     resumed_any = part.exists() and part.stat().st_size > 0
@@ -297,14 +395,23 @@ def _fetch_one(
         try:
             resumed, size = _download(url, part, timeout)
             resumed_any = resumed_any or resumed
-            digest = _verify(part, ressource.sha256, published)
+            digest = _verify(part, None if archive else ressource.sha256, published)
+            if archive:
+                member = _unzip(part, ressource, target)
+                zip_digest, digest = digest, _verify(target, ressource.sha256, {})
+                result.message = (
+                    f"extrait de {url.rsplit('/', 1)[-1]}:{member} (SHA-256 {zip_digest})"
+                )
+                size = target.stat().st_size
+                part.unlink()
         except FetchError as err:
             last_error = err
             if "empreinte" in str(err) or "somme" in str(err):
                 part.unlink(missing_ok=True)  # corrupt: restart from zero next time
             time.sleep(min(0.2 * (attempt + 1), 1.0))
             continue
-        os.replace(part, target)
+        if not archive:
+            os.replace(part, target)
         result.statut = "repris" if resumed_any else "telecharge"
         result.octets, result.sha256 = size, digest
         return result

@@ -185,7 +185,9 @@ def test_fetch_resolves_data_gouv_resources_and_checks_published_checksum(tmp_pa
 
 def test_fetch_reports_what_it_cannot_download(tmp_path, serve):
     raw = tmp_path / "raw"
-    results = fetch(raw, ["insee_qpv2015"], log=None)
+    # a source known only by its landing page (no link pattern): reported, never guessed
+    page_only = {"p": [Ressource("p", "X_2020.csv", "insee", page="https://www.insee.fr/x")]}
+    results = fetch(raw, ["p"], catalogue=page_only, log=None)
     assert {r.statut for r in results} == {"sans_adresse"}
     assert "insee.fr" in results[0].message
     with pytest.raises(ValueError, match="inconnue"):
@@ -234,3 +236,54 @@ def test_cli_helper_parses_base_urls_and_returns_the_exit_code(tmp_path, serve):
         echo=lines.append,
     )
     assert code == 1 and "1 erreur" in lines[-1]
+
+
+def test_fetch_finds_insee_files_on_their_page_and_unzips_them(tmp_path, serve):
+    """The INSEE catalogue entries: link found on the publisher's page, ZIP unpacked."""
+    import dataclasses
+    import zipfile
+
+    root = tmp_path / "site"
+    (root / "fichier" / "6041315").mkdir(parents=True)
+    contents, links = {}, []
+    for base in ("DEMO", "IPRO", "REVN"):
+        for year in (2021, 2022):
+            name = f"{base}_{year}.csv"
+            contents[name] = f"CODGEO;{base}_VAR\nQP059020;{year}\n".encode()
+            archive = root / "fichier" / "6041315" / f"{base.lower()}_{year}_csv.zip"
+            with zipfile.ZipFile(archive, "w") as zf:
+                zf.writestr(f"{base}_{year}/{name}", contents[name])
+                zf.writestr(f"{base}_{year}/documentation_{base}_{year}.pdf", b"%PDF-1.4")
+            # the spreadsheet version is listed first: the CSV must still be chosen
+            links.append(f'<a href="/fichier/6041315/{base}_{year}.xlsx">{base} {year} (xlsx)</a>')
+            links.append(
+                f'<a href="/fichier/6041315/{archive.name}">Base {base} {year} (csv, 3 Mo)</a>'
+            )
+    (root / "page.html").write_text(
+        "<html><body><h1>Données QPV</h1>" + "\n".join(links) + "</body></html>", "utf-8"
+    )
+    url, handler = serve(root)
+    catalogue = {
+        "insee_qpv2015": [
+            dataclasses.replace(r, page=f"{url}/page.html") for r in CATALOGUE["insee_qpv2015"]
+        ]
+    }
+    raw = tmp_path / "raw"
+    results = fetch(raw, ["insee_qpv2015"], catalogue=catalogue, log=None)
+    assert [r.statut for r in results] == ["telecharge"] * 6, [r.message for r in results]
+    for result in results:
+        assert result.url.endswith("_csv.zip")
+        assert (raw / "insee" / result.fichier).read_bytes() == contents[result.fichier]
+        assert result.sha256 == hashlib.sha256(contents[result.fichier]).hexdigest()
+        assert "extrait de" in result.message and result.fichier in result.message
+    assert not list(raw.rglob("*.part")) and not list(raw.rglob("*.zip*"))
+    assert {r["statut"] for r in _log_rows(raw)} == {"telecharge"}
+
+    # the page no longer lists the file, or cannot be reached: a clear error per file
+    (root / "page.html").write_text("<html><a href='/autre.csv'>autre</a></html>", "utf-8")
+    results = fetch(raw, ["insee_qpv2015"], catalogue=catalogue, force=True, log=None)
+    assert {r.statut for r in results} == {"erreur"}
+    assert "aucun lien" in results[0].message and "page.html" in results[0].message
+    gone = {"x": [dataclasses.replace(catalogue["insee_qpv2015"][0], page=f"{url}/absente")]}
+    [result] = fetch(raw, ["x"], catalogue=gone, force=True, log=None)
+    assert result.statut == "erreur" and "injoignable" in result.message
