@@ -490,6 +490,12 @@ def report(
             if annee is not None or out is not None:
                 raise click.UsageError("--annee et --out demandent --territoire")
             rapports = ecrire_rapports_recents(warehouse, marts_dir / "rapport", pdf=pdf)
+            if not rapports:
+                raise click.ClickException(
+                    f"{warehouse}: aucun territoire n'a de programmation dans l'entrepôt, "
+                    "aucun rapport écrit (territoires: dbt_project/seeds/referentiels/"
+                    "ref_territoires.csv)"
+                )
         else:
             rapports = [
                 ecrire_rapport(warehouse, territoire, annee, out, marts_dir / "rapport", pdf=pdf)
