@@ -40,11 +40,10 @@ install-chromium:
 		echo "chromium absent et non installable ici (PDF et test navigateur sautés)"; \
 	fi
 
+# The build's last asset writes the rapport annuel of each territory into data/marts/rapport/.
 run: demo install-chromium
 	$(BIN)/observatoire build --raw-dir $(OBSERVATOIRE_RAW_DIR) \
 		--warehouse $(OBSERVATOIRE_WAREHOUSE) --marts-dir $(OBSERVATOIRE_MARTS_DIR)
-	$(BIN)/observatoire report --warehouse $(OBSERVATOIRE_WAREHOUSE) \
-		--marts-dir $(OBSERVATOIRE_MARTS_DIR)
 
 # Rapport annuel of every territory of the published warehouse (latest year of each).
 report: install

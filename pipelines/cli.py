@@ -294,6 +294,12 @@ def _run_build(
     if manifest is not None:
         manifest_path = write_manifest(paths.warehouse, manifest)
         click.echo(f"Entrées archivées ({len(manifest['fichiers'])} fichiers): {manifest_path}")
+    rapports = sorted((paths.marts_dir / "rapport").glob("rapport_*.html"))
+    if rapports:
+        pdfs = sum(1 for r in rapports if r.with_suffix(".pdf").exists())
+        click.echo(
+            f"Rapports annuels ({len(rapports)} HTML, {pdfs} PDF): {paths.marts_dir / 'rapport'}"
+        )
     click.echo(
         f"Entrepôt publié: {paths.warehouse} ; marts: {paths.marts_dir} "
         f"({time.perf_counter() - started:.1f} s)"

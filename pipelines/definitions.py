@@ -16,6 +16,7 @@ from pipelines.defs.exports import build_export_asset
 from pipelines.defs.geo_assets import geo_assets
 from pipelines.defs.indicateurs_assets import indicateurs_assets
 from pipelines.defs.ingestion import ingestion_assets
+from pipelines.defs.rapport import rapports_annuels
 from pipelines.defs.resources import default_resources
 
 BUILD_JOB = "build_entrepot"
@@ -35,6 +36,7 @@ def build_definitions(loggers: dict | None = None) -> dg.Definitions:
             *geo_assets,
             build_dbt_assets(),
             build_export_asset(),
+            rapports_annuels,
         ],
         jobs=[build_job, publication_atomique, publication_annees, suivi_par_annee],
         schedules=[reconstruction_annuelle],

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# Builds write the rapport annuel; its PDF (a few seconds each) is printed by the report test only.
+os.environ.setdefault("OBSERVATOIRE_RAPPORT_PDF", "0")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 DEMO_DIR = ROOT / "data" / "demo"

@@ -99,6 +99,13 @@ def warehouse(demo_build):
     con.close()
 
 
+def test_the_build_writes_the_reports_with_the_marts(demo_build):
+    """The last asset of a build writes each territory's report into <marts>/rapport/."""
+    written = sorted(p.name for p in (demo_build / "marts" / "rapport").glob("*.html"))
+    assert written == [f"rapport_{c}_{a}.html" for c, a in sorted(DERNIERE_ANNEE.items())]
+    assert "Rapports annuels (3 HTML" in (demo_build / "build.log").read_text()
+
+
 def test_every_section_and_the_demo_warning(rapports):
     for code, path in rapports.items():
         page = parse(path)

@@ -20,7 +20,13 @@ from pipelines.report.data import (
 )
 from pipelines.report.render import chromium, imprimer_pdf, rendre
 
-__all__ = ["RapportError", "Rapport", "ecrire_rapport", "ecrire_rapports_recents"]
+__all__ = [
+    "RapportError",
+    "Rapport",
+    "ecrire_rapport",
+    "ecrire_rapports_recents",
+    "rapports_recents",
+]
 
 
 @dataclass
@@ -76,16 +82,22 @@ def ecrire_rapport(
         con.close()
 
 
+def rapports_recents(con, out_dir: Path, pdf: bool = True) -> list[Rapport]:
+    """One report per territory, for its latest programmation year, on an open connection
+    (spatial loaded): what the Dagster asset ``rapport/rapports_annuels`` does."""
+    rapports = []
+    for terr in territoires(con):
+        annees = annees_disponibles(con, terr.code)
+        if annees:
+            out = Path(out_dir) / nom_fichier(terr.code, annees[-1])
+            rapports.append(_ecrire(con, terr, annees[-1], out, pdf))
+    return rapports
+
+
 def ecrire_rapports_recents(warehouse: Path, out_dir: Path, pdf: bool = True) -> list[Rapport]:
     """One report per territory of the warehouse, for its latest programmation year."""
     con = connect(warehouse)
     try:
-        rapports = []
-        for terr in territoires(con):
-            annees = annees_disponibles(con, terr.code)
-            if annees:
-                out = Path(out_dir) / nom_fichier(terr.code, annees[-1])
-                rapports.append(_ecrire(con, terr, annees[-1], out, pdf))
-        return rapports
+        return rapports_recents(con, out_dir, pdf)
     finally:
         con.close()

@@ -1,0 +1,54 @@
+"""The rapport annuel as the last asset of a build: one report per territory, latest year.
+
+Written into the marts folder of the build (``<marts>/rapport/``), so that it is published with
+the marts it reads (atomically, by ``observatoire build``). The PDF is printed when Chromium is
+there and ``OBSERVATOIRE_RAPPORT_PDF`` is not ``0`` (the test suite turns it off to save time; the
+report test prints one on purpose). A report that cannot be written is logged and reported in
+the metadata but does not stop the publication of the data: it is not a blocking check.
+"""
+
+import os
+
+import dagster as dg
+
+from pipelines.defs.resources import ProjectFolders, Warehouse
+
+ENV_PDF = "OBSERVATOIRE_RAPPORT_PDF"
+
+
+@dg.asset(
+    key=["rapport", "rapports_annuels"],
+    group_name="exports",
+    kinds={"html", "pdf"},
+    deps=[dg.AssetKey(["exports", "marts_parquet"])],
+    description="Rapport annuel de chaque territoire (dernière année de programmation), HTML "
+    "autonome et PDF, dans <marts>/rapport/, lu dans les marts.",
+)
+def rapports_annuels(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, folders: ProjectFolders
+) -> dg.MaterializeResult:
+    from pipelines.report import rapports_recents
+    from pipelines.report.render import chromium
+
+    out = folders.marts / "rapport"
+    pdf = os.environ.get(ENV_PDF, "1") != "0" and chromium() is not None
+    try:
+        with warehouse.connect() as con:
+            rapports = rapports_recents(con, out, pdf=pdf)
+    except Exception as err:  # noqa: BLE001 - the data is published all the same
+        reason = f"{type(err).__name__}: {err}".splitlines()[0]
+        context.log.error(f"rapport annuel non écrit: {reason}")
+        return dg.MaterializeResult(metadata={"erreur": dg.MetadataValue.text(reason)})
+    for r in rapports:
+        context.log.info(
+            f"rapport {r.territoire} {r.annee}: {r.html}" + (" + PDF" if r.pdf else "")
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "dossier": dg.MetadataValue.path(str(out)),
+            "rapports": dg.MetadataValue.json(
+                {r.territoire: {"annee": r.annee, "pdf": bool(r.pdf)} for r in rapports}
+            ),
+            "pdf": dg.MetadataValue.bool(pdf),
+        }
+    )
