@@ -47,24 +47,7 @@ annees as (
 
 valeurs as (
 
-    select
-        contours.code_qpv,
-        annees.annee,
-        count(distinct effort.code_qpv) filter (where liens.propre) as nb_propre,
-        count(distinct effort.code_qpv) as nb_sources,
-        string_agg(distinct effort.code_qpv, ';' order by effort.code_qpv) as codes_sources,
-        arg_min(effort.code_qpv, case when liens.propre then 0 else 1 end) as code_source,
-        arg_min(liens.representation, case when liens.propre then 0 else 1 end)
-            as representation
-    from contours
-    inner join annees on contours.territoire = annees.territoire
-    inner join liens on contours.code_qpv = liens.code_contour
-    inner join effort
-        on
-            liens.code_source = effort.code_qpv
-            and annees.territoire = effort.territoire
-            and annees.annee = effort.annee
-    group by contours.code_qpv, annees.annee
+    {{ carte_valeurs('annees', 'annee', 'effort') }}
 
 ),
 

@@ -49,29 +49,7 @@ millesimes as (
 
 valeurs as (
 
-    select
-        contours.code_qpv,
-        millesimes.millesime,
-        count(distinct taux.code_qpv) filter (where liens.representation = 'contour du QPV')
-            as nb_propre,
-        count(distinct taux.code_qpv) as nb_sources,
-        string_agg(distinct taux.code_qpv, ';' order by taux.code_qpv) as codes_sources,
-        -- the contour's own value first, else the single linked one
-        arg_min(
-            taux.code_qpv, case when liens.representation = 'contour du QPV' then 0 else 1 end
-        ) as code_source,
-        arg_min(
-            liens.representation,
-            case when liens.representation = 'contour du QPV' then 0 else 1 end
-        ) as representation
-    from contours
-    inner join millesimes on contours.territoire = millesimes.territoire
-    inner join liens on contours.code_qpv = liens.code_contour
-    inner join taux
-        on
-            liens.code_source = taux.code_qpv
-            and millesimes.millesime = taux.millesime
-    group by contours.code_qpv, millesimes.millesime
+    {{ carte_valeurs('millesimes', 'millesime', 'taux') }}
 
 ),
 
