@@ -113,7 +113,7 @@ def test_every_section_and_the_demo_warning(rapports):
         assert "avertissement-demo" in page.ids, code
         # maps of the territory, of the taux d'emploi gap and of the effort, drawn on the 2024
         # contours of the demo through the 2015 <-> 2024 crosswalk where needed
-        assert {"carte-territoire", "carte-emploi", "carte-effort"} <= page.ids, code
+        assert {"carte-territoire", "carte-passage", "carte-emploi", "carte-effort"} <= page.ids
         html = path.read_text(encoding="utf-8")
         assert "DEMO_FICTIF" in html
         # one fiche quartier per QPV observed in the latest millésime, charts and maps inline

@@ -93,34 +93,68 @@ def _premier(frame: pd.DataFrame, colonne: str):
     return None if serie.empty else serie.iloc[0]
 
 
-def _carte_communes(d: DonneesRapport) -> str:
+def _carte_categories(
+    d: DonneesRapport, categorie: dict[str, str], titre: str, legende: str
+) -> str:
+    """The territory's contours coloured by a category per QPV code (read from a mart)."""
     contours = d["contours"]
     if contours.empty or d.emprise is None:
         return ""
-    communes = d["communes"]
-    principale = (
-        communes[communes["rang_commune"] == 1].set_index("code_qpv")["nom_commune"].to_dict()
-    )
-    noms = sorted({principale.get(c, "commune inconnue") for c in contours["code_qpv"]})
+    inconnu = "non renseigné"
+    noms = sorted({categorie.get(c, inconnu) for c in contours["code_qpv"]})
     couleurs = {n: charts.CATEGORIES[i % len(charts.CATEGORIES)] for i, n in enumerate(noms)}
     zones = [
         charts.Zone(
             code=r["code_qpv"],
             chemin=r["chemin"],
             valeur=None,
-            info=principale.get(r["code_qpv"], "commune inconnue"),
+            info=categorie.get(r["code_qpv"], inconnu),
             etiquette=r["code_qpv"][-4:],
             x=r["x"],
             y=r["y"],
         )
         for r in _records(contours)
     ]
-    return charts.carte(
-        zones,
-        d.emprise,
+    return charts.carte(zones, d.emprise, titre, legende, categories=couleurs)
+
+
+def _carte_communes(d: DonneesRapport) -> str:
+    communes = d["communes"]
+    principale = (
+        communes[communes["rang_commune"] == 1].set_index("code_qpv")["nom_commune"].to_dict()
+    )
+    return _carte_categories(
+        d,
+        principale,
         "Les QPV du territoire, colorés par leur commune principale",
         "Commune principale du QPV (étiquette : fin du code QPV)",
-        categories=couleurs,
+    )
+
+
+LIENS = {
+    "un_pour_un": "reconduit : un QPV 2015 pour un QPV 2024",
+    "fusion": "fusion de plusieurs QPV 2015",
+    "scission": "issu de la scission d'un QPV 2015",
+    "recomposition": "recomposition (plusieurs liens)",
+    "entree": "nouveau QPV 2024",
+    "entre_ou_non_relie": "nouveau QPV 2024 ou lien absent de la table",
+    "sortie": "sorti de la géographie prioritaire",
+    "sorti_ou_non_relie": "sorti ou lien absent de la table",
+}
+
+
+def _carte_passage(d: DonneesRapport) -> str:
+    """Each contour coloured by its kind of link in passage_qpv_2015_2024."""
+    categorie: dict[str, str] = {}
+    for r in _records(d["passage"]):
+        for code in (r["code_qpv_2024"], r["code_qpv_2015"]):
+            if code and code not in categorie:
+                categorie[code] = LIENS.get(r["type_lien"], r["type_lien"])
+    return _carte_categories(
+        d,
+        categorie,
+        "Le passage de la géographie 2015 à la géographie 2024",
+        "Lien avec la géographie 2015 (table de passage)",
     )
 
 
@@ -236,6 +270,7 @@ def contexte(d: DonneesRapport) -> dict:
         "fiche_champs": FICHE,
         "genere_le": dt.date.today().strftime("%d/%m/%Y"),
         "carte_communes": Markup(_carte_communes(d)),
+        "carte_passage": Markup(_carte_passage(d)),
         "carte_emploi": Markup(
             _carte_valeurs(
                 d,
