@@ -19,6 +19,7 @@ import dagster as dg
 import pandas as pd
 
 from pipelines.defs.raw_tables import (
+    RAW_INDICATOR_KEY,
     file_log,
     register_raw_table,
     replace_source_rows,
@@ -47,17 +48,7 @@ PROVIDER_FOLDERS = ("compas", "indicateurs")
 DICTIONARY = DBT_PROJECT_DIR / "seeds" / "indicateurs" / "ref_indicateurs.csv"
 
 RAW_INDICATEURS_LOCAUX = [
-    ("source", "VARCHAR"),
-    ("millesime", "INTEGER"),
-    ("fichier", "VARCHAR"),
-    ("feuille", "VARCHAR"),
-    ("ligne", "BIGINT"),
-    ("type_territoire", "VARCHAR"),
-    ("code_territoire", "VARCHAR"),
-    ("libelle_territoire", "VARCHAR"),
-    ("geographie", "VARCHAR"),
-    ("variable", "VARCHAR"),
-    ("variable_fichier", "VARCHAR"),
+    *RAW_INDICATOR_KEY,
     ("indicateur", "VARCHAR"),
     ("unite", "VARCHAR"),
     ("facteur", "DOUBLE"),

@@ -15,19 +15,25 @@ import pandas as pd
 
 RAW_SCHEMA = "raw"
 
+# Typed key of the long indicator tables (insee.KEY_COLUMNS), shared by raw.insee_valeurs and
+# raw.indicateurs_locaux.
+RAW_INDICATOR_KEY: list[tuple[str, str]] = [
+    ("source", "VARCHAR"),
+    ("millesime", "INTEGER"),
+    ("fichier", "VARCHAR"),
+    ("feuille", "VARCHAR"),
+    ("ligne", "BIGINT"),
+    ("type_territoire", "VARCHAR"),
+    ("code_territoire", "VARCHAR"),
+    ("libelle_territoire", "VARCHAR"),
+    ("geographie", "VARCHAR"),
+    ("variable", "VARCHAR"),
+    ("variable_fichier", "VARCHAR"),
+]
+
 RAW_TABLES: dict[str, list[tuple[str, str]]] = {
     "insee_valeurs": [
-        ("source", "VARCHAR"),
-        ("millesime", "INTEGER"),
-        ("fichier", "VARCHAR"),
-        ("feuille", "VARCHAR"),
-        ("ligne", "BIGINT"),
-        ("type_territoire", "VARCHAR"),
-        ("code_territoire", "VARCHAR"),
-        ("libelle_territoire", "VARCHAR"),
-        ("geographie", "VARCHAR"),
-        ("variable", "VARCHAR"),
-        ("variable_fichier", "VARCHAR"),
+        *RAW_INDICATOR_KEY,
         ("valeur", "DOUBLE"),
         ("valeur_texte", "VARCHAR"),
         ("secret", "BOOLEAN"),

@@ -59,23 +59,14 @@ from pipelines.ingestion.common import (
     parse_number,
     sniff_delimiter,
 )
+from pipelines.ingestion.insee import KEY_COLUMNS
 
 SOURCE = "indicateurs_locaux"
 DATA_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm"}
 MAPPING_SUFFIXES = (".mapping.yml", ".mapping.yaml")
 
 LONG_COLUMNS = [
-    "source",
-    "millesime",
-    "fichier",
-    "feuille",
-    "ligne",
-    "type_territoire",
-    "code_territoire",
-    "libelle_territoire",
-    "geographie",
-    "variable",
-    "variable_fichier",
+    *KEY_COLUMNS,
     "indicateur",
     "unite",
     "facteur",

@@ -29,7 +29,9 @@ from pipelines.ingestion.common import (
     read_delimited,
 )
 
-LONG_COLUMNS = [
+# Where a value comes from and what it is about: the key of every long indicator table (INSEE
+# bases here, local providers in compas.py, and their raw tables).
+KEY_COLUMNS = [
     "source",
     "millesime",
     "fichier",
@@ -41,11 +43,8 @@ LONG_COLUMNS = [
     "geographie",
     "variable",
     "variable_fichier",
-    "valeur",
-    "valeur_texte",
-    "secret",
-    "marqueur_secret",
 ]
+LONG_COLUMNS = [*KEY_COLUMNS, "valeur", "valeur_texte", "secret", "marqueur_secret"]
 
 # Columns that hold labels, not indicators (compared after normalise_header).
 LABEL_COLUMNS = {"LIBGEO", "LIB_QP", "LIBQP", "NOM_QP", "LIBELLE", "LIBELLE_QP", "NOM", "QUARTIER"}
