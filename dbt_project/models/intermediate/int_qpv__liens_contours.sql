@@ -6,13 +6,7 @@ with
 
 contours as (
 
-    select
-        code_qpv,
-        libelle_qpv,
-        geographie,
-        territoire
-    from {{ ref('dim_qpv') }}
-    where geom is not null and territoire is not null
+    select * from {{ ref('int_qpv__contours_territoire') }}
 
 ),
 

@@ -20,14 +20,7 @@ taux as (
 
 contours as (
 
-    select
-        code_qpv,
-        libelle_qpv,
-        geographie,
-        territoire,
-        geom
-    from {{ ref('dim_qpv') }}
-    where geom is not null and territoire is not null
+    select * from {{ ref('int_qpv__contours_territoire') }}
 
 ),
 
