@@ -10,7 +10,6 @@ warehouse.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
 import shutil
 import subprocess
@@ -69,14 +68,7 @@ COMPARABILITE = {
 
 def _v(valeur):
     """The raw value of a cell for data-valeur (empty when missing)."""
-    if valeur is None:
-        return ""
-    try:
-        if isinstance(valeur, float) and math.isnan(valeur):
-            return ""
-    except TypeError:
-        pass
-    if pd.isna(valeur) if not isinstance(valeur, (list, tuple)) else False:
+    if valeur is None or (not isinstance(valeur, (list, tuple)) and pd.isna(valeur)):
         return ""
     return str(valeur)
 
