@@ -49,6 +49,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import tempfile
 import time
 import unicodedata
 import uuid
@@ -390,6 +391,24 @@ class _Grid:
     edge_x2: np.ndarray
     edge_y2: np.ndarray
     stats: dict[str, Any] = field(default_factory=dict)
+    #: Per level ``(k, cell keys, values)``: value >= 0 resolved (code index), -1 subdivided,
+    #: <= -2 unresolved cell of the last level (``-2 - j``, j-th distinct ``cand_key``).
+    #: Cells absent touch no QPV. Used by the compiled kernel (:mod:`geo.noyau`).
+    level_tables: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)
+    tolerance: float = TOLERANCE_DEG
+
+    def edge_columns(self) -> tuple[np.ndarray, ...]:
+        """Per edge: x1, y1, y2, inverse slope k = dx / dy and horizontal tolerance tx."""
+        dx = self.edge_x2 - self.edge_x1
+        dy = self.edge_y2 - self.edge_y1
+        sloped = dy != 0
+        inverse_slope = np.zeros(len(dx))
+        inverse_slope[sloped] = dx[sloped] / dy[sloped]
+        # A point at horizontal distance h from the edge's line is at distance h * |dy| / length
+        # from it: within the tolerance when h < tol * length / |dy|.
+        tol_x = np.zeros(len(dx))
+        tol_x[sloped] = self.tolerance * np.hypot(dx[sloped], dy[sloped]) / np.abs(dy[sloped])
+        return self.edge_x1, self.edge_y1, self.edge_y2, inverse_slope, tol_x
 
 
 def _build_grid(codes: Sequence[str], geoms: Sequence[Any], levels: Sequence[int]) -> _Grid:
@@ -438,6 +457,7 @@ def _build_grid(codes: Sequence[str], geoms: Sequence[Any], levels: Sequence[int
 
     resolved_keys: list[np.ndarray] = []
     resolved_codes: list[np.ndarray] = []
+    level_cells: list[tuple[int, np.ndarray, np.ndarray]] = []
     pip_tests = 0
     for li, k in enumerate(levels):
         f = float(1 << k)
@@ -455,6 +475,7 @@ def _build_grid(codes: Sequence[str], geoms: Sequence[Any], levels: Sequence[int
         cell = _cell_key(ix, iy, k)
         cells, cmin, cmax, anyb = _per_cell(cell, part_code[pid], boundary)
         resolved = (cmin == cmax) & ~anyb
+        level_cells.append((k, cells, np.where(resolved, cmin, -1)))
         # Resolved cells, flattened to the last level.
         r = 1 << shift
         res_cells = cells[resolved]
@@ -501,6 +522,13 @@ def _build_grid(codes: Sequence[str], geoms: Sequence[Any], levels: Sequence[int
         nxt[rings.start + rings.count - 1] = rings.start
     edge_row = rank[np.repeat(rings.owner, rings.count)]
     edge_order = np.argsort(edge_row, kind="stable")
+    # Kernel tables: the last level's unresolved cells point to their candidates.
+    distinct_cells = np.unique(cell)
+    k_last, last_cells, last_values = level_cells[-1]
+    unresolved = last_values < 0
+    last_values = last_values.copy()
+    last_values[unresolved] = -2 - np.searchsorted(distinct_cells, last_cells[unresolved])
+    level_cells[-1] = (k_last, last_cells, last_values)
     stats["tests_centre"] = pip_tests
     stats["cellules_non_resolues"] = int(len(np.unique(cell)))
     stats["candidats"] = len(order)
@@ -522,6 +550,7 @@ def _build_grid(codes: Sequence[str], geoms: Sequence[Any], levels: Sequence[int
         edge_x2=rings.x[nxt][edge_order],
         edge_y2=rings.y[nxt][edge_order],
         stats=stats,
+        level_tables=[(k, c, v.astype(np.int32)) for k, c, v in level_cells],
     )
 
 
@@ -552,6 +581,8 @@ class GrilleQpv:
     source: str
     codes: list[str] = field(repr=False)
     stats: dict[str, Any] = field(repr=False)
+    #: File of the compiled kernel's index (:mod:`geo.noyau`), None when not written.
+    noyau: str | None = None
 
 
 def _quote_ident(name: str) -> str:
@@ -635,6 +666,7 @@ def build_index(
     grid = _build_grid(codes, geoms, levels)
     table = table or f"_grille_qpv_{uuid.uuid4().hex[:10]}"
     width = _write_index(con, grid, table, temporary=not persist)
+    noyau_file = _write_noyau(con, grid, table, persist)
     stats = dict(grid.stats)
     stats["candidats_par_cellule_max"] = width
     stats["duree_construction_s"] = round(time.perf_counter() - started, 3)
@@ -645,10 +677,42 @@ def build_index(
         source=polygons,
         codes=grid.codes,
         stats=stats,
+        noyau=noyau_file,
     )
     if persist:
         _write_index_meta(con, index)
     return index
+
+
+def _database_file(con: Any) -> Path | None:
+    row = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    return Path(row[0]) if row and row[0] else None
+
+
+def _write_noyau(con: Any, grid: _Grid, table: str, persist: bool) -> str | None:
+    """Write the kernel's index file; None (logged) when it cannot be written.
+
+    A persisted index keeps it next to the database file (``<base>.<table>.noyau``); a
+    temporary one in the temporary folder, removed by :func:`drop_index`.
+    """
+    from geo import noyau
+
+    if not noyau.enabled():
+        return None
+    database = _database_file(con) if persist else None
+    if database is not None:
+        target = database.with_name(f"{database.name}.{table}.noyau")
+    else:
+        folder = Path(tempfile.gettempdir()) / "observatoire-noyau"
+        target = folder / f"{table}-{uuid.uuid4().hex[:10]}.noyau"
+    try:
+        noyau.write_index_file(grid, target, list(TERRITOIRES_WGS84.values()))
+    except OSError as err:
+        logger.info("index du noyau QPV non écrit (%s) : chemin SQL", err)
+        return None
+    return str(target)
 
 
 def _write_index_meta(con: Any, index: GrilleQpv) -> None:
@@ -661,6 +725,7 @@ def _write_index_meta(con: Any, index: GrilleQpv) -> None:
             "source": [index.source],
             "codes": pa.array([index.codes], pa.list_(pa.string())),
             "stats": [json.dumps(index.stats)],
+            "noyau": [Path(index.noyau).name if index.noyau else None],
         }
     )
     con.register("_grille_meta", meta)
@@ -676,10 +741,15 @@ def _write_index_meta(con: Any, index: GrilleQpv) -> None:
 def open_index(con: Any, table: str) -> GrilleQpv:
     """Reopen an index built with ``persist=True`` (in this or another process)."""
     row = con.execute(
-        f"SELECT niveau, geographie, source, codes, stats FROM {_quote_relation(table + '_meta')}"
+        "SELECT niveau, geographie, source, codes, stats, noyau "
+        f"FROM {_quote_relation(table + '_meta')}"
     ).fetchone()
     if row is None:
         raise PointsError(f"Index {table} vide ou absent")
+    database = _database_file(con)
+    noyau_file = None
+    if row[5] and database is not None and (database.parent / row[5]).is_file():
+        noyau_file = str(database.parent / row[5])
     return GrilleQpv(
         table=table,
         level=int(row[0]),
@@ -687,6 +757,7 @@ def open_index(con: Any, table: str) -> GrilleQpv:
         source=row[2],
         codes=list(row[3]),
         stats=json.loads(row[4]),
+        noyau=noyau_file,
     )
 
 
@@ -717,15 +788,7 @@ def _write_index(con: Any, grid: _Grid, table: str, temporary: bool = True) -> i
             "plein": grid.cand_full,
         }
     )
-    dx = grid.edge_x2 - grid.edge_x1
-    dy = grid.edge_y2 - grid.edge_y1
-    sloped = dy != 0
-    inverse_slope = np.zeros(len(dx))
-    inverse_slope[sloped] = dx[sloped] / dy[sloped]
-    # A point at horizontal distance h from the edge's line is at distance h * |dy| / length
-    # from it: within the tolerance when h < tol * length / |dy|.
-    tol_x = np.zeros(len(dx))
-    tol_x[sloped] = TOLERANCE_DEG * np.hypot(dx[sloped], dy[sloped]) / np.abs(dy[sloped])
+    _, _, _, inverse_slope, tol_x = grid.edge_columns()
     edges = pa.table(
         {
             "cle": grid.cand_key[grid.edge_row],
@@ -752,7 +815,7 @@ def _write_index(con: Any, grid: _Grid, table: str, temporary: bool = True) -> i
     try:
         con.execute(
             f"CREATE OR REPLACE {'TEMP TABLE' if temporary else 'TABLE'} {polygons_table} AS "
-            "SELECT partie, code_qpv, ST_GeomFromWKB(wkb) AS geom FROM _grille_parties "
+            "SELECT partie, code_qpv, ST_GeomFromWKB(wkb) AS geom, wkb FROM _grille_parties "
             "ORDER BY partie"
         )
     finally:
@@ -813,6 +876,8 @@ def drop_index(con: Any, index: GrilleQpv) -> None:
     else:
         for suffix in ("", "_polygones"):
             con.execute(f"DROP TABLE IF EXISTS temp.{_quote_ident(index.table + suffix)}")
+        if index.noyau:
+            Path(index.noyau).unlink(missing_ok=True)
 
 
 def _index_relation(index: GrilleQpv, suffix: str = "") -> str:
@@ -1273,6 +1338,8 @@ class Affectation:
     comptes: dict[str, int]
     duree_s: float
     index: GrilleQpv | None = field(default=None, repr=False)
+    #: ``noyau`` (compiled kernel, :mod:`geo.noyau`) or ``sql`` (the SQL path).
+    moteur: str = "sql"
 
 
 def assign_points(
@@ -1302,11 +1369,23 @@ def assign_points(
         raise ValueError("indiquer soit output (Parquet), soit output_table")
     if not isinstance(source, PointsSource):
         source = read_points(con, source, crs=crs)
-    _load_spatial(con)
     if index is None:
+        _load_spatial(con)
         index = build_index(con, polygons, geographie)
-    variables = set_polygon_variables(con, index)
     keep = list(source.columns if keep is None else keep)
+    if source.crs == WGS84 and index.noyau and Path(index.noyau).is_file():
+        from geo import noyau
+
+        kcon = noyau.connect(index.noyau)
+        if kcon is not None:
+            try:
+                return _assign_noyau(
+                    con, kcon, source, index, keep, output, output_table, with_details
+                )
+            finally:
+                kcon.close()
+    _load_spatial(con)
+    variables = set_polygon_variables(con, index)
     sql = assignment_sql(
         index,
         source.sql,
@@ -1366,6 +1445,164 @@ def assign_points(
         comptes=comptes,
         duree_s=round(duration, 3),
         index=index,
+    )
+
+
+def _exact_function(con: Any, index: GrilleQpv):
+    """Python function giving, for a point and candidate parts, its QPV (smallest code) and count.
+
+    Used by the kernel path for the few points within :data:`TOLERANCE_DEG` of an edge: the
+    exact ``intersects`` (GEOS, closed polygons) on the original polygons, read on first use.
+    """
+    loaded: dict[str, Any] = {}
+
+    def polygons() -> tuple[Any, list[str]]:
+        if not loaded:
+            rows = con.execute(
+                f"SELECT partie, code_qpv, wkb FROM {_index_relation(index, '_polygones')} "
+                "ORDER BY partie"
+            ).fetchall()
+            loaded["parts"] = shapely.from_wkb([bytes(r[2]) for r in rows])
+            loaded["codes"] = [r[1] for r in rows]
+        return loaded["parts"], loaded["codes"]
+
+    def exact(lon: float, lat: float, parties: list[int]) -> dict:
+        parts, part_codes = polygons()
+        point = shapely.Point(lon, lat)
+        hits = {part_codes[p] for p in parties or [] if shapely.intersects(parts[p], point)}
+        found = sorted(hits)
+        return {"code": found[0] if found else None, "nb": len(found)}
+
+    return exact
+
+
+def _assign_noyau(
+    con: Any,
+    kcon: Any,
+    source: PointsSource,
+    index: GrilleQpv,
+    keep: list[str],
+    output: str | Path | None,
+    output_table: str | None,
+    with_details: bool,
+) -> Affectation:
+    """The assignment by the compiled kernel (:mod:`geo.noyau`), WGS84 input only.
+
+    One streaming ``COPY`` in the kernel's own connection: read, check and assign in DuckDB's
+    threads (``qpv_affecter``), exact re-test of the points flagged ``proche`` only, write the
+    Parquet file. A table output is loaded from that file. Same columns and answers as the SQL
+    path.
+    """
+    clash = sorted(set(keep) & set(OUTPUT_COLUMNS))
+    if clash:
+        raise PointsError(
+            f"Colonnes d'entrée en conflit avec le résultat de l'affectation : {', '.join(clash)}"
+        )
+    import duckdb
+
+    kcon.create_function(
+        "qpv_exact",
+        _exact_function(con, index),
+        [duckdb.type("DOUBLE"), duckdb.type("DOUBLE"), duckdb.type("INTEGER[]")],
+        duckdb.type("STRUCT(code VARCHAR, nb INTEGER)"),
+        null_handling="special",
+    )
+    code_type = enum_type(index.codes)
+    statut_type = enum_type(STATUTS)
+    kept = "".join(f"src.{_quote_ident(c)}, " for c in keep)
+    kept_out = "".join(f"{_quote_ident(c)}, " for c in keep)
+    x = _sql_number(f"src.{_quote_ident(source.x)}", source.numeric)
+    y = _sql_number(f"src.{_quote_ident(source.y)}", source.numeric)
+    geographie = "NULL" if index.geographie is None else _sql_string(index.geographie)
+    details = (
+        f""",
+            {_motif_sql(WGS84)} AS motif,
+            CASE WHEN _ex IS NULL THEN _r.code_qpv_apres_inversion
+                WHEN _etat = {_INVERSE} THEN CAST(_ex.code AS {code_type}) END
+                AS code_qpv_apres_inversion,
+            CASE _etat WHEN {_OK} THEN _x WHEN {_INVERSE} THEN _y END AS lon_wgs84,
+            CASE _etat WHEN {_OK} THEN _y WHEN {_INVERSE} THEN _x END AS lat_wgs84,
+            {geographie} AS geographie_qpv"""
+        if with_details
+        else ""
+    )
+    raw = (
+        f"src.{_quote_ident(source.x)} AS _xr, src.{_quote_ident(source.y)} AS _yr, "
+        if with_details
+        else ""
+    )
+    sql = f"""WITH k AS (
+            SELECT {kept}{raw}_x, _y, qpv_affecter(_x, _y) AS _r
+            FROM (SELECT *, {x} AS _x, {y} AS _y FROM {source.sql} AS src) AS src
+        ),
+        e AS (
+            SELECT *, _r.etat AS _etat,
+                CASE WHEN _r.proche THEN CASE WHEN _r.etat = {_INVERSE}
+                    THEN qpv_exact(_y, _x, qpv_parties(_y, _x))
+                    ELSE qpv_exact(_x, _y, qpv_parties(_x, _y)) END
+                END AS _ex
+            FROM k
+        )
+        SELECT {kept_out}
+            CASE WHEN _ex IS NULL THEN _r.statut
+                WHEN _etat = {_OK} THEN CAST(CASE WHEN _ex.nb > 0 THEN 'dans_qpv' ELSE 'hors_qpv'
+                    END AS {statut_type})
+                ELSE _r.statut END AS statut,
+            CASE WHEN _ex IS NULL THEN _r.code_qpv
+                WHEN _etat = {_OK} THEN CAST(_ex.code AS {code_type}) END AS code_qpv,
+            CAST(CASE WHEN _ex IS NULL THEN _r.nb_qpv WHEN _etat = {_OK} THEN _ex.nb END
+                AS UTINYINT) AS nb_qpv{details}
+        FROM e"""
+    started = time.perf_counter()
+    temporary = None
+    if output is not None:
+        target = Path(output)
+        target.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        folder = Path(tempfile.gettempdir()) / "observatoire-noyau"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = temporary = folder / f"affectation-{uuid.uuid4().hex[:10]}.parquet"
+    try:
+        kcon.execute("SET preserve_insertion_order = false")
+        kcon.execute(
+            f"COPY ({sql}) TO {_sql_string(str(target))} (FORMAT parquet, COMPRESSION zstd)"
+        )
+        if output is not None:
+            written = str(target)
+            relation = f"read_parquet({_sql_string(written)})"
+        else:
+            assert output_table is not None
+            names = [*keep, "statut", "code_qpv", "nb_qpv"]
+            if with_details:
+                names += OUTPUT_COLUMNS[3:]
+            casts = ", ".join(
+                f"CAST({_quote_ident(n)} AS VARCHAR) AS {_quote_ident(n)}"
+                if n in {"statut", "code_qpv", "code_qpv_apres_inversion"}
+                else _quote_ident(n)
+                for n in names
+            )
+            parquet = f"read_parquet({_sql_string(str(target))})"
+            if output_table.lower().startswith("temp."):
+                name = _quote_ident(output_table[5:])
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {casts} FROM {parquet}")
+                relation = f"temp.{name}"
+            else:
+                relation = _quote_relation(output_table)
+                con.execute(f"CREATE OR REPLACE TABLE {relation} AS SELECT {casts} FROM {parquet}")
+            written = output_table
+    finally:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+    duration = time.perf_counter() - started
+    comptes = counts(con, relation)
+    return Affectation(
+        output=written,
+        crs=source.crs,
+        geographie=index.geographie,
+        comptes=comptes,
+        duree_s=round(duration, 3),
+        index=index,
+        moteur="noyau",
     )
 
 

@@ -8,6 +8,7 @@ answer is checked against shapely (GEOS) in the test itself. Tests on the nation
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -20,6 +21,7 @@ import pytest
 import shapely
 from pyproj import Transformer
 
+from geo import noyau
 from geo.contours import read_contours, to_duckdb
 from geo.points import (
     STATUTS,
@@ -64,6 +66,27 @@ def index(con):
     return build_index(con, "qpv")
 
 
+def kernel_or_skip() -> None:
+    """Skip (fail under CI, whose machine has a C compiler) when the kernel cannot be built."""
+    try:
+        noyau.extension_path()
+    except noyau.NoyauIndisponible as err:
+        if os.environ.get("CI"):
+            pytest.fail(f"noyau compilé indisponible sous CI : {err}")
+        pytest.skip(f"noyau compilé indisponible ici : {err}")
+
+
+@pytest.fixture(params=["noyau", "sql"])
+def moteur(request, monkeypatch):
+    """Run a test with the compiled kernel, then with the SQL path (same answers expected)."""
+    if request.param == "noyau":
+        kernel_or_skip()
+        monkeypatch.delenv("OBSERVATOIRE_NOYAU", raising=False)
+    else:
+        monkeypatch.setenv("OBSERVATOIRE_NOYAU", "0")
+    return request.param
+
+
 def expected(contours: gpd.GeoDataFrame, x: float, y: float) -> list[str]:
     """Codes of the QPV intersecting the point (GEOS), sorted: the independent answer."""
     hits = shapely.intersects_xy(np.asarray(contours.geometry.values), x, y)
@@ -79,10 +102,12 @@ def run(con, index, tmp_path: Path, frame: pd.DataFrame, name: str = "p.parquet"
     source = read_points(con, path, crs=kw.pop("crs", None))
     result = assign_points(con, source, index=index, output_table="resultat", **kw)
     rows = con.execute("SELECT * FROM resultat").df()
+    wanted = os.environ.get("OBSERVATOIRE_NOYAU") != "0" and source.crs == "EPSG:4326"
+    assert result.moteur == ("noyau" if wanted else "sql")
     return result, rows
 
 
-def test_hand_checked_points(con, index, contours, tmp_path):
+def test_hand_checked_points(con, index, contours, tmp_path, moteur):
     a = contours.set_index("code_qpv").geometry
     inside = a["QN05933M"].representative_point()
     vertex_single = shapely.get_coordinates(a["QN05910M"])[3]
@@ -124,7 +149,7 @@ def test_hand_checked_points(con, index, contours, tmp_path):
     assert set(rows["geographie_qpv"]) == {"2024"}
 
 
-def test_invalid_and_swapped_coordinates(con, index, contours, tmp_path):
+def test_invalid_and_swapped_coordinates(con, index, contours, tmp_path, moteur):
     inside = contours.set_index("code_qpv").geometry["QN05933M"].representative_point()
     csv = "\n".join(
         [
@@ -190,7 +215,7 @@ def test_lambert93_detected_and_comma_separated(con, index, contours, tmp_path):
     assert abs(got.loc["a", "lon_wgs84"] - inside.x) < 1e-6
 
 
-def test_same_answers_as_geopandas_on_random_points(con, index, contours, tmp_path):
+def test_same_answers_as_geopandas_on_random_points(con, index, contours, tmp_path, moteur):
     rng = np.random.default_rng(7)
     n = 20_000
     centres = contours.geometry.representative_point()
@@ -204,6 +229,7 @@ def test_same_answers_as_geopandas_on_random_points(con, index, contours, tmp_pa
     result = assign_points(
         con, read_points(con, path), index=index, keep=["id"], output=out, with_details=False
     )
+    assert result.moteur == moteur
     got = pd.read_parquet(out).set_index("id").sort_index()
     points = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(lon, lat), crs=4326)
     joined = gpd.sjoin(points, contours[["code_qpv", "geometry"]], predicate="intersects")
@@ -217,7 +243,7 @@ def test_same_answers_as_geopandas_on_random_points(con, index, contours, tmp_pa
     assert result.comptes["dans_qpv"] == len(ref) > 1000
 
 
-def test_points_exactly_on_grid_lines_and_cell_corners(con, index, contours, tmp_path):
+def test_points_exactly_on_grid_lines_and_cell_corners(con, index, contours, tmp_path, moteur):
     """Points on cell borders of the grid (multiples of 2**-11 degree) near QPV boundaries,
     where the edges of the clipped rings are cut: the answers must still be GEOS's."""
     f = 2.0**11
@@ -418,3 +444,68 @@ def test_dbt_macro_gives_the_same_answers(con, index, contours, tmp_path):
     b = want["code_qpv"].astype(object).where(want["code_qpv"].notna(), None).tolist()
     assert a == b
     assert got.loc[0, "code_qpv"] == "QN05920M" and got.loc[0, "nb_qpv"] == 2
+
+
+def test_kernel_and_sql_paths_agree_on_every_column(con, index, contours, tmp_path, monkeypatch):
+    """The compiled kernel and the SQL path give the same rows, details included, on points
+    around the QPV, on their vertices (re-tested exactly), swapped, invalid and far away."""
+    kernel_or_skip()
+    rng = np.random.default_rng(5)
+    centres = contours.geometry.representative_point()
+    pick = rng.integers(0, len(contours), 6000)
+    lon = centres.x.to_numpy()[pick] + rng.normal(0, 0.004, len(pick))
+    lat = centres.y.to_numpy()[pick] + rng.normal(0, 0.003, len(pick))
+    vertices = shapely.get_coordinates(np.asarray(contours.geometry.values))
+    vertices = vertices[rng.choice(len(vertices), 500, replace=False)]
+    extra_x = [np.nan, 0.0, 250.0, 2.35, SHARED_VERTEX[0]]
+    extra_y = [50.0, 0.0, 50.0, 48.85, SHARED_VERTEX[1]]
+    xs = np.concatenate([lon, vertices[:, 0], lat[:300], extra_x])
+    ys = np.concatenate([lat, vertices[:, 1], lon[:300], extra_y])
+    frame = pd.DataFrame({"id": np.arange(len(xs)), "lon": xs, "lat": ys})
+    frame.loc[len(frame)] = [len(frame), None, 50.0]
+    path = tmp_path / "both.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    results = {}
+    for engine, flag in (("noyau", "1"), ("sql", "0")):
+        monkeypatch.setenv("OBSERVATOIRE_NOYAU", flag)
+        out = tmp_path / f"{engine}.parquet"
+        result = assign_points(con, read_points(con, path), index=index, keep=["id"], output=out)
+        assert result.moteur == engine
+        results[engine] = (result, pd.read_parquet(out).sort_values("id").reset_index(drop=True))
+    a, b = results["noyau"][1], results["sql"][1]
+    for column in a.columns:
+        left, right = a[column].astype(object), b[column].astype(object)
+        same = (left == right) | (left.isna() & right.isna())
+        assert same.all(), (column, a.loc[~same, ["id", column]].head(), right[~same].head())
+    assert results["noyau"][0].comptes == results["sql"][0].comptes
+    c = results["noyau"][0].comptes
+    assert c["lon_lat_inverses"] == 300 and c["coordonnees_invalides"] == 4
+    assert c["dans_qpv"] > 2000 and c["ambigus"] > 0
+
+
+def test_kernel_unavailable_falls_back_to_sql(con, index, tmp_path, monkeypatch, caplog):
+    """No compiler: the SQL path answers, and the reason is logged."""
+    monkeypatch.setenv("CC", str(tmp_path / "pas_de_compilateur"))
+    monkeypatch.setenv("OBSERVATOIRE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(noyau, "_CACHE", {})
+    monkeypatch.setattr(noyau, "_FAILURE", {})
+    frame = pd.DataFrame({"id": [1], "lon": [2.35], "lat": [48.85]})
+    path = tmp_path / "un.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    with caplog.at_level("INFO", logger="geo.noyau"):
+        result = assign_points(
+            con, read_points(con, path), index=index, keep=["id"], output=tmp_path / "o.parquet"
+        )
+    assert result.moteur == "sql"
+    assert result.comptes["hors_qpv"] == 1
+    assert "compilation du noyau impossible" in caplog.text
+    # a corrupt index file is refused when the extension loads
+    bad = tmp_path / "faux.noyau"
+    bad.write_bytes(b"PASUNINDEX" + bytes(600))
+    monkeypatch.delenv("CC")
+    monkeypatch.delenv("OBSERVATOIRE_CACHE")
+    monkeypatch.setattr(noyau, "_CACHE", {})
+    monkeypatch.setattr(noyau, "_FAILURE", {})
+    with caplog.at_level("INFO", logger="geo.noyau"):
+        assert noyau.connect(bad) is None
+    assert "n'est pas un index QPV" in caplog.text
