@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 SOURCE_DIR = Path(__file__).parent / "noyau"
 SOURCE = SOURCE_DIR / "qpv_noyau.c"
-MAGIC = b"QPVNOY02"
+MAGIC = b"QPVNOY03"
 _OUTSIDE = np.iinfo(np.int32).min
 C_API_VERSION = "v1.2.0"
 _HEADER_COUNT = 64
@@ -177,13 +177,21 @@ def connect(index_file: str | Path) -> Any | None:
     return con
 
 
-def _hash_table(keys: np.ndarray, values: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-    """Open-addressing table (linear probing), the layout of ``lookup`` in the C source."""
+def _hash_table(keys: np.ndarray, values: np.ndarray) -> tuple[int, np.ndarray]:
+    """Open-addressing table (linear probing), the layout of ``lookup`` in the C source.
+
+    One uint64 per slot: ``(key + 1) << 32 | value`` (0: empty), so that a probe reads one
+    cache line. Keys must be below 2**32 - 1 (first grid level at most 7).
+    """
     n = len(keys)
+    if n and int(keys.max()) >= (1 << 32) - 1:
+        raise ValueError("clés du premier niveau trop grandes pour le noyau (niveau > 7)")
     bits = max(4, int(np.ceil(np.log2(max(n, 1) * 2))))
     size = 1 << bits
-    table_keys = np.full(size, np.iinfo(np.int64).min, dtype=np.int64)
-    table_vals = np.zeros(size, dtype=np.int32)
+    table = np.zeros(size, dtype=np.uint64)
+    packed = ((keys.astype(np.uint64) + np.uint64(1)) << np.uint64(32)) | (
+        values.astype(np.int32).view(np.uint32).astype(np.uint64)
+    )
     with np.errstate(over="ignore"):
         slots = (keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits)
     slots = slots.astype(np.int64)
@@ -192,16 +200,15 @@ def _hash_table(keys: np.ndarray, values: np.ndarray) -> tuple[int, np.ndarray, 
     # Insert in rounds: in each round, each free slot takes at most one pending key.
     while len(pending):
         s = slots[pending]
-        free = table_keys[s] == np.iinfo(np.int64).min
+        free = table[s] == 0
         s_free, first = np.unique(s[free], return_index=True)
         winners = pending[free][first]
-        table_keys[s_free] = keys[winners]
-        table_vals[s_free] = values[winners]
+        table[s_free] = packed[winners]
         placed = np.zeros(n, dtype=bool)
         placed[winners] = True
         pending = pending[~placed[pending]]
         slots[pending] = (slots[pending] + 1) & mask
-    return bits, table_keys, table_vals
+    return bits, table
 
 
 def _decode(keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -234,7 +241,12 @@ def _records(grid: Any) -> tuple[np.ndarray, np.ndarray]:
     edge_start = np.cumsum(edges_per_cand) - edges_per_cand
     rank = np.arange(len(grid.edge_row)) - edge_start[grid.edge_row]
     base = cand_off[grid.edge_row] + 2 + 5 * rank
-    for j, column in enumerate(grid.edge_columns()):
+    x1, y1, y2, k, tx = grid.edge_columns()
+    # k is only used for edges spanning the point's latitude; a horizontal edge (k = 0) keeps
+    # dx there instead, from which the kernel gets its other end.
+    horizontal = y1 == y2
+    k = np.where(horizontal, grid.edge_x2 - grid.edge_x1, k)
+    for j, column in enumerate((x1, y1, y2, k, tx)):
         units[base + j] = column
     return units, cell_off
 
@@ -278,9 +290,8 @@ def write_index_file(grid: Any, path: Path, boxes: list[tuple[float, float, floa
             subdivided = values == -1
             encoded[subdivided] = -1 - np.arange(int(subdivided.sum()))
         if i == 0:
-            bits, table_keys, table_vals = _hash_table(keys, encoded.astype(np.int32))
-            header[_LEVELS_AT + 2] = add(table_keys)
-            header[_LEVELS_AT + 3] = add(table_vals)
+            bits, table = _hash_table(keys, encoded)
+            header[_LEVELS_AT + 2] = add(table)
         else:
             r = 1 << (k - previous_k)
             ix, iy = _decode(keys, k)

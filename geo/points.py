@@ -9,7 +9,9 @@ Entry points:
 * :func:`read_points` opens a CSV (``;`` or ``,``, decimal point or comma) or Parquet file as a
   DuckDB view, and finds its identifier and coordinate columns.
 * :func:`assign_points` gives every record a status and, when it falls in a QPV, its code:
-  one streaming DuckDB query (read, validate, assign, write).
+  one streaming DuckDB query (read, validate, assign, write). For WGS84 input it runs the
+  compiled kernel (:mod:`geo.noyau`, a DuckDB extension built from C on first use); otherwise,
+  or when the kernel cannot be built, the SQL path below. Both give the same rows.
 
 Rules (documented in ``docs/geographie.md``):
 
@@ -1564,8 +1566,9 @@ def _assign_noyau(
         target = temporary = folder / f"affectation-{uuid.uuid4().hex[:10]}.parquet"
     try:
         kcon.execute("SET preserve_insertion_order = false")
+        # snappy: about 0.3 s less than zstd at 10 M points, for a file about 1.5 times larger
         kcon.execute(
-            f"COPY ({sql}) TO {_sql_string(str(target))} (FORMAT parquet, COMPRESSION zstd)"
+            f"COPY ({sql}) TO {_sql_string(str(target))} (FORMAT parquet, COMPRESSION snappy)"
         )
         if output is not None:
             written = str(target)

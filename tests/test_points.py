@@ -243,6 +243,20 @@ def test_same_answers_as_geopandas_on_random_points(con, index, contours, tmp_pa
     assert result.comptes["dans_qpv"] == len(ref) > 1000
 
 
+def edge_middles(contours: gpd.GeoDataFrame, rng, n: int) -> np.ndarray:
+    """Middles of ``n`` polygon edges (horizontal and vertical ones included when present)."""
+    rings = shapely.get_rings(shapely.get_parts(np.asarray(contours.geometry.values)))
+    starts, ends = [], []
+    for ring in rings:
+        xy = shapely.get_coordinates(ring)
+        starts.append(xy[:-1])
+        ends.append(xy[1:])
+    a, b = np.vstack(starts), np.vstack(ends)
+    straight = np.flatnonzero((a[:, 0] == b[:, 0]) | (a[:, 1] == b[:, 1]))
+    pick = np.concatenate([straight[:100], rng.choice(len(a), n, replace=False)])
+    return (a[pick] + b[pick]) / 2
+
+
 def test_points_exactly_on_grid_lines_and_cell_corners(con, index, contours, tmp_path, moteur):
     """Points on cell borders of the grid (multiples of 2**-11 degree) near QPV boundaries,
     where the edges of the clipped rings are cut: the answers must still be GEOS's."""
@@ -260,6 +274,7 @@ def test_points_exactly_on_grid_lines_and_cell_corners(con, index, contours, tmp
             np.column_stack([gx, gy]),  # on a cell corner
             np.column_stack([gx + jitter, coords[:, 1]]),  # just beside a grid line
             np.column_stack([coords[:, 0], gy + 1 / f]),  # top border of the cell
+            edge_middles(contours, rng, 600),  # on an edge, between two vertices
         ]
     )
     frame = pd.DataFrame({"id": np.arange(len(pts)), "lon": pts[:, 0], "lat": pts[:, 1]})

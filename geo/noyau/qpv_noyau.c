@@ -36,7 +36,6 @@
 DUCKDB_EXTENSION_EXTERN
 
 #define MAX_LEVELS 8
-#define EMPTY_KEY INT64_MIN
 #define OUTSIDE INT32_MIN
 
 /*
@@ -46,14 +45,15 @@ DUCKDB_EXTENSION_EXTERN
  * last level, the offset (in 8-byte units) of its record. The first level is a hash table of
  * cell keys; the next ones are blocks of (2**dk)**2 children. A record: int32 number of
  * candidates, int32 padding; per candidate (sorted by code): int32 code, int32 part, int32
- * full, int32 number of edges, then per edge 5 doubles x1, y1, y2, k (= dx / dy), tx
+ * full, int32 number of edges, then per edge 5 doubles x1, y1, y2, k (dx / dy, or dx when
+ * dy = 0), tx
  * (horizontal tolerance). Everything a point needs is in one contiguous record.
  */
 typedef struct {
 	int64_t k;
 	int64_t bits;          /* first level: table of 2**bits entries */
-	const int64_t *keys;   /* first level only */
-	const int32_t *vals;   /* first level: hash values; next levels: blocks */
+	const uint64_t *slots; /* first level only: hash table */
+	const int32_t *vals;   /* next levels: blocks */
 } level_t;
 
 typedef struct {
@@ -78,7 +78,7 @@ static loaded_t *loaded_grids;
 static pthread_mutex_t loaded_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Header: magic, then 64 int64 values (see geo/noyau.py). */
-#define MAGIC "QPVNOY02"
+#define MAGIC "QPVNOY03"
 enum {
 	H_N_LEVELS = 0,
 	H_N_BOXES,
@@ -148,7 +148,7 @@ static grid_t *load_grid(const char *path, char *err, size_t errlen) {
 		const int64_t *lv = h + H_LEVELS + 4 * i;
 		g->levels[i].k = lv[0];
 		g->levels[i].bits = lv[1];
-		g->levels[i].keys = (const int64_t *)(blob + lv[2]);
+		g->levels[i].slots = (const uint64_t *)(blob + lv[2]);
 		g->levels[i].vals = (const int32_t *)(blob + lv[3]);
 	}
 	g->n_boxes = h[H_N_BOXES];
@@ -172,15 +172,17 @@ static inline int64_t floor_int(double x) {
 	return t - (x < (double)t);
 }
 
+/* First level: open addressing, linear probing; a slot is (key + 1) << 32 | value, 0 empty. */
 static inline int32_t lookup(const level_t *lv, int64_t key) {
 	uint64_t mask = ((uint64_t)1 << lv->bits) - 1;
+	uint64_t want = (uint64_t)(key + 1);
 	uint64_t i = ((uint64_t)key * 0x9E3779B97F4A7C15ULL) >> (64 - lv->bits);
 	for (;;) {
-		int64_t k = lv->keys[i];
-		if (k == key) {
-			return lv->vals[i];
+		uint64_t slot = lv->slots[i];
+		if ((slot >> 32) == want) {
+			return (int32_t)(uint32_t)slot;
 		}
-		if (k == EMPTY_KEY) {
+		if (slot == 0) {
 			return OUTSIDE;
 		}
 		i = (i + 1) & mask;
@@ -246,7 +248,16 @@ static inline int64_t test_record(const grid_t *g, const double *rec, double lon
 		}
 		for (; e < cand; e += 5) {
 			double y1 = e[1], y2 = e[2];
-			int near_end = fabs(lat - y1) < tol || fabs(lat - y2) < tol;
+			/* An end within the tolerance in latitude matters only if the edge also comes
+			 * within the tolerance in longitude: otherwise the exact comparisons (y > lat) of
+			 * the half-open rule give the right parity (an edge wholly to the right is
+			 * crossed, one wholly to the left is not) and the point is far from the edge. */
+			int near_end = 0;
+			if (fabs(lat - y1) < tol || fabs(lat - y2) < tol) {
+				/* k is dx / dy, or dx for a horizontal edge (see geo/noyau.py, _records) */
+				double x2 = y2 == y1 ? e[0] + e[3] : e[0] + (y2 - y1) * e[3];
+				near_end = lon >= fmin(e[0], x2) - tol && lon <= fmax(e[0], x2) + tol;
+			}
 			if ((y1 > lat) == (y2 > lat)) {
 				if (near_end) {
 					near = 1;
