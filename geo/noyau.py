@@ -35,12 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import shapely
 
 logger = logging.getLogger(__name__)
 
 SOURCE_DIR = Path(__file__).parent / "noyau"
 SOURCE = SOURCE_DIR / "qpv_noyau.c"
-MAGIC = b"QPVNOY03"
+MAGIC = b"QPVNOY04"
 _OUTSIDE = np.iinfo(np.int32).min
 C_API_VERSION = "v1.2.0"
 _HEADER_COUNT = 64
@@ -122,6 +123,7 @@ def extension_path() -> Path:
             str(SOURCE),
             "-lm",
             "-lpthread",
+            "-ldl",
         ]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -160,9 +162,14 @@ def connect(index_file: str | Path) -> Any | None:
     except NoyauIndisponible as err:
         logger.info("noyau QPV indisponible, chemin SQL utilisé : %s", err)
         return None
+    geos = geos_library()
+    if geos is None:
+        logger.info("noyau QPV non chargé, chemin SQL utilisé : bibliothèque GEOS introuvable")
+        return None
     con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
-    previous = os.environ.get("QPV_NOYAU_INDEX")
-    os.environ["QPV_NOYAU_INDEX"] = str(index_file)
+    variables = {"QPV_NOYAU_INDEX": str(index_file), "QPV_NOYAU_GEOS": str(geos)}
+    previous = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
     try:
         con.execute(f"LOAD '{path}'")
     except Exception as err:  # noqa: BLE001 - DuckDB raises several error types
@@ -170,11 +177,25 @@ def connect(index_file: str | Path) -> Any | None:
         con.close()
         return None
     finally:
-        if previous is None:
-            os.environ.pop("QPV_NOYAU_INDEX", None)
-        else:
-            os.environ["QPV_NOYAU_INDEX"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return con
+
+
+def geos_library() -> Path | None:
+    """The GEOS C library shapely uses (its wheel ships it in ``shapely.libs``)."""
+    root = Path(shapely.__file__).parent
+    for folder in (root.parent / "shapely.libs", root / ".libs", root):
+        found = sorted(folder.glob("libgeos_c*.so*")) + sorted(folder.glob("libgeos_c*.dylib"))
+        if found:
+            return found[0]
+    import ctypes.util
+
+    name = ctypes.util.find_library("geos_c")
+    return Path(name) if name else None
 
 
 def _hash_table(keys: np.ndarray, values: np.ndarray) -> tuple[int, np.ndarray]:
@@ -318,6 +339,12 @@ def write_index_file(grid: Any, path: Path, boxes: list[tuple[float, float, floa
     names = b"".join(code.encode("ascii") + b"\0" for code in grid.codes)
     header[9] = len(grid.codes)
     header[10] = add(np.frombuffer(names, dtype=np.uint8))
+    # Original polygon parts (WKB), for the exact re-test of points near an edge.
+    wkbs = [bytes(w) for w in shapely.to_wkb(grid.parts)] if len(grid.parts) else []
+    sizes = np.array([len(w) for w in wkbs], dtype=np.int64)
+    header[11] = len(wkbs)
+    header[12] = add(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
+    header[13] = add(np.frombuffer(b"".join(wkbs) or b"\0", dtype=np.uint8))
     header[8] = offset
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1450,34 +1450,6 @@ def assign_points(
     )
 
 
-def _exact_function(con: Any, index: GrilleQpv):
-    """Python function giving, for a point and candidate parts, its QPV (smallest code) and count.
-
-    Used by the kernel path for the few points within :data:`TOLERANCE_DEG` of an edge: the
-    exact ``intersects`` (GEOS, closed polygons) on the original polygons, read on first use.
-    """
-    loaded: dict[str, Any] = {}
-
-    def polygons() -> tuple[Any, list[str]]:
-        if not loaded:
-            rows = con.execute(
-                f"SELECT partie, code_qpv, wkb FROM {_index_relation(index, '_polygones')} "
-                "ORDER BY partie"
-            ).fetchall()
-            loaded["parts"] = shapely.from_wkb([bytes(r[2]) for r in rows])
-            loaded["codes"] = [r[1] for r in rows]
-        return loaded["parts"], loaded["codes"]
-
-    def exact(lon: float, lat: float, parties: list[int]) -> dict:
-        parts, part_codes = polygons()
-        point = shapely.Point(lon, lat)
-        hits = {part_codes[p] for p in parties or [] if shapely.intersects(parts[p], point)}
-        found = sorted(hits)
-        return {"code": found[0] if found else None, "nb": len(found)}
-
-    return exact
-
-
 def _assign_noyau(
     con: Any,
     kcon: Any,
@@ -1490,27 +1462,16 @@ def _assign_noyau(
 ) -> Affectation:
     """The assignment by the compiled kernel (:mod:`geo.noyau`), WGS84 input only.
 
-    One streaming ``COPY`` in the kernel's own connection: read, check and assign in DuckDB's
-    threads (``qpv_affecter``), exact re-test of the points flagged ``proche`` only, write the
-    Parquet file. A table output is loaded from that file. Same columns and answers as the SQL
-    path.
+    One streaming ``COPY`` in the kernel's own connection: read, check, assign in DuckDB's
+    threads (``qpv_affecter``, which re-tests the points near an edge exactly with GEOS) and
+    write the Parquet file. A table output is loaded from that file. Same columns and answers
+    as the SQL path.
     """
     clash = sorted(set(keep) & set(OUTPUT_COLUMNS))
     if clash:
         raise PointsError(
             f"Colonnes d'entrée en conflit avec le résultat de l'affectation : {', '.join(clash)}"
         )
-    import duckdb
-
-    kcon.create_function(
-        "qpv_exact",
-        _exact_function(con, index),
-        [duckdb.type("DOUBLE"), duckdb.type("DOUBLE"), duckdb.type("INTEGER[]")],
-        duckdb.type("STRUCT(code VARCHAR, nb INTEGER)"),
-        null_handling="special",
-    )
-    code_type = enum_type(index.codes)
-    statut_type = enum_type(STATUTS)
     kept = "".join(f"src.{_quote_ident(c)}, " for c in keep)
     kept_out = "".join(f"{_quote_ident(c)}, " for c in keep)
     x = _sql_number(f"src.{_quote_ident(source.x)}", source.numeric)
@@ -1519,9 +1480,7 @@ def _assign_noyau(
     details = (
         f""",
             {_motif_sql(WGS84)} AS motif,
-            CASE WHEN _ex IS NULL THEN _r.code_qpv_apres_inversion
-                WHEN _etat = {_INVERSE} THEN CAST(_ex.code AS {code_type}) END
-                AS code_qpv_apres_inversion,
+            _r.code_qpv_apres_inversion AS code_qpv_apres_inversion,
             CASE _etat WHEN {_OK} THEN _x WHEN {_INVERSE} THEN _y END AS lon_wgs84,
             CASE _etat WHEN {_OK} THEN _y WHEN {_INVERSE} THEN _x END AS lat_wgs84,
             {geographie} AS geographie_qpv"""
@@ -1536,25 +1495,10 @@ def _assign_noyau(
     sql = f"""WITH k AS (
             SELECT {kept}{raw}_x, _y, qpv_affecter(_x, _y) AS _r
             FROM (SELECT *, {x} AS _x, {y} AS _y FROM {source.sql} AS src) AS src
-        ),
-        e AS (
-            SELECT *, _r.etat AS _etat,
-                CASE WHEN _r.proche THEN CASE WHEN _r.etat = {_INVERSE}
-                    THEN qpv_exact(_y, _x, qpv_parties(_y, _x))
-                    ELSE qpv_exact(_x, _y, qpv_parties(_x, _y)) END
-                END AS _ex
-            FROM k
         )
-        SELECT {kept_out}
-            CASE WHEN _ex IS NULL THEN _r.statut
-                WHEN _etat = {_OK} THEN CAST(CASE WHEN _ex.nb > 0 THEN 'dans_qpv' ELSE 'hors_qpv'
-                    END AS {statut_type})
-                ELSE _r.statut END AS statut,
-            CASE WHEN _ex IS NULL THEN _r.code_qpv
-                WHEN _etat = {_OK} THEN CAST(_ex.code AS {code_type}) END AS code_qpv,
-            CAST(CASE WHEN _ex IS NULL THEN _r.nb_qpv WHEN _etat = {_OK} THEN _ex.nb END
-                AS UTINYINT) AS nb_qpv{details}
-        FROM e"""
+        SELECT {kept_out}_r.statut AS statut, _r.code_qpv AS code_qpv,
+            _r.nb_qpv AS nb_qpv{details}
+        FROM (SELECT *, _r.etat AS _etat FROM k)"""
     started = time.perf_counter()
     temporary = None
     if output is not None:

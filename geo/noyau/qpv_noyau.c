@@ -9,7 +9,7 @@
  * same order (compile with -ffp-contract=off), so that the two paths give the same answers.
  *
  * The index is read when the extension is loaded, from the file named by the environment
- * variable QPV_NOYAU_INDEX: each DuckDB database the extension is loaded in gets its functions,
+ * variable QPV_NOYAU_INDEX (and GEOS, for the exact re-test, from QPV_NOYAU_GEOS): each DuckDB database the extension is loaded in gets its functions,
  * whose ENUM types carry that index's QPV codes. Functions:
  *   qpv_affecter(x DOUBLE, y DOUBLE) -> STRUCT(statut, code_qpv, nb_qpv, proche, etat,
  *       code_qpv_apres_inversion)   WGS84 coordinate check, then assignment
@@ -25,6 +25,7 @@
 #define DUCKDB_EXTENSION_NAME qpv_noyau
 #include "duckdb_extension.h"
 
+#include <dlfcn.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -66,6 +67,10 @@ typedef struct {
 	const double *records;
 	int64_t n_codes;
 	const char *codes; /* n_codes NUL-terminated strings, one after the other */
+	int64_t n_parts;
+	const int64_t *wkb_off; /* n_parts + 1 offsets into wkb */
+	const unsigned char *wkb;
+	const struct GEOSPrepGeom_t **prepared; /* built on first use, under geos_lock */
 } grid_t;
 
 /* Grids already loaded in this process (one per index file), shared by the databases. */
@@ -77,8 +82,55 @@ typedef struct loaded {
 static loaded_t *loaded_grids;
 static pthread_mutex_t loaded_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/*
+ * Exact re-test of the points near an edge: GEOS's prepared "intersects" on the original
+ * (repaired) polygon, as geopandas.sjoin and shapely do. The GEOS C library is the one shipped
+ * with shapely, opened with dlopen (path in QPV_NOYAU_GEOS); calls are rare and serialised.
+ */
+typedef void *GEOSContextHandle_t;
+typedef struct GEOSGeom_t GEOSGeometry;
+typedef struct GEOSPrepGeom_t GEOSPreparedGeometry;
+static GEOSContextHandle_t (*geos_init)(void);
+static GEOSGeometry *(*geos_from_wkb)(GEOSContextHandle_t, const unsigned char *, size_t);
+static const GEOSPreparedGeometry *(*geos_prepare)(GEOSContextHandle_t, const GEOSGeometry *);
+static char (*geos_prepared_intersects)(GEOSContextHandle_t, const GEOSPreparedGeometry *,
+                                        const GEOSGeometry *);
+static GEOSGeometry *(*geos_point)(GEOSContextHandle_t, double, double);
+static void (*geos_destroy)(GEOSContextHandle_t, GEOSGeometry *);
+static GEOSContextHandle_t geos_ctx;
+static pthread_mutex_t geos_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int open_geos(const char *path, char *err, size_t errlen) {
+	if (geos_ctx) {
+		return 1;
+	}
+	void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!lib) {
+		snprintf(err, errlen, "qpv_noyau: GEOS introuvable (%s)", dlerror());
+		return 0;
+	}
+	geos_init = (GEOSContextHandle_t(*)(void))dlsym(lib, "GEOS_init_r");
+	geos_from_wkb = (GEOSGeometry * (*)(GEOSContextHandle_t, const unsigned char *, size_t))
+	    dlsym(lib, "GEOSGeomFromWKB_buf_r");
+	geos_prepare = (const GEOSPreparedGeometry *(*)(GEOSContextHandle_t, const GEOSGeometry *))
+	    dlsym(lib, "GEOSPrepare_r");
+	geos_prepared_intersects =
+	    (char (*)(GEOSContextHandle_t, const GEOSPreparedGeometry *, const GEOSGeometry *))
+	        dlsym(lib, "GEOSPreparedIntersects_r");
+	geos_point = (GEOSGeometry * (*)(GEOSContextHandle_t, double, double))
+	    dlsym(lib, "GEOSGeom_createPointFromXY_r");
+	geos_destroy = (void (*)(GEOSContextHandle_t, GEOSGeometry *))dlsym(lib, "GEOSGeom_destroy_r");
+	if (!geos_init || !geos_from_wkb || !geos_prepare || !geos_prepared_intersects || !geos_point ||
+	    !geos_destroy) {
+		snprintf(err, errlen, "qpv_noyau: fonctions GEOS absentes de %s (GEOS >= 3.12 requis)", path);
+		return 0;
+	}
+	geos_ctx = geos_init();
+	return geos_ctx != NULL;
+}
+
 /* Header: magic, then 64 int64 values (see geo/noyau.py). */
-#define MAGIC "QPVNOY03"
+#define MAGIC "QPVNOY04"
 enum {
 	H_N_LEVELS = 0,
 	H_N_BOXES,
@@ -91,6 +143,9 @@ enum {
 	H_TOTAL,
 	H_N_CODES,
 	H_OFF_CODES,
+	H_N_PARTS,
+	H_OFF_WKB_OFF,
+	H_OFF_WKB,
 	H_LEVELS = 24 /* then per level: k, bits, off_keys, off_vals */
 };
 #define H_COUNT 64
@@ -157,6 +212,10 @@ static grid_t *load_grid(const char *path, char *err, size_t errlen) {
 	g->records = (const double *)(blob + h[H_OFF_RECORDS]);
 	g->n_codes = h[H_N_CODES];
 	g->codes = blob + h[H_OFF_CODES];
+	g->n_parts = h[H_N_PARTS];
+	g->wkb_off = (const int64_t *)(blob + h[H_OFF_WKB_OFF]);
+	g->wkb = (const unsigned char *)(blob + h[H_OFF_WKB]);
+	g->prepared = calloc((size_t)(g->n_parts ? g->n_parts : 1), sizeof(void *));
 	if (g->n_codes < 1 || g->n_codes > 65535) {
 		free(blob);
 		free(g);
@@ -227,6 +286,41 @@ static inline int32_t rec_int(const double *unit, int half) {
 	return out;
 }
 
+/* Exact answer for a point near an edge: GEOS prepared intersects on each candidate part. */
+static int64_t exact_record(const grid_t *g, const double *rec, double lon, double lat) {
+	int ncand = rec_int(rec, 0);
+	const double *cand = rec + 1;
+	int32_t best = -1, prev = -1;
+	int n = 0;
+	pthread_mutex_lock(&geos_lock);
+	GEOSGeometry *point = geos_point(geos_ctx, lon, lat);
+	for (int c = 0; c < ncand; c++) {
+		int32_t code = rec_int(cand, 0);
+		int32_t part = rec_int(cand, 1);
+		cand += 2 + 5 * rec_int(cand + 1, 1);
+		if (code == prev || part < 0 || part >= g->n_parts) {
+			continue; /* this code already counted (candidates are sorted by code) */
+		}
+		const GEOSPreparedGeometry *pg = g->prepared[part];
+		if (!pg) {
+			GEOSGeometry *geom = geos_from_wkb(geos_ctx, g->wkb + g->wkb_off[part],
+			                                   (size_t)(g->wkb_off[part + 1] - g->wkb_off[part]));
+			pg = geom ? geos_prepare(geos_ctx, geom) : NULL; /* geom kept alive with pg */
+			g->prepared[part] = pg;
+		}
+		if (pg && geos_prepared_intersects(geos_ctx, pg, point) == 1) {
+			if (best < 0) {
+				best = code;
+			}
+			n++;
+			prev = code;
+		}
+	}
+	geos_destroy(geos_ctx, point);
+	pthread_mutex_unlock(&geos_lock);
+	return best >= 0 ? (((int64_t)best + 1) << 16) | ((int64_t)n << 8) : 1 << 3;
+}
+
 /* Crossing-number test of a point in its cell's record; the packed result without state bits. */
 static inline int64_t test_record(const grid_t *g, const double *rec, double lon, double lat) {
 	const double tol = g->tol;
@@ -279,7 +373,7 @@ static inline int64_t test_record(const grid_t *g, const double *rec, double lon
 		}
 	}
 	if (near) {
-		return 4 | (1 << 3);
+		return exact_record(g, rec, lon, lat) | 4;
 	}
 	if (!mask) {
 		return 1 << 3;
@@ -586,6 +680,18 @@ DUCKDB_EXTENSION_ENTRYPOINT(duckdb_connection connection, duckdb_extension_info 
 		return false;
 	}
 	char err[1024];
+	const char *geos = getenv("QPV_NOYAU_GEOS");
+	if (!geos || !*geos) {
+		access->set_error(info, "qpv_noyau: variable QPV_NOYAU_GEOS absente (bibliothèque GEOS)");
+		return false;
+	}
+	pthread_mutex_lock(&geos_lock);
+	int geos_ok = open_geos(geos, err, sizeof(err));
+	pthread_mutex_unlock(&geos_lock);
+	if (!geos_ok) {
+		access->set_error(info, err);
+		return false;
+	}
 	grid_t *g = grid_for(path, err, sizeof(err));
 	if (!g) {
 		access->set_error(info, err);
