@@ -111,7 +111,7 @@ def extension_path() -> Path:
         library = Path(tmp) / "qpv_noyau.so"
         command = [
             compiler,
-            "-O2",
+            "-O3",
             "-ffp-contract=off",
             "-fPIC",
             "-shared",

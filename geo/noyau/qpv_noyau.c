@@ -13,8 +13,9 @@
  * whose ENUM types carry that index's QPV codes. Functions:
  *   qpv_affecter(x DOUBLE, y DOUBLE) -> STRUCT(statut, code_qpv, nb_qpv, proche, etat,
  *       code_qpv_apres_inversion)   WGS84 coordinate check, then assignment
- *   qpv_parties(lon DOUBLE, lat DOUBLE) -> INTEGER[]   candidate polygon parts of the cell,
- *       for the exact re-test of the points flagged "proche"
+ *   qpv_parties(lon DOUBLE, lat DOUBLE) -> INTEGER[]   candidate polygon parts of the cell
+ *   qpv_compte(i INTEGER) -> BIGINT   rows answered so far by qpv_affecter in this database:
+ *       i = 0 in a QPV, 1 outside, 2 invalid, 3 swapped, 4 in several QPV
  *
  * Packed result (BIGINT): bits 0-1 coordinate state (0 usable, 1 swapped, 2 invalid); bit 2
  * "near an edge: re-test exactly" (the other bits then say outside); bits 3-4 status (0 in a
@@ -484,6 +485,9 @@ static inline int row_valid(uint64_t *validity, idx_t row) {
 typedef struct {
 	const grid_t *grid;
 	int code_width; /* bytes of the ENUM of the codes: 1 or 2 */
+	/* rows answered in this database, per status (dans, hors, invalides, inverses), then the
+	 * rows in several QPV: read back with qpv_compte(i) */
+	int64_t counts[5];
 } bound_t;
 
 static inline void set_null(uint64_t *validity, idx_t row) {
@@ -533,6 +537,7 @@ static void fn_affecter(duckdb_function_info info, duckdb_data_chunk input, duck
 	int64_t res[BATCH];
 	idx_t rows[BATCH];
 	uint8_t state[BATCH];
+	int64_t counted[5] = {0, 0, 0, 0, 0};
 	for (idx_t base = 0; base < n; base += BATCH) {
 		idx_t end = base + BATCH < n ? base + BATCH : n;
 		idx_t m = 0;
@@ -542,6 +547,7 @@ static void fn_affecter(duckdb_function_info info, duckdb_data_chunk input, duck
 				st = wgs84_state(g, xs[i], ys[i]);
 			}
 			if (st == 2) {
+				counted[2]++;
 				statut[i] = 2;
 				etat[i] = 2;
 				proche[i] = false;
@@ -567,6 +573,8 @@ static void fn_affecter(duckdb_function_info info, duckdb_data_chunk input, duck
 			if (state[j] == 0) {
 				statut[i] = found ? 0 : 1;
 				nb[i] = (uint8_t)((r >> 8) & 255);
+				counted[found ? 0 : 1]++;
+				counted[4] += nb[i] > 1;
 				if (found) {
 					put_code(code, b->code_width, i, found - 1);
 				} else {
@@ -574,6 +582,7 @@ static void fn_affecter(duckdb_function_info info, duckdb_data_chunk input, duck
 				}
 				set_null(null_apres, i);
 			} else {
+				counted[3]++;
 				statut[i] = 3;
 				set_null(null_code, i);
 				set_null(null_nb, i);
@@ -584,6 +593,10 @@ static void fn_affecter(duckdb_function_info info, duckdb_data_chunk input, duck
 				}
 			}
 		}
+	}
+	bound_t *counts_of = (bound_t *)b;
+	for (int c = 0; c < 5; c++) {
+		__atomic_add_fetch(&counts_of->counts[c], counted[c], __ATOMIC_RELAXED);
 	}
 }
 
@@ -634,6 +647,16 @@ static void fn_parties(duckdb_function_info info, duckdb_data_chunk input, duckd
 	free(recs);
 }
 
+static void fn_compte(duckdb_function_info info, duckdb_data_chunk input, duckdb_vector output) {
+	bound_t *b = duckdb_scalar_function_get_extra_info(info);
+	idx_t n = duckdb_data_chunk_get_size(input);
+	int32_t *which = duckdb_vector_get_data(duckdb_data_chunk_get_vector(input, 0));
+	int64_t *out = duckdb_vector_get_data(output);
+	for (idx_t i = 0; i < n; i++) {
+		out[i] = which[i] >= 0 && which[i] < 5 ? __atomic_load_n(&b->counts[which[i]], __ATOMIC_RELAXED) : -1;
+	}
+}
+
 static grid_t *grid_for(const char *path, char *err, size_t errlen) {
 	pthread_mutex_lock(&loaded_lock);
 	for (loaded_t *l = loaded_grids; l; l = l->next) {
@@ -658,10 +681,15 @@ static bool register_function(duckdb_connection con, const char *name, duckdb_lo
                               duckdb_scalar_function_t fn, bound_t *bound) {
 	duckdb_scalar_function f = duckdb_create_scalar_function();
 	duckdb_scalar_function_set_name(f, name);
-	duckdb_logical_type dbl = duckdb_create_logical_type(DUCKDB_TYPE_DOUBLE);
-	duckdb_scalar_function_add_parameter(f, dbl);
-	duckdb_scalar_function_add_parameter(f, dbl);
-	duckdb_destroy_logical_type(&dbl);
+	int counter = fn == fn_compte;
+	duckdb_logical_type param = duckdb_create_logical_type(counter ? DUCKDB_TYPE_INTEGER : DUCKDB_TYPE_DOUBLE);
+	duckdb_scalar_function_add_parameter(f, param);
+	if (!counter) {
+		duckdb_scalar_function_add_parameter(f, param);
+	} else {
+		duckdb_scalar_function_set_volatile(f);
+	}
+	duckdb_destroy_logical_type(&param);
 	duckdb_scalar_function_set_return_type(f, ret);
 	duckdb_scalar_function_set_function(f, fn);
 	duckdb_scalar_function_set_extra_info(f, bound, NULL);
@@ -715,11 +743,13 @@ DUCKDB_EXTENSION_ENTRYPOINT(duckdb_connection connection, duckdb_extension_info 
 	duckdb_logical_type t_struct = duckdb_create_struct_type(members, member_names, C_COUNT);
 	duckdb_logical_type t_int = duckdb_create_logical_type(DUCKDB_TYPE_INTEGER);
 	duckdb_logical_type t_list = duckdb_create_list_type(t_int);
-	bound_t *bound = malloc(sizeof(bound_t));
+	duckdb_logical_type t_i64 = duckdb_create_logical_type(DUCKDB_TYPE_BIGINT);
+	bound_t *bound = calloc(1, sizeof(bound_t));
 	bound->grid = g;
 	bound->code_width = duckdb_enum_internal_type(t_code) == DUCKDB_TYPE_UTINYINT ? 1 : 2;
 	bool ok = register_function(connection, "qpv_affecter", t_struct, fn_affecter, bound) &&
-	          register_function(connection, "qpv_parties", t_list, fn_parties, bound);
+	          register_function(connection, "qpv_parties", t_list, fn_parties, bound) &&
+	          register_function(connection, "qpv_compte", t_i64, fn_compte, bound);
 	duckdb_destroy_logical_type(&t_statut);
 	duckdb_destroy_logical_type(&t_code);
 	duckdb_destroy_logical_type(&t_u8);
@@ -727,6 +757,7 @@ DUCKDB_EXTENSION_ENTRYPOINT(duckdb_connection connection, duckdb_extension_info 
 	duckdb_destroy_logical_type(&t_struct);
 	duckdb_destroy_logical_type(&t_int);
 	duckdb_destroy_logical_type(&t_list);
+	duckdb_destroy_logical_type(&t_i64);
 	if (!ok) {
 		access->set_error(info, "qpv_noyau: enregistrement des fonctions impossible");
 	}
