@@ -272,11 +272,15 @@ def _records(grid: Any) -> tuple[np.ndarray, np.ndarray]:
     return units, cell_off
 
 
-def write_index_file(grid: Any, path: Path, boxes: list[tuple[float, float, float, float]]) -> int:
+def write_index_file(
+    grid: Any, prefix: Path, boxes: list[tuple[float, float, float, float]]
+) -> Path:
     """Write ``grid`` (``geo.points._Grid`` with its per-level tables) for the kernel.
 
-    ``boxes`` are the WGS84 envelopes used by the coordinate check, the metropole first.
-    Returns the number of bytes written.
+    The file is ``<prefix>.<hash of its content>.noyau``: the extension keeps each index file it
+    has loaded for the life of the process, so that a name must never be reused for other
+    content (and the same contours give the same file, loaded once). ``boxes`` are the WGS84
+    envelopes used by the coordinate check, the metropole first. Returns the path.
     """
     sections: list[np.ndarray] = []
     header = np.zeros(_HEADER_COUNT, dtype=np.int64)
@@ -346,13 +350,17 @@ def write_index_file(grid: Any, path: Path, boxes: list[tuple[float, float, floa
     header[12] = add(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
     header[13] = add(np.frombuffer(b"".join(wkbs) or b"\0", dtype=np.uint8))
     header[8] = offset
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.with_name(path.name + ".tmp")
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    staged = prefix.with_name(f"{prefix.name}.{os.getpid()}.tmp")
+    digest = hashlib.sha256()
     with open(staged, "wb") as out:
-        out.write(MAGIC)
-        out.write(header.tobytes())
-        for data in sections:
-            out.write(data.tobytes())
-    os.replace(staged, path)
-    return offset
+        for chunk in (MAGIC, header.tobytes(), *(data.tobytes() for data in sections)):
+            digest.update(chunk)
+            out.write(chunk)
+    path = prefix.with_name(f"{prefix.name}.{digest.hexdigest()[:16]}.noyau")
+    if path.exists():
+        staged.unlink()
+    else:
+        os.replace(staged, path)
+    return path

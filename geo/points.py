@@ -696,8 +696,9 @@ def _database_file(con: Any) -> Path | None:
 def _write_noyau(con: Any, grid: _Grid, table: str, persist: bool) -> str | None:
     """Write the kernel's index file; None (logged) when it cannot be written.
 
-    A persisted index keeps it next to the database file (``<base>.<table>.noyau``); a
-    temporary one in the temporary folder, removed by :func:`drop_index`.
+    A persisted index keeps it next to the database file (``<base>.<table>.<hash>.noyau``,
+    older versions removed); a temporary one in the temporary folder. The name carries a hash
+    of the content (see :func:`geo.noyau.write_index_file`).
     """
     from geo import noyau
 
@@ -705,15 +706,18 @@ def _write_noyau(con: Any, grid: _Grid, table: str, persist: bool) -> str | None
         return None
     database = _database_file(con) if persist else None
     if database is not None:
-        target = database.with_name(f"{database.name}.{table}.noyau")
+        prefix = database.with_name(f"{database.name}.{table}")
     else:
-        folder = Path(tempfile.gettempdir()) / "observatoire-noyau"
-        target = folder / f"{table}-{uuid.uuid4().hex[:10]}.noyau"
+        prefix = Path(tempfile.gettempdir()) / "observatoire-noyau" / "grille"
     try:
-        noyau.write_index_file(grid, target, list(TERRITOIRES_WGS84.values()))
+        target = noyau.write_index_file(grid, prefix, list(TERRITOIRES_WGS84.values()))
     except OSError as err:
         logger.info("index du noyau QPV non écrit (%s) : chemin SQL", err)
         return None
+    if database is not None:
+        for old in prefix.parent.glob(f"{prefix.name}.*.noyau"):
+            if old != target:
+                old.unlink(missing_ok=True)
     return str(target)
 
 
@@ -878,8 +882,6 @@ def drop_index(con: Any, index: GrilleQpv) -> None:
     else:
         for suffix in ("", "_polygones"):
             con.execute(f"DROP TABLE IF EXISTS temp.{_quote_ident(index.table + suffix)}")
-        if index.noyau:
-            Path(index.noyau).unlink(missing_ok=True)
 
 
 def _index_relation(index: GrilleQpv, suffix: str = "") -> str:
