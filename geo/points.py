@@ -1516,7 +1516,8 @@ def _assign_noyau(
         folder.mkdir(parents=True, exist_ok=True)
         target = temporary = folder / f"affectation-{uuid.uuid4().hex[:10]}.parquet"
     try:
-        kcon.execute("SET preserve_insertion_order = false")
+        # a file may come out in any order (faster); a table keeps the order of the input
+        kcon.execute(f"SET preserve_insertion_order = {output is None}")
         # snappy: about 0.3 s less than zstd at 10 M points, for a file about 1.5 times larger
         copied = kcon.execute(
             f"COPY ({sql}) TO {_sql_string(str(target))} (FORMAT parquet, COMPRESSION snappy)"
