@@ -31,6 +31,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ _HEADER_COUNT = 64
 _LEVELS_AT = 24
 
 _CACHE: dict[str, Path | None] = {}
+_LOAD_LOCK = threading.Lock()
 _FAILURE: dict[str, str] = {}
 
 
@@ -168,20 +170,22 @@ def connect(index_file: str | Path) -> Any | None:
         return None
     con = duckdb.connect(config={"allow_unsigned_extensions": "true"})
     variables = {"QPV_NOYAU_INDEX": str(index_file), "QPV_NOYAU_GEOS": str(geos)}
-    previous = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        con.execute(f"LOAD '{path}'")
-    except Exception as err:  # noqa: BLE001 - DuckDB raises several error types
-        logger.info("noyau QPV non chargé, chemin SQL utilisé : %s", err)
-        con.close()
-        return None
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    # The extension reads the environment while it loads: one load at a time per process.
+    with _LOAD_LOCK:
+        previous = {name: os.environ.get(name) for name in variables}
+        os.environ.update(variables)
+        try:
+            con.execute(f"LOAD '{path}'")
+        except Exception as err:  # noqa: BLE001 - DuckDB raises several error types
+            logger.info("noyau QPV non chargé, chemin SQL utilisé : %s", err)
+            con.close()
+            return None
+        finally:
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
     return con
 
 
