@@ -9,19 +9,17 @@
  * same order (compile with -ffp-contract=off), so that the two paths give the same answers.
  *
  * The index is read when the extension is loaded, from the file named by the environment
- * variable QPV_NOYAU_INDEX (and GEOS, for the exact re-test, from QPV_NOYAU_GEOS): each DuckDB database the extension is loaded in gets its functions,
- * whose ENUM types carry that index's QPV codes. Functions:
+ * variable QPV_NOYAU_INDEX; GEOS, for the exact re-test of points near an edge, from the
+ * library named by QPV_NOYAU_GEOS. Each DuckDB database the extension is loaded in gets its
+ * own functions, whose ENUM types carry that index's QPV codes:
  *   qpv_affecter(x DOUBLE, y DOUBLE) -> STRUCT(statut, code_qpv, nb_qpv, proche, etat,
  *       code_qpv_apres_inversion)   WGS84 coordinate check, then assignment
- *   qpv_parties(lon DOUBLE, lat DOUBLE) -> INTEGER[]   candidate polygon parts of the cell
  *   qpv_compte(i INTEGER) -> BIGINT   rows answered so far by qpv_affecter in this database:
  *       i = 0 in a QPV, 1 outside, 2 invalid, 3 swapped, 4 in several QPV
  *
- * Packed result (BIGINT): bits 0-1 coordinate state (0 usable, 1 swapped, 2 invalid); bit 2
- * "near an edge: re-test exactly" (the other bits then say outside); bits 3-4 status (0 in a
- * QPV, 1 outside, 2 invalid, 3 swapped); bits 8-15 number of distinct QPV containing the point
- * (255 when the coordinates are not usable); bits 16-31 index + 1 of the smallest QPV code
- * containing the point (0: none); bits 32-47 the same for a swapped point once swapped back.
+ * Internal result of the assignment of one point (int64): bit 2 "near an edge, answered by
+ * GEOS"; bit 3 outside every QPV; bits 8-15 number of distinct QPV containing the point;
+ * bits 16-31 index + 1 of the smallest QPV code containing it (0: none).
  */
 #define DUCKDB_EXTENSION_NAME qpv_noyau
 #include "duckdb_extension.h"
@@ -249,38 +247,6 @@ static inline int32_t lookup(const level_t *lv, int64_t key) {
 	}
 }
 
-/* Record of the point's cell, or NULL: then *code is the resolved code or -1 (outside). */
-static inline const double *find_cell(const grid_t *g, double lon, double lat, int32_t *code) {
-	const level_t *last = &g->levels[g->n_levels - 1];
-	double f = (double)((int64_t)1 << last->k);
-	int64_t ix = (int64_t)floor(lon * f);
-	int64_t iy = (int64_t)floor(lat * f);
-	*code = -1;
-	const level_t *lv = &g->levels[0];
-	int64_t s = last->k - lv->k;
-	int64_t cx = ix >> s, cy = iy >> s;
-	int32_t v = lookup(lv, (cx + ((int64_t)180 << lv->k)) * ((int64_t)1 << (lv->k + 9)) + (cy + ((int64_t)90 << lv->k)));
-	for (int64_t li = 1;; li++) {
-		if (v == OUTSIDE) {
-			return NULL;
-		}
-		if (v >= 0) {
-			*code = v;
-			return NULL;
-		}
-		if (li == g->n_levels) {
-			return g->records + (-1 - (int64_t)v);
-		}
-		lv = &g->levels[li];
-		int64_t dk = lv->k - g->levels[li - 1].k;
-		int64_t r = (int64_t)1 << dk;
-		s = last->k - lv->k;
-		cx = ix >> s;
-		cy = iy >> s;
-		v = lv->vals[(-1 - (int64_t)v) * r * r + (cx & (r - 1)) * r + (cy & (r - 1))];
-	}
-}
-
 static inline int32_t rec_int(const double *unit, int half) {
 	int32_t out;
 	memcpy(&out, (const char *)unit + 4 * half, 4);
@@ -393,7 +359,6 @@ static inline int64_t test_record(const grid_t *g, const double *rec, double lon
 }
 
 #define BATCH 2048
-#define INVALID_RESULT (2 | (2 << 3) | (255 << 8))
 
 /*
  * Assign n usable points (n <= BATCH) level by level: each stage does one independent load
@@ -600,53 +565,6 @@ static void fn_affecter(duckdb_function_info info, duckdb_data_chunk input, duck
 	}
 }
 
-static void fn_parties(duckdb_function_info info, duckdb_data_chunk input, duckdb_vector output) {
-	const bound_t *b = duckdb_scalar_function_get_extra_info(info);
-	const grid_t *g = b->grid;
-	idx_t n = duckdb_data_chunk_get_size(input);
-	duckdb_vector vx = duckdb_data_chunk_get_vector(input, 0);
-	duckdb_vector vy = duckdb_data_chunk_get_vector(input, 1);
-	double *xs = duckdb_vector_get_data(vx);
-	double *ys = duckdb_vector_get_data(vy);
-	uint64_t *mx = duckdb_vector_get_validity(vx);
-	uint64_t *my = duckdb_vector_get_validity(vy);
-	duckdb_list_entry *entries = duckdb_vector_get_data(output);
-	const double **recs = malloc(sizeof(double *) * (n ? n : 1));
-	idx_t total = duckdb_list_vector_get_size(output);
-	idx_t start = total;
-	for (idx_t i = 0; i < n; i++) {
-		recs[i] = NULL;
-		if (!row_valid(mx, i) || !row_valid(my, i) || !isfinite(xs[i]) || !isfinite(ys[i]) ||
-		    fabs(xs[i]) > 180 || fabs(ys[i]) > 90) {
-			continue;
-		}
-		int32_t c;
-		recs[i] = find_cell(g, xs[i], ys[i], &c);
-		if (recs[i]) {
-			total += (idx_t)rec_int(recs[i], 0);
-		}
-	}
-	duckdb_list_vector_reserve(output, total);
-	duckdb_list_vector_set_size(output, total);
-	int32_t *out = duckdb_vector_get_data(duckdb_list_vector_get_child(output));
-	idx_t pos = start;
-	for (idx_t i = 0; i < n; i++) {
-		entries[i].offset = pos;
-		entries[i].length = 0;
-		if (!recs[i]) {
-			continue;
-		}
-		int ncand = rec_int(recs[i], 0);
-		const double *cand = recs[i] + 1;
-		for (int c = 0; c < ncand; c++) {
-			out[pos++] = rec_int(cand, 1);
-			cand += 2 + 5 * rec_int(cand + 1, 1);
-		}
-		entries[i].length = pos - entries[i].offset;
-	}
-	free(recs);
-}
-
 static void fn_compte(duckdb_function_info info, duckdb_data_chunk input, duckdb_vector output) {
 	bound_t *b = duckdb_scalar_function_get_extra_info(info);
 	idx_t n = duckdb_data_chunk_get_size(input);
@@ -741,22 +659,17 @@ DUCKDB_EXTENSION_ENTRYPOINT(duckdb_connection connection, duckdb_extension_info 
 	const char *member_names[C_COUNT] = {"statut", "code_qpv", "nb_qpv", "proche", "etat",
 	                                     "code_qpv_apres_inversion"};
 	duckdb_logical_type t_struct = duckdb_create_struct_type(members, member_names, C_COUNT);
-	duckdb_logical_type t_int = duckdb_create_logical_type(DUCKDB_TYPE_INTEGER);
-	duckdb_logical_type t_list = duckdb_create_list_type(t_int);
 	duckdb_logical_type t_i64 = duckdb_create_logical_type(DUCKDB_TYPE_BIGINT);
 	bound_t *bound = calloc(1, sizeof(bound_t));
 	bound->grid = g;
 	bound->code_width = duckdb_enum_internal_type(t_code) == DUCKDB_TYPE_UTINYINT ? 1 : 2;
 	bool ok = register_function(connection, "qpv_affecter", t_struct, fn_affecter, bound) &&
-	          register_function(connection, "qpv_parties", t_list, fn_parties, bound) &&
 	          register_function(connection, "qpv_compte", t_i64, fn_compte, bound);
 	duckdb_destroy_logical_type(&t_statut);
 	duckdb_destroy_logical_type(&t_code);
 	duckdb_destroy_logical_type(&t_u8);
 	duckdb_destroy_logical_type(&t_bool);
 	duckdb_destroy_logical_type(&t_struct);
-	duckdb_destroy_logical_type(&t_int);
-	duckdb_destroy_logical_type(&t_list);
 	duckdb_destroy_logical_type(&t_i64);
 	if (!ok) {
 		access->set_error(info, "qpv_noyau: enregistrement des fonctions impossible");
