@@ -93,6 +93,7 @@ def extension_path() -> Path:
     for name in ("qpv_noyau.c", "duckdb.h", "duckdb_extension.h"):
         digest.update((SOURCE_DIR / name).read_bytes())
     digest.update(duckdb.__version__.encode())
+    digest.update(_platform().encode())
     version = digest.hexdigest()[:12]
     key = version
     if key in _CACHE and _CACHE[key] is not None:
@@ -108,6 +109,21 @@ def extension_path() -> Path:
     if not compiler:
         _FAILURE[key] = "pas de compilateur C (cc, gcc ou $CC) pour construire le noyau"
         raise NoyauIndisponible(_FAILURE[key])
+    try:
+        _compile(compiler, target, version)
+    except NoyauIndisponible as err:
+        _FAILURE[key] = str(err)
+        raise
+    except OSError as err:  # cache folder not writable, disk full...
+        _FAILURE[key] = f"compilation du noyau impossible : {err}"
+        raise NoyauIndisponible(_FAILURE[key]) from None
+    logger.info("noyau QPV compilé : %s", target)
+    _CACHE[key] = target
+    return target
+
+
+def _compile(compiler: str, target: Path, version: str) -> None:
+    """Compile the extension into ``target`` (atomically); NoyauIndisponible on failure."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         library = Path(tmp) / "qpv_noyau.so"
@@ -133,14 +149,10 @@ def extension_path() -> Path:
         except (OSError, subprocess.SubprocessError) as err:
             problem = f"{compiler} : {err}"
         if problem is not None:
-            _FAILURE[key] = f"compilation du noyau impossible : {problem}"
-            raise NoyauIndisponible(_FAILURE[key])
+            raise NoyauIndisponible(f"compilation du noyau impossible : {problem}")
         staged = Path(tmp) / target.name
         staged.write_bytes(library.read_bytes() + _footer(version))
         os.replace(staged, target)  # atomic: concurrent builds are harmless
-    logger.info("noyau QPV compilé : %s", target)
-    _CACHE[key] = target
-    return target
 
 
 def enabled() -> bool:

@@ -514,10 +514,19 @@ def test_kernel_unavailable_falls_back_to_sql(con, index, tmp_path, monkeypatch,
     assert result.moteur == "sql"
     assert result.comptes["hors_qpv"] == 1
     assert "compilation du noyau impossible" in caplog.text
+    # a cache folder that cannot be written: the same fallback, not a crash
+    blocker = tmp_path / "pas_un_dossier"
+    blocker.write_text("")
+    monkeypatch.delenv("CC")
+    monkeypatch.setenv("OBSERVATOIRE_CACHE", str(blocker / "cache"))
+    monkeypatch.setattr(noyau, "_CACHE", {})
+    monkeypatch.setattr(noyau, "_FAILURE", {})
+    with caplog.at_level("INFO", logger="geo.noyau"):
+        assert noyau.connect(tmp_path / "absent.noyau") is None
+    assert "compilation du noyau impossible" in caplog.text
     # a corrupt index file is refused when the extension loads
     bad = tmp_path / "faux.noyau"
     bad.write_bytes(b"PASUNINDEX" + bytes(600))
-    monkeypatch.delenv("CC")
     monkeypatch.delenv("OBSERVATOIRE_CACHE")
     monkeypatch.setattr(noyau, "_CACHE", {})
     monkeypatch.setattr(noyau, "_FAILURE", {})
