@@ -994,6 +994,15 @@ def _load_spatial(con: Any) -> None:
         ) from None
 
 
+def _check_keep(keep: Sequence[str]) -> None:
+    """Refuse kept input columns whose names clash with the assignment's output columns."""
+    clash = sorted(set(keep) & set(OUTPUT_COLUMNS))
+    if clash:
+        raise PointsError(
+            f"Colonnes d'entrée en conflit avec le résultat de l'affectation : {', '.join(clash)}"
+        )
+
+
 def assignment_sql(
     index: GrilleQpv,
     source_sql: str,
@@ -1015,11 +1024,7 @@ def assignment_sql(
     back for ``lon_lat_inverses``) and ``geographie_qpv``. The polygon variables must be set on
     the connection (:func:`set_polygon_variables`) and the spatial extension loaded.
     """
-    clash = sorted(set(keep) & set(OUTPUT_COLUMNS))
-    if clash:
-        raise PointsError(
-            f"Colonnes d'entrée en conflit avec le résultat de l'affectation : {', '.join(clash)}"
-        )
+    _check_keep(keep)
     k = index.level
     f = float(1 << k)
     tol = TOLERANCE_DEG
@@ -1420,22 +1425,7 @@ def assign_points(
             relation = f"read_parquet({_sql_string(written)})"
         else:
             assert output_table is not None
-            names = [*keep, "statut", "code_qpv", "nb_qpv"]
-            if with_details:
-                names += OUTPUT_COLUMNS[3:]
-            casts = ", ".join(
-                f"CAST({_quote_ident(n)} AS VARCHAR) AS {_quote_ident(n)}"
-                if n in {"statut", "code_qpv", "code_qpv_apres_inversion"}
-                else _quote_ident(n)
-                for n in names
-            )
-            if output_table.lower().startswith("temp."):
-                name = _quote_ident(output_table[5:])
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {casts} FROM ({sql})")
-                relation = f"temp.{name}"
-            else:
-                relation = _quote_relation(output_table)
-                con.execute(f"CREATE OR REPLACE TABLE {relation} AS SELECT {casts} FROM ({sql})")
+            relation = _create_output_table(con, output_table, keep, with_details, f"({sql})")
             written = output_table
     finally:
         for name in variables:
@@ -1450,6 +1440,29 @@ def assign_points(
         duree_s=round(duration, 3),
         index=index,
     )
+
+
+def _create_output_table(
+    con: Any, output_table: str, keep: list[str], with_details: bool, from_sql: str
+) -> str:
+    """(Re)create the result table ``output_table`` (``temp.<name>`` for a temporary one) from
+    ``from_sql``, ENUM columns as text; returns the relation to read it back."""
+    names = [*keep, "statut", "code_qpv", "nb_qpv"]
+    if with_details:
+        names += OUTPUT_COLUMNS[3:]
+    casts = ", ".join(
+        f"CAST({_quote_ident(n)} AS VARCHAR) AS {_quote_ident(n)}"
+        if n in {"statut", "code_qpv", "code_qpv_apres_inversion"}
+        else _quote_ident(n)
+        for n in names
+    )
+    if output_table.lower().startswith("temp."):
+        name = _quote_ident(output_table[5:])
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {casts} FROM {from_sql}")
+        return f"temp.{name}"
+    relation = _quote_relation(output_table)
+    con.execute(f"CREATE OR REPLACE TABLE {relation} AS SELECT {casts} FROM {from_sql}")
+    return relation
 
 
 def _assign_noyau(
@@ -1469,11 +1482,7 @@ def _assign_noyau(
     write the Parquet file. A table output is loaded from that file. Same columns and answers
     as the SQL path.
     """
-    clash = sorted(set(keep) & set(OUTPUT_COLUMNS))
-    if clash:
-        raise PointsError(
-            f"Colonnes d'entrée en conflit avec le résultat de l'affectation : {', '.join(clash)}"
-        )
+    _check_keep(keep)
     kept = "".join(f"src.{_quote_ident(c)}, " for c in keep)
     kept_out = "".join(f"{_quote_ident(c)}, " for c in keep)
     x = _sql_number(f"src.{_quote_ident(source.x)}", source.numeric)
@@ -1536,23 +1545,8 @@ def _assign_noyau(
             relation = f"read_parquet({_sql_string(written)})"
         else:
             assert output_table is not None
-            names = [*keep, "statut", "code_qpv", "nb_qpv"]
-            if with_details:
-                names += OUTPUT_COLUMNS[3:]
-            casts = ", ".join(
-                f"CAST({_quote_ident(n)} AS VARCHAR) AS {_quote_ident(n)}"
-                if n in {"statut", "code_qpv", "code_qpv_apres_inversion"}
-                else _quote_ident(n)
-                for n in names
-            )
             parquet = f"read_parquet({_sql_string(str(target))})"
-            if output_table.lower().startswith("temp."):
-                name = _quote_ident(output_table[5:])
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {casts} FROM {parquet}")
-                relation = f"temp.{name}"
-            else:
-                relation = _quote_relation(output_table)
-                con.execute(f"CREATE OR REPLACE TABLE {relation} AS SELECT {casts} FROM {parquet}")
+            relation = _create_output_table(con, output_table, keep, with_details, parquet)
             written = output_table
     finally:
         if temporary is not None:
