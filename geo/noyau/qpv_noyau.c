@@ -372,11 +372,31 @@ static void assign_batch(const grid_t *g, const double *lon, const double *lat, 
 	const double f = (double)((int64_t)1 << last->k);
 	const level_t *l0 = &g->levels[0];
 	const int64_t s0 = last->k - l0->k;
+	int64_t key[BATCH];
+	idx_t pending[BATCH];
+	idx_t n_pending = 0;
+	/* Simple loops, which the compiler vectorises: cells, then first-level keys. */
 	for (idx_t i = 0; i < n; i++) {
 		ix[i] = floor_int(lon[i] * f);
 		iy[i] = floor_int(lat[i] * f);
+	}
+	for (idx_t i = 0; i < n; i++) {
 		int64_t cx = ix[i] >> s0, cy = iy[i] >> s0;
-		v[i] = lookup(l0, (cx + ((int64_t)180 << l0->k)) * ((int64_t)1 << (l0->k + 9)) + (cy + ((int64_t)90 << l0->k)));
+		key[i] = (cx + ((int64_t)180 << l0->k)) * ((int64_t)1 << (l0->k + 9)) + (cy + ((int64_t)90 << l0->k));
+	}
+	/* First level, branch-free on the home slot, which settles most points (the table is at
+	 * most one eighth full): the key found, or an empty slot (outside every QPV). The others
+	 * (home slot taken by another key) probe on afterwards. */
+	const int shift0 = 64 - (int)l0->bits;
+	for (idx_t i = 0; i < n; i++) {
+		uint64_t slot = l0->slots[((uint64_t)key[i] * 0x9E3779B97F4A7C15ULL) >> shift0];
+		int hit = (slot >> 32) == (uint64_t)(key[i] + 1);
+		v[i] = hit ? (int32_t)(uint32_t)slot : OUTSIDE;
+		pending[n_pending] = i;
+		n_pending += !hit & (slot != 0);
+	}
+	for (idx_t j = 0; j < n_pending; j++) {
+		v[pending[j]] = lookup(l0, key[pending[j]]);
 	}
 	for (int64_t li = 1; li < g->n_levels; li++) {
 		const level_t *lv = &g->levels[li];
