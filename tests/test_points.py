@@ -243,6 +243,45 @@ def test_same_answers_as_geopandas_on_random_points(con, index, contours, tmp_pa
     assert result.comptes["dans_qpv"] == len(ref) > 1000
 
 
+def column_encodings(path: Path) -> dict[str, set[str]]:
+    meta = pq.ParquetFile(path).metadata
+    out: dict[str, set[str]] = {}
+    for g in range(meta.num_row_groups):
+        for c in range(meta.num_columns):
+            column = meta.row_group(g).column(c)
+            out.setdefault(column.path_in_schema, set()).update(column.encodings)
+    return out
+
+
+def test_output_parquet_encodings(con, index, tmp_path, moteur):
+    """Format 2 pages: integer ids delta-encoded; a dictionary only where it helps (text)."""
+    n = 3_000
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(n) * 7,
+            "commune": np.where(np.arange(n) % 2 == 0, "Anzin", "Denain"),
+            "lon": np.full(n, 3.5),
+            "lat": np.full(n, 50.35),
+        }
+    )
+    path = tmp_path / "enc.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    numbers = tmp_path / "numbers.parquet"
+    texts = tmp_path / "texts.parquet"
+    for keep, out in ((["id"], numbers), (["id", "commune"], texts)):
+        result = assign_points(con, read_points(con, path), index=index, keep=keep, output=out)
+        assert result.moteur == moteur and result.comptes["lus"] == n
+    enc = column_encodings(numbers)
+    assert enc["id"] == enc["nb_qpv"] == {"DELTA_BINARY_PACKED"}  # no dictionary trial
+    assert "RLE_DICTIONARY" in enc["statut"] and "RLE_DICTIONARY" in enc["code_qpv"]  # ENUMs
+    enc = column_encodings(texts)
+    assert "RLE_DICTIONARY" in enc["commune"] and "RLE_DICTIONARY" in enc["nb_qpv"]
+    # and readers other than DuckDB read it back
+    back = pq.read_table(texts).to_pandas()
+    assert sorted(back["id"]) == list(frame["id"])
+    assert set(back["commune"]) == {"Anzin", "Denain"}
+
+
 def edge_middles(contours: gpd.GeoDataFrame, rng, n: int) -> np.ndarray:
     """Middles of ``n`` polygon edges (horizontal and vertical ones included when present)."""
     rings = shapely.get_rings(shapely.get_parts(np.asarray(contours.geometry.values)))
