@@ -112,8 +112,8 @@ LAMBERT93 = "EPSG:2154"
 
 #: Options of the assignment's Parquet output. Parquet format 2 data pages encode integers
 #: (``id``) as DELTA_BINARY_PACKED: at 10 M points the file is 6 MiB instead of 44 MiB, and the
-#: write about 0.15 s faster than format 1 (snappy), 0.25 s faster than zstd. Read by DuckDB,
-#: pyarrow (pandas, geopandas), GDAL and Spark.
+#: write about 0.15 s faster than format 1 (snappy), 0.25 s faster than zstd. Read by DuckDB
+#: and pyarrow (pandas, geopandas).
 PARQUET_OPTIONS = "(FORMAT parquet, COMPRESSION snappy, PARQUET_VERSION v2)"
 
 
