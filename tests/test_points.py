@@ -9,6 +9,7 @@ answer is checked against shapely (GEOS) in the test itself. Tests on the nation
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -572,3 +573,43 @@ def test_kernel_unavailable_falls_back_to_sql(con, index, tmp_path, monkeypatch,
     with caplog.at_level("INFO", logger="geo.noyau"):
         assert noyau.connect(bad) is None
     assert "n'est pas un index QPV" in caplog.text
+
+
+def test_kernel_portable_build_when_native_is_refused(con, index, tmp_path, monkeypatch):
+    """A compiler that refuses -march=native gets the portable build, with the same answers;
+    another processor gets another cache entry."""
+    kernel_or_skip()
+    real = shutil.which("cc") or shutil.which("gcc")
+    calls = tmp_path / "appels.txt"
+    wrapper = tmp_path / "cc_sans_native"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> "{calls}"\n'
+        'for a in "$@"; do [ "$a" = "-march=native" ] && '
+        '{ echo "option inconnue : $a" >&2; exit 1; }; done\n'
+        f'exec "{real}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("CC", str(wrapper))
+    monkeypatch.setenv("OBSERVATOIRE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(noyau, "_CACHE", {})
+    monkeypatch.setattr(noyau, "_FAILURE", {})
+    built = noyau.extension_path()
+    tries = calls.read_text().splitlines()
+    assert len(tries) == 2 and "-march=native" in tries[0] and "-march=native" not in tries[1]
+    frame = pd.DataFrame(
+        {"id": [1, 2], "lon": [SHARED_VERTEX[0], 3.2], "lat": [SHARED_VERTEX[1], 50.2]}
+    )
+    path = tmp_path / "deux.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    result = assign_points(
+        con, read_points(con, path), index=index, keep=["id"], output=tmp_path / "o.parquet"
+    )
+    assert result.moteur == "noyau"
+    rows = pd.read_parquet(tmp_path / "o.parquet").set_index("id")
+    assert rows.loc[1, "code_qpv"] == "QN05920M" and rows.loc[1, "nb_qpv"] == 2
+    assert rows.loc[2, "statut"] == "hors_qpv"
+    # the processor is part of the cache key: a binary built here is never handed to another
+    monkeypatch.setattr(noyau, "_CACHE", {})
+    monkeypatch.setattr(noyau, "_cpu_signature", lambda: "autre processeur|sse2")
+    assert noyau.extension_path().parent != built.parent
