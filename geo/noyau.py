@@ -9,9 +9,10 @@ DuckDB's vectors in DuckDB's threads, with no Python in the loop, inside the one
 ``COPY`` that reads and writes the points.
 
 * :func:`extension_path` compiles ``geo/noyau/qpv_noyau.c`` with the machine's C compiler
-  (``cc``, or ``$CC``) once per source and DuckDB version, into the user's cache
-  (``$OBSERVATOIRE_CACHE`` or ``~/.cache/observatoire-qpv``), and appends DuckDB's extension
-  footer (unsigned, C API ``v1.2.0``).
+  (``cc``, or ``$CC``), for this processor (``-march=native``, else portable), once per source,
+  DuckDB version and processor, into the user's cache (``$OBSERVATOIRE_CACHE`` or
+  ``~/.cache/observatoire-qpv``), and appends DuckDB's extension footer (unsigned, C API
+  ``v1.2.0``).
 * :func:`connect` opens a new in-memory DuckDB connection (``allow_unsigned_extensions``)
   with the kernel loaded on one index file; it returns None, with the reason logged, when no
   compiler is available or the extension does not load: :mod:`geo.points` then uses its SQL
@@ -111,7 +112,7 @@ def cache_dir() -> Path:
 
 
 def extension_path() -> Path:
-    """Compiled extension for this source and DuckDB version (built on first use)."""
+    """Compiled extension for this source, DuckDB version and processor (built on first use)."""
     import duckdb
 
     digest = hashlib.sha256()
@@ -335,6 +336,8 @@ def write_index_file(
     content (and the same contours give the same file, loaded once). ``boxes`` are the WGS84
     envelopes used by the coordinate check, the metropole first. Returns the path.
     """
+    from geo.points import _cell_key
+
     sections: list[np.ndarray] = []
     header = np.zeros(_HEADER_COUNT, dtype=np.int64)
     offset = len(MAGIC) + _HEADER_COUNT * 8
@@ -373,9 +376,7 @@ def write_index_file(
         else:
             r = 1 << (k - previous_k)
             ix, iy = _decode(keys, k)
-            parent_keys = ((ix >> (k - previous_k)) + (180 << previous_k)) * (
-                1 << (previous_k + 9)
-            ) + ((iy >> (k - previous_k)) + (90 << previous_k))
+            parent_keys = _cell_key(ix >> (k - previous_k), iy >> (k - previous_k), previous_k)
             block = np.searchsorted(parents, parent_keys)
             blocks = np.full(len(parents) * r * r, _OUTSIDE, dtype=np.int32)
             blocks[block * r * r + (ix & (r - 1)) * r + (iy & (r - 1))] = encoded
