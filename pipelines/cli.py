@@ -2,33 +2,61 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shutil
 import sys
 import time
-import uuid
-from datetime import UTC, datetime
+import warnings
+from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 import click
 
-from pipelines.settings import DEFAULT_MARTS_DIR, DEFAULT_RAW_DIR, DEFAULT_WAREHOUSE, Paths
+from pipelines.settings import (
+    DEFAULT_DAGSTER_HOME,
+    DEFAULT_MARTS_DIR,
+    DEFAULT_RAW_DIR,
+    DEFAULT_WAREHOUSE,
+    Paths,
+)
 
 
-def _echo_step(message: str) -> None:
-    click.echo(message, err=False)
+class Progress(logging.Handler):
+    """Prints one line per step (with its duration) and a bar for the dbt step on a terminal.
 
+    Fed by the Dagster events of the run (the CLI's logger); writes to ``stream`` (the real
+    stdout, while dbt's own per-node lines go to the build log unless ``--verbose``).
+    """
 
-class _ProgressHandler(logging.Handler):
-    """Prints one line per step start/end and per asset materialized or checked."""
-
-    def __init__(self) -> None:
+    def __init__(self, stream: TextIO, dbt_nodes: int = 0) -> None:
         super().__init__()
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.dbt_nodes = dbt_nodes
+        self.done = 0
         self.started: dict[str, float] = {}
         self.failure: str | None = None
         self.failed_checks: list[str] = []
+        self.warned_checks: list[str] = []
+
+    def echo(self, message: str) -> None:
+        self.stream.write(message + "\n")
+        self.stream.flush()
+
+    def _bar(self, step: str) -> None:
+        if not (self.tty and self.dbt_nodes):
+            return
+        share = min(1.0, self.done / self.dbt_nodes)
+        filled = int(30 * share)
+        took = time.perf_counter() - self.started.get(step, time.perf_counter())
+        self.stream.write(
+            f"\r  {step} [{'#' * filled}{'.' * (30 - filled)}] {share:4.0%} ({took:.0f} s)"
+        )
+        self.stream.flush()
 
     def emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, "dagster_meta", None) or {}
@@ -39,10 +67,12 @@ class _ProgressHandler(logging.Handler):
         step = event.step_key or ""
         if kind == "STEP_START":
             self.started[step] = time.perf_counter()
-            _echo_step(f"▶ {step}")
-        elif kind == "STEP_SUCCESS":
+            self.done = 0
+        elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and self.tty and step.startswith("dbt"):
+            self.stream.write("\r\033[K")
+        if kind == "STEP_SUCCESS":
             took = time.perf_counter() - self.started.get(step, time.perf_counter())
-            _echo_step(f"✔ {step} ({took:.1f} s)")
+            self.echo(f"✔ {step} ({took:.1f} s)")
         elif kind == "STEP_FAILURE":
             data = event.step_failure_data
             if data and data.user_failure_data and data.user_failure_data.description:
@@ -50,18 +80,19 @@ class _ProgressHandler(logging.Handler):
             else:
                 message = failure_reason(data.error if data else None)
             self.failure = self.failure or f"{step}: {message}"
-            _echo_step(f"✘ {step}: {message}")
-        elif kind == "ASSET_MATERIALIZATION" and step.startswith("dbt"):
-            key = event.asset_key.to_user_string() if event.asset_key else "?"
-            _echo_step(f"   · {key}")
-        elif kind == "ASSET_CHECK_EVALUATION":
+            self.echo(f"✘ {step}: {message}")
+        elif kind in ("ASSET_MATERIALIZATION", "ASSET_CHECK_EVALUATION") and step.startswith("dbt"):
+            self.done += 1
+            self._bar(step)
+        if kind == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
-            if data is not None and not data.passed and data.severity.value == "ERROR":
-                self.failed_checks.append(f"{data.asset_key.to_user_string()} {data.check_name}")
-            if data is not None and not data.passed:
-                _echo_step(
-                    f"   ! test en échec: {data.asset_key.to_user_string()} {data.check_name}"
-                )
+            if data is None or data.passed:
+                return
+            name = f"{data.asset_key.to_user_string()} {data.check_name}"
+            if data.severity.value == "ERROR":
+                self.failed_checks.append(name)
+            else:
+                self.warned_checks.append(name)
 
 
 def dbt_error_line(text: str) -> str | None:
@@ -141,14 +172,20 @@ def main() -> None:
     "modèles qui en dépendent, dans une copie de l'entrepôt publié publiée atomiquement; les "
     "autres années restent identiques. Sans entrepôt publié: construction complète.",
 )
-@click.pass_context
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Affiche les lignes de dbt (une par modèle et par test) au lieu de les écrire dans le "
+    "journal de la construction.",
+)
 def build(
-    ctx: click.Context,
     raw_dir: Path,
     warehouse: Path,
     marts_dir: Path,
     as_of: str | None,
     annees: tuple[str, ...],
+    verbose: bool,
 ) -> None:
     from pipelines.operations import OperationError, find_build, restore_inputs
 
@@ -181,7 +218,10 @@ def build(
         raise click.ClickException(f"{raw_dir}: dossier des fichiers bruts introuvable")
     try:
         code, reason = run_build(
-            Paths(raw_dir, warehouse, marts_dir), record=not as_of, annees=list(annees) or None
+            Paths(raw_dir, warehouse, marts_dir),
+            record=not as_of,
+            annees=list(annees) or None,
+            verbose=verbose,
         )
     except OperationError as err:
         code, reason = 1, str(err)
@@ -190,215 +230,179 @@ def build(
         sys.exit(code)
 
 
+def open_instance():
+    """The persistent Dagster instance (``DAGSTER_HOME``, else ``.dagster_home`` of the project):
+    ``make ui`` shows the runs, materializations and check results of the CLI's builds."""
+    import dagster as dg
+
+    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME)
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    return dg.DagsterInstance.from_config(str(home))
+
+
 def run_build(
-    paths: Paths, record: bool = True, annees: list[str] | None = None, instance=None
+    paths: Paths,
+    record: bool = True,
+    annees: list[str] | None = None,
+    verbose: bool = False,
+    instance=None,
+    stream: TextIO | None = None,
 ) -> tuple[int, str | None]:
-    """Build into a new warehouse file and publish it (atomic rename) only on success.
+    """Run the build job on the persistent Dagster instance; its last asset publishes.
 
     Returns (exit code, one-line reason). The previously published warehouse and marts are left
-    untouched by a failed (or killed) build. One build at a time per warehouse.
+    untouched by a failed (or killed) build: every asset writes into staging files that the
+    publication asset swaps in (:mod:`pipelines.warehouse.publication`). One build at a time per
+    warehouse (the lock is held across the runs of ``--annee``).
 
-    With ``annees`` (partitions ``annee`` of the programmations and bilans), the new file is a
-    copy of the published warehouse in which only those years, and the dbt models downstream of
-    the yearly sources, are rebuilt (job ``suivi_par_annee``, one run per year, recorded in
-    ``instance`` when given); without a published warehouse, everything is built.
+    With ``annees``, one run of the partitioned job ``suivi_par_annee`` per year, each rebuilding
+    its year (and the dbt models downstream of the yearly sources) in a copy of the published
+    warehouse, then publishing it; the first failure stops. Without a published warehouse,
+    everything is built.
     """
-    from pipelines.operations import build_lock
 
-    with build_lock(paths.warehouse):
-        if annees and not paths.warehouse.is_file():
-            click.echo(f"{paths.warehouse}: aucun entrepôt publié, construction complète")
-            annees = None
-        return _run_build(paths, record, annees, instance)
+    from pipelines.operations import BuildLock
+    from pipelines.warehouse.automation import BUILD_JOB, SUIVI_JOB
+    from pipelines.warehouse.dbt import dbt_node_count, prepare_manifest
 
-
-def _run_build(
-    paths: Paths, record: bool, annees: list[str] | None = None, instance=None
-) -> tuple[int, str | None]:
-    from pipelines.operations import archive_inputs, remove_stale_builds, write_manifest
-
+    stream = stream or sys.stdout
+    paths = paths.resolved()
     started = time.perf_counter()
-    paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
-    for stale in remove_stale_builds(paths.warehouse, paths.marts_dir):
-        click.echo(f"Fichier temporaire d'une construction interrompue supprimé: {stale}")
-    build_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    # the new file gets the published file's name, in a temp folder beside it: DuckDB names the
-    # catalog after the file, and dbt's views refer to it, so it must not change on publication
-    tmp_dir = paths.warehouse.with_name(f".{paths.warehouse.name}.build-{build_id}")
-    tmp_dir.mkdir()
-    tmp_wh = tmp_dir / paths.warehouse.name
-    tmp_marts = paths.marts_dir.with_name(f".{paths.marts_dir.name}.build-{build_id}")
-    staging = Paths(paths.raw_dir, tmp_wh, tmp_marts)
-    staging.export_env()
-    if annees:
-        shutil.copy2(paths.warehouse, tmp_wh)  # the published file is never written to
-    click.echo(
-        f"Construction {build_id}"
-        + (f" (années {', '.join(annees)})" if annees else "")
-        + f": {paths.raw_dir} -> {paths.warehouse}"
-    )
-
-    from pipelines.defs.dbt import prepare_manifest
-
     try:
         prepare_manifest()
     except Exception as err:  # noqa: BLE001 - dbt parse errors: reported as one line
-        _cleanup(tmp_dir, tmp_marts)
         detail = dbt_error_line(str(err)) or str(err).strip().splitlines()[0]
         return 1, f"projet dbt invalide (dbt parse): {detail}"
-    import dagster as dg
-
-    from pipelines.definitions import BUILD_JOB, build_definitions
-
-    handler = _ProgressHandler()
-
-    @dg.logger
-    def progress(_init_context):
-        lg = logging.Logger("observatoire", level=logging.DEBUG)
-        lg.addHandler(handler)
-        return lg
-
-    defs = build_definitions(loggers={"progress": progress})
-    try:
-        if annees:
-            ok = _run_years(defs, annees, instance or dg.DagsterInstance.ephemeral())
-        else:
-            result = defs.resolve_job_def(BUILD_JOB).execute_in_process(
-                instance=dg.DagsterInstance.ephemeral(),
-                raise_on_error=False,
-                run_config={"loggers": {"progress": {}}},
-            )
-            ok = result.success
-    except Exception as err:  # noqa: BLE001 - reported as one line
-        ok = False
-        handler.failure = handler.failure or f"{type(err).__name__}: {err}".splitlines()[0]
-    if not ok:
-        _cleanup(tmp_dir, tmp_marts)
-        if handler.failed_checks:
-            n = len(handler.failed_checks)
-            return 1, (
-                f"{n} contrôle(s) bloquant(s) en échec, rien n'est publié: "
-                + ", ".join(handler.failed_checks[:3])
-                + (" ..." if n > 3 else "")
-            )
-        return 1, handler.failure or "la construction a échoué (voir les étapes ci-dessus)"
-
-    summary = _summary(tmp_wh)
-    manifest = archive_inputs(tmp_wh, paths.warehouse, paths.raw_dir, build_id) if record else None
-    if manifest is not None and annees:
-        manifest["annees"] = list(annees)
-    _publish(tmp_wh, paths.warehouse, tmp_marts, paths.marts_dir)
-    _cleanup(tmp_dir)
-    Paths(paths.raw_dir, paths.warehouse, paths.marts_dir).export_env()
-    click.echo(summary)
-    if manifest is not None:
-        manifest_path = write_manifest(paths.warehouse, manifest)
-        click.echo(f"Entrées archivées ({len(manifest['fichiers'])} fichiers): {manifest_path}")
-    rapports = sorted((paths.marts_dir / "rapport").glob("rapport_*.html"))
-    if rapports:
-        pdfs = sum(1 for r in rapports if r.with_suffix(".pdf").exists())
-        click.echo(
-            f"Rapports annuels ({len(rapports)} HTML, {pdfs} PDF): {paths.marts_dir / 'rapport'}"
+    instance = instance or open_instance()
+    progress = Progress(stream, dbt_node_count())
+    defs = _definitions(paths, record, progress)
+    with BuildLock(paths.warehouse):
+        if annees and not paths.warehouse.is_file():
+            progress.echo(f"{paths.warehouse}: aucun entrepôt publié, construction complète")
+            annees = None
+        for stale in (paths.staging_dir, paths.staging_marts):
+            if stale.exists():
+                progress.echo(
+                    f"Fichier temporaire d'une construction interrompue supprimé: {stale}"
+                )
+        progress.echo(
+            "Construction"
+            + (f" (années {', '.join(annees)})" if annees else "")
+            + f": {paths.raw_dir} -> {paths.warehouse}"
         )
-    click.echo(
+        runs = [(SUIVI_JOB, a) for a in annees] if annees else [(BUILD_JOB, None)]
+        log_dir = paths.warehouse.parent / "logs"
+        for job_name, partition in runs:
+            if partition is not None:
+                _ensure_partition(instance, partition)
+            log = log_dir / f"construction-{datetime.now():%Y%m%dT%H%M%S}.log"
+            try:
+                with _dbt_output(log, verbose), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    result = defs.resolve_job_def(job_name).execute_in_process(
+                        instance=instance,
+                        partition_key=partition,
+                        raise_on_error=False,
+                        run_config={"loggers": {"progress": {}}},
+                    )
+                ok = result.success
+            except Exception as err:  # noqa: BLE001 - reported as one line
+                ok, result = False, None
+                progress.failure = (
+                    progress.failure or f"{type(err).__name__}: {err}".splitlines()[0]
+                )
+            if not ok:
+                return 1, _failure(progress, log)
+            _report(progress, result, paths)
+    progress.echo(
         f"Entrepôt publié: {paths.warehouse} ; marts: {paths.marts_dir} "
         f"({time.perf_counter() - started:.1f} s)"
     )
     return 0, None
 
 
-def _run_years(defs, annees: list[str], instance) -> bool:
-    """One run of the partitioned job ``suivi_par_annee`` per year; stops at the first failure."""
-    from pipelines.defs.automation import SUIVI_JOB
+def _definitions(paths: Paths, record: bool, progress: Progress):
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+    from pipelines.warehouse.resources import ProjectFolders
+
+    @dg.logger
+    def progress_logger(_init_context):
+        lg = logging.Logger("observatoire", level=logging.DEBUG)
+        lg.addHandler(progress)
+        return lg
+
+    folders = ProjectFolders(
+        raw_dir=str(paths.raw_dir),
+        warehouse=str(paths.warehouse),
+        marts_dir=str(paths.marts_dir),
+        archiver=record,
+    )
+    return build_definitions(folders, loggers={"progress": progress_logger})
+
+
+def _ensure_partition(instance, partition: str) -> None:
     from pipelines.defs.ingestion import ANNEE
 
-    missing = [a for a in annees if not instance.has_dynamic_partition(ANNEE.name, a)]
-    if missing:
-        instance.add_dynamic_partitions(ANNEE.name, missing)
-    job = defs.resolve_job_def(SUIVI_JOB)
-    for annee in annees:
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=annee,
-            raise_on_error=False,
-            run_config={"loggers": {"progress": {}}},
+    if not instance.has_dynamic_partition(ANNEE.name, partition):
+        instance.add_dynamic_partitions(ANNEE.name, [partition])
+
+
+@contextlib.contextmanager
+def _dbt_output(log: Path, verbose: bool):
+    """dbt's per-node lines (written by dagster-dbt to stdout) go to the build log."""
+    if verbose:
+        yield
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w", encoding="utf-8") as fh, contextlib.redirect_stdout(fh):
+        yield
+
+
+def _failure(progress: Progress, log: Path) -> str:
+    where = f" (détail: {log})" if log.is_file() else ""
+    if progress.failed_checks:
+        n = len(progress.failed_checks)
+        return (
+            f"{n} contrôle(s) bloquant(s) en échec, rien n'est publié: "
+            + ", ".join(progress.failed_checks[:3])
+            + (" ..." if n > 3 else "")
+            + where
         )
-        if not result.success:
-            return False
-    return True
+    return (progress.failure or "la construction a échoué (voir les étapes ci-dessus)") + where
 
 
-def _cleanup(*targets: Path) -> None:
-    for target in targets:
-        if target.is_dir():
-            shutil.rmtree(target, ignore_errors=True)
-        elif target.exists():
-            target.unlink()
-        wal = target.with_name(target.name + ".wal")
-        if wal.exists():
-            wal.unlink()
+def _report(progress: Progress, result, paths: Paths) -> None:
+    """The build summary, from the publication asset's metadata."""
+    from pipelines.warehouse.publication import KEY
 
-
-def _publish(tmp_wh: Path, warehouse: Path, tmp_marts: Path, marts_dir: Path) -> None:
-    """Atomic replace of the warehouse file; each mart file replaced atomically too."""
-    os.replace(tmp_wh, warehouse)
-    wal = warehouse.with_name(warehouse.name + ".wal")
-    if wal.exists():
-        wal.unlink()
-    marts_dir.mkdir(parents=True, exist_ok=True)
-    if tmp_marts.is_dir():
-        for item in tmp_marts.iterdir():
-            target = marts_dir / item.name
-            if item.is_dir() and target.is_dir():
-                # a folder (scdl/) cannot replace a non-empty one: swap, then drop the old one
-                old = target.with_name(f".{target.name}.ancien")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(target, old)
-                os.replace(item, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(item, target)
-        shutil.rmtree(tmp_marts, ignore_errors=True)
-
-
-def _summary(warehouse: Path) -> str:
-    import duckdb
-
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        lines = ["", "Résumé par source (fichiers lus, lignes chargées, lignes rejetées):"]
-        rows = con.execute(
-            "select source, count(*), sum(lignes_chargees), sum(lignes_rejetees) "
-            "from raw.ingestion_log group by 1 order by 1"
-        ).fetchall()
-        rejets = dict(con.execute("select source, count(*) from raw.rejets group by 1").fetchall())
-        if not rows:
-            lines.append("  (aucun fichier brut)")
-        for source, files, loaded, rejected in rows:
-            lines.append(
-                f"  {source:<16} {files:>3} fichier(s)  {loaded or 0:>9} chargées  "
-                f"{rejected or 0:>6} rejetées  ({rejets.get(source, 0)} rejets détaillés "
-                "dans raw.rejets)"
-            )
-        inconnus = con.execute(
-            "select source, count(*) from raw.anomalies where type = 'qpv_inconnu' "
-            "group by 1 order by 1"
-        ).fetchall()
-        if inconnus:
-            lines.append(
-                "Codes QPV inconnus (lignes gardées, détail dans raw.anomalies, type "
-                "qpv_inconnu): " + ", ".join(f"{source} {n}" for source, n in inconnus)
-            )
-        lines.append("Marts écrits:")
-        for (table,) in con.execute(
-            "select table_name from information_schema.tables "
-            "where table_schema = 'marts' order by 1"
-        ).fetchall():
-            count = con.execute(f"select count(*) from marts.{table}").fetchone()[0]
-            lines.append(f"  marts.{table:<28} {count:>8} lignes")
-        return "\n".join(lines)
-    finally:
-        con.close()
+    metadata = {}
+    for event in result.get_asset_materialization_events():
+        if event.asset_key == KEY:
+            metadata = event.materialization.metadata
+    if "resume" in metadata:
+        progress.echo(metadata["resume"].value)
+    if progress.warned_checks:
+        progress.echo(
+            f"Avertissements ({len(progress.warned_checks)} contrôles non bloquants): "
+            + ", ".join(progress.warned_checks[:4])
+            + (" ..." if len(progress.warned_checks) > 4 else "")
+        )
+    if "manifeste" in metadata:
+        progress.echo(
+            f"Entrées archivées ({metadata['fichiers_archives'].value} fichiers): "
+            f"{metadata['manifeste'].value}"
+        )
+    rapports = sorted((paths.marts_dir / "rapport").glob("rapport_*.html"))
+    if rapports:
+        pdfs = sum(1 for r in rapports if r.with_suffix(".pdf").exists())
+        progress.echo(
+            f"Rapports annuels ({len(rapports)} HTML, {pdfs} PDF): {paths.marts_dir / 'rapport'}"
+        )
 
 
 @main.command(help="Écrit les fichiers bruts de la démo dans --raw-dir s'ils sont absents.")

@@ -1,47 +1,53 @@
-"""The code location's single entry point: ``dagster dev -m pipelines.definitions``."""
+"""The code location's single entry point: ``dagster dev -m pipelines.definitions``.
+
+The asset graph follows the data: sources (raw files -> ``raw`` tables) -> dbt (référentiels,
+staging, intermediate, marts) -> exports and report -> ``publication/entrepot``, which swaps the
+build in. ``observatoire build`` runs the same job with its own folders and progress logger.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.defs.automation import (
-    fichiers_bruts,
-    publication_annees,
-    publication_atomique,
-    reconstruction_annuelle,
-    suivi_par_annee,
-)
-from pipelines.defs.dbt import build_dbt_assets
-from pipelines.defs.exports import build_export_asset
 from pipelines.defs.geo_assets import geo_assets
 from pipelines.defs.indicateurs_assets import indicateurs_assets
 from pipelines.defs.ingestion import ingestion_assets
-from pipelines.defs.rapport import rapports_annuels
-from pipelines.defs.resources import default_resources
+from pipelines.report.assets import rapports_annuels
+from pipelines.warehouse.automation import (
+    BUILD_JOB,
+    build_entrepot,
+    fichiers_bruts,
+    reconstruction_annuelle,
+    suivi_par_annee,
+)
+from pipelines.warehouse.dbt import build_dbt_assets, mart_names
+from pipelines.warehouse.exports import build_export_asset
+from pipelines.warehouse.publication import build_publication_asset
+from pipelines.warehouse.resources import ProjectFolders, default_resources
 
-BUILD_JOB = "build_entrepot"
+__all__ = ["BUILD_JOB", "build_definitions", "defs"]
 
 
-def build_definitions(loggers: dict | None = None) -> dg.Definitions:
-    """Definitions of the project; the CLI passes its own progress logger."""
-    build_job = dg.define_asset_job(
-        BUILD_JOB,
-        selection=dg.AssetSelection.all(),
-        description="Construction complète: ingestion, dbt (seeds, modèles, tests), exports.",
-    )
+def build_definitions(
+    folders: ProjectFolders | None = None, loggers: dict | None = None
+) -> dg.Definitions:
+    """Definitions of the project; the CLI passes its own folders and progress logger."""
+    assets = [
+        *ingestion_assets,
+        *indicateurs_assets,
+        *geo_assets,
+        build_dbt_assets(),
+        build_export_asset(),
+        rapports_annuels,
+    ]
+    upstream = [key for asset in assets for key in asset.keys]
+    assets.append(build_publication_asset(upstream, mart_names()))
     return dg.Definitions(
-        assets=[
-            *ingestion_assets,
-            *indicateurs_assets,
-            *geo_assets,
-            build_dbt_assets(),
-            build_export_asset(),
-            rapports_annuels,
-        ],
-        jobs=[build_job, publication_atomique, publication_annees, suivi_par_annee],
+        assets=assets,
+        jobs=[build_entrepot, suivi_par_annee],
         schedules=[reconstruction_annuelle],
         sensors=[fichiers_bruts],
-        resources=default_resources(),
+        resources=default_resources(folders),
         executor=dg.in_process_executor,
         loggers=loggers,
     )

@@ -14,8 +14,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,36 +35,81 @@ def builds_dir(warehouse: Path) -> Path:
     return warehouse.parent / "builds"
 
 
-@contextmanager
-def build_lock(warehouse: Path) -> Iterator[None]:
-    """One build at a time per warehouse (DuckDB allows a single writer)."""
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = warehouse.with_name(f".{warehouse.name}.lock")
-    with lock_path.open("w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise OperationError(
-                f"{warehouse}: une autre construction est en cours (verrou {lock_path})"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+class BuildLock:
+    """One build at a time per warehouse (DuckDB allows a single writer).
+
+    An exclusive ``flock`` on ``.<warehouse>.lock`` beside the warehouse, released by the
+    kernel when the process dies (kill -9 included). Re-entrant within a process: the CLI holds
+    it around its runs and the build's resource takes it again inside each run. ``wait``
+    (seconds) is how long to wait for another build to finish before giving up (0: fail at once).
+    """
+
+    _held: dict[Path, list] = {}  # lock path -> [open file, depth]
+
+    def __init__(self, warehouse: Path, wait: float = 0) -> None:
+        self.path = warehouse.with_name(f".{warehouse.name}.lock").resolve()
+        self.warehouse = warehouse
+        self.wait = wait
+
+    def acquire(self) -> None:
+        held = self._held.get(self.path)
+        if held is not None:
+            held[1] += 1
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.path.open("w")
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.close()
+                    raise OperationError(
+                        f"{self.warehouse}: une autre construction est en cours (verrou "
+                        f"{self.path})"
+                    ) from None
+                time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+        self._held[self.path] = [fh, 1]
+
+    def release(self) -> None:
+        held = self._held.get(self.path)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] == 0:
+            del self._held[self.path]
+            fcntl.flock(held[0], fcntl.LOCK_UN)
+            held[0].close()
+
+    def __enter__(self) -> BuildLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def build_lock(warehouse: Path, wait: float = 0) -> BuildLock:
+    """The build lock of ``warehouse``, as a context manager."""
+    return BuildLock(warehouse, wait)
 
 
 def remove_stale_builds(warehouse: Path, marts_dir: Path) -> list[Path]:
-    """Delete temp files left by a build that was killed (called under the build lock)."""
+    """Delete what a killed build left (called under the build lock): its staging folders."""
     removed = []
     for parent, stem in ((warehouse.parent, warehouse.name), (marts_dir.parent, marts_dir.name)):
         if not parent.is_dir():
             continue
-        for path in parent.glob(f".{stem}.build-*"):
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            removed.append(path)
+        # ``.build-<id>`` folders come from versions before the publication asset
+        for pattern in (f".{stem}.construction", f".{stem}.build-*"):
+            for path in parent.glob(pattern):
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path)
     return removed
 
 

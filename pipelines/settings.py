@@ -22,6 +22,8 @@ ENV_MARTS_DIR = "OBSERVATOIRE_MARTS_DIR"
 DEFAULT_RAW_DIR = PROJECT_ROOT / "data" / "raw"
 DEFAULT_WAREHOUSE = PROJECT_ROOT / "data" / "warehouse.duckdb"
 DEFAULT_MARTS_DIR = PROJECT_ROOT / "data" / "marts"
+#: The Dagster instance (runs, materializations, check results) when DAGSTER_HOME is not set.
+DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".dagster_home"
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,22 @@ class Paths:
             marts_dir=Path(os.environ.get(ENV_MARTS_DIR, DEFAULT_MARTS_DIR)),
         )
 
-    def export_env(self) -> None:
-        """Publish the paths to the environment read by dbt and the Dagster resources."""
-        os.environ[ENV_RAW_DIR] = str(self.raw_dir.resolve())
-        os.environ[ENV_WAREHOUSE] = str(self.warehouse.resolve())
-        os.environ[ENV_MARTS_DIR] = str(self.marts_dir.resolve())
+    def resolved(self) -> Paths:
+        return Paths(self.raw_dir.resolve(), self.warehouse.resolve(), self.marts_dir.resolve())
+
+    @property
+    def staging_warehouse(self) -> Path:
+        """The warehouse a build writes before publication (write-audit-publish).
+
+        It keeps the published file's name, in a folder beside it: DuckDB names the catalog
+        after the file and dbt's views refer to it, so the name must not change on publication.
+        """
+        return self.staging_dir / self.warehouse.name
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.warehouse.with_name(f".{self.warehouse.name}.construction")
+
+    @property
+    def staging_marts(self) -> Path:
+        return self.marts_dir.with_name(f".{self.marts_dir.name}.construction")

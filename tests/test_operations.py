@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipelines.defs.automation import content_key, raw_state
+from pipelines.warehouse.automation import content_key, raw_state
 from tests.conftest import CLI, ROOT, build
 
 MART_TABLES = ["dim_qpv", "taux_emploi_quartier", "depenses_orientation", "beneficiaires_genre"]

@@ -12,9 +12,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipelines.defs.automation import SUIVI_JOB, YEARS_PUBLICATION_JOB, changed_years
 from pipelines.defs.ingestion import ANNEE, bilans, partition_of, programmations
-from pipelines.defs.resources import ProjectFolders, Warehouse
+from pipelines.warehouse.automation import SUIVI_JOB, YEARS_PUBLICATION_JOB, changed_years
+from pipelines.warehouse.resources import ProjectFolders, Warehouse
 from tests.conftest import run_cli
 
 PROG_HEADER = (

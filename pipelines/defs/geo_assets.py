@@ -26,7 +26,7 @@ from pipelines.defs.raw_tables import (
     replace_source_rows,
     replace_table,
 )
-from pipelines.defs.resources import ProjectFolders, Warehouse
+from pipelines.warehouse.resources import ProjectFolders, Warehouse
 
 SOURCE = "lieux"
 FOLDER = "lieux"

@@ -25,7 +25,6 @@ from pipelines.defs.raw_tables import (
     replace_source_rows,
     replace_table,
 )
-from pipelines.defs.resources import ProjectFolders, Warehouse
 from pipelines.ingestion.common import REJECT_COLUMNS, IngestionError
 from pipelines.ingestion.compas import (
     SOURCE,
@@ -42,6 +41,7 @@ from pipelines.ingestion.references import (
     read_reference_file,
 )
 from pipelines.settings import DBT_PROJECT_DIR
+from pipelines.warehouse.resources import ProjectFolders, Warehouse
 
 GROUP = "ingestion"
 PROVIDER_FOLDERS = ("compas", "indicateurs")

@@ -28,12 +28,12 @@ from pipelines.defs.raw_tables import (
     replace_source_rows,
     replace_table,
 )
-from pipelines.defs.resources import ProjectFolders, Warehouse
 from pipelines.ingestion.common import REJECT_COLUMNS, IngestionError
 from pipelines.ingestion.insee import list_insee_files, read_insee_file
 from pipelines.ingestion.privacy import drop_personal_columns
 from pipelines.settings import REFERENTIELS_DIR
 from pipelines.suivi.programmations import year_from_path
+from pipelines.warehouse.resources import ProjectFolders, Warehouse
 
 GROUP = "ingestion"
 SEUIL_REJETS = 0.05

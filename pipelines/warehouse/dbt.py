@@ -1,7 +1,11 @@
-"""dbt assets: seeds, staging -> intermediate -> marts, with dbt tests as asset checks."""
+"""dbt assets: seeds, staging -> intermediate -> marts, with dbt tests as asset checks.
+
+dbt writes into the run's staging warehouse: the asset gives dbt a profile of its own
+(``<staging>/dbt/profiles.yml``, the project's ``profiles.yml`` with the staging path), so no
+environment variable is changed during a build.
+"""
 
 import json
-import os
 import sys
 from collections.abc import Mapping
 from functools import cache
@@ -9,28 +13,35 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import yaml
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from pipelines.duckdb_utils import ensure_spatial_installed
 from pipelines.settings import DBT_PROJECT_DIR
+from pipelines.warehouse.resources import ProjectFolders
 
 LAYERS = ("staging", "intermediate", "marts")
 
 
+#: The ``dbt`` installed beside this Python (the venv need not be activated, PATH untouched).
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+
+
+def dbt_executable() -> str:
+    return DBT_EXECUTABLE if Path(DBT_EXECUTABLE).exists() else "dbt"
+
+
 @cache
 def dbt_project() -> DbtProject:
-    """The single DbtProject of the code location (path relative to this file)."""
-    ensure_dbt_on_path()
+    """The single DbtProject of the code location (path relative to this file).
+
+    Its manifest is parsed here when missing or older than a file of the project (what
+    ``prepare_if_dev`` does under ``dagster dev`` only, and with the ``dbt`` found on PATH).
+    """
     project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-    project.prepare_if_dev()
+    if not manifest_is_fresh(project):
+        _parse(project)
     return project
-
-
-def ensure_dbt_on_path() -> None:
-    """Put the ``dbt`` installed beside this Python on PATH (venv not activated)."""
-    bindir = str(Path(sys.executable).parent)
-    if (Path(bindir) / "dbt").exists() and bindir not in os.environ.get("PATH", "").split(":"):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
 def manifest_is_fresh(project: DbtProject) -> bool:
@@ -49,18 +60,22 @@ def manifest_is_fresh(project: DbtProject) -> bool:
     )
 
 
+def _parse(project: DbtProject) -> None:
+    DbtCliResource(project_dir=project, dbt_executable=dbt_executable()).cli(
+        ["parse", "--quiet"], target_path=project.target_path
+    ).wait()
+
+
 def prepare_manifest(force: bool = False) -> None:
     """Parse the dbt project (writes target/manifest.json) unless it is up to date."""
-    ensure_dbt_on_path()
     ensure_spatial_installed()
     project = dbt_project()
     if force or not manifest_is_fresh(project):
-        project.preparer.prepare(project)
+        _parse(project)
 
 
 def dbt_resource() -> DbtCliResource:
-    ensure_dbt_on_path()
-    return DbtCliResource(project_dir=dbt_project())
+    return DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable())
 
 
 class Translator(DagsterDbtTranslator):
@@ -89,6 +104,18 @@ def mart_names() -> list[str]:
     )
 
 
+def write_build_profile(warehouse: Path, folder: Path) -> Path:
+    """The project's dbt profile with its target pointed at ``warehouse``; returns its folder."""
+    profiles = yaml.safe_load((DBT_PROJECT_DIR / "profiles.yml").read_text(encoding="utf-8"))
+    for profile in profiles.values():
+        if isinstance(profile, dict):
+            for output in profile.get("outputs", {}).values():
+                output["path"] = str(warehouse)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "profiles.yml").write_text(yaml.safe_dump(profiles), encoding="utf-8")
+    return folder
+
+
 def build_dbt_assets():
     project = dbt_project()
 
@@ -97,8 +124,22 @@ def build_dbt_assets():
         dagster_dbt_translator=Translator(),
         name="dbt_entrepot",
     )
-    def dbt_entrepot(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    def dbt_entrepot(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, folders: ProjectFolders
+    ):
         ensure_spatial_installed()
-        yield from dbt.cli(["build"], context=context).stream()
+        staging = folders.staging_warehouse
+        profiles = write_build_profile(staging, staging.parent / "dbt")
+        yield from dbt.cli(["build", "--profiles-dir", str(profiles)], context=context).stream()
 
     return dbt_entrepot
+
+
+def dbt_node_count() -> int:
+    """Models, seeds and data tests of the manifest: the events of a full dbt step."""
+    manifest = json.loads(dbt_project().manifest_path.read_text())
+    return sum(
+        1
+        for node in manifest["nodes"].values()
+        if node["resource_type"] in ("model", "seed", "test")
+    )

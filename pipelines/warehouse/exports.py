@@ -10,10 +10,10 @@ metadata with the CRS) by DuckDB itself.
 import dagster as dg
 
 from geo.export import export_dim_qpv
-from pipelines.defs.dbt import mart_names
-from pipelines.defs.resources import ProjectFolders, Warehouse
 from pipelines.publication.scdl import export_scdl
 from pipelines.publication.secret import load_specs, mask_counts
+from pipelines.warehouse.dbt import mart_names
+from pipelines.warehouse.resources import ProjectFolders, Warehouse
 
 
 def build_export_asset():

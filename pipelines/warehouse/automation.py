@@ -1,15 +1,15 @@
-"""Annual schedule, raw-files sensor, and the atomic publication jobs they start.
+"""Jobs, annual schedule and raw-files sensor. Every job ends with the publication asset.
 
-The asset job ``build_entrepot`` materializes assets where the resources point (handy in the
-UI). Publication for analysts goes through ``publication_atomique``: the same build as
-``observatoire build``, in a new warehouse file swapped in only when every blocking check
-passed. The schedule and the sensor start that job.
+``build_entrepot`` is the whole build: ingestion, dbt (seeds, models, tests), exports, report,
+then ``publication/entrepot``, which swaps the staging warehouse in once everything passed
+(write-audit-publish, :mod:`pipelines.warehouse.publication`). ``observatoire build`` runs it;
+so do the schedule, the sensor and the UI.
 
-Yearly sources: ``suivi_par_annee`` is the partitioned job (partitions ``annee``) of the
-programmations and bilans assets and of everything downstream (dbt models, exports). The
-sensor starts ``publication_annees`` when every changed file is a programmation or bilan
-file: a copy of the published warehouse gets only the changed years rebuilt (and the dbt
-models downstream of the yearly sources), then replaces the published file atomically.
+``suivi_par_annee`` is partitioned by ``annee``: the programmations and bilans of one year, the
+dbt models downstream of them, the exports, the report and the publication, in a copy of the
+published warehouse (the other years stay identical). The sensor starts it when every changed
+file is a programmation or bilan file, one run per changed year (runs of the same warehouse wait
+for each other's lock); anything else starts ``build_entrepot``.
 """
 
 import hashlib
@@ -20,67 +20,37 @@ import dagster as dg
 
 from pipelines.defs.ingestion import ANNEE, SUIVI_SOURCES, SUIVI_SUFFIXES, partition_of
 from pipelines.settings import Paths
+from pipelines.warehouse.resources import TAG_WAIT
 
-PUBLICATION_JOB = "publication_atomique"
-YEARS_PUBLICATION_JOB = "publication_annees"
+BUILD_JOB = "build_entrepot"
 SUIVI_JOB = "suivi_par_annee"
+#: Seconds a run started by the sensor or the schedule waits for a build already running.
+SENSOR_WAIT = 3600
+
+build_entrepot = dg.define_asset_job(
+    BUILD_JOB,
+    selection=dg.AssetSelection.all(),
+    description="Construction complète dans un entrepôt de construction (ingestion, dbt: seeds, "
+    "modèles, tests; exports; rapport), puis publication atomique si tout a réussi.",
+)
 
 suivi_par_annee = dg.define_asset_job(
     SUIVI_JOB,
     selection=dg.AssetSelection.assets(
         *(dg.AssetKey(["raw", source]) for source in SUIVI_SOURCES)
     ).downstream(),  # partitioned by ``annee``: inferred from the yearly assets
-    description="Une année des programmations et bilans, puis les modèles dbt qui en dépendent "
-    "et les exports (dans l'entrepôt configuré; publication: publication_annees).",
+    description="Une année des programmations et bilans reconstruite dans une copie de "
+    "l'entrepôt publié, avec les modèles dbt qui en dépendent, les exports et le rapport, puis "
+    "publication atomique.",
 )
-
-
-@dg.op(description="Construit l'entrepôt dans un nouveau fichier et le publie s'il est valide.")
-def construire_et_publier(context: dg.OpExecutionContext) -> None:
-    from pipelines.cli import run_build
-
-    paths = Paths.from_env()
-    code, reason = run_build(paths)
-    if code:
-        raise dg.Failure(description=reason)
-    context.log.info(f"entrepôt publié: {paths.warehouse}")
-
-
-@dg.job(name=PUBLICATION_JOB, description="Construction complète et publication atomique.")
-def publication_atomique() -> None:
-    construire_et_publier()
-
-
-@dg.op(
-    config_schema={"annees": [str]},
-    description="Reconstruit les années données dans une copie de l'entrepôt publié et la publie.",
-)
-def construire_et_publier_annees(context: dg.OpExecutionContext) -> None:
-    from pipelines.cli import run_build
-
-    paths = Paths.from_env()
-    annees = list(context.op_config["annees"])
-    code, reason = run_build(paths, annees=annees, instance=context.instance)
-    if code:
-        raise dg.Failure(description=reason)
-    context.log.info(f"années {', '.join(annees)} publiées: {paths.warehouse}")
-
-
-@dg.job(
-    name=YEARS_PUBLICATION_JOB,
-    description="Reconstruction de quelques années des programmations et bilans (et de ce qui "
-    "en dépend) et publication atomique.",
-)
-def publication_annees() -> None:
-    construire_et_publier_annees()
-
 
 reconstruction_annuelle = dg.ScheduleDefinition(
     name="reconstruction_annuelle",
-    job=publication_atomique,
+    job=build_entrepot,
     cron_schedule="0 6 1 10 *",  # 1er octobre, 6 h: après la publication des bases INSEE
     execution_timezone="Europe/Paris",
     default_status=dg.DefaultScheduleStatus.STOPPED,
+    tags={TAG_WAIT: str(SENSOR_WAIT)},
     description="Reconstruction annuelle de l'entrepôt (1er octobre, 6 h, heure de Paris).",
 )
 
@@ -150,10 +120,10 @@ def _existing_years(context: dg.SensorEvaluationContext) -> set[str]:
 
 @dg.sensor(
     name="fichiers_bruts",
-    jobs=[publication_atomique, publication_annees],
+    jobs=[build_entrepot, suivi_par_annee],
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Lance une publication quand un fichier de data/raw/ apparaît, change ou "
+    description="Lance une construction quand un fichier de data/raw/ apparaît, change ou "
     "disparaît (empreinte du contenu, pas la date de modification): seulement les années "
     "touchées quand seuls des fichiers de programmations/ ou bilans/ ont changé, tout sinon.",
 )
@@ -169,21 +139,19 @@ def fichiers_bruts(context: dg.SensorEvaluationContext):
         for rel in set(state) | set(cursor.get("state", {}))
         if (state.get(rel) or [None] * 3)[2] != (cursor.get("state", {}).get(rel) or [None] * 3)[2]
     )
-    tags = {"fichiers_modifies": ", ".join(changed)[:1000]}
+    tags = {"fichiers_modifies": ", ".join(changed)[:1000], TAG_WAIT: str(SENSOR_WAIT)}
     # first evaluation: the published warehouse may not reflect the files: rebuild everything
     years = changed_years(changed) if cursor.get("state") else None
     if years is None:
-        return dg.RunRequest(run_key=key, job_name=PUBLICATION_JOB, tags=tags)
+        return dg.RunRequest(run_key=key, job_name=BUILD_JOB, tags=tags)
     present = {p for rel in state if (p := suivi_partition(rel)) is not None}
     new = sorted((present | set(years)) - _existing_years(context))
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
-                run_key=key,
-                job_name=YEARS_PUBLICATION_JOB,
-                run_config={"ops": {"construire_et_publier_annees": {"config": {"annees": years}}}},
-                tags={**tags, "annees": ",".join(years)},
+                run_key=f"{key}-{year}", job_name=SUIVI_JOB, partition_key=year, tags=tags
             )
+            for year in years
         ],
         dynamic_partitions_requests=[ANNEE.build_add_request(new)] if new else [],
     )

@@ -11,7 +11,7 @@ import os
 
 import dagster as dg
 
-from pipelines.defs.resources import ProjectFolders, Warehouse
+from pipelines.warehouse.resources import ProjectFolders, Warehouse
 
 ENV_PDF = "OBSERVATOIRE_RAPPORT_PDF"
 

@@ -1,0 +1,129 @@
+"""Resources of a build: where it reads, the staging warehouse it writes, where it publishes.
+
+A build is one Dagster run (write-audit-publish): every asset writes into a *staging* warehouse
+and marts folder beside the published ones (``.warehouse.duckdb.construction/``,
+``.marts.construction/``); the last asset, ``publication/entrepot``, audits the staging files and
+swaps them in atomically. The published files are never written to by any other asset, so a
+failed or killed build leaves them intact and readable.
+
+``ProjectFolders`` prepares the staging folders when a run starts, under the build lock (one
+build per warehouse): an unpartitioned run starts from an empty staging warehouse; a run of one
+``annee`` partition starts from a copy of the published warehouse, so that only that year (and
+what depends on it) is rebuilt. Paths come from the environment (``OBSERVATOIRE_*``, read at
+launch time by ``dg.EnvVar``) or from the CLI, which builds its own resources.
+"""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from pydantic import PrivateAttr
+
+from pipelines.duckdb_utils import load_spatial
+from pipelines.operations import BuildLock, remove_stale_builds
+from pipelines.settings import ENV_MARTS_DIR, ENV_RAW_DIR, ENV_WAREHOUSE, Paths
+
+#: Run tag: seconds a run waits for another build of the same warehouse (sensor runs wait).
+TAG_WAIT = "observatoire/attente_verrou"
+
+
+class BuildSetupError(Exception):
+    """A run cannot prepare its staging warehouse."""
+
+
+class ProjectFolders(dg.ConfigurableResource):
+    """The raw folder a build reads, and the published warehouse and marts it replaces."""
+
+    raw_dir: str
+    warehouse: str
+    marts_dir: str
+    #: Archive the inputs and write the build manifest on publication (off for ``--as-of``).
+    archiver: bool = True
+
+    _lock: BuildLock | None = PrivateAttr(default=None)
+
+    @property
+    def paths(self) -> Paths:
+        """Published paths (absolute)."""
+        return Paths(Path(self.raw_dir), Path(self.warehouse), Path(self.marts_dir)).resolved()
+
+    @property
+    def raw(self) -> Path:
+        return self.paths.raw_dir
+
+    @property
+    def marts(self) -> Path:
+        """Where this build's assets write the marts: the staging folder."""
+        return self.paths.staging_marts
+
+    @property
+    def staging_warehouse(self) -> Path:
+        return self.paths.staging_warehouse
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        run = context.dagster_run
+        tags = run.tags if run is not None else {}
+        self._lock = BuildLock(self.paths.warehouse, wait=float(tags.get(TAG_WAIT, 0) or 0))
+        self._lock.acquire()
+        try:
+            prepare_staging(self.paths, copy_published="dagster/partition" in tags)
+        except BaseException:
+            self._lock.release()
+            self._lock = None
+            raise
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+def prepare_staging(paths: Paths, copy_published: bool) -> None:
+    """Empty staging folders (what a killed build left is removed), or a copy of the published
+    warehouse when only some partitions are rebuilt. Called under the build lock."""
+    remove_stale_builds(paths.warehouse, paths.marts_dir)
+    paths.staging_dir.mkdir(parents=True)
+    paths.staging_marts.mkdir(parents=True)
+    if copy_published:
+        if not paths.warehouse.is_file():
+            raise BuildSetupError(
+                f"{paths.warehouse}: aucun entrepôt publié à compléter; lancer une construction "
+                "complète (observatoire build sans --annee)"
+            )
+        shutil.copy2(paths.warehouse, paths.staging_warehouse)
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The staging DuckDB warehouse of the run, with the spatial extension loaded."""
+
+    folders: ProjectFolders
+
+    @contextmanager
+    def connect(self):
+        con = duckdb.connect(str(self.folders.staging_warehouse))
+        try:
+            load_spatial(con)
+            yield con
+        finally:
+            con.close()
+
+
+def default_resources(folders: ProjectFolders | None = None) -> dict:
+    """Resources read from the environment at launch time (dg.EnvVar), or the CLI's folders."""
+    from pipelines.warehouse.dbt import dbt_resource
+
+    if folders is None:
+        folders = ProjectFolders(
+            raw_dir=dg.EnvVar(ENV_RAW_DIR),
+            warehouse=dg.EnvVar(ENV_WAREHOUSE),
+            marts_dir=dg.EnvVar(ENV_MARTS_DIR),
+        )
+    return {
+        "folders": folders,
+        "warehouse": Warehouse(folders=folders),
+        "dbt": dbt_resource(),
+    }
