@@ -1,4 +1,11 @@
-"""Shared fixtures: paths to the real reference data and builds of the warehouse."""
+"""Shared fixtures: paths to the real reference data and the one demo build of the session.
+
+Layers (see docs/developpement/tests.md): unit tests of readers, parsers and rules need no
+build; asset tests materialize a few assets on a temporary DuckDB; dbt unit and data tests run
+inside every build; end-to-end tests share ONE demo build per test session (``demo_build``), made
+through the ``observatoire`` command as a user would, once even with several pytest-xdist
+workers (a file lock: the first worker builds, the others wait and reuse it).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 # Builds write the rapport annuel; its PDF (a few seconds each) is printed by the report test only.
 os.environ.setdefault("OBSERVATOIRE_RAPPORT_PDF", "0")
+os.environ["DAGSTER_DISABLE_TELEMETRY"] = "1"
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -37,7 +46,9 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subproce
     )
 
 
-def build(raw: Path, out: Path) -> subprocess.CompletedProcess:
+def build(
+    raw: Path, out: Path, *extra: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
     return run_cli(
         "build",
         "--raw-dir",
@@ -46,16 +57,43 @@ def build(raw: Path, out: Path) -> subprocess.CompletedProcess:
         str(out / "warehouse.duckdb"),
         "--marts-dir",
         str(out / "marts"),
+        *extra,
+        env=env,
     )
 
 
+def _session_root(tmp_path_factory, worker_id: str) -> Path:
+    """The temp folder shared by every xdist worker of this session."""
+    base = tmp_path_factory.getbasetemp()
+    return base if worker_id == "master" else base.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dagster_home(tmp_path_factory, worker_id) -> Path:
+    """A Dagster instance per worker (the CLI records its runs there, as make does)."""
+    home = tmp_path_factory.getbasetemp() / "dagster_home"
+    home.mkdir(exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
 @pytest.fixture(scope="session")
-def demo_build(tmp_path_factory) -> Path:
+def demo_build(tmp_path_factory, worker_id) -> Path:
     """The demo (real extract + fictitious suivi) written and built once for the session."""
-    base = tmp_path_factory.mktemp("demo")
-    done = run_cli("demo", "--raw-dir", str(base / "raw"))
-    assert done.returncode == 0, done.stderr
-    result = build(base / "raw", base)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (base / "build.log").write_text(result.stdout)
+    root = _session_root(tmp_path_factory, worker_id)
+    base = root / "demo"
+    with FileLock(str(root / "demo.lock")):
+        failed = base / "build.failed"
+        if failed.exists():
+            pytest.fail(failed.read_text()[-3000:])
+        if not (base / "build.done").exists():
+            done = run_cli("demo", "--raw-dir", str(base / "raw"))
+            assert done.returncode == 0, done.stderr
+            # its own Dagster instance: the instance test reads the run from there
+            result = build(base / "raw", base, env={"DAGSTER_HOME": str(base / "dagster_home")})
+            (base / "build.log").write_text(result.stdout + result.stderr)
+            if result.returncode != 0:
+                failed.write_text(result.stdout[-3000:] + result.stderr[-3000:])
+                pytest.fail(failed.read_text())
+            (base / "build.done").touch()
     return base

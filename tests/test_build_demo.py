@@ -214,9 +214,43 @@ def test_beneficiaires_genre_equals_raw_bilans(con, demo_build):
 def test_build_summary_printed(demo_build):
     log = (demo_build / "build.log").read_text()
     assert "Résumé par source" in log and "programmations" in log and "Marts écrits" in log
+    # 6 INSEE files of 40 QPV each (data/demo/insee), none rejected
+    [insee] = [line for line in log.splitlines() if line.strip().startswith("insee ")]
+    assert "6 fichier(s)" in insee and " 240 chargées" in insee and " 0 rejetées" in insee
+    assert len(log.splitlines()) < 60  # dbt's per-node lines go to the build log
     assert (
         "données fictives"
         in (demo_build / "raw" / "programmations" / "README.txt")
         .read_text(encoding="utf-8")
         .lower()
     )
+
+
+def test_dagster_instance_holds_the_build(demo_build):
+    """After a build, the persistent instance (what `make ui` shows) has its successful run, a
+    materialization of every asset and the results of every check."""
+    import dagster as dg
+
+    from pipelines.definitions import defs
+
+    instance = dg.DagsterInstance.from_config(str(demo_build / "dagster_home"))
+    [run] = instance.get_runs()
+    assert run.job_name == "build_entrepot" and run.is_success
+    graph = defs.resolve_asset_graph()
+    # raw/rejets, raw/ingestion_log...: dbt sources written alongside by every ingestion asset
+    keys = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+    materialized = {
+        key for key in keys if instance.get_latest_materialization_event(key) is not None
+    }
+    assert materialized == keys
+    checks = graph.asset_check_keys
+    assert len(checks) > 400  # dbt data tests and the ingestion checks
+    evaluated = instance.event_log_storage.get_latest_asset_check_execution_by_key(list(checks))
+    assert set(evaluated) == set(checks)
+    statuses = {e.status.value for e in evaluated.values()}
+    assert statuses <= {"SUCCEEDED", "FAILED"}
+    assert instance.get_latest_materialization_event(
+        dg.AssetKey(["publication", "entrepot"])
+    ).asset_materialization.metadata["build_id"].value in {
+        p.stem for p in (demo_build / "builds").glob("*.json")
+    }

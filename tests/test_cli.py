@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 import subprocess
 
 import duckdb
 
-from tests.conftest import CONSOLE_SCRIPT, DEMO_DIR, build, run_cli
+from tests.conftest import CONSOLE_SCRIPT, build, run_cli
 
 MARTS = {
     "agregats_qpv",
@@ -71,27 +69,3 @@ def test_empty_raw_dir_gives_empty_marts(tmp_path):
     for mart in MARTS:
         assert (tmp_path / "marts" / f"{mart}.parquet").is_file()
     assert "Marts écrits" in result.stdout
-
-
-def test_failed_build_names_file_and_keeps_previous_warehouse(tmp_path):
-    raw = tmp_path / "raw"
-    (raw / "insee").mkdir(parents=True)
-    shutil.copy(DEMO_DIR / "insee" / "IPRO_2022.csv", raw / "insee")
-    first = build(raw, tmp_path)
-    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
-    assert "insee" in first.stdout and "40 chargées" in first.stdout
-    warehouse = tmp_path / "warehouse.duckdb"
-    before = hashlib.sha256(warehouse.read_bytes()).hexdigest()
-
-    (raw / "insee" / "DEMO_2022.csv").write_bytes(
-        "CODGEO;LIBGEO\nQP059020;Cité\n".encode("latin-1")
-    )
-    second = build(raw, tmp_path)
-    assert second.returncode != 0
-    reason = second.stderr.strip().splitlines()[-1]
-    assert "DEMO_2022.csv" in reason and "ligne 2" in reason and "UTF-8" in reason
-    assert hashlib.sha256(warehouse.read_bytes()).hexdigest() == before
-    con = duckdb.connect(str(warehouse), read_only=True)
-    assert con.execute("select count(*) from marts.taux_emploi_quartier").fetchone()[0] == 40
-    leftovers = [p.name for p in tmp_path.iterdir() if ".build-" in p.name]
-    assert leftovers == []

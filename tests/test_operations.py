@@ -77,7 +77,7 @@ def test_sensor_requests_one_run_per_change(tmp_path, monkeypatch):
     ctx3 = dg.build_sensor_context(cursor=ctx2.cursor)
     assert isinstance(sensor(ctx3), dg.RunRequest)
     assert defs.get_schedule_def("reconstruction_annuelle").cron_schedule == "0 6 1 10 *"
-    assert defs.resolve_job_def("publication_atomique") is not None
+    assert defs.resolve_job_def("build_entrepot") is not None
 
 
 def _start_build(raw: Path, out: Path) -> subprocess.Popen:
@@ -118,8 +118,14 @@ def _kill_when(proc: subprocess.Popen, marker: str | None, delay: float) -> str:
     return "".join(seen)
 
 
-def test_kill_9_at_several_points_then_rebuild_is_identical(demo_build, tmp_path):
-    raw = demo_build / "raw"
+def test_kill_9_at_several_points_then_a_failed_build_keep_the_published_warehouse(
+    demo_build, tmp_path
+):
+    """kill -9 during ingestion, during dbt and just before publication, then a build that
+    fails on a bad file: the published warehouse and marts never change, a reader querying them
+    all along never fails, and the next build cleans what the killed ones left."""
+    raw = tmp_path / "raw"
+    shutil.copytree(demo_build / "raw", raw)
     shutil.copy(demo_build / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
     shutil.copytree(demo_build / "marts", tmp_path / "marts")
     published = tmp_path / "warehouse.duckdb"
@@ -144,28 +150,36 @@ def test_kill_9_at_several_points_then_rebuild_is_identical(demo_build, tmp_path
                 errors.append(repr(err))
             time.sleep(0.05)
 
+    def unchanged(where: str) -> None:
+        assert sha(published) == before, f"warehouse changed by a build killed {where}"
+        marts_now = {p.name: sha(p) for p in (tmp_path / "marts").rglob("*") if p.is_file()}
+        assert marts_now == marts_before, where
+        con = duckdb.connect(str(published), read_only=True)
+        assert con.execute("select count(*) from marts.dim_qpv").fetchone()[0] == 82
+        con.close()
+
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     try:
-        for marker, delay in ((None, 2.0), ("▶ dbt_entrepot", 3.0), ("▶ exports", 0.2)):
+        points = ((None, 2.0), ("✔ raw__programmations", 3.0), ("✔ rapport__", 0.0))
+        for marker, delay in points:
             _kill_when(_start_build(raw, tmp_path), marker, delay)
-            assert sha(published) == before, f"warehouse changed by a build killed at {marker}"
-            marts_now = {p.name: sha(p) for p in (tmp_path / "marts").rglob("*") if p.is_file()}
-            assert marts_now == marts_before
-            con = duckdb.connect(str(published), read_only=True)
-            assert con.execute("select count(*) from marts.dim_qpv").fetchone()[0] == 82
-            con.close()
+            unchanged(f"at {marker}")
+        # a build that fails (a latin-1 INSEE file) cleans the killed build's staging first
+        (raw / "insee" / "DEMO_2023.csv").write_bytes(
+            "CODGEO;LIBGEO\nQP059020;Cité\n".encode("latin-1")
+        )
         result = build(raw, tmp_path)
-        assert result.returncode == 0, result.stdout[-2000:]
+        assert result.returncode != 0
         assert "construction interrompue supprimé" in result.stdout
+        reason = result.stderr.strip().splitlines()[-1]
+        assert "DEMO_2023.csv" in reason and "ligne 2" in reason and "UTF-8" in reason
+        unchanged("after a failed build")
     finally:
         stop.set()
         thread.join(timeout=10)
     assert errors == []
     assert counts == {82}
-    assert not [p for p in tmp_path.iterdir() if ".build-" in p.name]
-    # idempotent: same inputs, same marts as the session's first build
-    assert mart_rows(published) == mart_rows(demo_build / "warehouse.duckdb")
 
 
 def test_as_of_rebuilds_a_past_build_from_its_archive(demo_build, tmp_path):

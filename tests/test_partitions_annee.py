@@ -13,7 +13,7 @@ import dagster as dg
 import duckdb
 
 from pipelines.defs.ingestion import ANNEE, bilans, partition_of, programmations
-from pipelines.warehouse.automation import SUIVI_JOB, YEARS_PUBLICATION_JOB, changed_years
+from pipelines.warehouse.automation import BUILD_JOB, SUIVI_JOB, changed_years
 from pipelines.warehouse.resources import ProjectFolders, Warehouse
 from tests.conftest import run_cli
 
@@ -73,14 +73,17 @@ def _rows_of_year(warehouse: Path, year: int) -> dict[str, str]:
 
 
 def _materialize(raw: Path, warehouse: Path, instance, partition: str | None):
+    folders = ProjectFolders(
+        raw_dir=str(raw),
+        warehouse=str(warehouse),
+        marts_dir=str(warehouse.parent / "m"),
+        direct=True,
+    )
     return dg.materialize(
         [programmations, bilans],
         partition_key=partition,
         instance=instance,
-        resources={
-            "warehouse": Warehouse(database=str(warehouse)),
-            "folders": ProjectFolders(raw_dir=str(raw), marts_dir=str(warehouse.parent / "m")),
-        },
+        resources={"warehouse": Warehouse(folders=folders), "folders": folders},
     )
 
 
@@ -197,16 +200,14 @@ def test_sensor_requests_only_the_changed_years(tmp_path, monkeypatch):
         return sensor(ctx), ctx.cursor
 
     first, cursor = evaluate(None)  # nothing known yet: everything is rebuilt
-    assert isinstance(first, dg.RunRequest) and first.job_name == "publication_atomique"
+    assert isinstance(first, dg.RunRequest) and first.job_name == BUILD_JOB
 
     (raw / "bilans" / "VM_bilans_2027.csv").write_text(_bilan(2027, 9), encoding="utf-8")
     result, cursor = evaluate(cursor)
     assert isinstance(result, dg.SensorResult)
     [request] = result.run_requests
-    assert request.job_name == YEARS_PUBLICATION_JOB and request.tags["annees"] == "2027"
-    assert request.run_config["ops"]["construire_et_publier_annees"]["config"] == {
-        "annees": ["2027"]
-    }
+    assert request.job_name == SUIVI_JOB and request.partition_key == "2027"
+    assert int(request.tags["observatoire/attente_verrou"]) > 0  # waits for a running build
     [add] = result.dynamic_partitions_requests
     assert add.partitions_def_name == "annee" and sorted(add.partition_keys) == ["2026", "2027"]
     instance.add_dynamic_partitions("annee", ["2026", "2027"])  # what the daemon does
@@ -216,30 +217,27 @@ def test_sensor_requests_only_the_changed_years(tmp_path, monkeypatch):
 
     _write_year(raw, 2028)  # a new year: only it is built, and its partition is added
     result, cursor = evaluate(cursor)
-    assert [r.tags["annees"] for r in result.run_requests] == ["2028"]
+    assert [r.partition_key for r in result.run_requests] == ["2028"]
     assert [r.partition_keys for r in result.dynamic_partitions_requests] == [["2028"]]
 
     (raw / "insee" / "IPRO_2022.csv").write_text("CODGEO;A\nQP059020;2\n", encoding="utf-8")
     full, cursor = evaluate(cursor)  # not a yearly file: full publication
-    assert isinstance(full, dg.RunRequest) and full.job_name == "publication_atomique"
+    assert isinstance(full, dg.RunRequest) and full.job_name == BUILD_JOB
     assert json.loads(cursor)["key"]
 
 
-def test_year_publication_rebuilds_one_year_atomically(demo_build, tmp_path, monkeypatch):
-    """On the demo: one year rebuilt in a copy of the published warehouse, then published."""
-    from pipelines.cli import run_build
-    from pipelines.settings import ENV_MARTS_DIR, ENV_RAW_DIR, ENV_WAREHOUSE, Paths
-
-    for var in (ENV_RAW_DIR, ENV_WAREHOUSE, ENV_MARTS_DIR):  # restored after the test
-        monkeypatch.setenv(var, "unset")
+def test_cli_build_one_year(demo_build, tmp_path):
+    """`observatoire build --annee 2027` on the demo: 2027 rebuilt in a copy of the published
+    warehouse (one run of the partitioned job, recorded in the Dagster instance), then
+    published; the other years are not reloaded and keep their rows, in raw and in the marts."""
     raw = tmp_path / "raw"
     shutil.copytree(demo_build / "raw", raw)
     shutil.copy(demo_build / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
     shutil.copytree(demo_build / "marts", tmp_path / "marts")
-    paths = Paths(raw, tmp_path / "warehouse.duckdb", tmp_path / "marts")
+    warehouse = tmp_path / "warehouse.duckdb"
 
     def snapshot(sql: str) -> list:
-        con = duckdb.connect(str(paths.warehouse), read_only=True)
+        con = duckdb.connect(str(warehouse), read_only=True)
         try:
             return con.execute(sql).fetchall()
         finally:
@@ -250,9 +248,15 @@ def test_year_publication_rebuilds_one_year_atomically(demo_build, tmp_path, mon
     )
     marts_others = "select * from marts.depenses_orientation where annee <> 2027 order by all"
     before = (snapshot(others), snapshot(marts_others))
-    total_2027 = snapshot("select sum(montant_accorde) from raw.programmations where annee = 2027")[
-        0
-    ][0]
+    loads = (
+        "select annee, max(horodatage) from raw.ingestion_log l "
+        "join (select distinct source_fichier, annee from raw.programmations) p "
+        "on l.fichier = p.source_fichier group by annee order by annee"
+    )
+    loaded_before = snapshot(loads)
+    [(total_2027,)] = snapshot(
+        "select sum(montant_accorde) from raw.programmations where annee = 2027"
+    )
     # drop one funded line of the 2027 file of VM
     [(line_no, amount)] = snapshot(
         "select source_ligne, montant_accorde from raw.programmations "
@@ -264,74 +268,44 @@ def test_year_publication_rebuilds_one_year_atomically(demo_build, tmp_path, mon
     del lines[line_no - 1]
     source.write_text("".join(lines), encoding="utf-8")
 
-    instance = dg.DagsterInstance.ephemeral()
-    started = time.perf_counter()
-    code, reason = run_build(paths, annees=["2027"], instance=instance)
-    took = time.perf_counter() - started
-    assert code == 0, reason
-    print(f"reconstruction de l'année 2027: {took:.1f} s")
-
-    assert (snapshot(others), snapshot(marts_others)) == before
-    expected = total_2027 - amount
-    assert (
-        snapshot("select sum(montant_accorde) from raw.programmations where annee = 2027")[0][0]
-        == expected
-    )
-    assert (
-        snapshot("select sum(montant_accorde) from marts.depenses_orientation where annee = 2027")[
-            0
-        ][0]
-        == expected
-    )
-    # the runs of the partitioned job are recorded per partition in the instance
-    runs = instance.get_runs()
-    assert [(r.job_name, r.tags.get("dagster/partition")) for r in runs] == [(SUIVI_JOB, "2027")]
-    # the export was refreshed too
-    exported = duckdb.sql(
-        f"select sum(montant_accorde) from '{paths.marts_dir}/depenses_orientation.parquet' "
-        "where annee = 2027"
-    ).fetchone()[0]
-    assert exported == expected
-
-
-def test_cli_build_one_year(demo_build, tmp_path):
-    """`observatoire build --annee 2027` publishes a copy where only 2027 was rebuilt."""
-    shutil.copytree(demo_build / "raw", tmp_path / "raw")
-    shutil.copy(demo_build / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
-    before = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
-    loaded_before = before.execute(
-        "select annee, max(horodatage) from raw.ingestion_log l "
-        "join (select distinct source_fichier, annee from raw.programmations) p "
-        "on l.fichier = p.source_fichier group by annee order by annee"
-    ).fetchall()
-    before.close()
     result = run_cli(
         "build",
         "--annee",
         "2027",
         "--raw-dir",
-        str(tmp_path / "raw"),
+        str(raw),
         "--warehouse",
-        str(tmp_path / "warehouse.duckdb"),
+        str(warehouse),
         "--marts-dir",
         str(tmp_path / "marts"),
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "(années 2027)" in result.stdout
-    after = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
-    loaded_after = dict(
-        after.execute(
-            "select annee, max(horodatage) from raw.ingestion_log l "
-            "join (select distinct source_fichier, annee from raw.programmations) p "
-            "on l.fichier = p.source_fichier group by annee"
-        ).fetchall()
-    )
-    after.close()
+
+    assert (snapshot(others), snapshot(marts_others)) == before
+    expected = total_2027 - amount
+    sums = "select sum(montant_accorde) from {} where annee = 2027"
+    assert snapshot(sums.format("raw.programmations")) == [(expected,)]
+    assert snapshot(sums.format("marts.depenses_orientation")) == [(expected,)]
+    exported = duckdb.sql(
+        sums.format(f"'{tmp_path / 'marts' / 'depenses_orientation.parquet'}'")
+    ).fetchone()[0]
+    assert exported == expected  # the export was refreshed too
     # files of the other years were not reloaded (same load time), those of 2027 were
+    loaded_after = dict(snapshot(loads))
     for annee, when in loaded_before:
         if annee == 2027:
             assert loaded_after[annee] > when
         else:
             assert loaded_after[annee] == when, annee
-    bad = run_cli("build", "--annee", "2027", "--as-of", "x", "--raw-dir", str(tmp_path / "raw"))
+    # the run of the partitioned job is recorded, with its partition, in the instance
+    instance = dg.DagsterInstance.get()
+    runs = [
+        r
+        for r in instance.get_runs()
+        if r.job_name == SUIVI_JOB and r.tags.get("dagster/partition") == "2027"
+    ]
+    assert runs and runs[0].is_success
+
+    bad = run_cli("build", "--annee", "2027", "--as-of", "x", "--raw-dir", str(raw))
     assert bad.returncode == 2 and "ne se combinent pas" in bad.stderr

@@ -43,6 +43,9 @@ class ProjectFolders(dg.ConfigurableResource):
     marts_dir: str
     #: Archive the inputs and write the build manifest on publication (off for ``--as-of``).
     archiver: bool = True
+    #: Assets write straight into ``warehouse`` and ``marts_dir``, with no staging, lock or
+    #: publication (asset tests and one-off materializations on a scratch DuckDB).
+    direct: bool = False
 
     _lock: BuildLock | None = PrivateAttr(default=None)
 
@@ -58,13 +61,16 @@ class ProjectFolders(dg.ConfigurableResource):
     @property
     def marts(self) -> Path:
         """Where this build's assets write the marts: the staging folder."""
-        return self.paths.staging_marts
+        return self.paths.marts_dir if self.direct else self.paths.staging_marts
 
     @property
     def staging_warehouse(self) -> Path:
-        return self.paths.staging_warehouse
+        """Where this build's assets write: the staging warehouse."""
+        return self.paths.warehouse if self.direct else self.paths.staging_warehouse
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if self.direct:
+            return
         run = context.dagster_run
         tags = run.tags if run is not None else {}
         self._lock = BuildLock(self.paths.warehouse, wait=float(tags.get(TAG_WAIT, 0) or 0))
