@@ -84,3 +84,34 @@ ui: install
 clean:
 	rm -rf .ci_build data/warehouse.duckdb data/marts dbt_project/target dbt_project/target_test \
 		test-artifacts
+
+# ==============================================================================================
+# Documentation: `make docs` writes site/, a static site that opens from disk (site/index.html):
+# the manual (docs/, mkdocs-material, offline search) and the mémento des indicateurs (dbt docs
+# of the model YAMLs, site/memento/index.html). The dbt catalog (column types, row counts) is
+# read from a copy of the published warehouse when there is one, else left empty
+# (--empty-catalog); dbt works in a temporary folder and never opens the published file.
+# ==============================================================================================
+DOCS_STAMP := $(VENV)/.installed-docs
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml constraints.txt
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,docs]'
+	touch $(DOCS_STAMP)
+
+.PHONY: docs
+docs: $(DOCS_STAMP)
+	@set -euo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	if [ -f "$(OBSERVATOIRE_WAREHOUSE)" ]; then \
+		echo "mémento : catalogue lu sur une copie de $(OBSERVATOIRE_WAREHOUSE)"; \
+		cp "$(OBSERVATOIRE_WAREHOUSE)" "$$tmp/warehouse.duckdb"; catalogue=""; \
+	else \
+		echo "mémento : pas d'entrepôt publié ($(OBSERVATOIRE_WAREHOUSE)), catalogue vide"; \
+		catalogue="--empty-catalog"; \
+	fi; \
+	(cd dbt_project && OBSERVATOIRE_WAREHOUSE="$$tmp/warehouse.duckdb" \
+		$(abspath $(BIN))/dbt --quiet docs generate --static $$catalogue --profiles-dir . \
+		--target-path "$$tmp/target" --log-path "$$tmp/logs"); \
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site; \
+	mkdir -p site/memento; \
+	cp "$$tmp/target/static_index.html" site/memento/index.html; \
+	echo "site écrit : $(CURDIR)/site/index.html (mémento : site/memento/index.html)"
