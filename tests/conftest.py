@@ -62,14 +62,14 @@ def build(
     )
 
 
-def _session_root(tmp_path_factory, worker_id: str) -> Path:
+def _session_root(tmp_path_factory, config) -> Path:
     """The temp folder shared by every xdist worker of this session."""
     base = tmp_path_factory.getbasetemp()
-    return base if worker_id == "master" else base.parent
+    return base.parent if hasattr(config, "workerinput") else base
 
 
 @pytest.fixture(scope="session", autouse=True)
-def dagster_home(tmp_path_factory, worker_id) -> Path:
+def dagster_home(tmp_path_factory) -> Path:
     """A Dagster instance per worker (the CLI records its runs there, as make does)."""
     home = tmp_path_factory.getbasetemp() / "dagster_home"
     home.mkdir(exist_ok=True)
@@ -78,9 +78,9 @@ def dagster_home(tmp_path_factory, worker_id) -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo_build(tmp_path_factory, worker_id) -> Path:
+def demo_build(tmp_path_factory, pytestconfig) -> Path:
     """The demo (real extract + fictitious suivi) written and built once for the session."""
-    root = _session_root(tmp_path_factory, worker_id)
+    root = _session_root(tmp_path_factory, pytestconfig)
     base = root / "demo"
     with FileLock(str(root / "demo.lock")):
         failed = base / "build.failed"
