@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: install
-	$(BIN)/observatoire demo --raw-dir $(OBSERVATOIRE_RAW_DIR)
+	$(BIN)/python -m tools.demo --raw-dir $(OBSERVATOIRE_RAW_DIR)
 
 # Debian's chromium prints the report's PDF and runs the report's browser test. Installed when
 # missing and the machine allows it (root with apt-get); elsewhere the PDF and that test are

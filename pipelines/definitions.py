@@ -13,6 +13,7 @@ from pipelines.defs.geo_assets import geo_assets
 from pipelines.defs.indicateurs_assets import indicateurs_assets
 from pipelines.defs.ingestion import ingestion_assets
 from pipelines.report.assets import rapports_annuels
+from pipelines.settings import ENV_MARTS_DIR, ENV_RAW_DIR, ENV_WAREHOUSE
 from pipelines.warehouse.automation import (
     BUILD_JOB,
     build_entrepot,
@@ -20,12 +21,23 @@ from pipelines.warehouse.automation import (
     reconstruction_annuelle,
     suivi_par_annee,
 )
-from pipelines.warehouse.dbt import build_dbt_assets, mart_names
+from pipelines.warehouse.dbt import build_dbt_assets, dbt_resource, mart_names
 from pipelines.warehouse.exports import build_export_asset
 from pipelines.warehouse.publication import build_publication_asset
-from pipelines.warehouse.resources import ProjectFolders, default_resources
+from pipelines.warehouse.resources import ProjectFolders, Warehouse
 
 __all__ = ["BUILD_JOB", "build_definitions", "defs"]
+
+
+def default_resources(folders: ProjectFolders | None = None) -> dict:
+    """Resources read from the environment at launch time (dg.EnvVar), or the CLI's folders."""
+    if folders is None:
+        folders = ProjectFolders(
+            raw_dir=dg.EnvVar(ENV_RAW_DIR),
+            warehouse=dg.EnvVar(ENV_WAREHOUSE),
+            marts_dir=dg.EnvVar(ENV_MARTS_DIR),
+        )
+    return {"folders": folders, "warehouse": Warehouse(folders=folders), "dbt": dbt_resource()}
 
 
 def build_definitions(

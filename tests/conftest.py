@@ -87,7 +87,12 @@ def demo_build(tmp_path_factory, pytestconfig) -> Path:
         if failed.exists():
             pytest.fail(failed.read_text()[-3000:])
         if not (base / "build.done").exists():
-            done = run_cli("demo", "--raw-dir", str(base / "raw"))
+            done = subprocess.run(
+                [sys.executable, "-m", "tools.demo", "--raw-dir", str(base / "raw")],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
             assert done.returncode == 0, done.stderr
             # its own Dagster instance: the instance test reads the run from there
             result = build(base / "raw", base, env={"DAGSTER_HOME": str(base / "dagster_home")})

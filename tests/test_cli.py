@@ -35,7 +35,7 @@ def test_console_script_installed():
 def test_help_on_every_command():
     top = run_cli("--help")
     assert top.returncode == 0
-    for command in ("build", "demo", "fetch", "extract-demo"):
+    for command in ("build", "fetch", "report"):
         assert command in top.stdout
         sub = run_cli(command, "--help")
         assert sub.returncode == 0, sub.stderr

@@ -25,7 +25,7 @@ DEMO_MAPPING = DEMO_DIR / "compas" / "COMPAS_indicateurs.mapping.yml"
 @pytest.fixture(scope="module")
 def demo_compas(tmp_path_factory) -> Path:
     """The demo's fictitious Compas workbook, written by the project's generator, + mapping."""
-    from pipelines.demo.synthetic import write_synthetic_demo
+    from tools.demo.synthetic import write_synthetic_demo
 
     raw = tmp_path_factory.mktemp("raw")
     write_synthetic_demo(raw, REFERENTIELS_DIR)

@@ -85,7 +85,7 @@ def warehouse(tmp_path_factory):
         shutil.copy(path, raw / "insee")
     (raw / "insee" / "IPRO_2019_autre_dialecte.csv").write_text(IPRO_2019, encoding="utf-8")
     _write_xlsx_2024(raw / "insee" / "IPRO_2024_geographie_2024.xlsx")
-    from pipelines.demo.synthetic import write_synthetic_demo
+    from tools.demo.synthetic import write_synthetic_demo
 
     demo = base / "demo"
     write_synthetic_demo(demo, REFERENTIELS_DIR)

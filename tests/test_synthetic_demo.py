@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
-from pipelines.demo.synthetic import write_synthetic_demo
 from pipelines.settings import REFERENTIELS_DIR
 from pipelines.suivi import parse_bilans, parse_programmations
+from tools.demo.synthetic import write_synthetic_demo
 
 MENTION = "Données fictives de démonstration"
 YEARS = {"VM": (2026, 2027), "CAMVS": (2025, 2026), "CABBALR": (2022, 2023)}

@@ -151,7 +151,9 @@ def build_publication_asset(deps: Sequence[dg.AssetKey], marts: Sequence[str]):
     ) -> dg.MaterializeResult:
         paths = folders.paths
         if folders.direct:
-            raise dg.Failure(description="écriture directe (sans entrepôt de construction): rien à publier")
+            raise dg.Failure(
+                description="écriture directe (sans entrepôt de construction): rien à publier"
+            )
         try:
             rows = audit(paths.staging_warehouse, marts)
         except AuditError as err:

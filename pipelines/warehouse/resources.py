@@ -25,7 +25,7 @@ from pydantic import PrivateAttr
 
 from pipelines.duckdb_utils import load_spatial
 from pipelines.operations import BuildLock, remove_stale_builds
-from pipelines.settings import ENV_MARTS_DIR, ENV_RAW_DIR, ENV_WAREHOUSE, Paths
+from pipelines.settings import Paths
 
 #: Run tag: seconds a run waits for another build of the same warehouse (sensor runs wait).
 TAG_WAIT = "observatoire/attente_verrou"
@@ -116,20 +116,3 @@ class Warehouse(dg.ConfigurableResource):
             yield con
         finally:
             con.close()
-
-
-def default_resources(folders: ProjectFolders | None = None) -> dict:
-    """Resources read from the environment at launch time (dg.EnvVar), or the CLI's folders."""
-    from pipelines.warehouse.dbt import dbt_resource
-
-    if folders is None:
-        folders = ProjectFolders(
-            raw_dir=dg.EnvVar(ENV_RAW_DIR),
-            warehouse=dg.EnvVar(ENV_WAREHOUSE),
-            marts_dir=dg.EnvVar(ENV_MARTS_DIR),
-        )
-    return {
-        "folders": folders,
-        "warehouse": Warehouse(folders=folders),
-        "dbt": dbt_resource(),
-    }

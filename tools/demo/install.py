@@ -20,7 +20,7 @@ def install_demo(raw_dir: Path, force: bool = False) -> list[Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
             written.append(target)
-    from pipelines.demo.synthetic import write_synthetic_demo
+    from tools.demo.synthetic import write_synthetic_demo
 
     written += write_synthetic_demo(raw_dir, REFERENTIELS_DIR)
     return written

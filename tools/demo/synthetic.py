@@ -1298,7 +1298,7 @@ class DemoWriter:
                 f"Programmation {year} du contrat de ville de la CA Maubeuge-Val de Sambre "
                 "(tableau de suivi local fictif).",
                 "Porteurs, SIRET, montants et dates sont inventés par le générateur de "
-                "l'observatoire (pipelines/demo/synthetic.py) à partir des référentiels du projet.",
+                "l'observatoire (tools/demo/synthetic.py) à partir des référentiels du projet.",
                 "Une ligne par action ; une paire de colonnes « demandé / accordé » par financeur.",
                 "Montant accordé vide = décision non encore prise ; 0 = refus.",
             ],
@@ -1721,7 +1721,7 @@ def write_synthetic_demo(raw_dir: Path, referentiels_dir: Path, seed: int = 2026
         "programmations",
         [
             "Les fichiers dont le nom contient DEMO_FICTIF sont INVENTÉS par",
-            "pipelines/demo/synthetic.py (graine fixe) : porteurs « Association fictive … »,",
+            "tools/demo/synthetic.py (graine fixe) : porteurs « Association fictive … »,",
             "SIRET fictifs (préfixe 99, quelques clés de Luhn volontairement fausses), montants,",
             "dates. Ils imitent les formats réels : VM = export Dauphin (CSV ;, UTF-8 avec BOM,",
             "CRLF, ligne de préambule), CAMVS = tableau Excel local (une ligne par action, une",

@@ -1,0 +1,299 @@
+"""Run the build job on the persistent Dagster instance and show its progress.
+
+``observatoire build`` is a thin client of the job ``build_entrepot`` (or, per year, of
+``suivi_par_annee``): it builds the Definitions with the user's folders and a progress logger,
+executes the job in process on the instance of ``DAGSTER_HOME`` (what ``make ui`` shows), prints
+one line per step, and reads the build summary from the publication asset's metadata. dbt's
+per-node lines go to ``<warehouse dir>/logs/construction-<date>.log`` unless ``verbose``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+import warnings
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from pipelines.settings import DEFAULT_DAGSTER_HOME, Paths
+
+
+class Progress(logging.Handler):
+    """Prints one line per step (with its duration) and a bar for the dbt step on a terminal.
+
+    Fed by the Dagster events of the run (the CLI's logger); writes to ``stream`` (the real
+    stdout, while dbt's own per-node lines go to the build log unless ``--verbose``).
+    """
+
+    def __init__(self, stream: TextIO, dbt_nodes: int = 0) -> None:
+        super().__init__()
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.dbt_nodes = dbt_nodes
+        self.done = 0
+        self.started: dict[str, float] = {}
+        self.failure: str | None = None
+        self.failed_checks: list[str] = []
+        self.warned_checks: list[str] = []
+
+    def echo(self, message: str) -> None:
+        self.stream.write(message + "\n")
+        self.stream.flush()
+
+    def _bar(self, step: str) -> None:
+        if not (self.tty and self.dbt_nodes):
+            return
+        share = min(1.0, self.done / self.dbt_nodes)
+        filled = int(30 * share)
+        took = time.perf_counter() - self.started.get(step, time.perf_counter())
+        self.stream.write(
+            f"\r  {step} [{'#' * filled}{'.' * (30 - filled)}] {share:4.0%} ({took:.0f} s)"
+        )
+        self.stream.flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None) or {}
+        event = meta.get("dagster_event")
+        if event is None:
+            return
+        kind = event.event_type_value
+        step = event.step_key or ""
+        if kind == "STEP_START":
+            self.started[step] = time.perf_counter()
+            self.done = 0
+        elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and self.tty and step.startswith("dbt"):
+            self.stream.write("\r\033[K")
+        if kind == "STEP_SUCCESS":
+            took = time.perf_counter() - self.started.get(step, time.perf_counter())
+            self.echo(f"✔ {step} ({took:.1f} s)")
+        elif kind == "STEP_FAILURE":
+            data = event.step_failure_data
+            if data and data.user_failure_data and data.user_failure_data.description:
+                message = data.user_failure_data.description.strip().splitlines()[0]
+            else:
+                message = failure_reason(data.error if data else None)
+            self.failure = self.failure or f"{step}: {message}"
+            self.echo(f"✘ {step}: {message}")
+        elif kind in ("ASSET_MATERIALIZATION", "ASSET_CHECK_EVALUATION") and step.startswith("dbt"):
+            self.done += 1
+            self._bar(step)
+        if kind == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            if data is None or data.passed:
+                return
+            name = f"{data.asset_key.to_user_string()} {data.check_name}"
+            if data.severity.value == "ERROR":
+                self.failed_checks.append(name)
+            else:
+                self.warned_checks.append(name)
+
+
+def dbt_error_line(text: str) -> str | None:
+    """dbt's own error lines (from a dagster-dbt exception), joined on one line."""
+    marker = "Errors parsed from dbt logs:"
+    if marker not in text:
+        return None
+    tail = text.split(marker, 1)[1]
+    lines = [
+        ln.strip()
+        for ln in tail.splitlines()
+        if ln.strip()
+        and ln.strip() not in {"Encountered an error:", "Raw Error:"}
+        and not set(ln.strip()) <= {"-"}
+    ]
+    return " — ".join(lines[:4])[:400]
+
+
+def failure_reason(error) -> str:
+    """One line out of a Dagster error chain: dbt's own error lines when dbt failed."""
+    texts = []
+    while error is not None:
+        texts.append(error.message or "")
+        error = error.cause or getattr(error, "context", None)
+    dbt_line = dbt_error_line("\n".join(texts))
+    if dbt_line:
+        return "dbt: " + dbt_line
+    for text in reversed(texts):
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        if first and "Error occurred while executing" not in first:
+            return first
+    return "échec (voir les étapes ci-dessus)"
+
+
+def open_instance():
+    """The persistent Dagster instance (``DAGSTER_HOME``, else ``.dagster_home`` of the project):
+    ``make ui`` shows the runs, materializations and check results of the CLI's builds."""
+    import dagster as dg
+
+    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME)
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def run_build(
+    paths: Paths,
+    record: bool = True,
+    annees: list[str] | None = None,
+    verbose: bool = False,
+    instance=None,
+    stream: TextIO | None = None,
+) -> tuple[int, str | None]:
+    """Run the build job on the persistent Dagster instance; its last asset publishes.
+
+    Returns (exit code, one-line reason). The previously published warehouse and marts are left
+    untouched by a failed (or killed) build: every asset writes into staging files that the
+    publication asset swaps in (:mod:`pipelines.warehouse.publication`). One build at a time per
+    warehouse (the lock is held across the runs of ``--annee``).
+
+    With ``annees``, one run of the partitioned job ``suivi_par_annee`` per year, each rebuilding
+    its year (and the dbt models downstream of the yearly sources) in a copy of the published
+    warehouse, then publishing it; the first failure stops. Without a published warehouse,
+    everything is built.
+    """
+
+    from pipelines.operations import BuildLock
+    from pipelines.warehouse.automation import BUILD_JOB, SUIVI_JOB
+    from pipelines.warehouse.dbt import dbt_node_count, prepare_manifest
+
+    stream = stream or sys.stdout
+    paths = paths.resolved()
+    started = time.perf_counter()
+    try:
+        prepare_manifest()
+    except Exception as err:  # noqa: BLE001 - dbt parse errors: reported as one line
+        detail = dbt_error_line(str(err)) or str(err).strip().splitlines()[0]
+        return 1, f"projet dbt invalide (dbt parse): {detail}"
+    instance = instance or open_instance()
+    progress = Progress(stream, dbt_node_count())
+    defs = _definitions(paths, record, progress)
+    with BuildLock(paths.warehouse):
+        if annees and not paths.warehouse.is_file():
+            progress.echo(f"{paths.warehouse}: aucun entrepôt publié, construction complète")
+            annees = None
+        for stale in (paths.staging_dir, paths.staging_marts):
+            if stale.exists():
+                progress.echo(
+                    f"Fichier temporaire d'une construction interrompue supprimé: {stale}"
+                )
+        progress.echo(
+            "Construction"
+            + (f" (années {', '.join(annees)})" if annees else "")
+            + f": {paths.raw_dir} -> {paths.warehouse}"
+        )
+        runs = [(SUIVI_JOB, a) for a in annees] if annees else [(BUILD_JOB, None)]
+        log_dir = paths.warehouse.parent / "logs"
+        for job_name, partition in runs:
+            if partition is not None:
+                _ensure_partition(instance, partition)
+            log = log_dir / f"construction-{datetime.now():%Y%m%dT%H%M%S}.log"
+            try:
+                with _dbt_output(log, verbose), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    result = defs.resolve_job_def(job_name).execute_in_process(
+                        instance=instance,
+                        partition_key=partition,
+                        raise_on_error=False,
+                        run_config={"loggers": {"progress": {}}},
+                    )
+                ok = result.success
+            except Exception as err:  # noqa: BLE001 - reported as one line
+                ok, result = False, None
+                progress.failure = (
+                    progress.failure or f"{type(err).__name__}: {err}".splitlines()[0]
+                )
+            if not ok:
+                return 1, _failure(progress, log)
+            _report(progress, result, paths)
+    progress.echo(
+        f"Entrepôt publié: {paths.warehouse} ; marts: {paths.marts_dir} "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
+    return 0, None
+
+
+def _definitions(paths: Paths, record: bool, progress: Progress):
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+    from pipelines.warehouse.resources import ProjectFolders
+
+    @dg.logger
+    def progress_logger(_init_context):
+        lg = logging.Logger("observatoire", level=logging.DEBUG)
+        lg.addHandler(progress)
+        return lg
+
+    folders = ProjectFolders(
+        raw_dir=str(paths.raw_dir),
+        warehouse=str(paths.warehouse),
+        marts_dir=str(paths.marts_dir),
+        archiver=record,
+    )
+    return build_definitions(folders, loggers={"progress": progress_logger})
+
+
+def _ensure_partition(instance, partition: str) -> None:
+    from pipelines.defs.ingestion import ANNEE
+
+    if not instance.has_dynamic_partition(ANNEE.name, partition):
+        instance.add_dynamic_partitions(ANNEE.name, [partition])
+
+
+@contextlib.contextmanager
+def _dbt_output(log: Path, verbose: bool):
+    """dbt's per-node lines (written by dagster-dbt to stdout) go to the build log."""
+    if verbose:
+        yield
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w", encoding="utf-8") as fh, contextlib.redirect_stdout(fh):
+        yield
+
+
+def _failure(progress: Progress, log: Path) -> str:
+    where = f" (détail: {log})" if log.is_file() else ""
+    if progress.failed_checks:
+        n = len(progress.failed_checks)
+        return (
+            f"{n} contrôle(s) bloquant(s) en échec, rien n'est publié: "
+            + ", ".join(progress.failed_checks[:3])
+            + (" ..." if n > 3 else "")
+            + where
+        )
+    return (progress.failure or "la construction a échoué (voir les étapes ci-dessus)") + where
+
+
+def _report(progress: Progress, result, paths: Paths) -> None:
+    """The build summary, from the publication asset's metadata."""
+    from pipelines.warehouse.publication import KEY
+
+    metadata = {}
+    for event in result.get_asset_materialization_events():
+        if event.asset_key == KEY:
+            metadata = event.materialization.metadata
+    if "resume" in metadata:
+        progress.echo(metadata["resume"].value)
+    if progress.warned_checks:
+        progress.echo(
+            f"Avertissements ({len(progress.warned_checks)} contrôles non bloquants): "
+            + ", ".join(progress.warned_checks[:4])
+            + (" ..." if len(progress.warned_checks) > 4 else "")
+        )
+    if "manifeste" in metadata:
+        progress.echo(
+            f"Entrées archivées ({metadata['fichiers_archives'].value} fichiers): "
+            f"{metadata['manifeste'].value}"
+        )
+    rapports = sorted((paths.marts_dir / "rapport").glob("rapport_*.html"))
+    if rapports:
+        pdfs = sum(1 for r in rapports if r.with_suffix(".pdf").exists())
+        progress.echo(
+            f"Rapports annuels ({len(rapports)} HTML, {pdfs} PDF): {paths.marts_dir / 'rapport'}"
+        )
