@@ -20,7 +20,7 @@ from tests.conftest import ROOT, run_cli
 
 ARTIFACTS = ROOT / "test-artifacts" / "rapport"
 SECTIONS = ["territoire", "observation", "suivi", "egalite", "controles", "methodologie"]
-# latest programmation year of each demo territory (tools/demo/synthetic.py)
+# latest programmation year of each demo territory (tools/demo/synthetic/plans.py)
 DERNIERE_ANNEE = {"VM": 2027, "CAMVS": 2026, "CABBALR": 2023}
 
 
