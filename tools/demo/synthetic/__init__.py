@@ -109,10 +109,8 @@ def write_synthetic_demo(raw_dir: Path, referentiels_dir: Path, seed: int = 2026
         folder_prog,
         "programmations",
         [
-            # The generated text still names tools/demo/synthetic.py: unchanged so that the
-            # demo files stay byte-identical across the split into a package.
             "Les fichiers dont le nom contient DEMO_FICTIF sont INVENTÉS par",
-            "tools/demo/synthetic.py (graine fixe) : porteurs « Association fictive … »,",
+            "tools/demo/synthetic/ (graine fixe) : porteurs « Association fictive … »,",
             "SIRET fictifs (préfixe 99, quelques clés de Luhn volontairement fausses), montants,",
             "dates. Ils imitent les formats réels : VM = export Dauphin (CSV ;, UTF-8 avec BOM,",
             "CRLF, ligne de préambule), CAMVS = tableau Excel local (une ligne par action, une",

@@ -195,7 +195,7 @@ class ProgrammationWriter(FolderWriter):
                 "(tableau de suivi local fictif).",
                 # names the former single module: kept for byte-identical demo files
                 "Porteurs, SIRET, montants et dates sont inventés par le générateur de "
-                "l'observatoire (tools/demo/synthetic.py) à partir des référentiels du projet.",
+                "l'observatoire (tools/demo/synthetic/) à partir des référentiels du projet.",
                 "Une ligne par action ; une paire de colonnes « demandé / accordé » par financeur.",
                 "Montant accordé vide = décision non encore prise ; 0 = refus.",
             ],
