@@ -6,7 +6,7 @@ row (IPRO 2019: lower-case names, ``,`` separator, quoted fields, decimal point,
 the old name TX_TOT_EPREC), a 2024-geography XLSX (documentation sheet, moving header), the
 demo's Compas-style workbook with its mapping, a reference-value file and an official-format
 2015 <-> 2024 correspondence file. The marts are compared with an independent read of the files,
-all rows and all columns.
+all rows and all columns. The module's tests run in one pytest-xdist worker (one build).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ QPV = re.compile(r"^Q[PN](\d{3}|02[AB])\d{2}[0-9NMIC]$")
 SECRET = {"", "s", "nd", "ns", "nc"}
 KEYS = {"CODGEO", "LIBGEO"}
 TEXT = {"LIB_COM"}
+pytestmark = pytest.mark.xdist_group("build_national")
 
 IPRO_2019 = (
     '"codgeo","libgeo","tx_tot_empl","tx_f_empl","tx_tot_eprec","abcde"\n'
@@ -100,7 +101,7 @@ def warehouse(tmp_path_factory):
     result = build(raw, base)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
     con = duckdb.connect(str(base / "warehouse.duckdb"), read_only=True)
-    yield {"con": con, "raw": raw, "real": real}
+    yield {"con": con, "raw": raw, "real": real, "base": base}
     con.close()
 
 
@@ -458,3 +459,34 @@ def test_reference_readers(tmp_path):
     alias = tmp_path / "entetes_alias.csv"
     alias.write_text("colonne,alias\nmontant_demande,Montant sollicité\n", encoding="utf-8")
     assert read_reference_file(alias) is None  # another reader's file
+
+
+def test_taux_emploi_quartier_on_real_files(warehouse):
+    """Every QPV of the two real IPRO files, exact values, secret where the cell is blank."""
+    folder = warehouse["real"]
+    expected = {}
+    for millesime in (2021, 2022):
+        with (folder / f"IPRO_{millesime}.csv").open(encoding="utf-8-sig", newline="") as fh:
+            for row in csv.DictReader(fh, delimiter=";"):
+                cells = [row["TX_TOT_EMPL"], row["TX_F_EMPL"], row["TX_ET_EMPL"]]
+                expected[(row["CODGEO"], millesime)] = [
+                    float(c.replace(",", ".")) if c.strip() else None for c in cells
+                ]
+    rows = (
+        warehouse["con"]
+        .execute(
+            "select code_qpv, millesime, taux_emploi, taux_emploi_femmes, taux_emploi_etrangers, "
+            "secret_taux_emploi from marts.taux_emploi_quartier where millesime in (2021, 2022)"
+        )
+        .fetchall()
+    )
+    got = {(r[0], r[1]): list(r[2:5]) for r in rows}
+    assert len(got) == len(rows) == len(expected) == 2 * 1345
+    assert got == expected
+    assert got[("QP059020", 2022)][0] == pytest.approx(40.0)
+    secret = {(r[0], r[1]) for r in rows if r[5]}
+    assert secret == {k for k, v in expected.items() if v[0] is None}
+    assert (warehouse["base"] / "marts" / "taux_emploi_quartier.parquet").is_file()
+    con = warehouse["con"]
+    n = con.execute("select count(*) from marts.dim_qpv where geographie = '2015'").fetchone()[0]
+    assert n == 1400  # every QPV of the DEMO files (IPRO has 1,345)
