@@ -152,10 +152,11 @@ def fetch(raw_dir: Path, sources: tuple[str, ...], base_urls: tuple[str, ...], f
 )
 @click.option(
     "--territoire",
+    "territory",
     help="Code court (VM), SIREN (245901160) ou nom du territoire ; sans lui : tous les "
     "territoires, chacun pour sa dernière année de programmation.",
 )
-@click.option("--annee", type=int, help="Année de programmation (défaut : la dernière).")
+@click.option("--annee", "year", type=int, help="Année de programmation (défaut : la dernière).")
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -176,38 +177,38 @@ def fetch(raw_dir: Path, sources: tuple[str, ...], base_urls: tuple[str, ...], f
 )
 @click.option("--pdf/--no-pdf", default=True, show_default=True, help="Imprime aussi le PDF.")
 def report(
-    territoire: str | None,
-    annee: int | None,
+    territory: str | None,
+    year: int | None,
     out: Path | None,
     warehouse: Path,
     marts_dir: Path,
     pdf: bool,
 ) -> None:
-    from pipelines.report import RapportError, ecrire_rapport, ecrire_rapports_recents
+    from pipelines.report import ReportError, write_latest_reports, write_report
 
     try:
-        if territoire is None:
-            if annee is not None or out is not None:
+        if territory is None:
+            if year is not None or out is not None:
                 raise click.UsageError("--annee et --out demandent --territoire")
-            rapports = ecrire_rapports_recents(warehouse, marts_dir / "rapport", pdf=pdf)
-            if not rapports:
+            reports = write_latest_reports(warehouse, marts_dir / "rapport", pdf=pdf)
+            if not reports:
                 raise click.ClickException(
                     f"{warehouse}: aucun territoire n'a de programmation dans l'entrepôt, "
                     "aucun rapport écrit (territoires: dbt_project/seeds/referentiels/"
                     "ref_territoires.csv)"
                 )
         else:
-            rapports = [
-                ecrire_rapport(warehouse, territoire, annee, out, marts_dir / "rapport", pdf=pdf)
+            reports = [
+                write_report(warehouse, territory, year, out, marts_dir / "rapport", pdf=pdf)
             ]
-    except RapportError as exc:
+    except ReportError as exc:
         raise click.ClickException(str(exc)) from exc
-    for r in rapports:
-        click.echo(f"rapport {r.territoire} {r.annee}: {r.html}")
+    for r in reports:
+        click.echo(f"rapport {r.territory} {r.year}: {r.html}")
         if r.pdf:
             click.echo(f"  PDF: {r.pdf}")
-        elif r.pdf_erreur:
-            click.echo(f"  {r.pdf_erreur}", err=True)
+        elif r.pdf_error:
+            click.echo(f"  {r.pdf_error}", err=True)
 
 
 if __name__ == "__main__":

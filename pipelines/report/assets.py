@@ -27,27 +27,25 @@ ENV_PDF = "OBSERVATOIRE_RAPPORT_PDF"
 def rapports_annuels(
     context: dg.AssetExecutionContext, warehouse: Warehouse, folders: ProjectFolders
 ) -> dg.MaterializeResult:
-    from pipelines.report import rapports_recents
+    from pipelines.report import latest_reports
     from pipelines.report.render import chromium
 
     out = folders.marts / "rapport"
     pdf = os.environ.get(ENV_PDF, "1") != "0" and chromium() is not None
     try:
         with warehouse.connect() as con:
-            rapports = rapports_recents(con, out, pdf=pdf)
+            reports = latest_reports(con, out, pdf=pdf)
     except Exception as err:  # noqa: BLE001 - the data is published all the same
         reason = f"{type(err).__name__}: {err}".splitlines()[0]
         context.log.error(f"rapport annuel non écrit: {reason}")
         return dg.MaterializeResult(metadata={"erreur": dg.MetadataValue.text(reason)})
-    for r in rapports:
-        context.log.info(
-            f"rapport {r.territoire} {r.annee}: {r.html}" + (" + PDF" if r.pdf else "")
-        )
+    for r in reports:
+        context.log.info(f"rapport {r.territory} {r.year}: {r.html}" + (" + PDF" if r.pdf else ""))
     return dg.MaterializeResult(
         metadata={
             "dossier": dg.MetadataValue.path(str(out)),
             "rapports": dg.MetadataValue.json(
-                {r.territoire: {"annee": r.annee, "pdf": bool(r.pdf)} for r in rapports}
+                {r.territory: {"annee": r.year, "pdf": bool(r.pdf)} for r in reports}
             ),
             "pdf": dg.MetadataValue.bool(pdf),
         }

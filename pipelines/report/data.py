@@ -18,7 +18,7 @@ import pandas as pd
 from pipelines.publication.secret import load_specs, mask_counts
 
 # Key indicators of the observation part (fiche_quartier columns, ref_indicateurs codes).
-INDICATEURS_CLES = [
+KEY_INDICATORS = [
     "pop_municipale",
     "taux_emploi",
     "taux_emploi_femmes",
@@ -36,27 +36,27 @@ INDICATEURS_CLES = [
 DEMO_TOKEN = "DEMO_FICTIF"
 
 
-class RapportError(Exception):
+class ReportError(Exception):
     """A report that cannot be written: unknown territory, no data for the year, no warehouse."""
 
 
 @dataclass
-class Territoire:
+class Territory:
     code: str
-    nom: str
+    name: str
     siren: str | None
-    contrat: str | None
+    contract: str | None
 
 
 @dataclass
-class DonneesRapport:
-    territoire: Territoire
-    annee: int
+class ReportData:
+    territory: Territory
+    year: int
     millesime: int | None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    emprise: tuple[float, float, float, float] | None = None
+    extent: tuple[float, float, float, float] | None = None
     demo: bool = False
-    seuil_secret: int = 5
+    secrecy_threshold: int = 5
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.tables[name]
@@ -64,7 +64,7 @@ class DonneesRapport:
 
 def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
     if not Path(warehouse).exists():
-        raise RapportError(
+        raise ReportError(
             f"{warehouse}: entrepôt introuvable ; lancer d'abord `observatoire build`."
         )
     from pipelines.duckdb_utils import load_spatial
@@ -74,32 +74,32 @@ def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def territoires(con: duckdb.DuckDBPyConnection) -> list[Territoire]:
+def territories(con: duckdb.DuckDBPyConnection) -> list[Territory]:
     rows = con.execute(
         "select territoire, nom, siren, contrat from referentiels.ref_territoires order by 1"
     ).fetchall()
-    return [Territoire(*r) for r in rows]
+    return [Territory(*r) for r in rows]
 
 
-def resolve_territoire(con: duckdb.DuckDBPyConnection, demande: str) -> Territoire:
+def resolve_territory(con: duckdb.DuckDBPyConnection, query: str) -> Territory:
     """A territory by its short code (VM), its SIREN (245901160) or a unique part of its name."""
-    connus = territoires(con)
-    cle = demande.strip().lower()
-    for t in connus:
-        if cle in {t.code.lower(), (t.siren or "").lower()}:
+    known = territories(con)
+    key = query.strip().lower()
+    for t in known:
+        if key in {t.code.lower(), (t.siren or "").lower()}:
             return t
-    candidats = [t for t in connus if cle and cle in t.nom.lower()]
-    if len(candidats) == 1:
-        return candidats[0]
-    liste = ", ".join(f"{t.code} ({t.siren}, {t.nom})" for t in connus)
-    quoi = "ambigu" if candidats else "inconnu"
-    raise RapportError(f"territoire {demande!r} {quoi} ; territoires connus : {liste}")
+    candidates = [t for t in known if key and key in t.name.lower()]
+    if len(candidates) == 1:
+        return candidates[0]
+    listing = ", ".join(f"{t.code} ({t.siren}, {t.name})" for t in known)
+    problem = "ambigu" if candidates else "inconnu"
+    raise ReportError(f"territoire {query!r} {problem} ; territoires connus : {listing}")
 
 
-def annees_disponibles(con: duckdb.DuckDBPyConnection, territoire: str) -> list[int]:
+def available_years(con: duckdb.DuckDBPyConnection, territory: str) -> list[int]:
     rows = con.execute(
         "select distinct annee from marts.synthese_programmation where territoire = ? order by 1",
-        [territoire],
+        [territory],
     ).fetchall()
     return [r[0] for r in rows]
 
@@ -108,7 +108,9 @@ def _df(con, sql: str, params: list) -> pd.DataFrame:
     return con.execute(sql, params).df()
 
 
-def _carte(con, mart: str, territoire: str, periode: str, valeur, proj: str) -> pd.DataFrame:
+def _map_rows(
+    con, mart: str, territory: str, period_column: str, period, projection: str
+) -> pd.DataFrame:
     """The contours a map mart retains for a territory and period, with their SVG path."""
     return _df(
         con,
@@ -118,28 +120,28 @@ def _carte(con, mart: str, territoire: str, periode: str, valeur, proj: str) -> 
         join (
             select code_qpv, ST_AsSVG(g, false, 0) as chemin,
                    ST_X(ST_PointOnSurface(g)) as x, ST_Y(ST_PointOnSurface(g)) as y
-            from (select code_qpv, {proj} as g
+            from (select code_qpv, {projection} as g
                   from marts.dim_qpv where territoire = ? and geom is not null)
         ) s using (code_qpv)
-        where c.territoire = ? and c.{periode} = ? and c.contour_retenu
+        where c.territoire = ? and c.{period_column} = ? and c.contour_retenu
         order by c.code_qpv
         """,
-        [territoire, territoire, valeur],
+        [territory, territory, period],
     )
 
 
-def _masque(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+def _masked(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     specs = load_specs()
     return mask_counts(frame, specs[table]) if table in specs else frame
 
 
-def charger(con: duckdb.DuckDBPyConnection, territoire: Territoire, annee: int) -> DonneesRapport:
-    t = territoire.code
-    annees = annees_disponibles(con, t)
-    if annee not in annees:
-        raise RapportError(
-            f"{t} : aucune programmation pour {annee} dans l'entrepôt "
-            f"(années disponibles : {', '.join(map(str, annees)) or 'aucune'})"
+def load(con: duckdb.DuckDBPyConnection, territory: Territory, year: int) -> ReportData:
+    t = territory.code
+    years = available_years(con, t)
+    if year not in years:
+        raise ReportError(
+            f"{t} : aucune programmation pour {year} dans l'entrepôt "
+            f"(années disponibles : {', '.join(map(str, years)) or 'aucune'})"
         )
     millesime = con.execute(
         "select max(millesime) from marts.fiche_quartier where territoire = ?", [t]
@@ -147,7 +149,7 @@ def charger(con: duckdb.DuckDBPyConnection, territoire: Territoire, annee: int) 
     tables: dict[str, pd.DataFrame] = {}
     q = tables.__setitem__
 
-    # --- territoire
+    # --- territory
     q(
         "qpv",
         _df(
@@ -187,7 +189,7 @@ def charger(con: duckdb.DuckDBPyConnection, territoire: Territoire, annee: int) 
     )
     # Contours of the territory's map: projected to the CRS its surfaces were computed in
     # (Lambert-93 in the metropole, the local UTM zone overseas), simplified to 5 m.
-    proj = """
+    projection = """
         ST_SimplifyPreserveTopology(ST_ReducePrecision(
             ST_Transform(geom, 'EPSG:4326', coalesce(crs_surface, 'EPSG:2154'), always_xy := true),
             1.0), 5.0)
@@ -199,7 +201,7 @@ def charger(con: duckdb.DuckDBPyConnection, territoire: Territoire, annee: int) 
             f"""
             with p as (
                 select code_qpv, libelle_qpv, geographie, noms_communes, codes_communes,
-                       {proj} as g
+                       {projection} as g
                 from marts.dim_qpv where territoire = ? and geom is not null
             )
             select code_qpv, libelle_qpv, geographie, noms_communes, codes_communes,
@@ -253,9 +255,9 @@ def charger(con: duckdb.DuckDBPyConnection, territoire: Territoire, annee: int) 
             f"""
             select * from marts.agregats_qpv
             where niveau = 'territoire_contrat' and code_territoire = ? and millesime = ?
-              and indicateur in ({", ".join("?" for _ in INDICATEURS_CLES)})
+              and indicateur in ({", ".join("?" for _ in KEY_INDICATORS)})
             """,
-            [t, millesime, *INDICATEURS_CLES],
+            [t, millesime, *KEY_INDICATORS],
         ),
     )
     q(
@@ -266,14 +268,14 @@ def charger(con: duckdb.DuckDBPyConnection, territoire: Territoire, annee: int) 
             select * from marts.indicateurs_references
             where (territoire_type = 'epci' and territoire_code = ?
                    or territoire_type = 'france')
-              and indicateur in ({", ".join("?" for _ in INDICATEURS_CLES)})
+              and indicateur in ({", ".join("?" for _ in KEY_INDICATORS)})
             order by territoire_type, indicateur, millesime
             """,
-            [territoire.siren, *INDICATEURS_CLES],
+            [territory.siren, *KEY_INDICATORS],
         ),
     )
-    q("carte_emploi", _carte(con, "carte_taux_emploi", t, "millesime", millesime, proj))
-    q("carte_effort", _carte(con, "carte_effort_qpv", t, "annee", annee, proj))
+    q("carte_emploi", _map_rows(con, "carte_taux_emploi", t, "millesime", millesime, projection))
+    q("carte_effort", _map_rows(con, "carte_effort_qpv", t, "annee", year, projection))
 
     # --- suivi
     q(
@@ -282,7 +284,7 @@ def charger(con: duckdb.DuckDBPyConnection, territoire: Territoire, annee: int) 
             con,
             "select * from marts.synthese_programmation where territoire = ? and annee <= ? "
             "order by annee",
-            [t, annee],
+            [t, year],
         ),
     )
     q(
@@ -293,7 +295,7 @@ def charger(con: duckdb.DuckDBPyConnection, territoire: Territoire, annee: int) 
             select * from marts.depenses_orientation where territoire = ? and annee = ?
             order by orientation_code, financeur, type_credit
             """,
-            [t, annee],
+            [t, year],
         ),
     )
     q(
@@ -304,7 +306,7 @@ def charger(con: duckdb.DuckDBPyConnection, territoire: Territoire, annee: int) 
             select * from marts.depenses_financeur where territoire = ? and annee = ?
             order by montant_accorde desc, financeur
             """,
-            [t, annee],
+            [t, year],
         ),
     )
     q(
@@ -315,7 +317,7 @@ def charger(con: duckdb.DuckDBPyConnection, territoire: Territoire, annee: int) 
             select * from marts.effort_financier_qpv where territoire = ? and annee = ?
             order by code_qpv = 'SANS_QPV', code_qpv
             """,
-            [t, annee],
+            [t, year],
         ),
     )
     q(
@@ -326,31 +328,31 @@ def charger(con: duckdb.DuckDBPyConnection, territoire: Territoire, annee: int) 
             select * from marts.porteurs_programmation where territoire = ? and annee = ?
             order by rang_montant_accorde, porteur_nom limit 15
             """,
-            [t, annee],
+            [t, year],
         ),
     )
 
     # --- égalité (counts of people: masked as in the published exports)
     q(
         "beneficiaires_orientation",
-        _masque(
+        _masked(
             _df(
                 con,
                 "select * from marts.beneficiaires_genre_orientation "
                 "where territoire = ? and annee = ? order by orientation_code",
-                [t, annee],
+                [t, year],
             ),
             "beneficiaires_genre_orientation",
         ),
     )
     q(
         "beneficiaires",
-        _masque(
+        _masked(
             _df(
                 con,
                 "select * from marts.beneficiaires_genre where territoire = ? and annee = ? "
                 "order by orientation_code, qpv_residence",
-                [t, annee],
+                [t, year],
             ),
             "beneficiaires_genre",
         ),
@@ -360,7 +362,7 @@ def charger(con: duckdb.DuckDBPyConnection, territoire: Territoire, annee: int) 
         _df(
             con,
             "select * from marts.egalite_marqueur where territoire = ? and annee = ? order by rang",
-            [t, annee],
+            [t, year],
         ),
     )
 
@@ -374,7 +376,7 @@ def charger(con: duckdb.DuckDBPyConnection, territoire: Territoire, annee: int) 
             where territoire = ? and annee = ? and resultat <> 'conforme'
             order by niveau_controle desc, regle, dossier
             """,
-            [t, annee],
+            [t, year],
         ),
     )
 
@@ -398,16 +400,16 @@ def charger(con: duckdb.DuckDBPyConnection, territoire: Territoire, annee: int) 
             f"""
             select indicateur, libelle, definition, unite, producteur, theme
             from referentiels.ref_indicateurs
-            where indicateur in ({", ".join("?" for _ in INDICATEURS_CLES)})
+            where indicateur in ({", ".join("?" for _ in KEY_INDICATORS)})
             order by theme, indicateur
             """,
-            INDICATEURS_CLES,
+            KEY_INDICATORS,
         ),
     )
     contours = tables["contours"]
-    emprise = None
+    extent = None
     if not contours.empty:
-        emprise = (
+        extent = (
             float(contours["xmin"].min()),
             float(contours["ymin"].min()),
             float(contours["xmax"].max()),
@@ -416,12 +418,12 @@ def charger(con: duckdb.DuckDBPyConnection, territoire: Territoire, annee: int) 
     from pipelines.publication.secret import threshold
 
     demo = bool(tables["sources"]["fichier"].astype(str).str.contains(DEMO_TOKEN).any())
-    return DonneesRapport(
-        territoire=territoire,
-        annee=annee,
+    return ReportData(
+        territory=territory,
+        year=year,
         millesime=millesime,
         tables=tables,
-        emprise=emprise,
+        extent=extent,
         demo=demo,
-        seuil_secret=threshold(),
+        secrecy_threshold=threshold(),
     )

@@ -8,50 +8,51 @@ from __future__ import annotations
 
 import math
 
-MILLIERS = "\u202f"  # espace fine insécable
-SECRET = "s"  # cellule masquée (secret statistique)
-MANQUANT = "–"
+THOUSANDS_SEPARATOR = "\u202f"  # narrow no-break space
+SECRET = "s"  # cell masked by statistical secrecy
+MISSING = "–"
 
 
-def _manquant(valeur) -> bool:
-    if valeur is None:
+def _is_missing(value) -> bool:
+    if value is None:
         return True
     try:
-        return math.isnan(float(valeur))
+        return math.isnan(float(value))
     except (TypeError, ValueError):
         return False
 
 
-def nombre(valeur, decimales: int = 0) -> str:
-    if _manquant(valeur):
-        return MANQUANT
-    texte = f"{float(valeur):,.{decimales}f}"
-    return texte.replace(",", MILLIERS).replace(".", ",")
+def number(value, decimals: int = 0) -> str:
+    if _is_missing(value):
+        return MISSING
+    text = f"{float(value):,.{decimals}f}"
+    return text.replace(",", THOUSANDS_SEPARATOR).replace(".", ",")
 
 
-def euros(valeur, decimales: int = 0) -> str:
-    return MANQUANT if _manquant(valeur) else f"{nombre(valeur, decimales)}\u00a0€"
+def currency(value, decimals: int = 0) -> str:
+    """An amount in euros."""
+    return MISSING if _is_missing(value) else f"{number(value, decimals)}\u00a0€"
 
 
-def part(valeur, decimales: int = 1) -> str:
+def share(value, decimals: int = 1) -> str:
     """A share stored as 0-1 in the marts, printed as a percentage."""
-    return MANQUANT if _manquant(valeur) else f"{nombre(100 * float(valeur), decimales)}\u00a0%"
+    return MISSING if _is_missing(value) else f"{number(100 * float(value), decimals)}\u00a0%"
 
 
-def pourcent(valeur, decimales: int = 1) -> str:
+def percent(value, decimals: int = 1) -> str:
     """A value already in percent (INSEE rates), printed with its sign."""
-    return MANQUANT if _manquant(valeur) else f"{nombre(valeur, decimales)}\u00a0%"
+    return MISSING if _is_missing(value) else f"{number(value, decimals)}\u00a0%"
 
 
-def points(valeur, decimales: int = 1) -> str:
-    if _manquant(valeur):
-        return MANQUANT
-    signe = "+" if float(valeur) > 0 else ""
-    return f"{signe}{nombre(valeur, decimales)}\u00a0pt"
+def points(value, decimals: int = 1) -> str:
+    if _is_missing(value):
+        return MISSING
+    sign = "+" if float(value) > 0 else ""
+    return f"{sign}{number(value, decimals)}\u00a0pt"
 
 
-def compte(valeur, masque: bool = False) -> str:
+def count(value, masked: bool = False) -> str:
     """A count of people: the secret mark when statistical secrecy masked it."""
-    if masque or _manquant(valeur):
-        return SECRET if masque else MANQUANT
-    return nombre(valeur, 0)
+    if masked or _is_missing(value):
+        return SECRET if masked else MISSING
+    return number(value, 0)

@@ -1,10 +1,10 @@
 """The rapport annuel as one self-contained HTML file (and its PDF, printed by Chromium).
 
-``rendre`` turns the rows read by :mod:`pipelines.report.data` into the page: tables, SVG charts
-and maps (:mod:`pipelines.report.charts`), all inline, no script, no font or image fetched. Each
-table carries ``data-mart`` (the mart its rows come from) and each cell ``data-colonne`` /
-``data-valeur`` (the raw value), so that a test, or a reader, can check the page against the
-warehouse.
+``render_html`` turns the rows read by :mod:`pipelines.report.data` into the page: tables, SVG
+charts and maps (:mod:`pipelines.report.charts`), all inline, no script, no font or image
+fetched. Each table carries ``data-mart`` (the mart its rows come from) and each cell
+``data-colonne`` / ``data-valeur`` (the raw value), so that a test, or a reader, can check the
+page against the warehouse.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from pipelines.report import charts, formats
-from pipelines.report.data import DonneesRapport
+from pipelines.report.data import ReportData
 
 TEMPLATES = Path(__file__).with_name("templates")
 CHROMIUM_FLAGS = [
@@ -36,29 +36,29 @@ CHROMIUM_FLAGS = [
 ]
 
 # What a fiche quartier shows (fiche_quartier columns), in this order, when the mart has a value.
-FICHE = [
-    ("pop_municipale", "Population municipale", "nombre"),
-    ("part_femmes", "Part des femmes", "pourcent"),
-    ("part_etrangers", "Part des étrangers", "pourcent"),
-    ("part_0_24", "Part des 0-24 ans", "pourcent"),
-    ("taux_emploi", "Taux d'emploi 15-64 ans", "pourcent"),
-    ("taux_emploi_femmes", "Taux d'emploi des femmes", "pourcent"),
-    ("part_emplois_precaires", "Part des emplois précaires", "pourcent"),
-    ("demandeurs_emploi_abc", "Demandeurs d'emploi ABC", "nombre"),
-    ("demandeurs_emploi_abc_femmes", "dont femmes", "nombre"),
-    ("demandeurs_emploi_abc_hommes", "dont hommes", "nombre"),
-    ("demandeurs_emploi_abc_moins_25", "dont moins de 25 ans", "nombre"),
-    ("taux_pauvrete_60", "Taux de pauvreté (60 %)", "pourcent"),
-    ("revenu_disponible_median_uc", "Revenu disponible médian par UC", "euros"),
-    ("part_prestations_sociales", "Part des prestations sociales", "pourcent"),
-    ("allocataires_caf", "Allocataires CAF", "nombre"),
-    ("allocataires_rsa", "Allocataires RSA", "nombre"),
-    ("part_familles_monoparentales", "Part des familles monoparentales", "pourcent"),
-    ("part_beneficiaires_c2s", "Part des bénéficiaires de la C2S", "pourcent"),
-    ("indice_fragilite", "Indice de fragilité", "nombre1"),
+FICHE_FIELDS = [
+    ("pop_municipale", "Population municipale", "number"),
+    ("part_femmes", "Part des femmes", "percent"),
+    ("part_etrangers", "Part des étrangers", "percent"),
+    ("part_0_24", "Part des 0-24 ans", "percent"),
+    ("taux_emploi", "Taux d'emploi 15-64 ans", "percent"),
+    ("taux_emploi_femmes", "Taux d'emploi des femmes", "percent"),
+    ("part_emplois_precaires", "Part des emplois précaires", "percent"),
+    ("demandeurs_emploi_abc", "Demandeurs d'emploi ABC", "number"),
+    ("demandeurs_emploi_abc_femmes", "dont femmes", "number"),
+    ("demandeurs_emploi_abc_hommes", "dont hommes", "number"),
+    ("demandeurs_emploi_abc_moins_25", "dont moins de 25 ans", "number"),
+    ("taux_pauvrete_60", "Taux de pauvreté (60 %)", "percent"),
+    ("revenu_disponible_median_uc", "Revenu disponible médian par UC", "currency"),
+    ("part_prestations_sociales", "Part des prestations sociales", "percent"),
+    ("allocataires_caf", "Allocataires CAF", "number"),
+    ("allocataires_rsa", "Allocataires RSA", "number"),
+    ("part_familles_monoparentales", "Part des familles monoparentales", "percent"),
+    ("part_beneficiaires_c2s", "Part des bénéficiaires de la C2S", "percent"),
+    ("indice_fragilite", "Indice de fragilité", "number1"),
 ]
 
-COMPARABILITE = {
+COMPARABILITY = {
     "comparable": "évolution comparable",
     "ecart_millesimes_insuffisant": "non comparable : millésimes trop proches (voir l'encadré)",
     "autre_geographie": "non comparable : autre géographie (2015 → 2024, voir l'encadré)",
@@ -66,64 +66,62 @@ COMPARABILITE = {
 }
 
 
-def _v(valeur):
+def _v(value):
     """The raw value of a cell for data-valeur (empty when missing)."""
-    if valeur is None or (not isinstance(valeur, (list, tuple)) and pd.isna(valeur)):
+    if value is None or (not isinstance(value, (list, tuple)) and pd.isna(value)):
         return ""
-    return str(valeur)
+    return str(value)
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
     return [] if frame is None or frame.empty else frame.to_dict("records")
 
 
-def _premier(frame: pd.DataFrame, colonne: str):
+def _first(frame: pd.DataFrame, column: str):
     """The first non-missing value of a column (the same reference repeated on every row)."""
-    if frame.empty or colonne not in frame:
+    if frame.empty or column not in frame:
         return None
-    serie = frame[colonne].dropna()
-    return None if serie.empty else serie.iloc[0]
+    values = frame[column].dropna()
+    return None if values.empty else values.iloc[0]
 
 
-def _carte_categories(
-    d: DonneesRapport, categorie: dict[str, str], titre: str, legende: str
-) -> str:
+def _category_map(d: ReportData, category: dict[str, str], title: str, legend: str) -> str:
     """The territory's contours coloured by a category per QPV code (read from a mart)."""
     contours = d["contours"]
-    if contours.empty or d.emprise is None:
+    if contours.empty or d.extent is None:
         return ""
-    inconnu = "non renseigné"
-    noms = sorted({categorie.get(c, inconnu) for c in contours["code_qpv"]})
-    couleurs = {n: charts.CATEGORIES[i % len(charts.CATEGORIES)] for i, n in enumerate(noms)}
-    zones = [
-        charts.Zone(
+    unknown = "non renseigné"
+    names = sorted({category.get(c, unknown) for c in contours["code_qpv"]})
+    colors = {n: charts.CATEGORIES[i % len(charts.CATEGORIES)] for i, n in enumerate(names)}
+    areas = [
+        charts.Area(
             code=r["code_qpv"],
-            chemin=r["chemin"],
-            valeur=None,
-            info=categorie.get(r["code_qpv"], inconnu),
-            etiquette=r["code_qpv"][-4:],
+            path=r["chemin"],
+            value=None,
+            info=category.get(r["code_qpv"], unknown),
+            label=r["code_qpv"][-4:],
             x=r["x"],
             y=r["y"],
         )
         for r in _records(contours)
     ]
-    return charts.carte(zones, d.emprise, titre, legende, categories=couleurs)
+    return charts.choropleth(areas, d.extent, title, legend, categories=colors)
 
 
-def _carte_communes(d: DonneesRapport) -> str:
+def _commune_map(d: ReportData) -> str:
     communes = d["communes"]
-    principale = (
+    main_commune = (
         communes[communes["rang_commune"] == 1].set_index("code_qpv")["nom_commune"].to_dict()
     )
-    return _carte_categories(
+    return _category_map(
         d,
-        principale,
+        main_commune,
         "Les QPV du territoire, colorés par leur commune principale",
         "Commune principale du QPV (étiquette : fin du code QPV)",
     )
 
 
-LIENS = {
+LINK_TYPES = {
     "un_pour_un": "reconduit : un QPV 2015 pour un QPV 2024",
     "fusion": "fusion de plusieurs QPV 2015",
     "scission": "issu de la scission d'un QPV 2015",
@@ -135,184 +133,185 @@ LIENS = {
 }
 
 
-def _carte_passage(d: DonneesRapport) -> str:
+def _crosswalk_map(d: ReportData) -> str:
     """Each contour coloured by its kind of link in passage_qpv_2015_2024."""
-    categorie: dict[str, str] = {}
+    category: dict[str, str] = {}
     for r in _records(d["passage"]):
         for code in (r["code_qpv_2024"], r["code_qpv_2015"]):
-            if code and code not in categorie:
-                categorie[code] = LIENS.get(r["type_lien"], r["type_lien"])
-    return _carte_categories(
+            if code and code not in category:
+                category[code] = LINK_TYPES.get(r["type_lien"], r["type_lien"])
+    return _category_map(
         d,
-        categorie,
+        category,
         "Le passage de la géographie 2015 à la géographie 2024",
         "Lien avec la géographie 2015 (table de passage)",
     )
 
 
-def _carte_valeurs(
-    d: DonneesRapport, rows: list[dict], colonne: str, titre: str, unite: str, palette: str
+def _value_map(
+    d: ReportData, rows: list[dict], column: str, title: str, unit: str, palette: str
 ) -> str:
-    zones = [
-        charts.Zone(
+    areas = [
+        charts.Area(
             code=r["code_qpv"],
-            chemin=r["chemin"],
-            valeur=None if pd.isna(r[colonne]) else float(r[colonne]),
-            info=f"{r['code_qpv']} {r.get('libelle_qpv') or ''} : {formats.nombre(r[colonne], 1)}",
-            etiquette=r["code_qpv"][-4:],
+            path=r["chemin"],
+            value=None if pd.isna(r[column]) else float(r[column]),
+            info=f"{r['code_qpv']} {r.get('libelle_qpv') or ''} : {formats.number(r[column], 1)}",
+            label=r["code_qpv"][-4:],
             x=r["x"],
             y=r["y"],
         )
         for r in rows
     ]
-    if not zones or d.emprise is None:
+    if not areas or d.extent is None:
         return ""
-    return charts.carte(zones, d.emprise, titre, unite, palette=palette)
+    return charts.choropleth(areas, d.extent, title, unit, palette=palette)
 
 
-def _graphique_orientations(d: DonneesRapport) -> str:
+def _orientations_chart(d: ReportData) -> str:
     rows = _records(d["depenses_orientation"])
-    barres: dict[str, charts.Barre] = {}
+    bars: dict[str, charts.Bar] = {}
     for r in rows:
-        libelle = f"{r['orientation_code']} {r['orientation_libelle'] or ''}".strip()
-        barre = barres.setdefault(r["orientation_code"], charts.Barre(libelle, []))
-        barre.segments.append(
+        label = f"{r['orientation_code']} {r['orientation_libelle'] or ''}".strip()
+        bar = bars.setdefault(r["orientation_code"], charts.Bar(label, []))
+        bar.segments.append(
             charts.Segment(r["financeur_nom"] or r["financeur"] or "?", r["montant_accorde"])
         )
-    return charts.barres_empilees(
-        list(barres.values()),
+    return charts.stacked_bars(
+        list(bars.values()),
         "€",
-        f"Montants accordés {d.annee} par orientation et par financeur",
+        f"Montants accordés {d.year} par orientation et par financeur",
     )
 
 
-def _graphique_financeurs(d: DonneesRapport) -> str:
-    barres = [
-        charts.Barre(
+def _funders_chart(d: ReportData) -> str:
+    bars = [
+        charts.Bar(
             f"{r['financeur_nom'] or r['financeur']} ({r['type_credit'] or '?'})",
             [charts.Segment(r["type_credit"] or "non renseigné", r["montant_accorde"])],
-            total_affiche=r["montant_accorde"],
+            shown_total=r["montant_accorde"],
         )
         for r in _records(d["depenses_financeur"])
     ]
-    return charts.barres_empilees(barres, "€", f"Montants accordés {d.annee} par financeur")
+    return charts.stacked_bars(bars, "€", f"Montants accordés {d.year} par financeur")
 
 
-def _graphique_beneficiaires(d: DonneesRapport) -> str:
-    barres = []
+def _beneficiaries_chart(d: ReportData) -> str:
+    bars = []
     for r in _records(d["beneficiaires_orientation"]):
         segments = [
             charts.Segment("femmes", r["femmes"]),
             charts.Segment("hommes", r["hommes"]),
             charts.Segment("sexe non renseigné", r["sexe_non_renseigne"]),
         ]
-        masque = bool(r.get("secret_statistique"))
-        barres.append(
-            charts.Barre(
+        masked = bool(r.get("secret_statistique"))
+        bars.append(
+            charts.Bar(
                 f"{r['orientation_code']} {r['orientation_libelle'] or ''}"
-                + (" (secret)" if masque else ""),
+                + (" (secret)" if masked else ""),
                 segments,
-                total_affiche=r["total"],
+                shown_total=r["total"],
             )
         )
-    return charts.barres_empilees(
-        barres, "bénéficiaires", f"Bénéficiaires {d.annee} par orientation et par sexe"
+    return charts.stacked_bars(
+        bars, "bénéficiaires", f"Bénéficiaires {d.year} par orientation et par sexe"
     )
 
 
-def _graphique_marqueur(d: DonneesRapport) -> str:
-    barres = [
-        charts.Barre(
+def _equality_marker_chart(d: ReportData) -> str:
+    bars = [
+        charts.Bar(
             f"{r['libelle']}" + ("" if r["niveau_eligible"] else " (non éligible)"),
             [charts.Segment("montant accordé", r["montant_accorde"])],
-            total_affiche=r["montant_accorde"],
+            shown_total=r["montant_accorde"],
         )
         for r in _records(d["marqueur"])
     ]
-    return charts.barres_empilees(
-        barres, "€", f"Montants accordés {d.annee} par niveau du marqueur égalité"
+    return charts.stacked_bars(
+        bars, "€", f"Montants accordés {d.year} par niveau du marqueur égalité"
     )
 
 
-def contexte(d: DonneesRapport) -> dict:
-    taux = d["taux_emploi"]
-    carte_emploi_rows = _records(d["carte_emploi"])
-    ecart_col = (
+def context(d: ReportData) -> dict:
+    """The template's variables."""
+    rates = d["taux_emploi"]
+    employment_map_rows = _records(d["carte_emploi"])
+    gap_column = (
         "ecart_epci_points"
         if not d["carte_emploi"].empty and d["carte_emploi"]["ecart_epci_points"].notna().any()
         else "ecart_france_points"
     )
-    ecart_ref = "de l'EPCI" if ecart_col == "ecart_epci_points" else "de la France"
-    carte_effort = d["carte_effort"]
-    effort_carto = _records(carte_effort)
-    effort_col = (
+    gap_reference = "de l'EPCI" if gap_column == "ecart_epci_points" else "de la France"
+    effort = d["carte_effort"]
+    effort_map_rows = _records(effort)
+    effort_column = (
         "euros_par_habitant"
-        if not carte_effort.empty and carte_effort["euros_par_habitant"].notna().any()
+        if not effort.empty and effort["euros_par_habitant"].notna().any()
         else "montant_accorde"
     )
-    geographies_effort = sorted(set(carte_effort["geographie_programmation"].dropna()))
+    effort_geographies = sorted(set(effort["geographie_programmation"].dropna()))
     return {
         "d": d,
-        "t": d.territoire,
+        "t": d.territory,
         "f": formats,
         "v": _v,
         "rec": _records,
-        "premier": _premier,
-        "comparabilite": COMPARABILITE,
-        "fiche_champs": FICHE,
-        "genere_le": dt.date.today().strftime("%d/%m/%Y"),
-        "carte_communes": Markup(_carte_communes(d)),
-        "carte_passage": Markup(_carte_passage(d)),
-        "carte_emploi": Markup(
-            _carte_valeurs(
+        "first": _first,
+        "comparability": COMPARABILITY,
+        "fiche_fields": FICHE_FIELDS,
+        "generated_on": dt.date.today().strftime("%d/%m/%Y"),
+        "commune_map": Markup(_commune_map(d)),
+        "crosswalk_map": Markup(_crosswalk_map(d)),
+        "employment_map": Markup(
+            _value_map(
                 d,
-                [r for r in carte_emploi_rows if r.get("chemin")],
-                ecart_col,
-                f"Écart du taux d'emploi au taux {ecart_ref} ({d.millesime})",
-                f"Écart au taux d'emploi {ecart_ref}, en points",
-                "divergent",
+                [r for r in employment_map_rows if r.get("chemin")],
+                gap_column,
+                f"Écart du taux d'emploi au taux {gap_reference} ({d.millesime})",
+                f"Écart au taux d'emploi {gap_reference}, en points",
+                "diverging",
             )
         ),
-        "carte_emploi_rows": carte_emploi_rows,
-        "ecart_col": ecart_col,
-        "ecart_ref": ecart_ref,
-        "taux_epci": _premier(taux, "taux_emploi_epci"),
-        "taux_france": _premier(taux, "taux_emploi_france"),
-        "source_epci": _premier(taux, "source_reference_epci"),
-        "source_france": _premier(taux, "source_reference_france"),
-        "graphique_orientations": Markup(_graphique_orientations(d)),
-        "graphique_financeurs": Markup(_graphique_financeurs(d)),
-        "graphique_beneficiaires": Markup(_graphique_beneficiaires(d)),
-        "graphique_marqueur": Markup(_graphique_marqueur(d)),
-        "carte_effort": Markup(
-            _carte_valeurs(
+        "employment_map_rows": employment_map_rows,
+        "gap_column": gap_column,
+        "gap_reference": gap_reference,
+        "epci_rate": _first(rates, "taux_emploi_epci"),
+        "france_rate": _first(rates, "taux_emploi_france"),
+        "epci_source": _first(rates, "source_reference_epci"),
+        "france_source": _first(rates, "source_reference_france"),
+        "orientations_chart": Markup(_orientations_chart(d)),
+        "funders_chart": Markup(_funders_chart(d)),
+        "beneficiaries_chart": Markup(_beneficiaries_chart(d)),
+        "equality_marker_chart": Markup(_equality_marker_chart(d)),
+        "effort_map": Markup(
+            _value_map(
                 d,
-                effort_carto,
-                effort_col,
+                effort_map_rows,
+                effort_column,
                 (
-                    f"Effort par habitant {d.annee}"
-                    if effort_col == "euros_par_habitant"
-                    else f"Montants accordés {d.annee} par QPV"
+                    f"Effort par habitant {d.year}"
+                    if effort_column == "euros_par_habitant"
+                    else f"Montants accordés {d.year} par QPV"
                 ),
-                "€ par habitant" if effort_col == "euros_par_habitant" else "€ accordés",
-                "sequentiel",
+                "€ par habitant" if effort_column == "euros_par_habitant" else "€ accordés",
+                "sequential",
             )
         ),
-        "effort_col": effort_col,
-        "effort_carto": effort_carto,
-        "geographies_effort": geographies_effort,
-        "synthese_annee": next((r for r in _records(d["synthese"]) if r["annee"] == d.annee), None),
+        "effort_column": effort_column,
+        "effort_map_rows": effort_map_rows,
+        "effort_geographies": effort_geographies,
+        "year_summary": next((r for r in _records(d["synthese"]) if r["annee"] == d.year), None),
     }
 
 
-def rendre(d: DonneesRapport) -> str:
+def render_html(d: ReportData) -> str:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(["html", "j2"]),
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return env.get_template("rapport.html.j2").render(**contexte(d))
+    return env.get_template("rapport.html.j2").render(**context(d))
 
 
 def chromium() -> str | None:
@@ -327,7 +326,7 @@ def chromium() -> str | None:
     return None
 
 
-def imprimer_pdf(html: Path, pdf: Path, timeout: int = 120) -> Path:
+def print_pdf(html: Path, pdf: Path, timeout: int = 120) -> Path:
     """Print ``html`` to ``pdf`` with headless Chromium (no network: the page needs none)."""
     exe = chromium()
     if exe is None:
@@ -336,11 +335,11 @@ def imprimer_pdf(html: Path, pdf: Path, timeout: int = 120) -> Path:
             "ou donner son chemin dans OBSERVATOIRE_CHROMIUM"
         )
     tmp = pdf.with_name(f".{pdf.name}.tmp")
-    with tempfile.TemporaryDirectory(prefix="observatoire-chromium-") as profil:
+    with tempfile.TemporaryDirectory(prefix="observatoire-chromium-") as profile:
         cmd = [
             exe,
             *CHROMIUM_FLAGS,
-            f"--user-data-dir={profil}",
+            f"--user-data-dir={profile}",
             "--no-pdf-header-footer",
             f"--print-to-pdf={tmp}",
             html.resolve().as_uri(),
