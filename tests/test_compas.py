@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from pipelines.defs.indicateurs_assets import dictionary_units, read_local_indicators
-from pipelines.ingestion.common import IngestionError
-from pipelines.ingestion.compas import (
+from pipelines.lib.tables import IngestionError
+from pipelines.settings import DEMO_DIR, REFERENTIELS_DIR
+from pipelines.sources.indicateurs.assets import dictionary_units, read_local_indicators
+from pipelines.sources.indicateurs.reader import (
     check_mapping,
     find_mappings,
     load_mapping,
     read_local_table,
 )
-from pipelines.settings import DEMO_DIR, REFERENTIELS_DIR
 
 DEMO_MAPPING = DEMO_DIR / "compas" / "COMPAS_indicateurs.mapping.yml"
 

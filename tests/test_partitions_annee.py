@@ -13,8 +13,8 @@ import dagster as dg
 import duckdb
 
 from pipelines.defs.automation import SUIVI_JOB, YEARS_PUBLICATION_JOB, changed_years
-from pipelines.defs.ingestion import ANNEE, bilans, partition_of, programmations
 from pipelines.defs.resources import ProjectFolders, Warehouse
+from pipelines.lib.assets import ANNEE, bilans, partition_of, programmations
 from tests.conftest import run_cli
 
 PROG_HEADER = (

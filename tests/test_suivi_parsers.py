@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from pipelines.suivi import SuiviError, parse_bilans, parse_programmations
-from pipelines.suivi.programmations import (
+from pipelines.sources.bilans.reader import parse_bilans
+from pipelines.sources.programmations.reader import (
     ALIASES_FILE,
+    SuiviError,
     check_siret,
     header_key,
     parse_amount,
+    parse_programmations,
     parse_share,
     qpv_codes,
     split_code,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.defs.ingestion import ANNEE, SUIVI_SOURCES, SUIVI_SUFFIXES, partition_of
+from pipelines.lib.assets import ANNEE, SUIVI_SOURCES, SUIVI_SUFFIXES, partition_of
 from pipelines.settings import Paths
 
 PUBLICATION_JOB = "publication_atomique"

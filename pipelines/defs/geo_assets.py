@@ -19,14 +19,14 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from pipelines.defs.raw_tables import (
+from pipelines.defs.resources import ProjectFolders, Warehouse
+from pipelines.lib.raw_schemas import (
     RAW_SCHEMA,
     file_log,
     register_raw_table,
     replace_source_rows,
     replace_table,
 )
-from pipelines.defs.resources import ProjectFolders, Warehouse
 
 SOURCE = "lieux"
 FOLDER = "lieux"

@@ -9,7 +9,7 @@ code), maps each column to a field, and returns one row per action × financeur 
 every file either loaded or rejected with its reason (file, line, column).
 
 The table-reading helpers here (``read_tables``, ``load_aliases``, value parsers) are shared with
-``pipelines.suivi.bilans``.
+``pipelines.sources.bilans.reader``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.ingestion.common import REJECT_COLUMNS, IngestionError, decode_text, fold
+from pipelines.lib.tables import REJECT_COLUMNS, IngestionError, decode_text, fold
 
 ALIASES_FILE = Path(__file__).with_name("entetes_alias.csv")
 HEADER_SCAN_ROWS = 20
@@ -643,7 +643,7 @@ def unknown_qpv_anomalies(
     """One ``qpv_inconnu`` anomaly per line naming a well-formed QPV code that no reference knows.
 
     ``known`` is the set of QPV codes of the references (see
-    :func:`pipelines.defs.ingestion.known_qpv_codes`); ``None`` skips the check. The line is
+    :func:`pipelines.lib.assets.known_qpv_codes`); ``None`` skips the check. The line is
     kept: an unknown code is reported, never dropped.
     """
     if known is None:

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.ingestion.common import (
+from pipelines.lib.tables import (
     QPV_ANY,
     REJECT_COLUMNS,
     SECRET_MARKERS,
@@ -59,7 +59,7 @@ from pipelines.ingestion.common import (
     parse_number,
     sniff_delimiter,
 )
-from pipelines.ingestion.insee import KEY_COLUMNS
+from pipelines.sources.insee.reader import KEY_COLUMNS
 
 SOURCE = "indicateurs_locaux"
 DATA_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm"}

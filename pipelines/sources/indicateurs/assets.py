@@ -18,16 +18,17 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from pipelines.defs.raw_tables import (
+from pipelines.defs.resources import ProjectFolders, Warehouse
+from pipelines.lib.raw_schemas import (
     RAW_INDICATOR_KEY,
     file_log,
     register_raw_table,
     replace_source_rows,
     replace_table,
 )
-from pipelines.defs.resources import ProjectFolders, Warehouse
-from pipelines.ingestion.common import REJECT_COLUMNS, IngestionError
-from pipelines.ingestion.compas import (
+from pipelines.lib.tables import REJECT_COLUMNS, IngestionError
+from pipelines.settings import DBT_PROJECT_DIR
+from pipelines.sources.indicateurs.reader import (
     SOURCE,
     check_mapping,
     find_mappings,
@@ -35,13 +36,12 @@ from pipelines.ingestion.compas import (
     read_local_table,
     unmapped_files,
 )
-from pipelines.ingestion.references import (
+from pipelines.sources.referentiels.reader import (
     SOURCE_PASSAGE,
     SOURCE_VALEURS,
     list_reference_files,
     read_reference_file,
 )
-from pipelines.settings import DBT_PROJECT_DIR
 
 GROUP = "ingestion"
 PROVIDER_FOLDERS = ("compas", "indicateurs")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.ingestion.common import (
+from pipelines.lib.tables import (
     QPV_ANY,
     REJECT_COLUMNS,
     SECRET_MARKERS,

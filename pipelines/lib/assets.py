@@ -22,18 +22,18 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from pipelines.defs.raw_tables import (
+from pipelines.defs.resources import ProjectFolders, Warehouse
+from pipelines.lib.privacy import drop_personal_columns
+from pipelines.lib.raw_schemas import (
     file_log,
     replace_file_rows,
     replace_source_rows,
     replace_table,
 )
-from pipelines.defs.resources import ProjectFolders, Warehouse
-from pipelines.ingestion.common import REJECT_COLUMNS, IngestionError
-from pipelines.ingestion.insee import list_insee_files, read_insee_file
-from pipelines.ingestion.privacy import drop_personal_columns
+from pipelines.lib.tables import REJECT_COLUMNS, IngestionError
 from pipelines.settings import REFERENTIELS_DIR
-from pipelines.suivi.programmations import year_from_path
+from pipelines.sources.insee.reader import list_insee_files, read_insee_file
+from pipelines.sources.programmations.reader import year_from_path
 
 GROUP = "ingestion"
 SEUIL_REJETS = 0.05
@@ -351,11 +351,12 @@ def _suivi_asset(source: str, table: str, parse_name: str, description: str):
     def _asset(
         context: dg.AssetExecutionContext, warehouse: Warehouse, folders: ProjectFolders
     ) -> dg.MaterializeResult:
-        import importlib
+        from pipelines.sources.bilans.reader import parse_bilans
+        from pipelines.sources.programmations.reader import SuiviError, parse_programmations
 
-        from pipelines.suivi import SuiviError
-
-        parse = getattr(importlib.import_module(f"pipelines.suivi.{table}"), parse_name)
+        parse = {"parse_programmations": parse_programmations, "parse_bilans": parse_bilans}[
+            parse_name
+        ]
         paths = suivi_files(folders.raw, source)
         key = context.partition_key if context.has_partition_key else None
         if key is not None:

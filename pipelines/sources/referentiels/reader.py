@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.ingestion.common import (
+from pipelines.lib.tables import (
     QPV_2015,
     QPV_2024,
     REJECT_COLUMNS,

@@ -3,7 +3,7 @@
 A bilan line gives, for one action and one place of residence (a QPV code, ``Hors QPV`` or
 ``Non renseigné``), the beneficiaries by sex, by age band and by public type. Files are read with
 the same header detection and value parsers as the programmations
-(:mod:`pipelines.suivi.programmations`). Counts must be non-negative integers or the line is
+(:mod:`pipelines.sources.programmations`). Counts must be non-negative integers or the line is
 rejected with the column named; a line whose age total differs from its sex total is kept and
 reported as ``incoherence_totaux``.
 """
@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.ingestion.common import REJECT_COLUMNS, fold
-from pipelines.suivi.programmations import (
+from pipelines.lib.tables import REJECT_COLUMNS, fold
+from pipelines.sources.programmations.reader import (
     ANOMALY_COLUMNS,
     Line,
     LineReject,

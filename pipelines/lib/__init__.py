@@ -1,0 +1,1 @@
+"""What every source reader needs: table reading, cell parsers, codes, files, raw schemas."""

@@ -1,0 +1,1 @@
+"""One package per source: its reader and its Dagster ingestion assets."""
