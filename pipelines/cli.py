@@ -310,7 +310,7 @@ def _run_build(
 def _run_years(defs, annees: list[str], instance) -> bool:
     """One run of the partitioned job ``suivi_par_annee`` per year; stops at the first failure."""
     from pipelines.defs.automation import SUIVI_JOB
-    from pipelines.lib.assets import ANNEE
+    from pipelines.sources.programmations.partitions import ANNEE
 
     missing = [a for a in annees if not instance.has_dynamic_partition(ANNEE.name, a)]
     if missing:

@@ -16,8 +16,7 @@ from pipelines.defs.exports import build_export_asset
 from pipelines.defs.geo_assets import geo_assets
 from pipelines.defs.rapport import rapports_annuels
 from pipelines.defs.resources import default_resources
-from pipelines.lib.assets import ingestion_assets
-from pipelines.sources.indicateurs.assets import indicateurs_assets
+from pipelines.sources import source_assets
 
 BUILD_JOB = "build_entrepot"
 
@@ -31,8 +30,7 @@ def build_definitions(loggers: dict | None = None) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=[
-            *ingestion_assets,
-            *indicateurs_assets,
+            *source_assets,
             *geo_assets,
             build_dbt_assets(),
             build_export_asset(),

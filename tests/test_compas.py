@@ -12,12 +12,8 @@ from openpyxl import Workbook, load_workbook
 from pipelines.lib.tables import IngestionError
 from pipelines.settings import DEMO_DIR, REFERENTIELS_DIR
 from pipelines.sources.indicateurs.assets import dictionary_units, read_local_indicators
-from pipelines.sources.indicateurs.reader import (
-    check_mapping,
-    find_mappings,
-    load_mapping,
-    read_local_table,
-)
+from pipelines.sources.indicateurs.mapping import check_mapping, find_mappings, load_mapping
+from pipelines.sources.indicateurs.reader import read_local_table
 
 DEMO_MAPPING = DEMO_DIR / "compas" / "COMPAS_indicateurs.mapping.yml"
 

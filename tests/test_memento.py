@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from pipelines.settings import DBT_PROJECT_DIR, DEMO_DIR
-from pipelines.sources.indicateurs.reader import load_mapping
+from pipelines.sources.indicateurs.mapping import load_mapping
 from pipelines.sources.insee.reader import read_insee_file
 from tests.conftest import shared_data
 

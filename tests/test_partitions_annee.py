@@ -14,7 +14,9 @@ import duckdb
 
 from pipelines.defs.automation import SUIVI_JOB, YEARS_PUBLICATION_JOB, changed_years
 from pipelines.defs.resources import ProjectFolders, Warehouse
-from pipelines.lib.assets import ANNEE, bilans, partition_of, programmations
+from pipelines.sources.bilans.assets import bilans
+from pipelines.sources.programmations.assets import programmations
+from pipelines.sources.programmations.partitions import ANNEE, partition_of
 from tests.conftest import run_cli
 
 PROG_HEADER = (

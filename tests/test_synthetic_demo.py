@@ -18,8 +18,8 @@ from openpyxl import load_workbook
 
 from pipelines.demo.synthetic import write_synthetic_demo
 from pipelines.settings import REFERENTIELS_DIR
-from pipelines.sources.bilans.reader import parse_bilans
-from pipelines.sources.programmations.reader import parse_programmations
+from pipelines.sources.bilans import parse_bilans
+from pipelines.sources.programmations import parse_programmations
 
 MENTION = "Données fictives de démonstration"
 YEARS = {"VM": (2026, 2027), "CAMVS": (2025, 2026), "CABBALR": (2022, 2023)}

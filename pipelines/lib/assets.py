@@ -1,88 +1,71 @@
-"""Ingestion assets: raw files of ``data/raw/<source>/`` -> tables of the ``raw`` schema.
+"""The ingestion asset factory: raw files of ``data/raw/<source>/`` -> tables of the ``raw`` schema.
 
-Each asset reads every file of its folder (a missing folder gives an empty table), writes its
-table, its rejected rows (``raw.rejets``) and one ``raw.ingestion_log`` record per file, and
-reports rows read / loaded / rejected as metadata. A file that cannot be read at all fails the
-asset with a one-line reason naming the file.
+Every ingestion asset is made by :func:`ingestion_asset` from a source's read function. The
+asset reads every file of its folder (a missing folder gives an empty table), writes its table,
+its rejected rows (``raw.rejets``), one ``raw.ingestion_log`` record per file (SHA-256, size,
+rows read / loaded / rejected) and its anomalies (``raw.anomalies``), and reports as metadata the
+files read with their hashes and the rows read / loaded / rejected. A file that cannot be read
+at all fails the asset with a one-line reason naming the file (:class:`IngestionError`).
 
-The yearly sources (programmations, bilans) are partitioned by year (dynamic partitions
-``annee``). The partition of a file is the year in its name (``VM_programmation_2027.csv`` ->
-``2027``; a name without a year -> ``sans-annee``). Materialized for one partition, the asset
-reads only the files of that year and replaces only the rows that came from them (in its table
-and in rejets / ingestion_log / anomalies): the other years are not touched. Materialized
-without a partition (``observatoire build``, job ``build_entrepot``), it reads every file and
-replaces the whole table, as before.
+Each asset has two checks: ``lignes_comptees`` (blocking: for every file, rows read = rows
+loaded + rows rejected, nothing is published otherwise) and ``taux_de_rejet`` (a warning when
+more than 5 % of a file's rows are rejected).
+
+Partitioned sources (the yearly programmations and bilans, partitions ``annee``): materialized
+for one partition, the asset reads only that partition's files and replaces only the rows that
+came from them (in its table and in rejets / ingestion_log / anomalies), the other partitions
+are not touched; materialized without a partition it reads every file and replaces everything.
 """
 
-import csv
-import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
 import pandas as pd
 
 from pipelines.defs.resources import ProjectFolders, Warehouse
-from pipelines.lib.privacy import drop_personal_columns
-from pipelines.lib.raw_schemas import (
-    file_log,
-    replace_file_rows,
-    replace_source_rows,
-    replace_table,
-)
-from pipelines.lib.tables import REJECT_COLUMNS, IngestionError
-from pipelines.settings import REFERENTIELS_DIR
-from pipelines.sources.insee.reader import list_insee_files, read_insee_file
-from pipelines.sources.programmations.reader import year_from_path
+from pipelines.lib.raw_schemas import replace_file_rows, replace_source_rows, replace_table
+from pipelines.lib.tables import IngestionError
 
 GROUP = "ingestion"
 SEUIL_REJETS = 0.05
 
-ANNEE = dg.DynamicPartitionsDefinition(name="annee")
-SANS_ANNEE = "sans-annee"
-SUIVI_SOURCES = ("programmations", "bilans")
-SUIVI_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm"}
-QPV_REFERENCES = {
-    "qpv_contours": "select code_qpv from raw.qpv_contours",
-    "liste_qpv": "select code_qpv from raw.liste_qpv",
-    "insee_valeurs": "select code_territoire from raw.insee_valeurs where type_territoire = 'qpv'",
-}
+
+@dataclass
+class ReadContext:
+    """What a source's read function gets: the raw dir, the warehouse (to read references
+    loaded by other assets), the partition being built (None: every file) and the run's log."""
+
+    raw: Path
+    warehouse: Warehouse
+    partition: str | None
+    log: Any
 
 
-def partition_of(path: str | Path) -> str:
-    """The ``annee`` partition of a programmation/bilan file: the year in its name."""
-    year = year_from_path(Path(path))
-    return str(year) if year is not None else SANS_ANNEE
+@dataclass
+class Ingested:
+    """What a source's read function returns.
 
-
-def suivi_files(raw_dir: Path, source: str) -> list[Path]:
-    """The files of a yearly source (``programmations`` or ``bilans``) in the raw dir."""
-    return _files(raw_dir / source, SUIVI_SUFFIXES)
-
-
-def known_qpv_codes(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Every QPV code a reference knows: the perimeter seed and the loaded raw references.
-
-    The seed ``ref_perimetre_qpv.csv`` is read from the dbt project (always there); the
-    contours, the official list and the INSEE bases are read from the raw tables when they are
-    loaded (in a full build their assets run first). This is the set of codes of ``dim_qpv``.
+    ``logs`` has one ``raw.ingestion_log`` record per file (:func:`~pipelines.lib.raw_schemas.
+    file_log`); ``files`` are the files of the partition read (partitioned sources only);
+    ``metadata`` is added to the asset's metadata.
     """
-    with (REFERENTIELS_DIR / "ref_perimetre_qpv.csv").open(encoding="utf-8") as fh:
-        codes = {r["code_qpv"].strip().upper() for r in csv.DictReader(fh) if r["code_qpv"]}
-    loaded = _raw_tables(con)
-    for table, sql in QPV_REFERENCES.items():
-        if table in loaded:  # a reference not loaded in this warehouse is skipped
-            codes |= {str(r[0]).strip().upper() for r in con.execute(sql).fetchall() if r[0]}
-    return codes
+
+    rows: pd.DataFrame | None
+    rejects: pd.DataFrame | None
+    logs: list[dict]
+    anomalies: pd.DataFrame | None = None
+    files: list[Path] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def _raw_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {
-        r[0]
-        for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'raw'"
-        ).fetchall()
-    }
+def concat(frames: Iterable[pd.DataFrame | None]) -> pd.DataFrame | None:
+    """The frames one under the other (None when there is none)."""
+    kept = [f for f in frames if f is not None]
+    return pd.concat(kept, ignore_index=True) if kept else None
 
 
 def check_specs(table: str) -> list[dg.AssetCheckSpec]:
@@ -106,6 +89,7 @@ def check_specs(table: str) -> list[dg.AssetCheckSpec]:
 
 
 def check_results(table: str, logs: list[dict]) -> list[dg.AssetCheckResult]:
+    """The two checks of :func:`check_specs` evaluated on the files' ingestion_log records."""
     key = dg.AssetKey(["raw", table])
     gaps = [
         x["fichier"]
@@ -135,20 +119,8 @@ def check_results(table: str, logs: list[dict]) -> list[dg.AssetCheckResult]:
     ]
 
 
-def _files(folder: Path, suffixes: set[str]) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in suffixes
-        and not p.name.startswith((".", "~$"))
-        and not p.stem.lower().startswith(("readme", "lisez"))
-    )
-
-
-def _summary(logs: list[dict], rejects: pd.DataFrame | None) -> dict:
+def summary(logs: list[dict], rejects: pd.DataFrame | None) -> dict[str, int]:
+    """Files read and rows read / loaded / rejected (from the logs), and rejects recorded."""
     return {
         "fichiers": len(logs),
         "lignes_lues": sum(int(x["lignes_lues"]) for x in logs),
@@ -158,155 +130,55 @@ def _summary(logs: list[dict], rejects: pd.DataFrame | None) -> dict:
     }
 
 
-def _metadata(summary: dict, table: str, rows: int, logs: list[dict]) -> dict:
+_FILE_KEYS = (
+    "fichier",
+    "empreinte_sha256",
+    "statut",
+    "lignes_lues",
+    "lignes_chargees",
+    "lignes_rejetees",
+)
+
+
+def metadata(table: str, rows: int, logs: list[dict], rejects: pd.DataFrame | None) -> dict:
+    """The metadata of every ingestion asset: counts, table, and the files read with hashes."""
     return {
-        **{k: dg.MetadataValue.int(v) for k, v in summary.items()},
+        **{k: dg.MetadataValue.int(v) for k, v in summary(logs, rejects).items()},
         "table": dg.MetadataValue.text(f"raw.{table}"),
         "lignes_table": dg.MetadataValue.int(rows),
-        "fichiers_lus": dg.MetadataValue.json(
-            [
-                {
-                    k: x[k]
-                    for k in (
-                        "fichier",
-                        "empreinte_sha256",
-                        "lignes_lues",
-                        "lignes_chargees",
-                        "lignes_rejetees",
-                    )
-                }
-                for x in logs
-            ]
-        ),
+        "fichiers_lus": dg.MetadataValue.json([{k: x.get(k) for k in _FILE_KEYS} for x in logs]),
     }
 
 
-def _result(
-    summary: dict, table: str, rows: int, logs: list[dict], extra: dict | None = None
-) -> dg.MaterializeResult:
-    return dg.MaterializeResult(
-        metadata={**_metadata(summary, table, rows, logs), **(extra or {})},
-        check_results=check_results(table, logs),
-    )
-
-
-def _write(con, source: str, table: str, frame, rejects, logs, anomalies=None) -> int:
-    rows = replace_table(con, table, frame)
-    replace_source_rows(con, "rejets", source, rejects)
-    replace_source_rows(con, "ingestion_log", source, pd.DataFrame(logs) if logs else None)
-    replace_source_rows(con, "anomalies", source, anomalies)
+def write_source(con: duckdb.DuckDBPyConnection, source: str, table: str, got: Ingested) -> int:
+    """Replace ``raw.<table>`` and the source's rows of the shared tables."""
+    rows = replace_table(con, table, got.rows)
+    replace_source_rows(con, "rejets", source, got.rejects)
+    replace_source_rows(con, "ingestion_log", source, pd.DataFrame(got.logs) if got.logs else None)
+    replace_source_rows(con, "anomalies", source, got.anomalies)
     return rows
 
 
-@dg.asset(
-    key=["raw", "insee_valeurs"],
-    group_name=GROUP,
-    check_specs=check_specs("insee_valeurs"),
-    kinds={"python", "duckdb"},
-    description="Bases INSEE QPV (data/raw/insee/*.csv|xlsx) en format long.",
-)
-def insee_valeurs(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, folders: ProjectFolders
-) -> dg.MaterializeResult:
-    frames, rejects, logs = [], [], []
-    for path in list_insee_files(folders.raw / "insee"):
-        try:
-            result = read_insee_file(path)
-        except IngestionError as err:
-            raise dg.Failure(description=str(err)) from None
-        context.log.info(
-            f"{path.name}: {result.report['lignes_chargees']} lignes, "
-            f"{result.report['valeurs']} valeurs ({result.report['valeurs_secretes']} secrètes), "
-            f"{len(result.rejects)} rejets"
-        )
-        frames.append(result.values)
-        rejects.append(result.rejects)
-        logs.append(
-            file_log(
-                "insee",
-                path,
-                result.report["lignes_lues"],
-                result.report["lignes_chargees"],
-                result.report["lignes_rejetees"],
-            )
-        )
-    frame = pd.concat(frames, ignore_index=True) if frames else None
-    rej = pd.concat(rejects, ignore_index=True) if rejects else None
-    with warehouse.connect() as con:
-        rows = _write(con, "insee", "insee_valeurs", frame, rej, logs)
-    return _result(_summary(logs, rej), "insee_valeurs", rows, logs)
+def _loaded_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'raw'"
+        ).fetchall()
+    }
 
 
-@dg.asset(
-    key=["raw", "qpv_contours"],
-    group_name=GROUP,
-    check_specs=check_specs("qpv_contours"),
-    kinds={"python", "duckdb", "geopandas"},
-    description="Contours officiels des QPV (data/raw/sig_ville/: GeoJSON, GPKG, SHP, ZIP ANCT).",
-)
-def qpv_contours(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, folders: ProjectFolders
-) -> dg.MaterializeResult:
-    from geo.contours import ContoursError, read_contours
-
-    frames, rejects, logs = [], [], []
-    for path in _files(folders.raw / "sig_ville", {".geojson", ".json", ".gpkg", ".shp", ".zip"}):
-        try:
-            result = read_contours(path)
-        except ContoursError as err:
-            raise dg.Failure(description=str(err)) from None
-        gdf = result.qpv
-        frame = pd.DataFrame(gdf.drop(columns="geometry"))
-        frame["geom_wkb"] = gdf.geometry.to_wkb()
-        frames.append(frame)
-        rejects.append(result.rejects)
-        lus = sum(int(r.get("lus", 0)) for r in result.report)
-        context.log.info(f"{path.name}: {result.report}")
-        logs.append(file_log("sig_ville", path, lus, len(frame), len(result.rejects)))
-    frame = pd.concat(frames, ignore_index=True) if frames else None
-    if frame is not None:
-        frame = frame.drop_duplicates(subset=["code_qpv"], keep="first")
-    rej = pd.concat(rejects, ignore_index=True) if rejects else None
-    with warehouse.connect() as con:
-        rows = _write(con, "sig_ville", "qpv_contours", frame, rej, logs)
-    return _result(_summary(logs, rej), "qpv_contours", rows, logs)
-
-
-@dg.asset(
-    key=["raw", "liste_qpv"],
-    group_name=GROUP,
-    check_specs=check_specs("liste_qpv"),
-    kinds={"python", "duckdb"},
-    description="Liste officielle des QPV avec communes et EPCI (data/raw/sig_ville/liste*.csv).",
-)
-def liste_qpv(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, folders: ProjectFolders
-) -> dg.MaterializeResult:
-    from geo.contours import ContoursError, read_liste_qpv
-
-    frames, rejects, logs = [], [], []
-    for path in _files(folders.raw / "sig_ville", {".csv"}):
-        try:
-            frame = read_liste_qpv(path)
-        except (ContoursError, IngestionError, ValueError) as err:
-            raise dg.Failure(description=f"{path}: {err}") from None
-        rejected = pd.DataFrame(frame.attrs.get("rejets", []), columns=REJECT_COLUMNS)
-        frames.append(frame)
-        rejects.append(rejected)
-        logs.append(
-            file_log("liste_qpv", path, len(frame) + len(rejected), len(frame), len(rejected))
-        )
-    frame = pd.concat(frames, ignore_index=True) if frames else None
-    rej = pd.concat(rejects, ignore_index=True) if rejects else None
-    with warehouse.connect() as con:
-        rows = _write(con, "liste_qpv", "liste_qpv", frame, rej, logs)
-    return _result(_summary(logs, rej), "liste_qpv", rows, logs)
-
-
-def _partition_files(con, source: str, table: str, key: str, current: list[str]) -> list[str]:
+def partition_files(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    table: str,
+    key: str,
+    current: list[str],
+    partition_of: Callable[[str], str],
+) -> list[str]:
     """Files of partition ``key``: those present now and those loaded before (maybe removed)."""
     files = set(current)
-    loaded = _raw_tables(con)
+    loaded = _loaded_tables(con)
     for tbl, column, by_source in (
         (table, "source_fichier", False),
         ("rejets", "fichier", True),
@@ -323,121 +195,69 @@ def _partition_files(con, source: str, table: str, key: str, current: list[str])
     return sorted(files)
 
 
-def _write_partition(
-    con, source: str, table: str, key: str, paths, frame, rejects, logs, anomalies
+def write_partition(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    table: str,
+    key: str,
+    got: Ingested,
+    partition_of: Callable[[str], str],
 ) -> int:
     """Replace the rows of partition ``key`` only; returns the rows of the partition."""
-    files = _partition_files(con, source, table, key, [str(p) for p in paths])
-    replace_file_rows(con, table, files, frame)
-    replace_file_rows(con, "rejets", files, rejects, source=source)
-    replace_file_rows(
-        con, "ingestion_log", files, pd.DataFrame(logs) if logs else None, source=source
-    )
-    replace_file_rows(con, "anomalies", files, anomalies, source=source)
-    return 0 if frame is None else len(frame)
+    files = partition_files(con, source, table, key, [str(p) for p in got.files], partition_of)
+    replace_file_rows(con, table, files, got.rows)
+    replace_file_rows(con, "rejets", files, got.rejects, source=source)
+    logs = pd.DataFrame(got.logs) if got.logs else None
+    replace_file_rows(con, "ingestion_log", files, logs, source=source)
+    replace_file_rows(con, "anomalies", files, got.anomalies, source=source)
+    return 0 if got.rows is None else len(got.rows)
 
 
-def _suivi_asset(source: str, table: str, parse_name: str, description: str):
+def ingestion_asset(
+    *,
+    table: str,
+    source: str,
+    read: Callable[[ReadContext], Ingested],
+    description: str,
+    kinds: Iterable[str] = ("python", "duckdb"),
+    deps: Iterable[str] = (),
+    partitions_def: dg.PartitionsDefinition | None = None,
+    partition_of: Callable[[str], str] | None = None,
+) -> dg.AssetsDefinition:
+    """The asset ``raw/<table>``: ``read`` then write, with metadata and the two checks.
+
+    ``source`` names the source's rows in the shared tables; ``deps`` are raw tables read by
+    ``read`` (through the warehouse) that must be loaded first; a partitioned asset needs
+    ``partition_of(file) -> partition key`` to replace only its partition's rows.
+    """
+    if partitions_def is not None and partition_of is None:
+        raise ValueError(f"raw/{table}: un asset partitionné a besoin de partition_of")
+
     @dg.asset(
         key=["raw", table],
         group_name=GROUP,
         check_specs=check_specs(table),
-        kinds={"python", "duckdb"},
-        partitions_def=ANNEE,
-        # the QPV references are loaded first: unknown QPV codes are reported against them
-        deps=[dg.AssetKey(["raw", t]) for t in ("qpv_contours", "liste_qpv", "insee_valeurs")],
+        kinds=set(kinds),
+        partitions_def=partitions_def,
+        deps=[dg.AssetKey(["raw", t]) for t in deps],
         description=description,
     )
     def _asset(
         context: dg.AssetExecutionContext, warehouse: Warehouse, folders: ProjectFolders
     ) -> dg.MaterializeResult:
-        from pipelines.sources.bilans.reader import parse_bilans
-        from pipelines.sources.programmations.reader import SuiviError, parse_programmations
-
-        parse = {"parse_programmations": parse_programmations, "parse_bilans": parse_bilans}[
-            parse_name
-        ]
-        paths = suivi_files(folders.raw, source)
         key = context.partition_key if context.has_partition_key else None
-        if key is not None:
-            paths = [p for p in paths if partition_of(p) == key]
-        extra = folders.raw / "referentiels" / "entetes_alias.csv"
-        with warehouse.connect() as con:
-            known = known_qpv_codes(con)
         try:
-            result = parse(paths, extra_aliases=extra if extra.is_file() else None, known_qpv=known)
-        except SuiviError as err:
+            got = read(ReadContext(folders.raw, warehouse, key, context.log))
+        except IngestionError as err:
             raise dg.Failure(description=str(err)) from None
-        # the parsers name files by their base name: give the full path everywhere
-        full = {p.name: str(p) for p in paths}
-
-        def with_paths(frame: pd.DataFrame | None, column: str) -> pd.DataFrame | None:
-            if frame is None or frame.empty or column not in frame:
-                return frame
-            return frame.assign(**{column: frame[column].map(lambda n: full.get(n, n))})
-
-        logs = [
-            file_log(
-                source,
-                Path(full.get(f["fichier"], f["fichier"])),
-                int(f["lignes_lues"]),
-                int(f["lignes_chargees"]),
-                int(f["lignes_rejetees"]),
-            )
-            for f in result.files
-        ]
-        frame = with_paths(result.rows, "source_fichier")
-        if frame is not None and "autres_colonnes" in frame:
-            frame = frame.assign(
-                autres_colonnes=frame["autres_colonnes"].map(
-                    lambda v: v if v is None or isinstance(v, str) else json.dumps(v)
-                )
-            )
-        rejects = with_paths(result.rejects, "fichier")
-        anomalies = with_paths(result.anomalies, "fichier")
-        frame, personal = drop_personal_columns(frame, source)
-        for message in personal["message"]:
-            context.log.warning(message)
-        if not personal.empty:
-            anomalies = pd.concat(
-                [a for a in (anomalies, personal.drop(columns="source")) if a is not None],
-                ignore_index=True,
-            )
-        unknown = 0 if anomalies is None else int((anomalies["type"] == "qpv_inconnu").sum())
         with warehouse.connect() as con:
-            if key is None:
-                rows = _write(con, source, table, frame, rejects, logs, anomalies)
+            if key is None or partition_of is None:
+                rows = write_source(con, source, table, got)
             else:
-                rows = _write_partition(
-                    con, source, table, key, paths, frame, rejects, logs, anomalies
-                )
-        context.log.info(
-            f"{'année ' + key if key else 'toutes les années'}: {len(paths)} fichier(s), "
-            f"{rows} lignes, {len(result.rejects)} rejets, {unknown} code(s) QPV inconnu(s)"
-        )
-        if unknown:
-            context.log.warning(
-                f"{unknown} ligne(s) avec un code QPV inconnu (raw.anomalies, type qpv_inconnu)"
-            )
-        summary = {**_summary(logs, result.rejects), "codes_qpv_inconnus": unknown}
-        return _result(
-            summary, table, rows, logs, {"partition": dg.MetadataValue.text(key or "toutes")}
+                rows = write_partition(con, source, table, key, got, partition_of)
+        return dg.MaterializeResult(
+            metadata={**metadata(table, rows, got.logs, got.rejects), **got.metadata},
+            check_results=check_results(table, got.logs),
         )
 
     return _asset
-
-
-programmations = _suivi_asset(
-    "programmations",
-    "programmations",
-    "parse_programmations",
-    "Programmations annuelles (data/raw/programmations/*.csv|xlsx), action x financeur.",
-)
-bilans = _suivi_asset(
-    "bilans",
-    "bilans",
-    "parse_bilans",
-    "Bilans des actions (data/raw/bilans/*.csv|xlsx), action x QPV de résidence.",
-)
-
-ingestion_assets = [insee_valeurs, qpv_contours, liste_qpv, programmations, bilans]

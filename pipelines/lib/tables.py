@@ -1,105 +1,62 @@
-"""Shared parsing helpers: codes, French numbers, text decoding, rejects."""
+"""Reading tables: CSV of any usual dialect and XLSX sheets, with their header row found.
+
+Every reader of a tabular source goes through :func:`read_tables`:
+
+* **Encoding** (:func:`decode_text`): UTF-8 with or without BOM, or UTF-16 with its BOM. Any other
+  encoding (latin-1/Windows-1252 exports) is refused with the line and byte of the first
+  undecodable character, so that the user re-exports the file in UTF-8: guessing silently would
+  corrupt names (``Cité`` read as ``CitÃ©``, or the reverse), and every official file of the
+  sources (ANCT list, INSEE bases) is UTF-8.
+* **CSV dialect**: line endings CRLF, LF or CR; quoted fields (multi-line cells allowed);
+  separator ``;``, ``,``, tab or ``|``: the one whose parse gives the best header row.
+* **XLSX** (openpyxl, read-only): every sheet, cell values and, on demand, number formats.
+* **Header row**, :func:`find_header`, the one detector: among the first ``scan`` rows, the row
+  with the highest score given by the source's ``score(rows, k)`` (header aliases for the
+  programmations, mapped columns for Compas, QPV codes below it for the INSEE bases...); the
+  first one on a tie; none when no row scores above 0.
+* **Line numbers**: every row keeps its 1-based physical line (CSV: where the record starts) or
+  sheet row number, for the reject messages.
+"""
 
 from __future__ import annotations
 
 import codecs
 import csv
 import io
-import re
-import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-QPV_2015 = re.compile(r"^QP(\d{3}|02[AB])\d{3}$")
-QPV_2024 = re.compile(r"^QN(\d{3}|02[AB])\d{2}[NMIC]$")
-QPV_ANY = re.compile(r"^Q[PN](\d{3}|02[AB])\d{2}[0-9NMIC]$")
+from pipelines.lib.files import CSV_SUFFIXES, XLSX_SUFFIXES
 
-REJECT_COLUMNS = ["source", "fichier", "feuille", "ligne", "colonne", "valeur_brute", "motif"]
+DELIMITERS = (";", ",", "\t", "|")
 
-# Markers INSEE and others use for values under statistical secrecy or not available.
-SECRET_MARKERS = {"", "s", "nd", "ns", "nc", "secret", "c", "so", "n.d.", "n.s."}
-
-_SPACES = dict.fromkeys(map(ord, " \u00a0\u202f\u2009\u2007\t'"), None)
-_YEAR = re.compile(r"(?<!\d)(19[89]\d|20\d\d)(?!\d)")
+#: ``score(rows, k)``: how much row ``k`` of ``rows`` (lists of cells) looks like the header;
+#: None or 0 when it cannot be the header.
+Scorer = Callable[[Sequence[Sequence[Any]], int], float | None]
 
 
 class IngestionError(Exception):
     """A raw file cannot be read at all. The message names the file (and line when known)."""
 
 
-@dataclass
-class Reject:
-    source: str
-    fichier: str
-    feuille: str | None
-    ligne: int | None
-    colonne: str | None
-    valeur_brute: str | None
-    motif: str
+class CsvLineError(csv.Error):
+    """A CSV record the csv module cannot parse, with the physical line where it failed."""
 
-    def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in REJECT_COLUMNS}
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
 
 
-def geographie_of(code: str) -> str | None:
-    """'2015' or '2024' from a QPV code's pattern, None when it is not a QPV code."""
-    if QPV_2024.match(code):
-        return "2024"
-    if QPV_2015.match(code):
-        return "2015"
-    return None
-
-
-def millesime_from_name(name: str) -> int | None:
-    """The 4-digit year in a file name (``IPRO_2022.csv`` -> 2022); the last one if several."""
-    years = _YEAR.findall(Path(name).stem)
-    return int(years[-1]) if years else None
-
-
-def parse_number(raw: str | None) -> float | None:
-    """Parse a number written the French way or the English way.
-
-    ``'1 075'`` (space, NBSP or U+202F thousands), ``'44,6'``, ``'-9,2'``, ``'1.075,5'``,
-    ``'12 500,00 €'``, ``'75 %'`` and ``'44.6'`` all parse. Returns None for empty text and
-    raises ValueError for text that is not a number.
-    """
-    if raw is None:
-        return None
-    text = raw.strip().translate(_SPACES).replace("€", "").replace("%", "")
-    if text == "":
-        return None
-    if text.startswith("(") and text.endswith(")"):
-        text = "-" + text[1:-1]
-    text = text.replace("\u2212", "-")
-    if "," in text:
-        if "." in text:
-            text = text.replace(".", "")
-        text = text.replace(",", ".")
-    return float(text)
-
-
-def normalise_header(name: str) -> str:
-    """Header as a variable name: stripped of spaces/BOM, upper case (``'EVOL_CA_N_E '``)."""
-    return name.replace("\ufeff", "").strip().strip("\u00a0\u202f").strip().upper()
-
-
-def fold(text: str) -> str:
-    """Lower case, no accents, single spaces: to compare labels and header aliases."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
-
-
-def decode_text(path: Path) -> str:
-    """Decode a text file as UTF-8 (with or without BOM) or UTF-16 (with BOM).
-
-    A file in another encoding (latin-1/cp1252 exports) is refused with the line and byte of the
-    first undecodable character, so the user can re-export it in UTF-8: guessing silently would
-    corrupt names.
-    """
+def decode_text(path: Path, label: str | None = None) -> str:
+    """The text of a file in UTF-8 (with or without BOM) or UTF-16 (with BOM); see the module
+    docstring. ``label`` names the file in messages (default: its path)."""
+    path = Path(path)
+    label = label or str(path)
     data = path.read_bytes()
     if not data.strip():
-        raise IngestionError(f"{path}: fichier vide")
+        raise IngestionError(f"{label}: fichier vide")
     if data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
         return data.decode("utf-16")
     try:
@@ -107,47 +64,182 @@ def decode_text(path: Path) -> str:
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         raise IngestionError(
-            f"{path}: ligne {line}: encodage non UTF-8 (octet 0x{data[err.start]:02x} à la "
+            f"{label}: ligne {line}: encodage non UTF-8 (octet 0x{data[err.start]:02x} à la "
             f"position {err.start}); fichier probablement en latin-1/Windows-1252: "
             "le ré-enregistrer en UTF-8"
         ) from None
 
 
-def sniff_delimiter(header_line: str) -> str:
-    """The separator of a delimited file, from its header line: ``;``, ``,``, tab or ``|``."""
-    counts = {d: header_line.count(d) for d in (";", ",", "\t", "|")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] > 0 else ";"
+@dataclass
+class Row:
+    """One record: its 1-based line, its cells (CSV: text; XLSX: values), maybe their formats."""
+
+    line: int
+    cells: list[Any]
+    formats: list[str] | None = None
+
+    @property
+    def blank(self) -> bool:
+        return not any(c is not None and str(c).strip() for c in self.cells)
 
 
-def read_delimited(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header and data rows of a CSV of any usual dialect, with their 1-based line numbers.
+@dataclass
+class Table:
+    """One CSV file or one XLSX sheet: every row, and which one is the header."""
 
-    Handles BOM, CRLF/LF/CR, ``;``/``,``/tab separators and quoted fields. Blank lines are
-    skipped (they are not data). The line number is the physical line where the row starts.
-    """
-    text = decode_text(path)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    first = next((ln for ln in text.split("\n") if ln.strip()), "")
-    delimiter = sniff_delimiter(first)
+    path: Path
+    sheet: str | None
+    format: str  # "csv" | "xlsx"
+    rows: list[Row]
+    header_index: int | None
+    delimiter: str | None = None
+
+    @property
+    def header(self) -> list[Any]:
+        return [] if self.header_index is None else self.rows[self.header_index].cells
+
+    @property
+    def header_line(self) -> int | None:
+        return None if self.header_index is None else self.rows[self.header_index].line
+
+    @property
+    def data(self) -> list[Row]:
+        """The rows below the header (blank rows included: the reader decides)."""
+        return [] if self.header_index is None else self.rows[self.header_index + 1 :]
+
+
+def find_header(
+    rows: Sequence[Sequence[Any]], score: Scorer, scan: int
+) -> tuple[int, float] | None:
+    """(index, score) of the header among the first ``scan`` rows: the highest score above 0,
+    the first such row on a tie; None when no row can be the header."""
+    best: tuple[int, float] | None = None
+    for k in range(min(scan, len(rows))):
+        value = score(rows, k)
+        if value and value > 0 and (best is None or value > best[1]):
+            best = (k, value)
+    return best
+
+
+def csv_records(text: str, delimiter: str) -> list[Row]:
+    """Records of a CSV text with the 1-based physical line where each starts (multi-line cells
+    allowed, blank lines kept as empty records). Raises CsvLineError."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"')
-    header: list[str] | None = None
-    rows: list[tuple[int, list[str]]] = []
+    records: list[Row] = []
+    previous_end = 0
     try:
         for record in reader:
-            line = reader.line_num - _extra_lines(record)
-            if not any(cell.strip() for cell in record):
-                continue
-            if header is None:
-                header = record
-                continue
-            rows.append((line, record))
+            records.append(Row(previous_end + 1, record))
+            previous_end = reader.line_num
     except csv.Error as err:
-        raise IngestionError(f"{path}: ligne {reader.line_num}: CSV illisible ({err})") from None
-    if header is None:
-        raise IngestionError(f"{path}: aucune ligne d'en-tête")
-    return header, rows
+        raise CsvLineError(reader.line_num, str(err)) from None
+    return records
 
 
-def _extra_lines(record: list[str]) -> int:
-    return sum(cell.count("\n") for cell in record)
+def read_csv(
+    path: Path, score: Scorer, scan: int, *, lookahead: int = 50, label: str | None = None
+) -> Table:
+    """A CSV file as a Table; ``header_index`` is None when no row scores (see find_header).
+
+    The head (``scan + lookahead`` lines) is parsed with every separator of DELIMITERS; the one
+    that gives the best header wins (the first of DELIMITERS on a tie).
+    """
+    label = label or str(path)
+    text = decode_text(path, label).replace("\r\n", "\n").replace("\r", "\n")
+    head = "\n".join(text.split("\n")[: scan + lookahead])
+    best: tuple[str, int, float] | None = None
+    for delimiter in DELIMITERS:
+        try:
+            sample = csv_records(head, delimiter)
+        except csv.Error:
+            continue
+        found = find_header([r.cells for r in sample], score, scan)
+        if found and (best is None or found[1] > best[2]):
+            best = (delimiter, sample[found[0]].line, found[1])
+    if best is None:
+        return Table(Path(path), None, "csv", [], None)
+    delimiter, header_line, _ = best
+    try:
+        rows = csv_records(text, delimiter)
+    except CsvLineError as err:
+        raise IngestionError(f"{label}: ligne {err.line}: CSV illisible ({err})") from None
+    index = next(k for k, r in enumerate(rows) if r.line == header_line)
+    return Table(Path(path), None, "csv", rows, index, delimiter)
+
+
+def read_xlsx(
+    path: Path,
+    score: Scorer,
+    scan: int,
+    *,
+    sheets: Callable[[str], bool] | None = None,
+    formats: bool = False,
+    label: str | None = None,
+) -> list[Table]:
+    """Every sheet of a workbook (those ``sheets`` accepts) as a Table, with its header row
+    when one scores (``header_index`` None otherwise); ``formats`` keeps the number formats."""
+    from openpyxl import load_workbook
+
+    label = label or str(path)
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except Exception as err:  # noqa: BLE001 - openpyxl raises many kinds for a corrupt file
+        raise IngestionError(f"{label}: classeur illisible ({err})") from None
+    tables: list[Table] = []
+    try:
+        for sheet in workbook.worksheets:
+            if sheets is not None and not sheets(sheet.title):
+                continue
+            rows = []
+            for line, cells in enumerate(sheet.iter_rows(), start=1):
+                values = [getattr(c, "value", None) for c in cells]
+                kept = (
+                    [str(getattr(c, "number_format", "") or "") for c in cells] if formats else None
+                )
+                rows.append(Row(line, values, kept))
+            found = find_header([r.cells for r in rows], score, scan)
+            tables.append(Table(Path(path), sheet.title, "xlsx", rows, found and found[0]))
+    finally:
+        workbook.close()
+    return tables
+
+
+def read_tables(
+    path: Path,
+    score: Scorer,
+    scan: int,
+    *,
+    lookahead: int = 50,
+    sheets: Callable[[str], bool] | None = None,
+    formats: bool = False,
+    label: str | None = None,
+) -> list[Table]:
+    """The tables of a CSV (one) or XLSX (one per sheet) file; see read_csv / read_xlsx.
+
+    Raises IngestionError for a missing, empty or unreadable file or another format.
+    """
+    path = Path(path)
+    label = label or str(path)
+    if not path.exists():
+        raise IngestionError(f"{label}: fichier introuvable ({path})")
+    suffix = path.suffix.lower()
+    if suffix not in XLSX_SUFFIXES | CSV_SUFFIXES:
+        raise IngestionError(
+            f"{label}: format « {path.suffix} » non pris en charge (CSV ou XLSX attendu; "
+            "un .xls doit être ré-enregistré en .xlsx)"
+        )
+    if path.stat().st_size == 0:
+        raise IngestionError(f"{label}: fichier vide")
+    if suffix in XLSX_SUFFIXES:
+        return read_xlsx(path, score, scan, sheets=sheets, formats=formats, label=label)
+    return [read_csv(path, score, scan, lookahead=lookahead, label=label)]
+
+
+def named_header(names: set[str], fold: Callable[[str], str]) -> Scorer:
+    """A scorer for headers of known column names: the number of cells whose folded text is
+    one of ``names`` (already folded)."""
+
+    def score(rows: Sequence[Sequence[Any]], k: int) -> float:
+        return sum(1 for c in rows[k] if c is not None and fold(str(c)) in names)
+
+    return score

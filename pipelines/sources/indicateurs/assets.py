@@ -1,88 +1,32 @@
-"""Ingestion assets of the indicator side beyond the INSEE bases.
-
-* ``raw/indicateurs_locaux``: local indicator tables (Compas, CAF, France Travail, ARS...) of
-  ``raw/compas/`` and ``raw/indicateurs/``, read through their mapping files
-  (``*.mapping.yml``, see pipelines/ingestion/compas.py). A data file without a mapping is not
-  guessed: it is logged (statut ``sans_mapping``) and listed in ``raw.rejets``.
-* ``raw/valeurs_reference`` and ``raw/passage_qpv_2015_2024``: the files of
-  ``raw/referentiels/`` recognised by their header (pipelines/ingestion/references.py).
-
-Each asset writes its table (full schema even when its folder is absent), its rejects and one
-``raw.ingestion_log`` record per file, and fails with a one-line reason naming the file when a
-file or a mapping cannot be read at all.
+"""Ingestion asset ``raw/indicateurs_locaux``: local indicator tables (Compas, CAF, France
+Travail, ARS...) of ``raw/compas/`` and ``raw/indicateurs/``, read through their mapping files
+(``*.mapping.yml``, :mod:`.mapping`). A data file without a mapping is not guessed: it is logged
+(statut ``sans_mapping``) and listed in ``raw.rejets``. A mapping that does not match the
+indicator dictionary, or a file that cannot be read at all, fails the asset naming the file.
 """
 
+from __future__ import annotations
+
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
-import dagster as dg
 import pandas as pd
 
-from pipelines.defs.resources import ProjectFolders, Warehouse
-from pipelines.lib.raw_schemas import (
-    RAW_INDICATOR_KEY,
-    file_log,
-    register_raw_table,
-    replace_source_rows,
-    replace_table,
-)
-from pipelines.lib.tables import REJECT_COLUMNS, IngestionError
+from pipelines.lib.assets import Ingested, ReadContext, ingestion_asset
+from pipelines.lib.raw_schemas import REJECT_COLUMNS, file_log
+from pipelines.lib.tables import IngestionError
 from pipelines.settings import DBT_PROJECT_DIR
-from pipelines.sources.indicateurs.reader import (
-    SOURCE,
+from pipelines.sources.indicateurs.mapping import (
     check_mapping,
     find_mappings,
     load_mapping,
-    read_local_table,
     unmapped_files,
 )
-from pipelines.sources.referentiels.reader import (
-    SOURCE_PASSAGE,
-    SOURCE_VALEURS,
-    list_reference_files,
-    read_reference_file,
-)
+from pipelines.sources.indicateurs.reader import SOURCE, read_local_table
 
-GROUP = "ingestion"
 PROVIDER_FOLDERS = ("compas", "indicateurs")
 DICTIONARY = DBT_PROJECT_DIR / "seeds" / "indicateurs" / "ref_indicateurs.csv"
-
-RAW_INDICATEURS_LOCAUX = [
-    *RAW_INDICATOR_KEY,
-    ("indicateur", "VARCHAR"),
-    ("unite", "VARCHAR"),
-    ("facteur", "DOUBLE"),
-    ("valeur", "DOUBLE"),
-    ("valeur_fichier", "DOUBLE"),
-    ("secret", "BOOLEAN"),
-    ("marqueur_secret", "VARCHAR"),
-    ("mapping", "VARCHAR"),
-]
-RAW_VALEURS_REFERENCE = [
-    ("territoire_type", "VARCHAR"),
-    ("territoire_code", "VARCHAR"),
-    ("libelle_territoire", "VARCHAR"),
-    ("millesime", "INTEGER"),
-    ("indicateur", "VARCHAR"),
-    ("valeur", "DOUBLE"),
-    ("source", "VARCHAR"),
-    ("note", "VARCHAR"),
-    ("fichier", "VARCHAR"),
-    ("ligne", "BIGINT"),
-]
-RAW_PASSAGE = [
-    ("code_qpv_2015", "VARCHAR"),
-    ("libelle_qpv_2015", "VARCHAR"),
-    ("code_qpv_2024", "VARCHAR"),
-    ("libelle_qpv_2024", "VARCHAR"),
-    ("statut", "VARCHAR"),
-    ("rang", "INTEGER"),
-    ("fichier", "VARCHAR"),
-    ("ligne", "BIGINT"),
-]
-register_raw_table("indicateurs_locaux", RAW_INDICATEURS_LOCAUX)
-register_raw_table("valeurs_reference", RAW_VALEURS_REFERENCE)
-register_raw_table("passage_qpv_2015_2024", RAW_PASSAGE)
 
 
 def dictionary_units(path: Path = DICTIONARY) -> dict[str, str]:
@@ -100,7 +44,7 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def read_local_indicators(
-    raw_dir: Path, log=None
+    raw_dir: Path, log: Callable[[str], None] | None = None
 ) -> tuple[pd.DataFrame | None, pd.DataFrame, list]:
     """(values, rejects, ingestion_log records) of every provider folder. Raises IngestionError."""
     units = dictionary_units()
@@ -173,115 +117,18 @@ def read_local_indicators(
     return frame, _concat(rejects), logs
 
 
-def read_references(raw_dir: Path) -> dict[str, tuple[pd.DataFrame | None, pd.DataFrame, list]]:
-    """{kind: (rows, rejects, logs)} for the files of raw/referentiels/."""
-    acc = {SOURCE_VALEURS: ([], [], []), SOURCE_PASSAGE: ([], [], [])}
-    for path in list_reference_files(raw_dir / "referentiels"):
-        result = read_reference_file(path)
-        if result is None:
-            continue  # a file for another reader (entetes_alias.csv...)
-        frames, rejects, logs = acc[result.kind]
-        frames.append(result.rows)
-        rejects.append(result.rejects)
-        logs.append(
-            file_log(
-                result.kind,
-                path,
-                result.report["lignes_lues"],
-                result.report["lignes_chargees"],
-                result.report["lignes_rejetees"],
-            )
-        )
-    return {
-        kind: (
-            pd.concat(frames, ignore_index=True) if frames else None,
-            _concat(rejects),
-            logs,
-        )
-        for kind, (frames, rejects, logs) in acc.items()
-    }
+def read_indicateurs_locaux(ctx: ReadContext) -> Ingested:
+    frame, rejects, logs = read_local_indicators(ctx.raw, log=ctx.log.info)
+    return Ingested(frame, rejects, logs)
 
 
-def _write(con, source: str, table: str, frame, rejects, logs) -> int:
-    rows = replace_table(con, table, frame)
-    replace_source_rows(con, "rejets", source, rejects)
-    replace_source_rows(con, "ingestion_log", source, pd.DataFrame(logs) if logs else None)
-    return rows
-
-
-def _metadata(table: str, rows: int, rejects: pd.DataFrame, logs: list) -> dict:
-    return {
-        "table": dg.MetadataValue.text(f"raw.{table}"),
-        "lignes_table": dg.MetadataValue.int(rows),
-        "fichiers": dg.MetadataValue.int(len(logs)),
-        "lignes_lues": dg.MetadataValue.int(sum(int(x["lignes_lues"]) for x in logs)),
-        "lignes_chargees": dg.MetadataValue.int(sum(int(x["lignes_chargees"]) for x in logs)),
-        "lignes_rejetees": dg.MetadataValue.int(sum(int(x["lignes_rejetees"]) for x in logs)),
-        "rejets_total": dg.MetadataValue.int(len(rejects)),
-        "fichiers_lus": dg.MetadataValue.json(
-            [
-                {k: x[k] for k in ("fichier", "empreinte_sha256", "statut", "lignes_chargees")}
-                for x in logs
-            ]
-        ),
-    }
-
-
-@dg.asset(
-    key=["raw", "indicateurs_locaux"],
-    group_name=GROUP,
-    kinds={"python", "duckdb"},
+indicateurs_locaux = ingestion_asset(
+    table="indicateurs_locaux",
+    source=SOURCE,
+    read=read_indicateurs_locaux,
     description=(
         "Tableaux d'indicateurs locaux (Compas, CAF, France Travail, ARS...) de data/raw/compas/ "
         "et data/raw/indicateurs/, lus par leur fichier de correspondance *.mapping.yml, en "
         "format long."
     ),
 )
-def indicateurs_locaux(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, folders: ProjectFolders
-) -> dg.MaterializeResult:
-    try:
-        frame, rejects, logs = read_local_indicators(folders.raw, log=context.log.info)
-    except IngestionError as err:
-        raise dg.Failure(description=str(err)) from None
-    with warehouse.connect() as con:
-        rows = _write(con, SOURCE, "indicateurs_locaux", frame, rejects, logs)
-    return dg.MaterializeResult(metadata=_metadata("indicateurs_locaux", rows, rejects, logs))
-
-
-def _reference_asset(kind: str, table: str, description: str):
-    @dg.asset(
-        key=["raw", table],
-        group_name=GROUP,
-        kinds={"python", "duckdb"},
-        description=description,
-    )
-    def _asset(
-        context: dg.AssetExecutionContext, warehouse: Warehouse, folders: ProjectFolders
-    ) -> dg.MaterializeResult:
-        try:
-            frame, rejects, logs = read_references(folders.raw)[kind]
-        except IngestionError as err:
-            raise dg.Failure(description=str(err)) from None
-        with warehouse.connect() as con:
-            rows = _write(con, kind, table, frame, rejects, logs)
-        context.log.info(f"raw.{table}: {len(logs)} fichier(s), {rows} lignes")
-        return dg.MaterializeResult(metadata=_metadata(table, rows, rejects, logs))
-
-    return _asset
-
-
-valeurs_reference = _reference_asset(
-    "valeurs_reference",
-    "valeurs_reference",
-    "Valeurs de référence (France, EPCI, communes...) des fichiers de data/raw/referentiels/ "
-    "ayant les colonnes territoire_code, indicateur, valeur.",
-)
-passage_qpv_2015_2024 = _reference_asset(
-    "passage_qpv",
-    "passage_qpv_2015_2024",
-    "Table de passage officielle QPV 2015 <-> 2024 (QP2024;Label_QP2024;Statut;QP2015_1;...) "
-    "de data/raw/referentiels/, une ligne par couple de codes.",
-)
-
-indicateurs_assets = [indicateurs_locaux, valeurs_reference, passage_qpv_2015_2024]

@@ -2,69 +2,45 @@
 
 Such tables have no public schema: wide CSV/XLSX keyed by a territory code (QPV, IRIS,
 commune, EPCI...), one column per indicator, often below a title block, beside a notes sheet.
-A **mapping file** per provider (YAML, ``<nom>.mapping.yml`` beside the data files) says which
-columns are which indicator of the project's dictionary, with unit and millésime: a user adds a
-provider by writing a mapping, not code. Format (every key but ``fournisseur`` and
-``colonnes`` is optional)::
-
-    fournisseur: COMPAS                  # becomes the `source` column (upper case)
-    fichiers: ["COMPAS_indicateurs*.xlsx"]  # globs relative to the mapping's folder
-                                         # (default: files whose name starts like the mapping)
-    feuille: "Indicateurs*"              # sheet name or glob (default: the sheet with the header)
-    millesime: 2022                      # default: year in the sheet name, then in the file name
-    territoire:
-      code: Code territoire              # default: the column whose values are territory codes
-      libelle: Libellé territoire
-      type: Type                         # column giving the territory type, if any
-      types: {Quartier: qpv}             # extra values of that column -> project type
-      code_9_chiffres: epci              # epci (default) or iris, for 9-digit codes without type
-    secret: ["<5"]                       # extra markers of statistical secrecy
-    ignorer: ["Territoire de contrat"]   # descriptive columns not to load
-    colonnes:
-      "Part des familles monoparentales (%)":
-        indicateur: part_familles_monoparentales
-        unite: "%"
-        facteur: 1                       # valeur = cell x facteur (100 for a share stored 0.35)
-        millesime: 2021                  # a column of another millésime
-      "Nombre d'allocataires CAF": allocataires_caf     # short form
+Each file is read through its provider's mapping file (:mod:`.mapping`, which documents the
+format) into long values: one row per territory x column, with indicator, unit and millésime.
 
 Headers are matched without regard to case, accents, spaces and punctuation. Columns neither
 mapped nor ignored are kept with ``indicateur`` NULL (never dropped). An XLSX cell formatted as a
 percentage (0.35 shown as 35 %) is multiplied by 100 unless the column gives its own ``facteur``.
 Cells under secret (blank, ``s``, ``nd``... and the mapping's markers) give NULL with
 ``secret = true``; rows and cells that cannot be read go to ``rejects`` with their reason.
+Text numbers follow the file's decimal mark (:func:`pipelines.lib.cells.parse_number`).
 """
 
 from __future__ import annotations
 
-import csv
 import fnmatch
-import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from pipelines.lib.tables import (
-    QPV_ANY,
-    REJECT_COLUMNS,
-    SECRET_MARKERS,
-    IngestionError,
-    Reject,
-    decode_text,
-    fold,
+from pipelines.lib.cells import SECRET_MARKERS, cell_str, decimal_mark, fold, parse_number
+from pipelines.lib.codes import (
+    COMMUNE,
+    DEPARTEMENT,
+    EPCI,
+    FRANCE_CODES,
+    IRIS,
+    QPV_LIKE,
+    REGION,
     geographie_of,
-    millesime_from_name,
-    parse_number,
-    sniff_delimiter,
 )
-from pipelines.sources.insee.reader import KEY_COLUMNS
+from pipelines.lib.raw_schemas import REJECT_COLUMNS, Reject
+from pipelines.lib.tables import IngestionError, Scorer, read_tables
+from pipelines.sources.indicateurs.mapping import Mapping
+from pipelines.sources.insee.reader import KEY_COLUMNS, millesime_from_name
 
 SOURCE = "indicateurs_locaux"
-DATA_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm"}
-MAPPING_SUFFIXES = (".mapping.yml", ".mapping.yaml")
-
 LONG_COLUMNS = [
     *KEY_COLUMNS,
     "indicateur",
@@ -77,7 +53,6 @@ LONG_COLUMNS = [
     "mapping",
 ]
 
-TERRITORY_TYPES = ("qpv", "iris", "commune", "epci", "departement", "region", "france")
 # Values of a "type" column -> project type (compared after fold()).
 TYPE_SYNONYMS = {
     "qpv": "qpv",
@@ -106,59 +81,13 @@ TYPE_SYNONYMS = {
     "ensemble qpv": "ensemble_qpv",
 }
 _CODE_PATTERNS = {
-    "commune": re.compile(r"^(\d{5}|2[AB]\d{3})$"),
-    "iris": re.compile(r"^(\d{5}|2[AB]\d{3})\d{4}$"),
-    "epci": re.compile(r"^\d{9}$"),
-    "departement": re.compile(r"^(\d{2,3}|2[AB])$"),
-    "region": re.compile(r"^\d{2}$"),
+    "commune": COMMUNE,
+    "iris": IRIS,
+    "epci": EPCI,
+    "departement": DEPARTEMENT,
+    "region": REGION,
 }
-_FRANCE_CODES = {"FRANCE", "FR", "FRM", "FE", "FM", "FRANCE METROPOLITAINE", "METRO"}
 _ENSEMBLE = re.compile(r"ensemble des (quartiers|qpv)|tous les qpv|france des qp", re.IGNORECASE)
-
-
-@dataclass
-class ColumnMap:
-    """What the mapping says about one column of the table."""
-
-    header: str
-    indicateur: str | None
-    unite: str | None = None
-    facteur: float | None = None
-    millesime: int | None = None
-
-
-@dataclass
-class Mapping:
-    """A parsed mapping file."""
-
-    path: Path
-    fournisseur: str
-    fichiers: list[str]
-    feuille: str | None
-    millesime: int | None
-    code: str | None
-    libelle: str | None
-    type_column: str | None
-    types: dict[str, str]
-    code_9_chiffres: str
-    secret: set[str]
-    ignorer: list[str]
-    colonnes: list[ColumnMap]
-
-    def column(self, header: str) -> ColumnMap | None:
-        key = fold(header)
-        return next((c for c in self.colonnes if fold(c.header) == key), None)
-
-    def files(self) -> list[Path]:
-        """Data files of the mapping's folder this mapping applies to, sorted."""
-        folder = self.path.parent
-        out = []
-        for path in sorted(folder.iterdir()):
-            if not is_data_file(path):
-                continue
-            if any(fnmatch.fnmatch(path.name.lower(), g.lower()) for g in self.fichiers):
-                out.append(path)
-        return out
 
 
 @dataclass
@@ -172,189 +101,10 @@ class LocalTable:
     report: dict = field(default_factory=dict)
 
 
-def is_data_file(path: Path) -> bool:
-    return (
-        path.is_file()
-        and path.suffix.lower() in DATA_SUFFIXES
-        and not path.name.startswith((".", "~$"))
-        and fold(path.stem) not in {"readme", "lisez moi", "lisezmoi"}
-    )
-
-
-def find_mappings(folder: Path) -> list[Path]:
-    """Mapping files (``*.mapping.yml``) under a folder, sorted."""
-    if not folder.is_dir():
-        return []
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(MAPPING_SUFFIXES)
-    )
-
-
-def _mapping_stem(path: Path) -> str:
-    name = path.name
-    for suffix in MAPPING_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
-def load_mapping(path: Path) -> Mapping:
-    """Parse and validate a mapping file. Raises IngestionError naming the file."""
-    import yaml
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise IngestionError(f"{path}: mapping illisible ({err})".splitlines()[0]) from None
-    if not isinstance(data, dict):
-        raise IngestionError(f"{path}: mapping vide ou mal formé (un dictionnaire YAML attendu)")
-
-    def fail(message: str) -> IngestionError:
-        return IngestionError(f"{path}: {message}")
-
-    known = {
-        "fournisseur",
-        "fichiers",
-        "feuille",
-        "millesime",
-        "territoire",
-        "secret",
-        "ignorer",
-        "colonnes",
-        "description",
-        "source",
-        "licence",
-        "note",
-    }
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise fail(f"clé(s) inconnue(s) {unknown} (clés possibles : {sorted(known)})")
-    fournisseur = str(data.get("fournisseur") or "").strip()
-    if not fournisseur:
-        raise fail("« fournisseur » manquant (ex. fournisseur: COMPAS)")
-    fichiers = data.get("fichiers") or [f"{_mapping_stem(path)}*"]
-    if isinstance(fichiers, str):
-        fichiers = [fichiers]
-    millesime = _year(data.get("millesime"), fail, "millesime")
-    territoire = data.get("territoire") or {}
-    if not isinstance(territoire, dict):
-        raise fail("« territoire » doit être un dictionnaire (code, libelle, type, types)")
-    types = {}
-    for value, kind in (territoire.get("types") or {}).items():
-        kind = str(kind).strip().lower()
-        if kind not in (*TERRITORY_TYPES, "ensemble_qpv"):
-            raise fail(f"territoire.types: type « {kind} » inconnu ({', '.join(TERRITORY_TYPES)})")
-        types[fold(str(value))] = kind
-    code_9 = str(territoire.get("code_9_chiffres") or "epci").strip().lower()
-    if code_9 not in {"epci", "iris"}:
-        raise fail("territoire.code_9_chiffres vaut epci ou iris")
-    colonnes_raw = data.get("colonnes")
-    if not isinstance(colonnes_raw, dict) or not colonnes_raw:
-        raise fail("« colonnes » manquant : en-tête de colonne -> indicateur du dictionnaire")
-    colonnes = []
-    for header, spec in colonnes_raw.items():
-        if isinstance(spec, str) or spec is None:
-            spec = {"indicateur": spec}
-        if not isinstance(spec, dict):
-            raise fail(f"colonne « {header} » : indicateur ou dictionnaire attendu")
-        extra = sorted(set(spec) - {"indicateur", "unite", "facteur", "millesime", "note"})
-        if extra:
-            raise fail(f"colonne « {header} » : clé(s) inconnue(s) {extra}")
-        indicateur = str(spec.get("indicateur") or "").strip() or None
-        if indicateur is None:
-            raise fail(f"colonne « {header} » : « indicateur » manquant")
-        facteur = spec.get("facteur")
-        if facteur is not None:
-            try:
-                facteur = float(facteur)
-            except (TypeError, ValueError):
-                raise fail(f"colonne « {header} » : facteur non numérique ({facteur})") from None
-        unite = spec.get("unite")
-        colonnes.append(
-            ColumnMap(
-                header=str(header),
-                indicateur=indicateur,
-                unite=None if unite is None else str(unite).strip(),
-                facteur=facteur,
-                millesime=_year(spec.get("millesime"), fail, f"colonne « {header} » : millesime"),
-            )
-        )
-    folded = [fold(c.header) for c in colonnes]
-    dups = sorted({h for h in folded if folded.count(h) > 1})
-    if dups:
-        raise fail(f"colonnes en double dans le mapping : {dups}")
-    secret = data.get("secret") or []
-    if isinstance(secret, str):
-        secret = [secret]
-    ignorer = data.get("ignorer") or []
-    if isinstance(ignorer, str):
-        ignorer = [ignorer]
-    return Mapping(
-        path=path,
-        fournisseur=fournisseur.upper(),
-        fichiers=[str(f) for f in fichiers],
-        feuille=str(data["feuille"]) if data.get("feuille") else None,
-        millesime=millesime,
-        code=_opt(territoire.get("code")),
-        libelle=_opt(territoire.get("libelle")),
-        type_column=_opt(territoire.get("type")),
-        types=types,
-        code_9_chiffres=code_9,
-        secret={str(s).strip().lower() for s in secret},
-        ignorer=[str(i) for i in ignorer],
-        colonnes=colonnes,
-    )
-
-
-def _opt(value) -> str | None:
-    return None if value is None or str(value).strip() == "" else str(value).strip()
-
-
-def _year(value, fail, what: str) -> int | None:
-    if value is None or str(value).strip() == "":
-        return None
-    try:
-        year = int(str(value).strip())
-    except ValueError:
-        raise fail(f"{what} : année sur 4 chiffres attendue ({value})") from None
-    if not 1980 <= year <= 2100:
-        raise fail(f"{what} : année invraisemblable ({year})")
-    return year
-
-
-def check_mapping(mapping: Mapping, dictionary: dict[str, str]) -> list[str]:
-    """Problems of a mapping against the indicator dictionary {indicateur: unite}."""
-    problems = []
-    for col in mapping.colonnes:
-        if col.indicateur not in dictionary:
-            problems.append(
-                f"colonne « {col.header} » : indicateur « {col.indicateur} » absent du "
-                "dictionnaire (dbt_project/seeds/indicateurs/ref_indicateurs.csv)"
-            )
-        elif col.unite and _unit_key(col.unite) != _unit_key(dictionary[col.indicateur]):
-            problems.append(
-                f"colonne « {col.header} » : unité « {col.unite} » différente de celle du "
-                f"dictionnaire pour {col.indicateur} (« {dictionary[col.indicateur]} »)"
-            )
-    return problems
-
-
-def _unit_key(unit: str) -> str:
-    """Units compared loosely: 'indice base 100 = France' is an 'indice', 'effectif' a 'nombre'."""
-    text = fold(unit)
-    if unit.strip().startswith("%") or text.startswith(("pourcent", "part", "taux")):
-        return "%"
-    if text.startswith(("indice", "ratio", "rapport")):
-        return "indice"
-    if text.startswith(("euro", "eur")) or "€" in unit:
-        return "euros"
-    if text.startswith(("nombre", "effectif", "nb")):
-        return "nombre"
-    return text
-
-
 # -- reading ---------------------------------------------------------------------------------
+
+
+HEADER_SCAN = 200  # rows where the header may be
 
 
 @dataclass
@@ -364,12 +114,7 @@ class _Cell:
 
     @property
     def text(self) -> str:
-        v = self.value
-        if v is None:
-            return ""
-        if isinstance(v, float) and v.is_integer():
-            return str(int(v))
-        return str(v).strip()
+        return cell_str(self.value)
 
 
 @dataclass
@@ -378,89 +123,61 @@ class _Table:
     header_line: int
     header: list[str]
     rows: list[tuple[int, list[_Cell]]]
+    decimal: str = ","
 
 
-def _score(cells: list[str], mapping: Mapping) -> int:
+def _header_scorer(mapping: Mapping) -> Scorer:
+    """The header holds the most columns named by the mapping (it may move). A notes sheet may
+    quote one column name: a header names the code column, or two columns."""
     wanted = {fold(c.header) for c in mapping.colonnes}
     wanted |= {fold(h) for h in (mapping.code, mapping.libelle, mapping.type_column) if h}
-    return sum(1 for c in cells if c and fold(c) in wanted)
-
-
-def _pick_header(rows: list[tuple[int, list[_Cell]]], mapping: Mapping) -> int | None:
-    """Index of the row holding the most headers named by the mapping (the header may move)."""
-    best, best_score = None, 0
-    # a notes sheet may quote one column name: a header names the code column or two columns
     needed = 1 if len(mapping.colonnes) == 1 else 2
-    for k, (_, cells) in enumerate(rows[:200]):
-        score = _score([c.text for c in cells], mapping)
-        if mapping.code and fold(mapping.code) not in {fold(c.text) for c in cells}:
-            score = 0
-        if score > best_score and (score >= needed or mapping.code):
-            best, best_score = k, score
-    return best
+    code = fold(mapping.code) if mapping.code else None
+
+    def score(rows: Sequence[Sequence[Any]], k: int) -> float | None:
+        folded = [fold(t) for t in (cell_str(c) for c in rows[k]) if t]
+        if code is not None and code not in folded:
+            return None
+        value = sum(1 for f in folded if f in wanted)
+        return value if value >= needed or mapping.code else None
+
+    return score
 
 
-def _xlsx_tables(path: Path, mapping: Mapping) -> list[_Table]:
-    from openpyxl import load_workbook
+def _tables(path: Path, mapping: Mapping) -> list[_Table]:
+    """The tables of a file whose header the mapping recognises (sheets: ``feuille`` glob)."""
+    feuille = mapping.feuille
 
-    try:
-        wb = load_workbook(path, read_only=True, data_only=True)
-    except Exception as err:  # noqa: BLE001 - openpyxl raises many kinds
-        raise IngestionError(f"{path}: classeur illisible ({err})") from None
+    def wanted_sheet(title: str) -> bool:
+        return feuille is None or fnmatch.fnmatch(title.lower(), feuille.lower())
+
     tables = []
-    try:
-        for ws in wb.worksheets:
-            if mapping.feuille and not fnmatch.fnmatch(ws.title.lower(), mapping.feuille.lower()):
-                continue
-            rows = []
-            for i, row in enumerate(ws.iter_rows(), start=1):
-                cells = [
-                    _Cell(
-                        getattr(c, "value", None),
-                        "%" in str(getattr(c, "number_format", "") or ""),
-                    )
-                    for c in row
-                ]
-                rows.append((i, cells))
-            k = _pick_header(rows, mapping)
-            if k is None:
-                continue
-            header = [c.text for c in rows[k][1]]
-            tables.append(_Table(ws.title, rows[k][0], header, rows[k + 1 :]))
-    finally:
-        wb.close()
-    return tables
-
-
-def _csv_tables(path: Path, mapping: Mapping) -> list[_Table]:
-    text = decode_text(path).replace("\r\n", "\n").replace("\r", "\n")
-    lines = text.split("\n")
-    best, best_score, delimiter = None, 0, ";"
-    for k, line in enumerate(lines[:200]):
-        if not line.strip():
+    for table in read_tables(
+        path, _header_scorer(mapping), HEADER_SCAN, lookahead=5, sheets=wanted_sheet, formats=True
+    ):
+        if table.header_index is None:
             continue
-        delim = sniff_delimiter(line)
-        cells = next(csv.reader([line], delimiter=delim))
-        score = _score(cells, mapping)
-        if score > best_score:
-            best, best_score, delimiter = k, score, delim
-    if best is None:
-        return []
-    reader = csv.reader(io.StringIO("\n".join(lines[best:]), newline=""), delimiter=delimiter)
-    header: list[str] | None = None
-    rows = []
-    try:
-        for record in reader:
-            line = best + reader.line_num - sum(c.count("\n") for c in record)
-            if header is None:
-                header = [c.strip() for c in record]
-                continue
-            rows.append((line, [_Cell(c) for c in record]))
-    except csv.Error as err:
-        raise IngestionError(
-            f"{path}: ligne {best + reader.line_num}: CSV illisible ({err})"
-        ) from None
-    return [_Table(None, best + 1, header or [], rows)]
+        rows = [
+            (
+                row.line,
+                [
+                    _Cell(v, "%" in (row.formats[j] if row.formats else ""))
+                    for j, v in enumerate(row.cells)
+                ],
+            )
+            for row in table.data
+        ]
+        texts = (c for _, cells in rows[:200] for c in cells if isinstance(c.value, str))
+        tables.append(
+            _Table(
+                table.sheet,
+                table.header_line or 0,
+                [cell_str(c) for c in table.header],
+                rows,
+                decimal_mark(c.value for c in texts),
+            )
+        )
+    return tables
 
 
 def _code_text(cell: _Cell) -> str:
@@ -480,11 +197,11 @@ def _classify(
     else:
         kind = None
     if kind is None:
-        if QPV_ANY.match(code) and geographie_of(code):
+        if QPV_LIKE.match(code) and geographie_of(code):
             kind = "qpv"
         elif _ENSEMBLE.search(label or "") or _ENSEMBLE.search(code):
             kind = "ensemble_qpv"
-        elif code in _FRANCE_CODES:
+        elif code in FRANCE_CODES:
             kind = "france"
         elif _CODE_PATTERNS["commune"].match(code) or re.match(r"^\d{4}$", code):
             kind = "commune"
@@ -497,7 +214,7 @@ def _classify(
     if kind == "france":
         return kind, "FRANCE", None
     if kind == "qpv":
-        if not (QPV_ANY.match(code) and geographie_of(code)):
+        if not (QPV_LIKE.match(code) and geographie_of(code)):
             return None, None, f"code QPV invalide « {code} »"
         return kind, code, None
     if kind in ("commune", "iris") and re.match(r"^\d+$", code):
@@ -512,13 +229,7 @@ def _classify(
 def read_local_table(path: Path, mapping: Mapping) -> LocalTable:
     """Read one data file through its mapping into long values. Raises IngestionError."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in {".xlsx", ".xlsm"}:
-        tables = _xlsx_tables(path, mapping)
-    elif suffix in {".csv", ".txt", ".tsv"}:
-        tables = _csv_tables(path, mapping)
-    else:
-        raise IngestionError(f"{path}: format non pris en charge ({path.suffix}) : CSV ou XLSX")
+    tables = _tables(path, mapping)
     if not tables:
         what = f"feuille « {mapping.feuille} »" if mapping.feuille else "aucune feuille"
         raise IngestionError(
@@ -653,7 +364,7 @@ def read_local_table(path: Path, mapping: Mapping) -> LocalTable:
                         valeur_fichier = float(cell.value)
                     else:
                         try:
-                            valeur_fichier = parse_number(text)
+                            valeur_fichier = parse_number(text, table.decimal)
                         except ValueError:
                             valeur_fichier = None
                     if valeur_fichier is None:
@@ -715,18 +426,10 @@ def _guess_code_column(
         hits = sum(
             1
             for v in values
-            if QPV_ANY.match(v)
+            if QPV_LIKE.match(v)
             or _CODE_PATTERNS["commune"].match(v)
             or _CODE_PATTERNS["epci"].match(v)
         )
         if hits > best_hits and hits >= max(1, len(values) // 2):
             best, best_hits = j, hits
     return best
-
-
-def unmapped_files(folder: Path, mappings: list[Mapping]) -> list[Path]:
-    """Data files of a provider folder that no mapping covers (reported, never guessed)."""
-    if not folder.is_dir():
-        return []
-    covered = {p for m in mappings for p in m.files()}
-    return sorted(p for p in folder.rglob("*") if is_data_file(p) and p not in covered)
