@@ -29,7 +29,7 @@ from pipelines.lib.raw_schemas import REJECT_COLUMNS, Reject
 from pipelines.lib.tables import IngestionError, Scorer, read_tables
 
 # Where a value comes from and what it is about: the key of every long indicator table (INSEE
-# bases here, local providers in compas.py, and their raw tables).
+# bases here, local providers in pipelines/sources/indicateurs, and their raw tables).
 KEY_COLUMNS = [
     "source",
     "millesime",
