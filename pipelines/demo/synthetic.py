@@ -28,6 +28,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from stdnum import luhn
+
 DEMO_TOKEN = "DEMO_FICTIF"
 MENTION = "Données fictives de démonstration"
 FIXED_TIMESTAMP = (2026, 1, 1, 0, 0, 0)
@@ -417,15 +419,8 @@ def _round(value: float, step: int = 50) -> float:
 
 
 def _luhn_digit(prefix: str) -> str:
-    for digit in "0123456789":
-        candidate = prefix + digit
-        total = 0
-        for position, char in enumerate(reversed(candidate)):
-            number = int(char) * (2 if position % 2 else 1)
-            total += number - 9 if number > 9 else number
-        if total % 10 == 0:
-            return digit
-    raise AssertionError("unreachable")
+    """The Luhn check digit completing ``prefix`` (python-stdnum, as the readers check it)."""
+    return luhn.calc_check_digit(prefix)
 
 
 def fictitious_siret(rng: random.Random, valid: bool = True) -> str:

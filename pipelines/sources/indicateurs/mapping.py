@@ -44,7 +44,7 @@ from pathlib import Path
 from pipelines.lib.cells import fold
 from pipelines.lib.files import TABLE_SUFFIXES, list_files
 from pipelines.lib.files import is_data_file as _is_data_file
-from pipelines.lib.tables import IngestionError
+from pipelines.lib.tables import IngestionError, decode_text
 
 MAPPING_SUFFIXES = (".mapping.yml", ".mapping.yaml")
 
@@ -123,9 +123,10 @@ def load_mapping(path: Path) -> Mapping:
     import yaml
 
     path = Path(path)
+    text = decode_text(path)  # UTF-8 only, like every raw file (refused with the line otherwise)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
         raise IngestionError(f"{path}: mapping illisible ({err})".splitlines()[0]) from None
     if not isinstance(data, dict):
         raise IngestionError(f"{path}: mapping vide ou mal formé (un dictionnaire YAML attendu)")
