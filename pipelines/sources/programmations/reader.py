@@ -11,7 +11,7 @@ every file either loaded or rejected with its reason (file, line, column).
 This module reads the tables and loops over their lines (shared with the bilans,
 :mod:`pipelines.sources.bilans`); the tables themselves are read by :mod:`pipelines.lib.tables`
 (encoding, CSV dialect, XLSX, the header detector, which gets its score from the aliases here).
-The cells are :mod:`.cells`', the programmation rows and anomalies :mod:`.rules`'.
+Cells are parsed by :mod:`.cells`; the programmation rows and anomalies are made by :mod:`.rules`.
 """
 
 from __future__ import annotations
