@@ -106,16 +106,21 @@ def parse_number(raw: str | None, decimal: str = ",") -> float | None:
     return -value if negative else sign * value
 
 
-def decimal_mark(cells: Iterable[str], default: str = ",") -> str:
+def decimal_mark(cells: Iterable[str], default: str = ",", enough: int = 100) -> str:
     """The decimal mark of a file from its cells: ``","`` or ``"."``, whichever appears in
-    more cells where it cannot be a thousands separator (``44,6``, ``41.5``, ``1.075,5``);
-    ``default`` (French) when no cell tells."""
+    more cells where it cannot be a thousands separator (``44,6``, ``41.5``, ``1.075,5``), the
+    count stopping when one mark has ``enough`` cells; ``default`` (French) when no cell
+    tells."""
     votes = {",": 0, ".": 0}
     for cell in cells:
+        if "," not in cell and "." not in cell:
+            continue
         text = _JUNK.sub("", cell)
         for mark, pattern in _EVIDENCE.items():
             if pattern.match(text):
                 votes[mark] += 1
+        if max(votes.values()) >= enough:
+            break
     if votes[","] == votes["."]:
         return default
     return "," if votes[","] > votes["."] else "."

@@ -148,6 +148,11 @@ def _header_scorer() -> Scorer:
     return score
 
 
+def _texts(cells: list[Any], kind: str) -> list[str]:
+    """Cells as text: CSV cells already are; XLSX values as written (:func:`cell_str`)."""
+    return cells if kind == "csv" else [cell_str(c, strip=False) for c in cells]
+
+
 def read_insee_file(
     path: Path, source: str | None = None, millesime: int | None = None
 ) -> InseeFile:
@@ -174,8 +179,8 @@ def read_insee_file(
     tables = [
         (
             t.sheet,
-            [cell_str(c, strip=False) for c in t.header],
-            [(r.line, [cell_str(c, strip=False) for c in r.cells]) for r in t.data if not r.blank],
+            _texts(t.header, t.format),
+            [(r.line, _texts(r.cells, t.format)) for r in t.data if not r.blank],
         )
         for t in found
     ]
