@@ -1,1 +1,1 @@
-"""Source indicateurs."""
+"""Source indicateurs: local indicator tables (Compas, CAF...) read through mapping files."""
