@@ -1,12 +1,14 @@
-"""Geography of the QPV: official contours, list of QPV and their loading into DuckDB.
+"""Geometry of the QPV: contours (CRS, repair, areas, centroids) and their loading into DuckDB.
 
-The contours reader (geopandas, pyogrio, pyproj: about 75 MiB) is imported on first use, so
-that ``geo.points`` and ``geo.noyau`` (the point-in-QPV assignment) do not pay for it.
+The files (official contours, list of QPV) are read by :mod:`pipelines.sources.sig_ville`,
+which calls :mod:`geo.contours` for the geometry; geo imports nothing from pipelines. The contours
+module (geopandas, pyogrio, pyproj: about 75 MiB) is imported on first use, so that
+``geo.points`` and ``geo.noyau`` (the point-in-QPV assignment) do not pay for it.
 """
 
 from typing import Any
 
-__all__ = ["ContoursError", "ContoursResult", "read_contours", "read_liste_qpv", "to_duckdb"]
+__all__ = ["ContoursError", "to_duckdb", "with_measures"]
 
 
 def __getattr__(name: str) -> Any:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.defs.geo_assets import geo_assets
-from pipelines.defs.indicateurs_assets import indicateurs_assets
-from pipelines.defs.ingestion import ingestion_assets
 from pipelines.report.assets import rapports_annuels
 from pipelines.settings import ENV_MARTS_DIR, ENV_RAW_DIR, ENV_WAREHOUSE
+from pipelines.sources import source_assets
 from pipelines.warehouse.automation import (
     BUILD_JOB,
     build_entrepot,
@@ -45,8 +44,7 @@ def build_definitions(
 ) -> dg.Definitions:
     """Definitions of the project; the CLI passes its own folders and progress logger."""
     assets = [
-        *ingestion_assets,
-        *indicateurs_assets,
+        *source_assets,
         *geo_assets,
         build_dbt_assets(),
         build_export_asset(),

@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
+from pipelines.lib.files import sha256_file as sha256_of
+
 DATA_GOUV_API = "https://www.data.gouv.fr/api/1"
 LOG_NAME = "fetch_log.csv"
 LOG_COLUMNS = [
@@ -124,14 +126,6 @@ class Resultat:
 
 class FetchError(Exception):
     """A download failed (network, HTTP status, checksum)."""
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _open(url: str, headers: dict | None = None, timeout: float = 60):

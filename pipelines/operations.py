@@ -9,7 +9,6 @@ exactly its inputs.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.lib.files import sha256_bytes
 from pipelines.settings import PROJECT_ROOT
 
 
@@ -144,7 +144,7 @@ def archive_inputs(warehouse_file: Path, warehouse: Path, raw_dir: Path, build_i
     files = []
     for path in sorted(p for p in raw_root.rglob("*") if p.is_file()):
         data = path.read_bytes()
-        sha = hashlib.sha256(data).hexdigest()
+        sha = sha256_bytes(data)
         target = store / sha[:2] / sha
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -208,7 +208,7 @@ def restore_inputs(warehouse: Path, manifest: dict, target: Path) -> list[Path]:
         if not source.is_file():
             raise OperationError(f"{source}: fichier archivé manquant ({entry['chemin']})")
         data = source.read_bytes()
-        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        if sha256_bytes(data) != entry["sha256"]:
             raise OperationError(f"{source}: archive corrompue (empreinte différente)")
         out = target / entry["chemin"]
         out.parent.mkdir(parents=True, exist_ok=True)

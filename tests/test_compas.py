@@ -9,15 +9,11 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from pipelines.defs.indicateurs_assets import dictionary_units, read_local_indicators
-from pipelines.ingestion.common import IngestionError
-from pipelines.ingestion.compas import (
-    check_mapping,
-    find_mappings,
-    load_mapping,
-    read_local_table,
-)
+from pipelines.lib.tables import IngestionError
 from pipelines.settings import DEMO_DIR, REFERENTIELS_DIR
+from pipelines.sources.indicateurs.assets import dictionary_units, read_local_indicators
+from pipelines.sources.indicateurs.mapping import check_mapping, find_mappings, load_mapping
+from pipelines.sources.indicateurs.reader import read_local_table
 
 DEMO_MAPPING = DEMO_DIR / "compas" / "COMPAS_indicateurs.mapping.yml"
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from geo.contours import read_contours
-from pipelines.ingestion.common import IngestionError
-from pipelines.ingestion.insee import read_insee_file
-from pipelines.suivi import parse_programmations
+from pipelines.lib.tables import IngestionError
+from pipelines.sources.insee.reader import read_insee_file
+from pipelines.sources.programmations import parse_programmations
+from pipelines.sources.sig_ville.reader import read_contours
 
 CORPUS = Path(__file__).with_name("corpus")
 
@@ -77,8 +77,8 @@ def test_unrepairable_geometry_rejected_others_loaded():
 def test_unknown_qpv_code_reported_with_file_line_column_and_row_kept():
     import duckdb
 
-    from pipelines.defs.ingestion import known_qpv_codes
-    from pipelines.suivi import parse_bilans
+    from pipelines.sources.bilans import parse_bilans
+    from pipelines.sources.programmations.assets import known_qpv_codes
 
     known = known_qpv_codes(duckdb.connect())  # the perimeter seed (no raw reference loaded)
     prog = parse_programmations([CORPUS / "VM_programmation_2027_qpv_inconnu.csv"], known_qpv=known)

@@ -1,4 +1,5 @@
-"""Tests of geo.contours: reading the ANCT QPV contours and the official list of QPV.
+"""Reading the ANCT QPV contours and the official list of QPV (pipelines.sources.sig_ville,
+with the geometry of geo.contours).
 
 Tests on real data read ``../shared/data`` (relative to the project root) and are skipped with a
 message when it is absent. Format tests build small files in ``tmp_path`` from a handful of real
@@ -21,14 +22,11 @@ import pytest
 import shapely
 from pyproj import Geod
 
-from geo import ContoursError, read_contours, read_liste_qpv, to_duckdb
-from geo.contours import (
-    OUTPUT_COLUMNS,
-    REJECT_COLUMNS,
-    normalise_pairs,
-    polygonal_multipolygons,
-    unescape_excel,
-)
+from geo.contours import OUTPUT_COLUMNS, polygonal_multipolygons, to_duckdb
+from pipelines.lib.codes import unescape_excel
+from pipelines.lib.raw_schemas import REJECT_COLUMNS
+from pipelines.sources.sig_ville.attributes import normalise_pairs
+from pipelines.sources.sig_ville.reader import ContoursError, read_contours, read_liste_qpv
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 NATIONAL = DATA / "anct" / "QP2024_France_Hexagonale_Outre_Mer_WGS84.geojson"

@@ -19,9 +19,10 @@ import pyogrio
 import pytest
 import shapely
 
-from geo.contours import read_contours, to_duckdb
+from geo.contours import to_duckdb
 from geo.export import export_dim_qpv, geoparquet_crs
 from pipelines.duckdb_utils import load_spatial
+from pipelines.sources.sig_ville.reader import read_contours
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo" / "sig_ville" / "QP2024_demo_3_territoires_WGS84.geojson"

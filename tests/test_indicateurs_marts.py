@@ -21,8 +21,8 @@ import duckdb
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from pipelines.ingestion.references import read_reference_file
 from pipelines.settings import DBT_PROJECT_DIR, DEMO_DIR, REFERENTIELS_DIR
+from pipelines.sources.referentiels.reader import read_reference_file
 from tests.conftest import build, shared_data
 
 SEEDS = DBT_PROJECT_DIR / "seeds"

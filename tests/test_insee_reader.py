@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from pipelines.ingestion.common import IngestionError, millesime_from_name, parse_number
-from pipelines.ingestion.insee import read_insee_file, source_of
+from pipelines.lib.cells import parse_number
+from pipelines.lib.tables import IngestionError
+from pipelines.sources.insee.reader import millesime_from_name, read_insee_file, source_of
 from tests.conftest import DEMO_DIR, shared_data
 
 

@@ -15,9 +15,9 @@ import duckdb
 import pytest
 import yaml
 
-from pipelines.ingestion.compas import load_mapping
-from pipelines.ingestion.insee import read_insee_file
 from pipelines.settings import DBT_PROJECT_DIR, DEMO_DIR
+from pipelines.sources.indicateurs.mapping import load_mapping
+from pipelines.sources.insee.reader import read_insee_file
 from tests.conftest import shared_data
 
 SEEDS = DBT_PROJECT_DIR / "seeds" / "indicateurs"

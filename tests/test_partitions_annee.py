@@ -12,7 +12,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipelines.defs.ingestion import ANNEE, bilans, partition_of, programmations
+from pipelines.sources.bilans.assets import bilans
+from pipelines.sources.programmations.assets import programmations
+from pipelines.sources.programmations.partitions import ANNEE, partition_of
 from pipelines.warehouse.automation import BUILD_JOB, SUIVI_JOB, changed_years
 from pipelines.warehouse.resources import ProjectFolders, Warehouse
 from tests.conftest import run_cli

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from pipelines.ingestion.privacy import drop_personal_columns, personal_reason
+from pipelines.lib.privacy import drop_personal_columns, personal_reason
 
 
 @pytest.mark.parametrize(

@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from pipelines.suivi import SuiviError, parse_bilans, parse_programmations
-from pipelines.suivi.programmations import (
-    ALIASES_FILE,
+from pipelines.sources.bilans import parse_bilans
+from pipelines.sources.programmations import SuiviError, parse_programmations
+from pipelines.sources.programmations.cells import (
     check_siret,
-    header_key,
     parse_amount,
     parse_share,
     qpv_codes,
     split_code,
     split_dossier,
 )
+from pipelines.sources.programmations.reader import ALIASES_FILE, header_key
 
 LONG_HEADER = "N° dossier;Exercice;Intitulé de l'action;Financeur;Montant demandé;Montant accordé"
 
@@ -83,9 +83,11 @@ def test_siret_luhn_and_la_poste() -> None:
     assert check_siret("73282932000075")[2] is False
     assert check_siret("732829320") == (None, "732829320", True)
     assert check_siret("732829321")[2] is False
-    # La Poste: sum of the digits divisible by 5 instead of the Luhn key.
+    # La Poste's establishments: sum of the digits divisible by 5 instead of the Luhn key (the
+    # rule python-stdnum applies), except its head office 35600000000048, Luhn-valid.
     assert check_siret("35600000049837")[2] is True
-    assert check_siret("35600000000048")[2] is False  # Luhn-valid, but not by La Poste's rule
+    assert check_siret("35600000000014")[2] is False  # Luhn-valid, but not by La Poste's rule
+    assert check_siret("35600000000048")[2] is True
     assert check_siret("1234")[2] is False
     assert check_siret("") == (None, None, None)
     assert check_siret(73282932000074.0)[0] == "73282932000074"  # an Excel number

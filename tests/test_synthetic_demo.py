@@ -17,7 +17,8 @@ import pytest
 from openpyxl import load_workbook
 
 from pipelines.settings import REFERENTIELS_DIR
-from pipelines.suivi import parse_bilans, parse_programmations
+from pipelines.sources.bilans import parse_bilans
+from pipelines.sources.programmations import parse_programmations
 from tools.demo.synthetic import write_synthetic_demo
 
 MENTION = "Données fictives de démonstration"

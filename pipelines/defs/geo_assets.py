@@ -19,10 +19,9 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from pipelines.defs.raw_tables import (
+from pipelines.lib.raw_schemas import (
     RAW_SCHEMA,
     file_log,
-    register_raw_table,
     replace_source_rows,
     replace_table,
 )
@@ -32,23 +31,7 @@ SOURCE = "lieux"
 FOLDER = "lieux"
 SUFFIXES = {".csv", ".txt", ".tsv", ".parquet"}
 
-LIEUX_COLUMNS: list[tuple[str, str]] = [
-    ("source_fichier", "VARCHAR"),
-    ("source_ligne", "BIGINT"),
-    ("identifiant", "VARCHAR"),
-    ("type_lieu", "VARCHAR"),
-    ("dossier", "VARCHAR"),
-    ("lon", "DOUBLE"),
-    ("lat", "DOUBLE"),
-    ("crs_source", "VARCHAR"),
-    ("geographie_qpv", "VARCHAR"),
-    ("statut", "VARCHAR"),
-    ("motif", "VARCHAR"),
-    ("code_qpv", "VARCHAR"),
-    ("nb_qpv", "INTEGER"),
-    ("code_qpv_apres_inversion", "VARCHAR"),
-]
-register_raw_table("lieux", LIEUX_COLUMNS)
+# the schema of raw.lieux is declared in pipelines/lib/raw_schemas.py
 
 #: Candidate column names (normalised) for the optional attributes of a place.
 TYPE_NAMES = ["type", "type_lieu", "categorie", "nature", "type_de_lieu"]

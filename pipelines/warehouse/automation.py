@@ -12,14 +12,19 @@ file is a programmation or bilan file, one run per changed year (runs of the sam
 for each other's lock); anything else starts ``build_entrepot``.
 """
 
-import hashlib
 import json
 from pathlib import Path
 
 import dagster as dg
 
-from pipelines.defs.ingestion import ANNEE, SUIVI_SOURCES, SUIVI_SUFFIXES, partition_of
+from pipelines.lib.files import sha256_bytes, sha256_file
 from pipelines.settings import Paths
+from pipelines.sources.programmations.partitions import (
+    ANNEE,
+    SUIVI_SOURCES,
+    SUIVI_SUFFIXES,
+    partition_of,
+)
 from pipelines.warehouse.resources import TAG_WAIT
 
 BUILD_JOB = "build_entrepot"
@@ -72,22 +77,14 @@ def raw_state(raw_dir: Path, previous: dict | None = None) -> dict[str, list]:
         if old and old[0] == stat.st_size and old[1] == stat.st_mtime_ns:
             state[rel] = old
         else:
-            state[rel] = [stat.st_size, stat.st_mtime_ns, _sha256(path)]
+            state[rel] = [stat.st_size, stat.st_mtime_ns, sha256_file(path)]
     return state
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def content_key(state: dict[str, list]) -> str:
     """One hash for the whole raw dir: paths and content hashes, not mtimes."""
     pairs = sorted((rel, entry[2]) for rel, entry in state.items())
-    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()
+    return sha256_bytes(json.dumps(pairs).encode())
 
 
 def suivi_partition(rel: str) -> str | None:

@@ -240,7 +240,7 @@ def _definitions(paths: Paths, record: bool, progress: Progress):
 
 
 def _ensure_partition(instance, partition: str) -> None:
-    from pipelines.defs.ingestion import ANNEE
+    from pipelines.sources.programmations.partitions import ANNEE
 
     if not instance.has_dynamic_partition(ANNEE.name, partition):
         instance.add_dynamic_partitions(ANNEE.name, [partition])

@@ -8,6 +8,8 @@ import random
 from dataclasses import dataclass, field
 from datetime import date
 
+from stdnum import luhn
+
 from .referentiels import Node
 
 
@@ -82,15 +84,8 @@ def _round(value: float, step: int = 50) -> float:
 
 
 def _luhn_digit(prefix: str) -> str:
-    for digit in "0123456789":
-        candidate = prefix + digit
-        total = 0
-        for position, char in enumerate(reversed(candidate)):
-            number = int(char) * (2 if position % 2 else 1)
-            total += number - 9 if number > 9 else number
-        if total % 10 == 0:
-            return digit
-    raise AssertionError("unreachable")
+    """The Luhn check digit completing ``prefix`` (python-stdnum, as the readers check it)."""
+    return luhn.calc_check_digit(prefix)
 
 
 def fictitious_siret(rng: random.Random, valid: bool = True) -> str:

@@ -3,37 +3,38 @@
 A bilan line gives, for one action and one place of residence (a QPV code, ``Hors QPV`` or
 ``Non renseigné``), the beneficiaries by sex, by age band and by public type. Files are read with
 the same header detection and value parsers as the programmations
-(:mod:`pipelines.suivi.programmations`). Counts must be non-negative integers or the line is
+(:mod:`pipelines.sources.programmations`). Counts must be non-negative integers or the line is
 rejected with the column named; a line whose age total differs from its sex total is kept and
 reported as ``incoherence_totaux``.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from pipelines.ingestion.common import REJECT_COLUMNS, fold
-from pipelines.suivi.programmations import (
-    ANOMALY_COLUMNS,
+from pipelines.lib.cells import fold
+from pipelines.lib.raw_schemas import ANOMALY_COLUMNS, REJECT_COLUMNS
+from pipelines.sources.programmations.cells import (
+    cell_text,
+    parse_bool,
+    parse_count,
+    parse_date,
+    qpv_codes,
+)
+from pipelines.sources.programmations.reader import (
     Line,
     LineReject,
     RawTable,
     SuiviResult,
-    cell_text,
     context_of,
     frame,
-    is_empty,
-    parse_bool,
-    parse_date,
     qpv_cell,
-    qpv_codes,
     run_tables,
-    unknown_qpv_anomalies,
 )
+from pipelines.sources.programmations.rules import unknown_qpv_anomalies
 
 SEX_COLUMNS = ["femmes", "hommes", "sexe_non_renseigne"]
 AGE_COLUMNS = ["age_moins_16", "age_16_25", "age_26_64", "age_65_plus", "age_non_renseigne"]
@@ -73,25 +74,6 @@ BILAN_FIELDS = {
 
 HORS_QPV = "HORS_QPV"
 NON_RENSEIGNE = "NON_RENSEIGNE"
-
-
-def parse_count(value: Any) -> int | None:
-    """A head count: a non-negative integer (``12``, ``12,0``, ``1 250``); empty -> None."""
-    if is_empty(value):
-        return None
-    if isinstance(value, bool):
-        raise ValueError("effectif entier positif attendu")
-    if isinstance(value, int | float):
-        number = float(value)
-    else:
-        text = re.sub(r"[\s\u00a0\u202f]", "", str(value)).replace(",", ".")
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError("effectif entier positif attendu") from None
-    if number < 0 or not number.is_integer():
-        raise ValueError("effectif entier positif attendu")
-    return int(number)
 
 
 def parse_residence(value: Any) -> str:

@@ -1,17 +1,25 @@
-"""Schemas of the raw tables written by the ingestion assets.
+"""Schemas of every raw table written by the ingestion assets, and their writers.
 
-Every raw table is created with its full schema even when its source folder is absent, so that
-dbt always finds its sources and a missing source gives empty marts, not a failure.
+Every raw table is declared here, and only here (no registration from another module). Every
+raw table is created with its full schema even when its source folder is absent, so that dbt
+always finds its sources and a missing source gives empty marts, not a failure.
+
+Shared tables: ``raw.rejets`` (one row per rejected line or cell: file, sheet, line, column, raw
+value, reason), ``raw.ingestion_log`` (one row per file read: SHA-256, size, rows read / loaded
+/ rejected) and ``raw.anomalies`` (rows kept but worth a look); each source replaces only its
+own rows there.
 """
 
 from __future__ import annotations
 
-import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+
+from pipelines.lib.files import sha256_bytes, sha256_file
 
 RAW_SCHEMA = "raw"
 
@@ -152,6 +160,56 @@ RAW_TABLES: dict[str, list[tuple[str, str]]] = {
         ("valeur_brute", "VARCHAR"),
         ("motif", "VARCHAR"),
     ],
+    "indicateurs_locaux": [
+        *RAW_INDICATOR_KEY,
+        ("indicateur", "VARCHAR"),
+        ("unite", "VARCHAR"),
+        ("facteur", "DOUBLE"),
+        ("valeur", "DOUBLE"),
+        ("valeur_fichier", "DOUBLE"),
+        ("secret", "BOOLEAN"),
+        ("marqueur_secret", "VARCHAR"),
+        ("mapping", "VARCHAR"),
+    ],
+    "valeurs_reference": [
+        ("territoire_type", "VARCHAR"),
+        ("territoire_code", "VARCHAR"),
+        ("libelle_territoire", "VARCHAR"),
+        ("millesime", "INTEGER"),
+        ("indicateur", "VARCHAR"),
+        ("valeur", "DOUBLE"),
+        ("source", "VARCHAR"),
+        ("note", "VARCHAR"),
+        ("fichier", "VARCHAR"),
+        ("ligne", "BIGINT"),
+    ],
+    "passage_qpv_2015_2024": [
+        ("code_qpv_2015", "VARCHAR"),
+        ("libelle_qpv_2015", "VARCHAR"),
+        ("code_qpv_2024", "VARCHAR"),
+        ("libelle_qpv_2024", "VARCHAR"),
+        ("statut", "VARCHAR"),
+        ("rang", "INTEGER"),
+        ("fichier", "VARCHAR"),
+        ("ligne", "BIGINT"),
+    ],
+    # geocoded places assigned to their QPV (asset raw/lieux, written in SQL by geo.points)
+    "lieux": [
+        ("source_fichier", "VARCHAR"),
+        ("source_ligne", "BIGINT"),
+        ("identifiant", "VARCHAR"),
+        ("type_lieu", "VARCHAR"),
+        ("dossier", "VARCHAR"),
+        ("lon", "DOUBLE"),
+        ("lat", "DOUBLE"),
+        ("crs_source", "VARCHAR"),
+        ("geographie_qpv", "VARCHAR"),
+        ("statut", "VARCHAR"),
+        ("motif", "VARCHAR"),
+        ("code_qpv", "VARCHAR"),
+        ("nb_qpv", "INTEGER"),
+        ("code_qpv_apres_inversion", "VARCHAR"),
+    ],
     "ingestion_log": [
         ("source", "VARCHAR"),
         ("fichier", "VARCHAR"),
@@ -167,9 +225,26 @@ RAW_TABLES: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def register_raw_table(name: str, columns: list[tuple[str, str]]) -> None:
-    """Declare the schema of a raw table written by an ingestion module of another system."""
-    RAW_TABLES[name] = columns
+#: Columns of ``raw.rejets`` (and of every reader's rejects frame).
+REJECT_COLUMNS = [name for name, _ in RAW_TABLES["rejets"]]
+#: Columns of ``raw.anomalies`` without ``source`` (each asset adds its own).
+ANOMALY_COLUMNS = [name for name, _ in RAW_TABLES["anomalies"] if name != "source"]
+
+
+@dataclass
+class Reject:
+    """One rejected line or cell of a raw file, with where it was and why."""
+
+    source: str
+    fichier: str
+    feuille: str | None
+    ligne: int | None
+    colonne: str | None
+    valeur_brute: str | None
+    motif: str
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in REJECT_COLUMNS}
 
 
 # Tables shared by all ingestion assets: each asset replaces only its own source's rows.
@@ -315,12 +390,12 @@ def file_log(
     message: str | None = None,
 ) -> dict:
     """One ``ingestion_log`` record for a file read (hash of its bytes, size, counts)."""
-    data = path.read_bytes() if path.is_file() else b""
+    present = path.is_file()
     return {
         "source": source,
         "fichier": str(path),
-        "empreinte_sha256": hashlib.sha256(data).hexdigest(),
-        "taille_octets": len(data),
+        "empreinte_sha256": sha256_file(path) if present else sha256_bytes(b""),
+        "taille_octets": path.stat().st_size if present else 0,
         "lignes_lues": lues,
         "lignes_chargees": chargees,
         "lignes_rejetees": rejetees,

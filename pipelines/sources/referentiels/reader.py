@@ -16,26 +16,22 @@ suivi's ``entetes_alias.csv``, are left alone):
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from pipelines.ingestion.common import (
-    QPV_2015,
-    QPV_2024,
-    REJECT_COLUMNS,
-    SECRET_MARKERS,
-    IngestionError,
-    Reject,
-    fold,
-    parse_number,
-    read_delimited,
-)
+from pipelines.lib.cells import SECRET_MARKERS, cell_str, decimal_mark, fold, parse_number
+from pipelines.lib.codes import EPCI, FRANCE_CODES, QPV_2015, QPV_2024
+from pipelines.lib.files import TABLE_SUFFIXES, list_files
+from pipelines.lib.raw_schemas import REJECT_COLUMNS, Reject
+from pipelines.lib.tables import read_tables
 
 SOURCE_VALEURS = "valeurs_reference"
 SOURCE_PASSAGE = "passage_qpv"
-DATA_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm"}
+HEADER_SCAN = 50  # rows where the header may be
 
 VALEURS_COLUMNS = [
     "territoire_type",
@@ -98,46 +94,29 @@ class ReferenceFile:
 
 
 def list_reference_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in DATA_SUFFIXES
-        and not p.name.startswith((".", "~$"))
-        and fold(p.stem) not in {"readme", "lisez moi"}
-    )
+    return list_files(folder, TABLE_SUFFIXES)
 
 
-def _table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header and rows of a CSV or of the first XLSX sheet whose header names known columns."""
-    if path.suffix.lower() in {".xlsx", ".xlsm"}:
-        from openpyxl import load_workbook
-
-        try:
-            wb = load_workbook(path, read_only=True, data_only=True)
-        except Exception as err:  # noqa: BLE001 - openpyxl raises many kinds
-            raise IngestionError(f"{path}: classeur illisible ({err})") from None
-        try:
-            for ws in wb.worksheets:
-                rows = [
-                    (i, ["" if v is None else _text(v) for v in r])
-                    for i, r in enumerate(ws.iter_rows(values_only=True), start=1)
-                ]
-                for k, (_, cells) in enumerate(rows[:50]):
-                    if kind_of(cells, [c for _, c in rows[k + 1 : k + 50]]):
-                        return cells, [r for r in rows[k + 1 :] if any(c.strip() for c in r[1])]
-        finally:
-            wb.close()
-        return [], []
-    return read_delimited(path)
+def _header_score(rows: Sequence[Sequence[Any]], k: int) -> float | None:
+    """A header names the reference-value columns, or heads columns of QPV 2015 and 2024 codes."""
+    texts = [cell_str(c, strip=False) for c in rows[k]]
+    below = [[cell_str(c, strip=False) for c in r] for r in rows[k + 1 : k + 50]]
+    return 1 if kind_of(texts, below) else None
 
 
-def _text(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
+def _table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]], str]:
+    """Header, non-blank rows and decimal mark of a CSV or of the first XLSX sheet whose header
+    names known columns; ([], [], ",") when no table of this module is found."""
+    for table in read_tables(path, _header_score, HEADER_SCAN):
+        if table.header_index is None:
+            continue
+        strip = table.format == "xlsx"
+        header = [cell_str(c, strip=strip) for c in table.header]
+        rows = [
+            (r.line, [cell_str(c, strip=strip) for c in r.cells]) for r in table.data if not r.blank
+        ]
+        return header, rows, decimal_mark(c for _, cells in rows[:200] for c in cells)
+    return [], [], ","
 
 
 def _column(header: list[str], name: str) -> int | None:
@@ -175,18 +154,18 @@ def kind_of(header: list[str], sample: list[list[str]]) -> str | None:
 def read_reference_file(path: Path) -> ReferenceFile | None:
     """Read one file of raw/referentiels; None when it is not a file of this module."""
     path = Path(path)
-    header, rows = _table(path)
+    header, rows, decimal = _table(path)
     if not header:
         return None
     kind = kind_of(header, [r for _, r in rows[:200]])
     if kind == SOURCE_VALEURS:
-        return _read_valeurs(path, header, rows)
+        return _read_valeurs(path, header, rows, decimal)
     if kind == SOURCE_PASSAGE:
         return _read_passage(path, header, rows)
     return None
 
 
-def _read_valeurs(path: Path, header: list[str], rows: list[tuple[int, list[str]]]):
+def _read_valeurs(path: Path, header: list[str], rows: list[tuple[int, list[str]]], decimal: str):
     cols = {name: _column(header, name) for name in _ALIASES}
     out, rejects = [], []
 
@@ -216,7 +195,7 @@ def _read_valeurs(path: Path, header: list[str], rows: list[tuple[int, list[str]
             reject(line, "valeur", raw_value, "valeur absente ou sous secret")
             continue
         try:
-            valeur = parse_number(raw_value)
+            valeur = parse_number(raw_value, decimal)
         except ValueError:
             reject(line, "valeur", raw_value, "valeur non numérique")
             continue
@@ -254,9 +233,9 @@ def _read_valeurs(path: Path, header: list[str], rows: list[tuple[int, list[str]
 
 
 def _guess_type(code: str) -> str | None:
-    if code in {"FRANCE", "FR", "FRM", "FE"}:
+    if code in FRANCE_CODES:
         return "france"
-    if re.match(r"^\d{9}$", code):
+    if EPCI.match(code):
         return "epci"
     if re.match(r"^(\d{4,5}|2[AB]\d{3})$", code):
         return "commune"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.ingestion.common import fold
+from pipelines.lib.cells import fold
 
 PATTERNS_FILE = Path(__file__).with_name("donnees_personnelles.csv")
 

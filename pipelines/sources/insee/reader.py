@@ -9,28 +9,27 @@ reason, and ``report`` counts rows read = loaded + rejected.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from pipelines.ingestion.common import (
-    QPV_ANY,
-    REJECT_COLUMNS,
+from pipelines.lib.cells import (
     SECRET_MARKERS,
-    IngestionError,
-    Reject,
-    fold,
-    geographie_of,
-    millesime_from_name,
+    cell_str,
+    decimal_mark,
     normalise_header,
-    parse_number,
-    read_delimited,
+    number_or_none,
 )
+from pipelines.lib.codes import COMMUNE, EPCI, FRANCE_CODES, QPV_LIKE, geographie_of
+from pipelines.lib.files import TABLE_SUFFIXES, list_files, years_in_name
+from pipelines.lib.raw_schemas import REJECT_COLUMNS, Reject
+from pipelines.lib.tables import IngestionError, Scorer, read_tables
 
 # Where a value comes from and what it is about: the key of every long indicator table (INSEE
-# bases here, local providers in compas.py, and their raw tables).
+# bases here, local providers in pipelines/sources/indicateurs, and their raw tables).
 KEY_COLUMNS = [
     "source",
     "millesime",
@@ -78,17 +77,17 @@ def source_of(path: Path) -> str:
 def _territory(code: str, row: list[str]) -> tuple[str | None, str | None]:
     """(type_territoire, code_territoire) of a row's key, or (None, None) if unknown."""
     code_u = code.strip().upper()
-    if QPV_ANY.match(code_u) and geographie_of(code_u):
+    if QPV_LIKE.match(code_u) and geographie_of(code_u):
         return "qpv", code_u
     if any(_AGGREGATE.search(cell or "") for cell in row[:4]) and (
         code_u == "" or not re.match(r"^\d", code_u)
     ):
         return "ensemble_qpv", "ENSEMBLE_QPV"
-    if re.match(r"^(\d{5}|2[AB]\d{3})$", code_u):
+    if COMMUNE.match(code_u):
         return "commune", code_u
-    if re.match(r"^\d{9}$", code_u):
+    if EPCI.match(code_u):
         return "epci", code_u
-    if code_u in {"FRANCE", "FR", "FRM", "FE", "FM", "FRANCE METROPOLITAINE"}:
+    if code_u in FRANCE_CODES:
         return "france", code_u
     return None, None
 
@@ -100,7 +99,7 @@ def _find_code_column(columns: list[list[str]]) -> int:
         sample = [v.strip().upper() for v in values[:500]]
         if not any(v.startswith("Q") for v in sample):
             continue
-        hits = sum(1 for v in sample if QPV_ANY.match(v))
+        hits = sum(1 for v in sample if QPV_LIKE.match(v))
         if hits > best_hits:
             best, best_hits = j, hits
     if best < 0:
@@ -116,40 +115,42 @@ def _label_column(names: list[str], code_col: int) -> int | None:
     return nxt if nxt < len(names) and names[nxt].startswith("LIB") else None
 
 
-def _xlsx_tables(path: Path) -> list[tuple[str, list[str], list[tuple[int, list[str]]]]]:
-    """(sheet, header, rows) of each sheet holding QPV codes; the header row may be anywhere."""
-    from openpyxl import load_workbook
+HEADER_SCAN = 50  # rows where the header may be
+CODE_LOOKAHEAD = 50  # rows below a header where the first QPV code must be
 
-    try:
-        wb = load_workbook(path, read_only=True, data_only=True)
-    except Exception as err:  # noqa: BLE001 - openpyxl raises many kinds
-        raise IngestionError(f"{path}: classeur illisible ({err})") from None
-    tables = []
-    for ws in wb.worksheets:
-        cells = [
-            (i, ["" if v is None else _cell_text(v) for v in row])
-            for i, row in enumerate(ws.iter_rows(values_only=True), start=1)
-        ]
-        first_code = next(
-            (k for k, (_, r) in enumerate(cells) if any(QPV_ANY.match(c.strip()) for c in r)),
-            None,
+
+def _header_scorer() -> Scorer:
+    """The header of an INSEE base: a row without QPV code, with QPV codes in the rows below,
+    scored by its number of named cells (neither numbers nor secret markers), so that a title
+    or an aggregate row above the first QPV is not taken for it."""
+    has_code: dict[int, bool] = {}
+    seen: list[object] = [None]
+
+    def coded(rows: Sequence[Sequence[Any]], i: int) -> bool:
+        if seen[0] is not rows:
+            has_code.clear()
+            seen[0] = rows
+        if i not in has_code:
+            has_code[i] = any(QPV_LIKE.match(cell_str(c).upper()) for c in rows[i])
+        return has_code[i]
+
+    def score(rows: Sequence[Sequence[Any]], k: int) -> float | None:
+        if coded(rows, k):
+            return None
+        end = min(len(rows), k + 1 + CODE_LOOKAHEAD)
+        if not any(coded(rows, i) for i in range(k + 1, end)):
+            return None
+        texts = [cell_str(c) for c in rows[k]]
+        return sum(
+            1 for t in texts if t and t.lower() not in SECRET_MARKERS and number_or_none(t) is None
         )
-        if first_code is None or first_code == 0:
-            continue
-        header_idx = first_code - 1
-        while header_idx > 0 and not any(c.strip() for c in cells[header_idx][1]):
-            header_idx -= 1
-        header = cells[header_idx][1]
-        rows = [(i, r) for i, r in cells[first_code:] if any(c.strip() for c in r)]
-        tables.append((ws.title, header, rows))
-    wb.close()
-    return tables
+
+    return score
 
 
-def _cell_text(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+def _texts(cells: list[Any], kind: str) -> list[str]:
+    """Cells as text: CSV cells already are; XLSX values as written (:func:`cell_str`)."""
+    return cells if kind == "csv" else [cell_str(c, strip=False) for c in cells]
 
 
 def read_insee_file(
@@ -164,15 +165,27 @@ def read_insee_file(
             "sur 4 chiffres (ex. IPRO_2022.csv)"
         )
     source = source or source_of(path)
-    if path.suffix.lower() in {".xlsx", ".xlsm"}:
-        tables = _xlsx_tables(path)
-        if not tables:
+    found = [
+        t
+        for t in read_tables(path, _header_scorer(), HEADER_SCAN, lookahead=CODE_LOOKAHEAD)
+        if t.header_index is not None
+    ]
+    if not found:
+        if path.suffix.lower() in {".xlsx", ".xlsm"}:
             raise IngestionError(f"{path}: aucune feuille ne contient de codes QPV")
-    elif path.suffix.lower() in {".csv", ".txt", ".tsv"}:
-        header, rows = read_delimited(path)
-        tables = [(None, header, rows)]
-    else:
-        raise IngestionError(f"{path}: format non pris en charge ({path.suffix})")
+        raise IngestionError(
+            f"{path}: aucune colonne ne contient de codes QPV (QPxxxxxx / QNxxxxxx)"
+        )
+    tables = [
+        (
+            t.sheet,
+            _texts(t.header, t.format),
+            [(r.line, _texts(r.cells, t.format)) for r in t.data if not r.blank],
+        )
+        for t in found
+    ]
+    # the decimal mark of the file, from its cells where it cannot be a thousands separator
+    decimal = decimal_mark(c for _, _, rows in tables for _, cells in rows[:200] for c in cells)
 
     acc: dict[str, list] = {}
     rejects: list[dict] = []
@@ -192,7 +205,7 @@ def read_insee_file(
             raise IngestionError(f"{where}: {err}") from None
         names = _unique_names(raw_names)
         label_col = _label_column(names, code_col)
-        kinds = _column_kinds(names, columns, label_col)
+        kinds = _column_kinds(names, columns, label_col, decimal)
 
         keep_rows: list[int] = []
         row_kind: list[str] = []
@@ -263,7 +276,8 @@ def read_insee_file(
                 lowered = [c.lower() for c in cells]
                 secret = [c in SECRET_MARKERS for c in lowered]
                 valeur = [
-                    None if sec else _cached_number(c) for c, sec in zip(cells, secret, strict=True)
+                    None if sec else number_or_none(c, decimal)
+                    for c, sec in zip(cells, secret, strict=True)
                 ]
                 texte = [None] * n
                 marqueur = [
@@ -325,15 +339,6 @@ def read_insee_file(
     )
 
 
-@lru_cache(maxsize=200_000)
-def _cached_number(cell: str) -> float | None:
-    """:func:`parse_number` memoised (values repeat a lot); None when not a number."""
-    try:
-        return parse_number(cell)
-    except ValueError:
-        return None
-
-
 def _name(names: list[str], j: int) -> str:
     return names[j] if j < len(names) else f"colonne {j + 1}"
 
@@ -353,7 +358,9 @@ def _unique_names(raw_names: list[str]) -> list[str]:
     return out
 
 
-def _column_kinds(names: list[str], columns: list[list[str]], label_col: int | None) -> list[str]:
+def _column_kinds(
+    names: list[str], columns: list[list[str]], label_col: int | None, decimal: str
+) -> list[str]:
     """'number', 'text' or 'skip' (an unnamed column with no value: trailing ``;;;``)."""
     kinds = []
     for j, name in enumerate(names):
@@ -364,7 +371,7 @@ def _column_kinds(names: list[str], columns: list[list[str]], label_col: int | N
             kinds.append("text")
         else:
             sample = [v for v in values[:2000] if v.lower() not in SECRET_MARKERS]
-            numeric = sum(1 for v in sample if _cached_number(v) is not None)
+            numeric = sum(1 for v in sample if number_or_none(v, decimal) is not None)
             other = len(sample) - numeric
             kinds.append("text" if other and numeric < other else "number")
     return kinds
@@ -372,13 +379,11 @@ def _column_kinds(names: list[str], columns: list[list[str]], label_col: int | N
 
 def list_insee_files(insee_dir: Path) -> list[Path]:
     """Files of ``raw/insee/`` that are INSEE-style bases, sorted by name."""
-    if not insee_dir.is_dir():
-        return []
-    return sorted(
-        p
-        for p in insee_dir.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in {".csv", ".txt", ".tsv", ".xlsx", ".xlsm"}
-        and not p.name.startswith((".", "~$"))
-        and fold(p.stem) not in {"readme", "lisez moi"}
-    )
+    return list_files(insee_dir, TABLE_SUFFIXES)
+
+
+def millesime_from_name(name: str) -> int | None:
+    """The millésime of a base from its file name: the last 4-digit year
+    (``IPRO_2022.csv`` -> 2022, ``base-ipro-qpv-2023-geo2024.xlsx`` -> 2024)."""
+    years = years_in_name(name)
+    return years[-1] if years else None

@@ -1,1 +1,0 @@
-"""Readers of the raw files: pure functions, no Dagster, no DuckDB."""

@@ -1,0 +1,1 @@
+"""Source indicateurs: local indicator tables (Compas, CAF...) read through mapping files."""

@@ -1,0 +1,150 @@
+"""Ingestion asset ``raw/programmations`` (and the read function shared with ``raw/bilans``).
+
+Partitioned by year (:mod:`.partitions`). The QPV references (contours, official list, INSEE
+bases) are loaded first: a QPV code no reference knows is kept and reported in
+``raw.anomalies`` (type ``qpv_inconnu``). Columns holding personal data never enter the
+warehouse (:mod:`pipelines.lib.privacy`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+
+from pipelines.lib.assets import Ingested, ReadContext, ingestion_asset
+from pipelines.lib.privacy import drop_personal_columns
+from pipelines.lib.raw_schemas import file_log
+from pipelines.settings import REFERENTIELS_DIR
+from pipelines.sources.programmations.partitions import ANNEE, partition_of, suivi_files
+from pipelines.sources.programmations.reader import SuiviResult
+from pipelines.sources.programmations.rules import parse_programmations
+
+#: Raw tables holding QPV codes: loaded before the yearly sources, read by known_qpv_codes.
+QPV_REFERENCES = {
+    "qpv_contours": "select code_qpv from raw.qpv_contours",
+    "liste_qpv": "select code_qpv from raw.liste_qpv",
+    "insee_valeurs": "select code_territoire from raw.insee_valeurs where type_territoire = 'qpv'",
+}
+
+Parser = Callable[..., SuiviResult]
+
+
+def known_qpv_codes(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Every QPV code a reference knows: the perimeter seed and the loaded raw references.
+
+    The seed ``ref_perimetre_qpv.csv`` is read from the dbt project (always there); the
+    contours, the official list and the INSEE bases are read from the raw tables when they are
+    loaded (in a full build their assets run first). This is the set of codes of ``dim_qpv``.
+    """
+    with (REFERENTIELS_DIR / "ref_perimetre_qpv.csv").open(encoding="utf-8") as fh:
+        codes = {r["code_qpv"].strip().upper() for r in csv.DictReader(fh) if r["code_qpv"]}
+    loaded = {
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'raw'"
+        ).fetchall()
+    }
+    for table, sql in QPV_REFERENCES.items():
+        if table in loaded:  # a reference not loaded in this warehouse is skipped
+            codes |= {str(r[0]).strip().upper() for r in con.execute(sql).fetchall() if r[0]}
+    return codes
+
+
+def read_suivi(source: str, parse: Parser) -> Callable[[ReadContext], Ingested]:
+    """The read function of a yearly source (programmations or bilans) parsed by ``parse``."""
+
+    def read(ctx: ReadContext) -> Ingested:
+        paths = suivi_files(ctx.raw, source)
+        if ctx.partition is not None:
+            paths = [p for p in paths if partition_of(p) == ctx.partition]
+        extra = ctx.raw / "referentiels" / "entetes_alias.csv"
+        with ctx.warehouse.connect() as con:
+            known = known_qpv_codes(con)
+        # a SuiviError (a file unreadable at all) fails the asset, naming the file
+        result = parse(paths, extra_aliases=extra if extra.is_file() else None, known_qpv=known)
+        # the parsers name files by their base name: give the full path everywhere
+        full = {p.name: str(p) for p in paths}
+
+        def with_paths(frame: pd.DataFrame | None, column: str) -> pd.DataFrame | None:
+            if frame is None or frame.empty or column not in frame:
+                return frame
+            return frame.assign(**{column: frame[column].map(lambda n: full.get(n, n))})
+
+        logs = [
+            file_log(
+                source,
+                Path(full.get(f["fichier"], f["fichier"])),
+                int(f["lignes_lues"]),
+                int(f["lignes_chargees"]),
+                int(f["lignes_rejetees"]),
+            )
+            for f in result.files
+        ]
+        frame = with_paths(result.rows, "source_fichier")
+        if frame is not None and "autres_colonnes" in frame:
+            frame = frame.assign(
+                autres_colonnes=frame["autres_colonnes"].map(
+                    lambda v: v if v is None or isinstance(v, str) else json.dumps(v)
+                )
+            )
+        rejects = with_paths(result.rejects, "fichier")
+        anomalies = with_paths(result.anomalies, "fichier")
+        frame, personal = drop_personal_columns(frame, source)
+        for message in personal["message"]:
+            ctx.log.warning(message)
+        if not personal.empty:
+            anomalies = pd.concat(
+                [a for a in (anomalies, personal.drop(columns="source")) if a is not None],
+                ignore_index=True,
+            )
+        unknown = 0 if anomalies is None else int((anomalies["type"] == "qpv_inconnu").sum())
+        key = ctx.partition
+        rows = 0 if frame is None else len(frame)
+        ctx.log.info(
+            f"{'année ' + key if key else 'toutes les années'}: {len(paths)} fichier(s), "
+            f"{rows} lignes, {len(result.rejects)} rejets, {unknown} code(s) QPV inconnu(s)"
+        )
+        if unknown:
+            ctx.log.warning(
+                f"{unknown} ligne(s) avec un code QPV inconnu (raw.anomalies, type qpv_inconnu)"
+            )
+        return Ingested(
+            frame,
+            rejects,
+            logs,
+            anomalies,
+            files=paths,
+            metadata={
+                "codes_qpv_inconnus": dg.MetadataValue.int(unknown),
+                "partition": dg.MetadataValue.text(key or "toutes"),
+            },
+        )
+
+    return read
+
+
+def suivi_asset(source: str, parse: Parser, description: str) -> dg.AssetsDefinition:
+    """A yearly source's asset ``raw/<source>``, partitioned by ``annee``."""
+    return ingestion_asset(
+        table=source,
+        source=source,
+        read=read_suivi(source, parse),
+        description=description,
+        partitions_def=ANNEE,
+        partition_of=partition_of,
+        # the QPV references are loaded first: unknown QPV codes are reported against them
+        deps=tuple(QPV_REFERENCES),
+    )
+
+
+programmations = suivi_asset(
+    "programmations",
+    parse_programmations,
+    "Programmations annuelles (data/raw/programmations/*.csv|xlsx), action x financeur.",
+)

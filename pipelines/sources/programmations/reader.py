@@ -1,0 +1,466 @@
+"""Read programmation exports (Dauphin, GISPRO, local Excel tables) of any layout.
+
+A programmation file lists the actions funded in a year. Real exports differ by territory and by
+year: separator, encoding, header wording, title rows above the header, one row per action ×
+financeur ("long" format, a ``Financeur`` column) or one row per action with a pair of columns per
+financeur ("wide" format, ``État (BOP 147) - demandé`` / ``Montant accordé Région``). This module
+finds the header row by scoring rows against the header aliases of ``entetes_alias.csv`` (data, not
+code), maps each column to a field, and returns one row per action × financeur with every line of
+every file either loaded or rejected with its reason (file, line, column).
+
+This module reads the tables and loops over their lines (shared with the bilans,
+:mod:`pipelines.sources.bilans`); the tables themselves are read by :mod:`pipelines.lib.tables`
+(encoding, CSV dialect, XLSX, the header detector, which gets its score from the aliases here).
+Cells are parsed by :mod:`.cells`; the programmation rows and anomalies are made by :mod:`.rules`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.lib.cells import cell_text, fold
+from pipelines.lib.tables import IngestionError, Scorer, named_header
+from pipelines.lib.tables import read_tables as read_raw_tables
+from pipelines.sources.programmations.cells import (
+    parse_small_int,
+    territory_from_path,
+    year_from_path,
+)
+
+ALIASES_FILE = Path(__file__).with_name("entetes_alias.csv")
+HEADER_SCAN_ROWS = 20
+FILE_COLUMNS = ["fichier", "feuille", "format", "lignes_lues", "lignes_chargees", "lignes_rejetees"]
+AMOUNT_MEASURES = ("montant_demande", "montant_accorde")
+
+# Words dropped when comparing headers: "Numéro de dossier" matches "Numéro dossier".
+_STOP_WORDS = {"de", "du", "des", "la", "le", "les", "l", "d", "en", "a", "au", "aux", "et"}
+_SEPARATORS = re.compile(r"\s+[-–—:/|]\s+|\s*[:|]\s*")
+
+
+class SuiviError(IngestionError):
+    """A programmation or bilan file cannot be read at all; the message names the file."""
+
+
+@dataclass
+class SuiviResult:
+    """Parsed rows, rejected lines, kept-but-reported anomalies and one summary per file."""
+
+    rows: pd.DataFrame
+    rejects: pd.DataFrame
+    anomalies: pd.DataFrame
+    files: list[dict[str, Any]] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# Header aliases
+# --------------------------------------------------------------------------------------------
+
+
+def header_key(text: Any) -> str:
+    """Comparison key of a header: case, accents, spaces, punctuation and stop words ignored."""
+    if text is None:
+        return ""
+    return _header_key(str(text))
+
+
+@functools.lru_cache(maxsize=65536)
+def _header_key(text: str) -> str:
+    words = fold(text).split()
+    kept = [w for w in words if w not in _STOP_WORDS]
+    return " ".join(kept or words)
+
+
+def load_aliases(extra_aliases: Path | None = None) -> dict[str, str]:
+    """Header key -> field name, from ``entetes_alias.csv`` then the user's extra file.
+
+    The extra file has the same two columns (``alias,champ``) and wins over the shipped one.
+    """
+    aliases: dict[str, str] = {}
+    for path in [ALIASES_FILE, extra_aliases]:
+        if path is None:
+            continue
+        try:
+            [table] = read_raw_tables(Path(path), named_header({"alias", "champ"}, fold), 5)[:1]
+        except (IngestionError, OSError, ValueError) as err:
+            raise SuiviError(f"{path}: fichier d'alias d'en-têtes illisible ({err})") from None
+        columns = {fold(str(c)): j for j, c in enumerate(table.header) if c is not None}
+        if not {"alias", "champ"} <= set(columns):
+            raise SuiviError(f"{path}: colonnes attendues « alias » et « champ »")
+        a, c = columns["alias"], columns["champ"]
+        for row in table.data:
+            alias = row.cells[a] if a < len(row.cells) else None
+            champ = row.cells[c] if c < len(row.cells) else None
+            key = header_key(alias)
+            if key and champ:
+                aliases[key] = champ.strip()
+    return aliases
+
+
+@dataclass
+class ColumnMap:
+    """Which column holds which field, plus the wide-format financeur columns."""
+
+    fields: dict[str, int]
+    wide: list[tuple[str, str, int]]  # (financeur label as written, measure field, column)
+    others: list[int]
+    score: int
+
+
+def split_wide_header(header: str, aliases: dict[str, str]) -> tuple[str, str] | None:
+    """``'État (BOP 147) - demandé'`` -> ``('État (BOP 147)', 'montant_demande')``.
+
+    Recognises ``<financeur> - <measure>``, ``<measure> - <financeur>``, ``<measure> <financeur>``
+    and ``<financeur> <measure>`` where the measure is an alias of an amount requested/granted.
+    """
+    text = " ".join(str(header).split())
+    if not text or len(text) > 120:
+        return None
+    measure_words = {
+        word for key, champ in aliases.items() if champ in AMOUNT_MEASURES for word in key.split()
+    }
+    if not measure_words & set(header_key(text).split()):
+        return None  # no word of an amount alias: cannot be a "<financeur> - <measure>" header
+    candidates: list[tuple[str, str]] = []
+    parts = _SEPARATORS.split(text, maxsplit=1)
+    if len(parts) == 2:
+        candidates += [(parts[0], parts[1]), (parts[1], parts[0])]
+    words = text.split(" ")
+    for cut in range(1, len(words)):
+        head, tail = " ".join(words[:cut]), " ".join(words[cut:])
+        candidates += [(head, tail), (tail, head)]
+    for label, measure in candidates:
+        champ = aliases.get(header_key(measure))
+        label = label.strip(" -–—:/|").strip()
+        if label.startswith("(") and label.endswith(")"):
+            label = label[1:-1].strip()
+        if champ in AMOUNT_MEASURES and label and not aliases.get(header_key(label)):
+            return label, champ
+    return None
+
+
+def map_columns(header: list[Any], aliases: dict[str, str], wanted: set[str]) -> ColumnMap:
+    """Map header cells to fields; unknown columns are kept as ``others``."""
+    fields: dict[str, int] = {}
+    wide: list[tuple[str, str, int]] = []
+    others: list[int] = []
+    for idx, cell in enumerate(header):
+        key = header_key(cell)
+        if not key:
+            others.append(idx)
+            continue
+        champ = aliases.get(key)
+        if champ in wanted and champ not in fields:
+            fields[champ] = idx
+            continue
+        if "montant_demande" in wanted and champ is None:
+            split = split_wide_header(str(cell), aliases)
+            if split is not None:
+                wide.append((split[0], split[1], idx))
+                continue
+        others.append(idx)
+    score = len(fields) + (1 if wide else 0) + min(len(wide), 4)
+    return ColumnMap(fields=fields, wide=wide, others=others, score=score)
+
+
+def _header_ok(cmap: ColumnMap) -> bool:
+    identified = "dossier" in cmap.fields or "intitule" in cmap.fields
+    return identified and len(cmap.fields) + (1 if cmap.wide else 0) >= 2
+
+
+# --------------------------------------------------------------------------------------------
+# Reading raw tables (CSV of any dialect, XLSX any sheet)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RawTable:
+    """The header and data lines of one CSV file or one XLSX sheet."""
+
+    path: Path
+    feuille: str | None
+    format: str
+    header: list[Any]
+    header_line: int
+    cmap: ColumnMap
+    rows: list[tuple[int, list[Any]]]
+
+
+def read_tables(path: Path, aliases: dict[str, str], wanted: set[str]) -> list[RawTable]:
+    """Every table of a file whose header row (within the first 20 rows) maps to known fields.
+
+    Raises SuiviError for a missing, unreadable or empty file, an unsupported format, or a file
+    where no header row can be found.
+    """
+    path = Path(path)
+    try:
+        tables = read_raw_tables(
+            path, _header_scorer(aliases, wanted), HEADER_SCAN_ROWS, lookahead=5, label=path.name
+        )
+    except IngestionError as err:
+        raise SuiviError(str(err)) from None
+    if (
+        tables
+        and tables[0].format == "xlsx"
+        and not any(dedup_key(row.cells) for table in tables for row in table.rows)
+    ):
+        raise SuiviError(f"{path.name}: fichier vide (aucune cellule remplie)")
+    found = []
+    for table in tables:
+        if table.header_index is None:
+            continue
+        header = _merged_rows([r.cells for r in table.rows], table.header_index, aliases)[-1]
+        found.append(
+            RawTable(
+                path,
+                table.sheet,
+                table.format,
+                header,
+                table.header_line or 0,
+                map_columns(header, aliases, wanted),
+                [(row.line, row.cells) for row in table.data],
+            )
+        )
+    if not found:
+        raise SuiviError(
+            f"{path.name}: aucune ligne d'en-tête reconnue dans les {HEADER_SCAN_ROWS} premières "
+            "lignes (colonnes attendues par exemple « N° dossier », « Intitulé de l'action », "
+            "« Montant demandé »); compléter les alias avec extra_aliases si besoin"
+        )
+    return found
+
+
+def _merged_rows(
+    rows: Sequence[Sequence[Any]], upto: int, aliases: dict[str, str]
+) -> list[list[Any]]:
+    """Rows 0..upto with their group row merged in (see :func:`_with_group_row`): a two-row
+    header (financeurs in merged cells above « Demandé | Accordé ») becomes one row of
+    ``<financeur> - <measure>`` columns."""
+    merged: list[list[Any]] = []
+    for k in range(upto + 1):
+        merged.append(_with_group_row(list(rows[k]), merged[-1] if merged else None, aliases))
+    return merged
+
+
+def _header_scorer(aliases: dict[str, str], wanted: set[str]) -> Scorer:
+    """The header is the row (merged with the group row above it) that maps to the most fields,
+    naming at least the dossier or the action and one more field."""
+    cache: dict[str, Any] = {"rows": None, "merged": []}
+
+    def score(rows: Sequence[Sequence[Any]], k: int) -> float | None:
+        if cache["rows"] is not rows:
+            cache["rows"], cache["merged"] = rows, []
+        merged = cache["merged"]
+        while len(merged) <= k:
+            above = merged[-1] if merged else None
+            merged.append(_with_group_row(list(rows[len(merged)]), above, aliases))
+        cmap = map_columns(merged[k], aliases, wanted)
+        return cmap.score if _header_ok(cmap) else None
+
+    return score
+
+
+def _with_group_row(
+    cells: list[Any], above: list[Any] | None, aliases: dict[str, str]
+) -> list[Any]:
+    """Prefix repeated amount headers with the group label written above them (merged cells
+    keep their text in their first column only, hence the look to the left)."""
+    measures = [i for i, c in enumerate(cells) if aliases.get(header_key(c)) in AMOUNT_MEASURES]
+    if above is None or len(measures) < 3:
+        return cells
+    merged = list(cells)
+    for idx in measures:
+        label = None
+        for back in range(idx, max(-1, idx - 3), -1):
+            if back != idx and back not in measures:
+                break
+            text = cell_text(above[back]) if back < len(above) else None
+            if text:
+                label = text
+                break
+        if label:
+            merged[idx] = f"{label} - {cell_text(cells[idx])}"
+    return merged
+
+
+def qpv_cell(table: RawTable, line: Line, champ: str) -> dict[str, Any]:
+    """Where a line's QPV cell is (column name, raw text): kept for the unknown-code report."""
+    idx = table.cmap.fields.get(champ)
+    if idx is None:
+        return {"_qpv_colonne": None, "_qpv_brut": None}
+    return {"_qpv_colonne": line.column_name(idx), "_qpv_brut": cell_text(line.cells[idx])}
+
+
+# --------------------------------------------------------------------------------------------
+# Line-by-line loading shared by programmations and bilans
+# --------------------------------------------------------------------------------------------
+
+
+class LineReject(Exception):
+    """A line cannot be loaded; carries the column and raw value for the reject report."""
+
+    def __init__(self, colonne: str | None, valeur: Any, motif: str) -> None:
+        super().__init__(motif)
+        self.colonne = colonne
+        self.valeur = valeur
+        self.motif = motif
+
+
+class Line:
+    """One data line of a table with typed accessors that raise LineReject with the column."""
+
+    def __init__(self, table: RawTable, cells: list[Any]) -> None:
+        self.table = table
+        width = max(len(table.header), len(cells))
+        self.cells = list(cells) + [None] * (width - len(cells))
+
+    def column_name(self, idx: int) -> str:
+        header = self.table.header
+        name = cell_text(header[idx]) if idx < len(header) else None
+        return name or f"colonne {idx + 1}"
+
+    def raw(self, champ: str) -> Any:
+        idx = self.table.cmap.fields.get(champ)
+        return None if idx is None else self.cells[idx]
+
+    def get(self, champ: str, parser: Callable[[Any], Any]) -> Any:
+        idx = self.table.cmap.fields.get(champ)
+        if idx is None:
+            return None
+        return self.parse_cell(idx, parser)
+
+    def parse_cell(self, idx: int, parser: Callable[[Any], Any]) -> Any:
+        try:
+            return parser(self.cells[idx])
+        except ValueError as err:
+            raise LineReject(self.column_name(idx), self.cells[idx], str(err)) from None
+
+    def text(self, champ: str) -> str | None:
+        return cell_text(self.raw(champ))
+
+    def others_json(self) -> str:
+        extra: dict[str, str] = {}
+        known = set(self.table.cmap.fields.values()) | {w[2] for w in self.table.cmap.wide}
+        for idx, value in enumerate(self.cells):
+            if idx in known:
+                continue
+            text = cell_text(value)
+            if text is not None:
+                extra[self.column_name(idx)] = text
+        return json.dumps(extra, ensure_ascii=False)
+
+
+def dedup_key(cells: list[Any]) -> tuple[str, ...]:
+    """Exact-duplicate key of a line: its cells as trimmed text, trailing empties ignored."""
+    texts = [cell_text(c) or "" for c in cells]
+    while texts and texts[-1] == "":
+        texts.pop()
+    return tuple(texts)
+
+
+def file_label(path: Path) -> str:
+    return path.name
+
+
+def context_of(table: RawTable, line: Line) -> dict[str, Any]:
+    """Territory and year of a line: from its columns, else from the file name / folder."""
+    territoire = line.text("territoire") or territory_from_path(table.path)
+    annee = line.get("annee", parse_small_int) if "annee" in table.cmap.fields else None
+    if annee is None:
+        annee = year_from_path(table.path)
+    elif not 1900 <= annee <= 2100:
+        idx = table.cmap.fields["annee"]
+        raise LineReject(line.column_name(idx), line.cells[idx], "année illisible")
+    return {"territoire": territoire, "annee": annee}
+
+
+def run_tables(
+    paths: list[Path],
+    extra_aliases: Path | None,
+    wanted: set[str],
+    source: str,
+    build: Callable[[RawTable, Line, int], list[dict[str, Any]]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Read every file, call ``build`` on each non-blank data line; collect rejects and stats.
+
+    ``build`` returns the output rows of a line or raises LineReject. Exact duplicate lines
+    (same cells as an earlier line of the same table) are rejected as « doublon de la ligne N ».
+    """
+    aliases = load_aliases(extra_aliases)
+    out_rows: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    files: list[dict[str, Any]] = []
+    for path in paths:
+        path = Path(path)
+        for table in read_tables(path, aliases, wanted):
+            seen: dict[tuple[str, ...], int] = {}
+            read = loaded = rejected = 0
+            for line_no, cells in table.rows:
+                key = dedup_key(cells)
+                if not key:
+                    continue  # blank line: not data
+                read += 1
+                if key in seen:
+                    rejected += 1
+                    rejects.append(
+                        _reject(
+                            source, table, line_no, None, None, f"doublon de la ligne {seen[key]}"
+                        )
+                    )
+                    continue
+                seen[key] = line_no
+                try:
+                    produced = build(table, Line(table, cells), line_no)
+                except LineReject as err:
+                    rejected += 1
+                    rejects.append(
+                        _reject(source, table, line_no, err.colonne, err.valeur, err.motif)
+                    )
+                    continue
+                loaded += 1
+                out_rows.extend(produced)
+            files.append(
+                {
+                    "fichier": file_label(path),
+                    "feuille": table.feuille,
+                    "format": table.format,
+                    "ligne_entete": table.header_line,
+                    "lignes_lues": read,
+                    "lignes_chargees": loaded,
+                    "lignes_rejetees": rejected,
+                }
+            )
+    return out_rows, rejects, files
+
+
+def _reject(
+    source: str, table: RawTable, line: int, colonne: str | None, valeur: Any, motif: str
+) -> dict[str, Any]:
+    where = f"{table.path.name}"
+    if table.feuille:
+        where += f", feuille « {table.feuille} »"
+    where += f", ligne {line}"
+    if colonne:
+        where += f", colonne « {colonne} »"
+    shown = cell_text(valeur)
+    message = f"{where}: {motif}" + (f" (valeur « {shown} »)" if shown is not None else "")
+    return {
+        "source": source,
+        "fichier": table.path.name,
+        "feuille": table.feuille,
+        "ligne": line,
+        "colonne": colonne,
+        "valeur_brute": shown,
+        "motif": message,
+    }
+
+
+def frame(records: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame.from_records(records, columns=columns)

@@ -1,0 +1,1 @@
+"""Source referentiels: reference values and the official QPV 2015 <-> 2024 correspondence."""

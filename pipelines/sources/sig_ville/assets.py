@@ -1,0 +1,73 @@
+"""Ingestion assets ``raw/qpv_contours`` (official contours) and ``raw/liste_qpv`` (official
+list of QPV with their communes and EPCI), from ``data/raw/sig_ville/``.
+
+The reader (geopandas, pyogrio, pyproj) is imported when an asset runs, not when the code
+location loads.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pipelines.lib.assets import Ingested, ReadContext, concat, ingestion_asset
+from pipelines.lib.files import list_files
+from pipelines.lib.raw_schemas import REJECT_COLUMNS, file_log
+from pipelines.lib.tables import IngestionError
+
+SOURCE = "sig_ville"
+FOLDER = "sig_ville"
+LISTE_SOURCE = "liste_qpv"
+
+
+def read_qpv_contours(ctx: ReadContext) -> Ingested:
+    from pipelines.sources.sig_ville.reader import CONTOURS_SUFFIXES, read_contours
+
+    frames, rejects, logs = [], [], []
+    for path in list_files(ctx.raw / FOLDER, CONTOURS_SUFFIXES):
+        result = read_contours(path)
+        gdf = result.qpv
+        frame = pd.DataFrame(gdf.drop(columns="geometry"))
+        frame["geom_wkb"] = gdf.geometry.to_wkb()
+        frames.append(frame)
+        rejects.append(result.rejects)
+        lus = sum(int(r.get("lus", 0)) for r in result.report)
+        ctx.log.info(f"{path.name}: {result.report}")
+        logs.append(file_log(SOURCE, path, lus, len(frame), len(result.rejects)))
+    frame = concat(frames)
+    if frame is not None:
+        # one row per code: the first file (sorted by name) wins
+        frame = frame.drop_duplicates(subset=["code_qpv"], keep="first")
+    return Ingested(frame, concat(rejects), logs)
+
+
+def read_listes_qpv(ctx: ReadContext) -> Ingested:
+    from pipelines.sources.sig_ville.reader import ContoursError, read_liste_qpv
+
+    frames, rejects, logs = [], [], []
+    for path in list_files(ctx.raw / FOLDER, {".csv"}):
+        try:
+            frame = read_liste_qpv(path)
+        except (ContoursError, IngestionError, ValueError) as err:
+            raise IngestionError(f"{path}: {err}") from None
+        rejected = pd.DataFrame(frame.attrs.get("rejets", []), columns=REJECT_COLUMNS)
+        frames.append(frame)
+        rejects.append(rejected)
+        logs.append(
+            file_log(LISTE_SOURCE, path, len(frame) + len(rejected), len(frame), len(rejected))
+        )
+    return Ingested(concat(frames), concat(rejects), logs)
+
+
+qpv_contours = ingestion_asset(
+    table="qpv_contours",
+    source=SOURCE,
+    read=read_qpv_contours,
+    kinds=("python", "duckdb", "geopandas"),
+    description="Contours officiels des QPV (data/raw/sig_ville/: GeoJSON, GPKG, SHP, ZIP ANCT).",
+)
+liste_qpv = ingestion_asset(
+    table="liste_qpv",
+    source=LISTE_SOURCE,
+    read=read_listes_qpv,
+    description="Liste officielle des QPV avec communes et EPCI (data/raw/sig_ville/liste*.csv).",
+)
