@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
+import time
 
 import duckdb
 
@@ -69,3 +71,28 @@ def test_empty_raw_dir_gives_empty_marts(tmp_path):
     for mart in MARTS:
         assert (tmp_path / "marts" / f"{mart}.parquet").is_file()
     assert "Marts écrits" in result.stdout
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_only():
+    """The dbt bar is redrawn in place (\\r) when its share changes, never on a pipe/file."""
+    from pipelines.warehouse.launch import Progress
+
+    out = _Terminal()
+    progress = Progress(out, dbt_nodes=500)
+    progress.started["dbt_entrepot"] = time.perf_counter()
+    for done in range(1, 501):
+        progress.done = done
+        progress._bar("dbt_entrepot")
+    frames = out.getvalue().split("\r")[1:]
+    assert 30 <= len(frames) <= 101 + 5  # one per percent (and per elapsed second at most)
+    assert frames[-1].startswith("  dbt_entrepot [" + "#" * 30 + "] 100%")
+    piped = io.StringIO()
+    quiet = Progress(piped, dbt_nodes=500)
+    quiet.done = 250
+    quiet._bar("dbt_entrepot")
+    assert piped.getvalue() == ""

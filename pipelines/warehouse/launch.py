@@ -39,6 +39,7 @@ class Progress(logging.Handler):
         self.failure: str | None = None
         self.failed_checks: list[str] = []
         self.warned_checks: list[str] = []
+        self._last_bar = ""
 
     def echo(self, message: str) -> None:
         self.stream.write(message + "\n")
@@ -48,12 +49,13 @@ class Progress(logging.Handler):
         if not (self.tty and self.dbt_nodes):
             return
         share = min(1.0, self.done / self.dbt_nodes)
-        filled = int(30 * share)
         took = time.perf_counter() - self.started.get(step, time.perf_counter())
-        self.stream.write(
-            f"\r  {step} [{'#' * filled}{'.' * (30 - filled)}] {share:4.0%} ({took:.0f} s)"
-        )
-        self.stream.flush()
+        line = f"  {step} [{'#' * int(30 * share)}{'.' * (30 - int(30 * share))}] {share:4.0%}"
+        line += f" ({took:.0f} s)"
+        if line != self._last_bar:  # redrawn when the share or the second changes
+            self._last_bar = line
+            self.stream.write("\r" + line)
+            self.stream.flush()
 
     def emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, "dagster_meta", None) or {}
@@ -65,6 +67,8 @@ class Progress(logging.Handler):
         if kind == "STEP_START":
             self.started[step] = time.perf_counter()
             self.done = 0
+            if step.startswith("dbt"):
+                self._bar(step)
         elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and self.tty and step.startswith("dbt"):
             self.stream.write("\r\033[K")
         if kind == "STEP_SUCCESS":
