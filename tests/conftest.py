@@ -1,6 +1,6 @@
 """Shared fixtures: paths to the real reference data and the one demo build of the session.
 
-Layers (see docs/developpement/tests.md): unit tests of readers, parsers and rules need no
+Layers (docs/developpement/index.md, « Tests et style »): unit tests of readers, parsers and rules need no
 build; asset tests materialize a few assets on a temporary DuckDB; dbt unit and data tests run
 inside every build; end-to-end tests share ONE demo build per test session (``demo_build``), made
 through the ``observatoire`` command as a user would, once even with several pytest-xdist
