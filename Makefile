@@ -54,7 +54,7 @@ report: install
 test: install install-chromium test-python lint
 
 test-python: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: install
 	$(BIN)/ruff check pipelines geo tests tools
