@@ -13,11 +13,11 @@ from pipelines.defs.automation import (
 )
 from pipelines.defs.dbt import build_dbt_assets
 from pipelines.defs.exports import build_export_asset
-from pipelines.defs.geo_assets import geo_assets
 from pipelines.defs.indicateurs_assets import indicateurs_assets
 from pipelines.defs.ingestion import ingestion_assets
 from pipelines.defs.rapport import rapports_annuels
 from pipelines.defs.resources import default_resources
+from pipelines.sources.lieux.assets import geo_assets
 
 BUILD_JOB = "build_entrepot"
 
