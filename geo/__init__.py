@@ -1,7 +1,7 @@
 """Geography of the QPV: official contours, list of QPV and their loading into DuckDB.
 
 The contours reader (geopandas, pyogrio, pyproj: about 75 MiB) is imported on first use, so
-that ``geo.points`` and ``geo.noyau`` (the point-in-QPV assignment) do not pay for it.
+that ``geo.points`` (the point-in-QPV assignment) does not pay for it.
 """
 
 from typing import Any

@@ -5,22 +5,25 @@ For each size (default 1 M and 10 M points) the same deterministic random points
 metropolitan bounding box, 5 % of them over the overseas départements) are written to Parquet,
 then assigned to the 1,584 real QPV of the ANCT national file, repaired with
 :func:`geo.contours.read_contours`. Each method runs in its own subprocess, so that the peak RSS
-(``ru_maxrss`` of the child) is per method:
+(``VmHWM`` of the child) is per method:
 
-* ``projet``: the project's path, :func:`geo.points.assign_points` with the grid index built
-  once and stored in a DuckDB file (like an R-tree stored with its table): read the points
-  Parquet, assign, write the result Parquet (``id, statut, code_qpv, nb_qpv``);
+* ``projet``: the project's rule, :func:`geo.points.assign_points` (the macro
+  ``dbt_project/macros/assign_qpv.sql``, DuckDB spatial): read the points Parquet, assign,
+  write the result Parquet (``id, statut, code_qpv, nb_qpv``);
 * ``geopandas``: the baseline, ``geopandas.sjoin(points, qpv, predicate="intersects")`` with
   the same rule (smallest code, count), reading and writing the same files;
-* ``duckdb_join``: DuckDB spatial's own ``SPATIAL_JOIN`` (``JOIN ... ON ST_Intersects``), same
-  rule, same files (optional: ``--methodes``);
-* ``plancher``: the floor, a plain scan of the points file building each point as a geometry
-  (``SELECT count(ST_Point(lon, lat)) FROM read_parquet(...)``).
+* ``plancher``: the floor, a plain scan of the points file building each point as a geometry.
 
-It checks that the project gives exactly the baseline's answer (same QPV for every point id)
-and prints wall time, points per second and peak RSS. The index build (once per set of
-contours) is reported on its own line. When ``../shared/data`` is absent the benchmark is
-skipped with a message (exit code 0).
+It checks that the project gives exactly the baseline's answer (same QPV and count for every
+point id) and prints one JSON document: per size and method the time, points per second and
+peak RSS, the ratios to geopandas, and whether the answers are identical.
+
+``--reference DIR`` instead compares the answers (statut, code_qpv, nb_qpv,
+code_qpv_apres_inversion) with another checkout of the project (e.g. the implementation
+before the rule moved to the macro) on 1 M points: the random points above, with 2 % swapped,
+1.5 % invalid and 50,000 vertices and edge middles of the QPV contours.
+
+When the national contours are absent the benchmark is skipped with a message (exit code 0).
 """
 
 from __future__ import annotations
@@ -40,9 +43,7 @@ DEFAULT_CONTOURS = (
     ROOT.parent / "shared" / "data" / "anct" / "QP2024_France_Hexagonale_Outre_Mer_WGS84.geojson"
 )
 DEFAULT_SIZES = (1_000_000, 10_000_000)
-METHODS = ("plancher", "projet", "projet_sql", "geopandas", "duckdb_join")
-DEFAULT_METHODS = ("plancher", "projet", "projet_sql", "geopandas")
-INDEX_TABLE = "main.grille_qpv"
+METHODS = ("plancher", "projet", "geopandas")
 
 METRO_BBOX = (-5.2, 41.3, 9.6, 51.1)
 OVERSEAS_BBOXES = [
@@ -59,11 +60,8 @@ ROW_GROUP = 122_880
 
 
 def _peak_rss_mib() -> float:
-    """Peak resident memory of this process (MiB).
-
-    ``VmHWM`` of ``/proc/self/status``: unlike ``ru_maxrss``, it starts afresh at ``exec``, so a
-    child does not inherit the peak of the process that launched it.
-    """
+    """Peak resident memory of this process (MiB): ``VmHWM``, which starts afresh at ``exec``
+    (unlike ``ru_maxrss``, a child does not inherit the peak of its parent)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -73,47 +71,45 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _connect(database: Path | None = None, read_only: bool = False):
+    import duckdb
+
+    from geo.points import load_spatial
+
+    con = duckdb.connect(str(database) if database else ":memory:", read_only=read_only)
+    load_spatial(con)
+    return con
+
+
 # --------------------------------------------------------------------------------------------
 # Preparation (parent process)
 # --------------------------------------------------------------------------------------------
 
 
 def prepare_contours(contours: Path, workdir: Path) -> dict:
-    """Repaired contours as GeoParquet (baseline) and a DuckDB file with the table and index."""
-    import duckdb
-
+    """Repaired contours as GeoParquet (baseline) and in a DuckDB file (table ``qpv``)."""
     from geo.contours import read_contours, to_duckdb
-    from geo.points import build_index
-    from pipelines.duckdb_utils import load_spatial
 
     workdir.mkdir(parents=True, exist_ok=True)
-    parquet = workdir / "qpv_reparees.parquet"
-    database = workdir / "qpv.duckdb"
     started = time.perf_counter()
     qpv = read_contours(contours).qpv
     read_s = time.perf_counter() - started
-    qpv[["code_qpv", "geographie", "geometry"]].to_parquet(parquet)
+    qpv[["code_qpv", "geographie", "geometry"]].to_parquet(workdir / "qpv_reparees.parquet")
+    database = workdir / "qpv.duckdb"
     database.unlink(missing_ok=True)
-    with duckdb.connect(str(database)) as con:
-        load_spatial(con)
+    con = _connect(database)
+    try:
         to_duckdb(qpv[["code_qpv", "geographie", "geometry"]], con, "qpv_contours")
         con.execute(
-            "CREATE VIEW qpv AS SELECT code_qpv, geographie, geometry AS geom FROM qpv_contours"
+            "CREATE TABLE qpv AS SELECT code_qpv, geographie, geometry AS geom FROM qpv_contours"
         )
-        index = build_index(con, "qpv", persist=True, table=INDEX_TABLE)
-    from geo import noyau
-
-    try:  # compiled once here, outside the timed runs (like the index)
-        noyau.extension_path()
-    except noyau.NoyauIndisponible as err:
-        print(f"Noyau compilé indisponible ({err}) : le projet utilise son chemin SQL")
+    finally:
+        con.close()
     return {
         "qpv": len(qpv),
         "lecture_reparation_s": round(read_s, 2),
-        "index": index.stats,
-        "parquet": str(parquet),
-        "duckdb": str(database),
         "centroides": qpv[["centroide_lon", "centroide_lat"]].to_numpy(),
+        "geometries": qpv.geometry.to_numpy(),
     }
 
 
@@ -154,50 +150,48 @@ def generate_points(path: Path, n: int, centroids, seed: int = 42) -> None:
     tmp.replace(path)
 
 
+def generate_mixed_points(path: Path, points: Path, geometries, seed: int = 7) -> None:
+    """The random points of ``points`` with hard cases: 2 % swapped, 0.5 % missing, 0.5 %
+    (0, 0), 0.5 % out of range, and 50,000 QPV vertices and edge middles (on boundaries)."""
+    import numpy as np
+    import pandas as pd
+    import shapely
+
+    rng = np.random.default_rng(seed)
+    frame = pd.read_parquet(points)
+    n = len(frame)
+    lon, lat = frame["lon"].to_numpy().copy(), frame["lat"].to_numpy().copy()
+    coords = shapely.get_coordinates(np.asarray(geometries))
+    k = min(50_000, n // 4)
+    vertices = coords[rng.choice(len(coords) - 1, k, replace=False)]
+    following = coords[1:][rng.choice(len(coords) - 1, k, replace=False)]
+    boundary = np.where(rng.random((k, 1)) < 0.5, vertices, (vertices + following) / 2)
+    lon[-k:], lat[-k:] = boundary[:, 0], boundary[:, 1]
+    kind = rng.random(n - k)
+    swap = np.flatnonzero(kind < 0.02)
+    lon[swap], lat[swap] = lat[swap], lon[swap].copy()
+    lon[np.flatnonzero((kind >= 0.02) & (kind < 0.025))] = np.nan
+    zero = np.flatnonzero((kind >= 0.025) & (kind < 0.03))
+    lon[zero], lat[zero] = 0.0, 0.0
+    lon[np.flatnonzero((kind >= 0.03) & (kind < 0.035))] += 400.0
+    frame["lon"], frame["lat"] = lon, lat
+    frame.to_parquet(path, index=False, row_group_size=ROW_GROUP)
+
+
 # --------------------------------------------------------------------------------------------
 # Methods (each in its own subprocess)
 # --------------------------------------------------------------------------------------------
 
 
-def _points_module():
-    """``geo/points.py`` loaded on its own.
-
-    The package's ``geo/__init__.py`` imports the contours reader (geopandas, pyogrio, pyproj:
-    about 75 MiB), which the assignment does not use: what is measured is what the assignment
-    needs (DuckDB with its spatial extension, numpy and shapely).
-    """
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("geo_points", ROOT / "geo" / "points.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["geo_points"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def run_projet(points: Path, out: Path, workdir: Path) -> dict:
-    import duckdb
+    from geo.points import Points, assign_points
 
-    gp = _points_module()
-    assign_points, open_index, read_points = gp.assign_points, gp.open_index, gp.read_points
-    con = duckdb.connect(str(workdir / "qpv.duckdb"), read_only=True)
-    index = open_index(con, INDEX_TABLE)
+    con = _connect(workdir / "qpv.duckdb", read_only=True)
     started, cpu = time.perf_counter(), time.process_time()
-    source = read_points(con, points, crs="EPSG:4326")
-    result = assign_points(con, source, index=index, keep=["id"], output=out, with_details=False)
+    source = Points(sql=f"read_parquet('{points}')", x="lon", y="lat", types={"id": "BIGINT"})
+    result = assign_points(con, source, polygons="qpv", keep=["id"], output=out, with_details=False)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    return {
-        "secondes": elapsed,
-        "cpu_s": cpu,
-        "comptes": result.comptes,
-        "moteur": result.moteur,
-    }
-
-
-def run_projet_sql(points: Path, out: Path, workdir: Path) -> dict:
-    """The project's SQL path (grid, hash join, list lambdas), without the compiled kernel."""
-    os.environ["OBSERVATOIRE_NOYAU"] = "0"
-    return run_projet(points, out, workdir)
+    return {"secondes": elapsed, "cpu_s": cpu, "comptes": result.comptes}
 
 
 def run_geopandas(points: Path, out: Path, workdir: Path) -> dict:
@@ -224,51 +218,32 @@ def run_geopandas(points: Path, out: Path, workdir: Path) -> dict:
     }
 
 
-def run_duckdb_join(points: Path, out: Path, workdir: Path) -> dict:
-    import duckdb
-
-    from pipelines.duckdb_utils import load_spatial
-
-    con = duckdb.connect(str(workdir / "qpv.duckdb"), read_only=True)
-    load_spatial(con)
-    con.execute("SET preserve_insertion_order = false")
-    started, cpu = time.perf_counter(), time.process_time()
-    con.execute(
-        f"""COPY (
-            WITH p AS (SELECT id, lon, lat FROM read_parquet('{points}')),
-            m AS (
-                SELECT p.id, min(q.code_qpv) AS code_qpv, count(*) AS nb_qpv
-                FROM p JOIN qpv AS q ON ST_Intersects(q.geom, ST_Point(p.lon, p.lat))
-                GROUP BY p.id
-            )
-            SELECT p.id, m.code_qpv, coalesce(m.nb_qpv, 0) AS nb_qpv
-            FROM p LEFT JOIN m ON p.id = m.id
-        ) TO '{out}' (FORMAT parquet)"""
-    )
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    return {"secondes": elapsed, "cpu_s": cpu}
-
-
 def run_plancher(points: Path, out: Path, workdir: Path) -> dict:
-    import duckdb
-
-    from pipelines.duckdb_utils import load_spatial
-
-    con = duckdb.connect()
-    load_spatial(con)
+    con = _connect()
     started, cpu = time.perf_counter(), time.process_time()
     n = con.execute(f"SELECT count(ST_Point(lon, lat)) FROM read_parquet('{points}')").fetchone()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {"secondes": elapsed, "cpu_s": cpu, "lignes": int(n[0])}
 
 
-RUNNERS = {
-    "projet": run_projet,
-    "projet_sql": run_projet_sql,
-    "geopandas": run_geopandas,
-    "duckdb_join": run_duckdb_join,
-    "plancher": run_plancher,
-}
+RUNNERS = {"projet": run_projet, "geopandas": run_geopandas, "plancher": run_plancher}
+
+#: The other checkout's assignment, with details (run with that checkout on PYTHONPATH). Works
+#: with the implementation before the rule moved to the macro (grid index, ``build_index``)
+#: and with the current one.
+REFERENCE_CHILD = """
+import sys, duckdb
+import geo.points as gp
+con = duckdb.connect(sys.argv[1], read_only=True)
+con.execute("LOAD spatial")
+if hasattr(gp, "build_index"):
+    index = gp.build_index(con, "qpv")
+    source = gp.read_points(con, sys.argv[2], crs="EPSG:4326")
+    gp.assign_points(con, source, index=index, keep=["id"], output=sys.argv[3])
+else:
+    source = gp.Points(sql=f"read_parquet('{sys.argv[2]}')", x="lon", y="lat")
+    gp.assign_points(con, source, polygons="qpv", keep=["id"], output=sys.argv[3])
+"""
 
 
 def _child(method: str, points: Path, out: Path, workdir: Path) -> None:
@@ -279,29 +254,9 @@ def _child(method: str, points: Path, out: Path, workdir: Path) -> None:
 
 def run_method(method: str, points: Path, out: Path, workdir: Path) -> dict:
     """Run one method in a fresh interpreter; its own peak RSS comes back in the result."""
-    started = time.perf_counter()
-    # The child loads this file as a plain module (not through the geo package, whose
-    # __init__ imports geopandas): each method imports only what it uses.
-    launcher = (
-        "import sys, importlib.util as u; "
-        f"s = u.spec_from_file_location('geo_bench', {str(Path(__file__))!r}); "
-        "m = u.module_from_spec(s); sys.modules['geo_bench'] = m; s.loader.exec_module(m); "
-        "sys.exit(m.main(sys.argv[1:]))"
-    )
     done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            launcher,
-            "--executer",
-            method,
-            "--points",
-            str(points),
-            "--sortie",
-            str(out),
-            "--dossier",
-            str(workdir),
-        ],
+        [sys.executable, "-m", "geo.bench", "--executer", method, "--points", str(points)]
+        + ["--sortie", str(out), "--dossier", str(workdir)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -310,24 +265,24 @@ def run_method(method: str, points: Path, out: Path, workdir: Path) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"{method} a échoué :\n{done.stderr[-3000:]}")
     line = next(ln for ln in done.stdout.splitlines() if ln.startswith("RESULTAT "))
-    result = json.loads(line[len("RESULTAT ") :])
-    result["processus_s"] = time.perf_counter() - started
-    return result
+    return json.loads(line[len("RESULTAT ") :])
 
 
-def compare(a: Path, b: Path) -> dict:
-    """Points whose QPV differs between two result files (NULL = outside every QPV)."""
-    import duckdb
-
-    con = duckdb.connect()
+def compare(a: Path, b: Path, columns: tuple[str, ...] = ("code_qpv", "nb_qpv")) -> dict:
+    """Points whose answer differs between two result files, per column (by ``id``)."""
+    con = _connect()
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE CAST(x.{c} AS VARCHAR) IS DISTINCT FROM CAST(y.{c} AS VARCHAR))"
+        for c in columns
+    )
     row = con.execute(
-        f"""SELECT count(*),
-            count(*) FILTER (WHERE CAST(x.code_qpv AS VARCHAR)
-                IS DISTINCT FROM CAST(y.code_qpv AS VARCHAR)),
-            count(*) FILTER (WHERE coalesce(x.nb_qpv, 0) <> coalesce(y.nb_qpv, 0))
-        FROM read_parquet('{a}') AS x FULL JOIN read_parquet('{b}') AS y ON x.id = y.id"""
+        f"SELECT count(*), {counts} FROM read_parquet('{a}') AS x "
+        f"FULL JOIN read_parquet('{b}') AS y ON x.id = y.id"
     ).fetchone()
-    return {"points": row[0], "qpv_differents": row[1], "nb_qpv_differents": row[2]}
+    return {
+        "points": row[0],
+        **{f"{c}_differents": v for c, v in zip(columns, row[1:], strict=True)},
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -335,14 +290,84 @@ def compare(a: Path, b: Path) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def _fmt_row(name: str, n: int, r: dict, floor: float | None, base_rss: float | None) -> str:
-    secs = r["secondes"]
-    ratio = f"{secs / floor:5.1f}x" if floor else "   - "
-    mem = f"{r['rss_pic_mib'] / base_rss:5.2f}" if base_rss else "   - "
-    return (
-        f"{name:<12} {n:>11,} {secs:9.2f} {r['cpu_s']:8.2f} {n / secs:14,.0f} "
-        f"{r['rss_pic_mib']:9.0f} {ratio:>8} {mem:>9}"
-    )
+def _points_file(workdir: Path, n: int, prep: dict, seed: int) -> Path:
+    points = workdir / f"points_{n}_{seed}_rg{ROW_GROUP}.parquet"
+    if not points.exists():
+        generate_points(points, n, prep["centroides"], seed)
+    return points
+
+
+def bench(args: argparse.Namespace, prep: dict) -> dict:
+    workdir = args.dossier
+    report: dict = {"contours": str(args.contours), "qpv": prep["qpv"], "tailles": {}}
+    report["processeurs"] = os.cpu_count()
+    report["charge_moyenne"] = round(os.getloadavg()[0], 1)
+    for n in args.tailles:
+        points = _points_file(workdir, n, prep, args.graine)
+        results: dict[str, dict] = {}
+        for method in args.methodes:
+            out = workdir / f"resultat_{method}_{n}.parquet"
+            r = run_method(method, points, out, workdir)
+            r["points_par_s"] = round(n / r["secondes"])
+            r["secondes"], r["cpu_s"] = round(r["secondes"], 2), round(r["cpu_s"], 2)
+            r["rss_pic_mib"] = round(r["rss_pic_mib"])
+            results[method] = r
+        entry: dict = {"resultats": results}
+        if "projet" in results and "geopandas" in results:
+            p, g = results["projet"], results["geopandas"]
+            entry["acceleration_vs_geopandas"] = round(g["secondes"] / p["secondes"], 2)
+            entry["memoire_vs_geopandas"] = round(p["rss_pic_mib"] / g["rss_pic_mib"], 3)
+            diff = compare(
+                workdir / f"resultat_projet_{n}.parquet",
+                workdir / f"resultat_geopandas_{n}.parquet",
+            )
+            entry["identite_geopandas"] = diff
+            entry["identiques"] = diff["code_qpv_differents"] == diff["nb_qpv_differents"] == 0
+        report["tailles"][str(n)] = entry
+    return report
+
+
+def compare_reference(args: argparse.Namespace, prep: dict) -> dict:
+    """This checkout's answers against those of the checkout ``args.reference`` (1 M points)."""
+    workdir = args.dossier
+    n = 1_000_000
+    mixed = workdir / f"points_melange_{n}_{args.graine}.parquet"
+    if not mixed.exists():
+        points = _points_file(workdir, n, prep, args.graine)
+        generate_mixed_points(mixed, points, prep["geometries"])
+    outputs = {}
+    for name, root in (("reference", args.reference.resolve()), ("projet", ROOT)):
+        out = outputs[name] = workdir / f"comparaison_{name}_{n}.parquet"
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", REFERENCE_CHILD, str(workdir / "qpv.duckdb"), str(mixed)]
+            + [str(out)],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)},
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{name} ({root}) a échoué :\n{done.stderr[-3000:]}")
+        print(f"{name} ({root}) : {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    columns = ("statut", "code_qpv", "nb_qpv", "code_qpv_apres_inversion")
+    diff = compare(outputs["projet"], outputs["reference"], columns)
+    con = _connect()
+    statuts = con.execute(
+        f"SELECT CAST(statut AS VARCHAR), count(*) FROM read_parquet('{outputs['projet']}') "
+        "GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    ambigus = con.execute(
+        f"SELECT count(*) FROM read_parquet('{outputs['projet']}') WHERE nb_qpv > 1"
+    ).fetchone()[0]
+    return {
+        "reference": str(args.reference),
+        "points": diff["points"],
+        "statuts": dict(statuts),
+        "ambigus": ambigus,
+        "differences": diff,
+        "identiques": all(v == 0 for k, v in diff.items() if k != "points"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -350,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m geo.bench", description="Banc d'essai de l'affectation point-dans-QPV."
     )
     parser.add_argument("--tailles", type=int, nargs="+", default=list(DEFAULT_SIZES))
-    parser.add_argument("--methodes", nargs="+", choices=METHODS, default=list(DEFAULT_METHODS))
+    parser.add_argument("--methodes", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--contours", type=Path, default=DEFAULT_CONTOURS)
     parser.add_argument(
         "--dossier",
@@ -360,10 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--graine", type=int, default=42)
     parser.add_argument(
-        "--repetitions",
-        type=int,
-        default=3,
-        help="meilleur de N essais (geopandas : un seul)",
+        "--reference",
+        type=Path,
+        help="autre copie du projet dont comparer les réponses (1 M points) au lieu du banc",
     )
     parser.add_argument("--executer", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--points", type=Path, help=argparse.SUPPRESS)
@@ -379,72 +403,16 @@ def main(argv: list[str] | None = None) -> int:
             "Placez le dossier shared/data à côté du projet pour le lancer."
         )
         return 0
-    workdir = args.dossier
-    workdir.mkdir(parents=True, exist_ok=True)
-    print(f"Contours : {args.contours}")
-    prep = prepare_contours(args.contours, workdir)
-    stats = prep["index"]
-    print(
-        f"{prep['qpv']} QPV lus et réparés en {prep['lecture_reparation_s']} s ; index (grille "
-        f"niveau {DEFAULT_LEVELS_LABEL}) construit une fois en {stats['duree_construction_s']} s : "
-        f"{stats['cellules_non_resolues']:,} cellules non résolues, {stats['aretes']:,} arêtes"
-    )
-    print(f"Processeurs : {os.cpu_count()} ; charge moyenne : {os.getloadavg()[0]:.1f}")
-    report = {"contours": str(args.contours), "index": stats, "tailles": {}}
-    header = (
-        f"{'méthode':<12} {'points':>11} {'mur (s)':>9} {'cpu (s)':>8} {'points/s':>14} "
-        f"{'RSS (Mio)':>9} {'/plancher':>8} {'RSS/base':>9}"
-    )
-    for n in args.tailles:
-        points = workdir / f"points_{n}_{args.graine}_rg{ROW_GROUP}.parquet"
-        if not points.exists():
-            t0 = time.perf_counter()
-            generate_points(points, n, prep["centroides"], args.graine)
-            print(f"\n{n:,} points générés en {time.perf_counter() - t0:.1f} s : {points}")
-        else:
-            print(f"\n{n:,} points (déjà générés) : {points}")
-        results: dict[str, dict] = {}
-        outputs: dict[str, Path] = {}
-        for method in args.methodes:
-            best = None
-            # the baseline (about a minute at 10 M points) runs once
-            for _ in range(1 if method == "geopandas" else max(1, args.repetitions)):
-                out = workdir / f"resultat_{method}_{n}.parquet"
-                r = run_method(method, points, out, workdir)
-                if best is None or r["secondes"] < best["secondes"]:
-                    best = r
-            results[method] = best
-            outputs[method] = workdir / f"resultat_{method}_{n}.parquet"
-        floor = results.get("plancher", {}).get("secondes")
-        base_rss = results.get("geopandas", {}).get("rss_pic_mib")
-        print(header)
-        for method, r in results.items():
-            print(_fmt_row(method, n, r, floor, base_rss))
-        checks = {}
-        for other in ("geopandas", "duckdb_join", "projet_sql"):
-            if "projet" in outputs and other in outputs:
-                checks[other] = compare(outputs["projet"], outputs[other])
-                c = checks[other]
-                same = c["qpv_differents"] == 0 and c["nb_qpv_differents"] == 0
-                print(
-                    f"projet = {other} : {'identiques' if same else 'DIFFÉRENTS'} "
-                    f"({c['qpv_differents']} QPV et {c['nb_qpv_differents']} nb_qpv différents "
-                    f"sur {c['points']:,} points)"
-                )
-        if "projet" in results:
-            c = results["projet"].get("comptes", {})
-            print(
-                f"projet (moteur {results['projet'].get('moteur', '?')}) : "
-                f"{c.get('dans_qpv', 0):,} dans un QPV, {c.get('hors_qpv', 0):,} hors QPV,"
-                f" {c.get('ambigus', 0):,} dans plusieurs QPV"
-            )
-        report["tailles"][str(n)] = {"resultats": results, "identite": checks}
-    (workdir / "bench_geo.json").write_text(json.dumps(report, indent=2, default=str))
-    print(f"\nRésultats : {workdir / 'bench_geo.json'}")
+    args.dossier.mkdir(parents=True, exist_ok=True)
+    prep = prepare_contours(args.contours, args.dossier)
+    report = compare_reference(args, prep) if args.reference else bench(args, prep)
+    report["lecture_reparation_contours_s"] = prep["lecture_reparation_s"]
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    name = "comparaison_reference.json" if args.reference else "bench_geo.json"
+    (args.dossier / name).write_text(text)
+    print(text)
     return 0
 
-
-DEFAULT_LEVELS_LABEL = "7/9/11"
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,17 +1,19 @@
-"""Geography assets: geocoded places (``data/raw/lieux/``) assigned to the QPV containing them.
+"""Asset ``raw/lieux``: geocoded places (``data/raw/lieux/``) assigned to the QPV containing them.
 
 ``raw/lieux`` reads every ``.csv`` / ``.txt`` / ``.tsv`` / ``.parquet`` of ``RAW/lieux/``
 (équipements, lieux d'action, lieux de résidence des bénéficiaires: an identifier, the
-coordinates, optional ``type`` and ``dossier``), assigns each record to the QPV containing it
-with :mod:`geo.points` (grid index over ``raw.qpv_contours``, one pass per geography present)
-and writes ``raw.lieux``. Only the identifier, type, dossier, coordinates and the assignment are
-kept: every other column of the file (names, addresses...) is dropped at reading. Invalid and
-swapped coordinates go to ``raw.rejets``. The counts per QPV are the dbt mart
+coordinates, optional ``type`` and ``dossier``) with :mod:`.reader`, assigns each record to the
+QPV containing it with :mod:`geo.points` (the rule of ``dbt_project/macros/assign_qpv.sql``
+against ``raw.qpv_contours``, one pass per geography present) and writes ``raw.lieux``. Only
+the identifier, type, dossier, coordinates and the assignment are kept: every other column of
+the file (names, addresses...) is dropped at reading. Invalid and swapped coordinates go to
+``raw.rejets``. The counts per QPV are the dbt mart
 ``marts.lieux_qpv``: individual places are never published.
 
-Why the assignment is in this asset and the counting in dbt: the assignment needs the Python-built
-grid index and the exact re-test (the same code path as the national benchmark), while the
-counts are plain SQL that dbt documents and tests with the other marts.
+Why the assignment is in this asset and the counting in dbt: the files are found, opened and
+checked (columns, coordinate system, encoding) in Python, then the macro runs on them (the same
+SQL as the national benchmark), while the counts are plain SQL that dbt documents and tests with
+the other marts.
 """
 
 from pathlib import Path
@@ -83,124 +85,120 @@ def assign_folder(con, folder: Path, log=None) -> dict:
     ``geo.points.PointsError`` (file unreadable, columns not found, CRS unknown) and
     ``RuntimeError`` when the statuses do not add up to the rows read.
     """
-    from geo.points import (
-        STATUTS,
-        PointsSource,
-        assign_points,
-        build_index,
-        drop_index,
-        read_points,
-    )
+    from geo.points import STATUTS, assign_points, choose_geographie
+    from pipelines.sources.lieux.reader import PointsSource, read_points
 
     replace_table(con, "lieux", None)
     files = _files(folder)
+    polygons = f"{RAW_SCHEMA}.qpv_contours"
     geographies = _geographies(con) if files else []
-    indexes = [build_index(con, f"{RAW_SCHEMA}.qpv_contours", g) for g in geographies]
-    if files and not indexes:
+    if files and not geographies:
         if log:
             log.warning(
                 "Aucun contour de QPV chargé (raw.qpv_contours vide) : les lieux sont vérifiés "
                 "mais affectés à aucun QPV"
             )
-        indexes = [build_index(con, f"{RAW_SCHEMA}.qpv_contours", None)]
+        geographies = [choose_geographie(con, polygons, None)]
     summary: dict = {"fichiers": [], "par_geographie": {}}
     rejects: list[pd.DataFrame] = []
     logs: list[dict] = []
-    try:
-        for path in files:
-            source = read_points(con, path, extra={"type": TYPE_NAMES, "dossier": DOSSIER_NAMES})
-            first_line = 2 if path.suffix.lower() != ".parquet" else 1
-            numbered = PointsSource(
-                path=source.path,
-                sql=f"(SELECT row_number() OVER () + {first_line - 1} AS _ligne, * "
-                f"FROM {source.sql})",
-                columns=["_ligne", *source.columns],
-                x=source.x,
-                y=source.y,
-                numeric=source.numeric,
-                crs=source.crs,
-                identifiant=source.identifiant,
-                extra=source.extra,
+    index: dict[str | None, int] = {}
+    for path in files:
+        source = read_points(con, path, extra={"type": TYPE_NAMES, "dossier": DOSSIER_NAMES})
+        first_line = 2 if path.suffix.lower() != ".parquet" else 1
+        numbered = PointsSource(
+            path=source.path,
+            sql=f"(SELECT row_number() OVER () + {first_line - 1} AS _ligne, * FROM {source.sql})",
+            columns=["_ligne", *source.columns],
+            x=source.x,
+            y=source.y,
+            numeric=source.numeric,
+            crs=source.crs,
+            identifiant=source.identifiant,
+            extra=source.extra,
+            types=source.types,
+        )
+        n_file = con.execute(f"SELECT count(*) FROM {source.sql}").fetchone()[0]
+        keep = ["_ligne", source.x, source.y]
+        for col in (source.identifiant, source.extra.get("type"), source.extra.get("dossier")):
+            if col is not None and col not in keep:
+                keep.append(col)
+        file_entry = {"fichier": str(path), "lignes": int(n_file), "crs": source.crs}
+        for position, geographie in enumerate(geographies):
+            result = assign_points(
+                con,
+                numbered,
+                polygons=polygons,
+                geographie=geographie,
+                keep=keep,
+                output_table="temp._lieux_affectes",
             )
-            n_file = con.execute(f"SELECT count(*) FROM {source.sql}").fetchone()[0]
-            keep = ["_ligne", source.x, source.y]
-            for col in (source.identifiant, source.extra.get("type"), source.extra.get("dossier")):
-                if col is not None and col not in keep:
-                    keep.append(col)
-            file_entry = {"fichier": str(path), "lignes": int(n_file), "crs": source.crs}
-            for position, index in enumerate(indexes):
-                result = assign_points(
-                    con, numbered, index=index, keep=keep, output_table="temp._lieux_affectes"
+            index[result.geographie] = result.qpv
+            comptes = result.comptes
+            total = sum(comptes[s] for s in STATUTS)
+            if total != n_file or comptes["lus"] != n_file:
+                raise RuntimeError(
+                    f"{path}: {n_file} lignes lues mais {total} affectées, hors QPV ou "
+                    f"invalides (géographie {result.geographie})"
                 )
-                comptes = result.comptes
-                total = sum(comptes[s] for s in STATUTS)
-                if total != n_file or comptes["lus"] != n_file:
-                    raise RuntimeError(
-                        f"{path}: {n_file} lignes lues mais {total} affectées, hors QPV ou "
-                        "invalides (géographie {index.geographie})"
+            key = result.geographie or "aucune"
+            file_entry[key] = comptes
+            agg = summary["par_geographie"].setdefault(key, dict.fromkeys(comptes, 0))
+            for name, value in comptes.items():
+                agg[name] += value
+
+            def col(name: str | None) -> str:
+                if name is None:
+                    return "NULL"
+                return f'CAST("{name.replace(chr(34), chr(34) * 2)}" AS VARCHAR)'
+
+            identifiant = col(source.identifiant)
+            if source.identifiant is None:
+                identifiant = "CAST(_ligne AS VARCHAR)"
+            con.execute(
+                f"""INSERT INTO {RAW_SCHEMA}.lieux BY NAME
+                SELECT ? AS source_fichier, _ligne AS source_ligne,
+                    {identifiant} AS identifiant,
+                    nullif(trim({col(source.extra.get("type"))}), '') AS type_lieu,
+                    nullif(trim({col(source.extra.get("dossier"))}), '') AS dossier,
+                    lon_wgs84 AS lon, lat_wgs84 AS lat, ? AS crs_source, geographie_qpv,
+                    statut, motif, code_qpv, nb_qpv, code_qpv_apres_inversion
+                FROM temp._lieux_affectes
+                ORDER BY _ligne""",
+                [str(path), source.crs],
+            )
+            if position == 0:
+                rejected = con.execute(
+                    f"""SELECT ? AS fichier, NULL AS feuille, _ligne AS ligne,
+                        ? AS colonne,
+                        coalesce({col(source.x)}, '') || ' ; ' || coalesce({col(source.y)}, '')
+                            AS valeur_brute,
+                        motif
+                    FROM temp._lieux_affectes
+                    WHERE statut IN ('coordonnees_invalides', 'lon_lat_inverses')
+                    ORDER BY _ligne""",
+                    [str(path), f"{source.x} ; {source.y}"],
+                ).df()
+                rejects.append(rejected)
+                logs.append(
+                    file_log(
+                        SOURCE,
+                        path,
+                        int(n_file),
+                        int(n_file) - len(rejected),
+                        len(rejected),
                     )
-                key = index.geographie or "aucune"
-                file_entry[key] = comptes
-                agg = summary["par_geographie"].setdefault(key, dict.fromkeys(comptes, 0))
-                for name, value in comptes.items():
-                    agg[name] += value
-
-                def col(name: str | None) -> str:
-                    if name is None:
-                        return "NULL"
-                    return f'CAST("{name.replace(chr(34), chr(34) * 2)}" AS VARCHAR)'
-
-                identifiant = col(source.identifiant)
-                if source.identifiant is None:
-                    identifiant = "CAST(_ligne AS VARCHAR)"
-                con.execute(
-                    f"""INSERT INTO {RAW_SCHEMA}.lieux BY NAME
-                    SELECT ? AS source_fichier, _ligne AS source_ligne,
-                        {identifiant} AS identifiant,
-                        nullif(trim({col(source.extra.get("type"))}), '') AS type_lieu,
-                        nullif(trim({col(source.extra.get("dossier"))}), '') AS dossier,
-                        lon_wgs84 AS lon, lat_wgs84 AS lat, ? AS crs_source, geographie_qpv,
-                        statut, motif, code_qpv, nb_qpv, code_qpv_apres_inversion
-                    FROM temp._lieux_affectes""",
-                    [str(path), source.crs],
                 )
-                if position == 0:
-                    rejected = con.execute(
-                        f"""SELECT ? AS fichier, NULL AS feuille, _ligne AS ligne,
-                            ? AS colonne,
-                            coalesce({col(source.x)}, '') || ' ; ' || coalesce({col(source.y)}, '')
-                                AS valeur_brute,
-                            motif
-                        FROM temp._lieux_affectes
-                        WHERE statut IN ('coordonnees_invalides', 'lon_lat_inverses')
-                        ORDER BY _ligne""",
-                        [str(path), f"{source.x} ; {source.y}"],
-                    ).df()
-                    rejects.append(rejected)
-                    logs.append(
-                        file_log(
-                            SOURCE,
-                            path,
-                            int(n_file),
-                            int(n_file) - len(rejected),
-                            len(rejected),
-                        )
-                    )
-                con.execute("DROP TABLE IF EXISTS temp._lieux_affectes")
-            summary["fichiers"].append(file_entry)
-            if log:
-                log.info(f"{path.name}: {file_entry}")
-    finally:
-        for index in indexes:
-            drop_index(con, index)
+            con.execute("DROP TABLE IF EXISTS temp._lieux_affectes")
+        summary["fichiers"].append(file_entry)
+        if log:
+            log.info(f"{path.name}: {file_entry}")
     frame = pd.concat(rejects, ignore_index=True) if rejects else None
     replace_source_rows(con, "rejets", SOURCE, frame)
     replace_source_rows(con, "ingestion_log", SOURCE, pd.DataFrame(logs) if logs else None)
     summary["lignes_table"] = con.execute(f"SELECT count(*) FROM {RAW_SCHEMA}.lieux").fetchone()[0]
     summary["rejets"] = 0 if frame is None else len(frame)
-    summary["index"] = [
-        {"geographie": i.geographie, **{k: v for k, v in i.stats.items()}} for i in indexes
-    ]
+    summary["index"] = [{"geographie": g, "qpv": n} for g, n in index.items()]
     return summary
 
 
