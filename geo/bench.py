@@ -19,9 +19,9 @@ point id) and prints one JSON document: per size and method the time, points per
 peak RSS, the ratios to geopandas, and whether the answers are identical.
 
 ``--reference DIR`` instead compares the answers (statut, code_qpv, nb_qpv,
-code_qpv_apres_inversion) with another checkout of the project (e.g. the implementation
-before the rule moved to the macro) on 1 M points: the random points above, with 2 % swapped,
-1.5 % invalid and 50,000 vertices and edge middles of the QPV contours.
+code_qpv_apres_inversion, motif, lon_wgs84, lat_wgs84) with another checkout of the project
+(e.g. the implementation before the rule moved to the macro) on 1 M points: the random points
+above, with 2 % swapped, 1.5 % invalid and 50,000 vertices and edge middles of the contours.
 
 When the national contours are absent the benchmark is skipped with a message (exit code 0).
 """
@@ -163,8 +163,8 @@ def generate_mixed_points(path: Path, points: Path, geometries, seed: int = 7) -
     lon, lat = frame["lon"].to_numpy().copy(), frame["lat"].to_numpy().copy()
     coords = shapely.get_coordinates(np.asarray(geometries))
     k = min(50_000, n // 4)
-    vertices = coords[rng.choice(len(coords) - 1, k, replace=False)]
-    following = coords[1:][rng.choice(len(coords) - 1, k, replace=False)]
+    first = rng.choice(len(coords) - 1, k, replace=False)
+    vertices, following = coords[first], coords[first + 1]
     boundary = np.where(rng.random((k, 1)) < 0.5, vertices, (vertices + following) / 2)
     lon[-k:], lat[-k:] = boundary[:, 0], boundary[:, 1]
     kind = rng.random(n - k)
@@ -350,7 +350,8 @@ def compare_reference(args: argparse.Namespace, prep: dict) -> dict:
         if done.returncode != 0:
             raise RuntimeError(f"{name} ({root}) a échoué :\n{done.stderr[-3000:]}")
         print(f"{name} ({root}) : {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    columns = ("statut", "code_qpv", "nb_qpv", "code_qpv_apres_inversion")
+    columns = ("statut", "code_qpv", "nb_qpv", "code_qpv_apres_inversion", "motif")
+    columns += ("lon_wgs84", "lat_wgs84")
     diff = compare(outputs["projet"], outputs["reference"], columns)
     con = _connect()
     statuts = con.execute(

@@ -18,7 +18,8 @@
     How: one LEFT spatial join of the points to the polygons (DuckDB's SPATIAL_JOIN, an R-tree
     of the polygons' boxes then the exact ST_Intersects), streamed: memory does not grow with the
     number of points. A point can only be in two polygons inside the intersection of their
-    bounding boxes ("zones"): the few points in a zone are assigned first (smallest code, count,
+    bounding boxes ("zones"): the few points in a zone (found through the squares of 1/128
+    degree meeting a zone, then the zones themselves) are assigned first (smallest code, count,
     keyed by their coordinates); the join keeps, for them, the row of the smallest code only.
 
     Parameters:
@@ -55,6 +56,10 @@
     {%- else -%}
         cast({{ expr }} as double)
     {%- endif -%}
+{%- endmacro %}
+
+{% macro assign_qpv_carre(ix, iy) -%}
+    ((cast({{ ix }} as bigint) + 32768) * 65536 + cast({{ iy }} as bigint) + 32768)
 {%- endmacro %}
 
 {% macro assign_qpv_dans(x, y, boites) -%}
@@ -109,16 +114,34 @@
     -- intersections of the bounding boxes of two QPV: the only places a point can be in both
     _qpv_zones as (
         select
-            st_makeenvelope(
-                greatest(a._x0, b._x0), greatest(a._y0, b._y0),
-                least(a._x1, b._x1), least(a._y1, b._y1)
-            ) as geom
-        from _qpv_polygones as a
-        inner join _qpv_polygones as b
-            on
-                a.code_qpv < b.code_qpv
-                and a._x0 <= b._x1 and b._x0 <= a._x1
-                and a._y0 <= b._y1 and b._y0 <= a._y1
+            st_makeenvelope(x0, y0, x1, y1) as geom,
+            x0,
+            y0,
+            x1,
+            y1
+        from (
+            select
+                greatest(a._x0, b._x0) as x0,
+                greatest(a._y0, b._y0) as y0,
+                least(a._x1, b._x1) as x1,
+                least(a._y1, b._y1) as y1
+            from _qpv_polygones as a
+            inner join _qpv_polygones as b
+                on
+                    a.code_qpv < b.code_qpv
+                    and a._x0 <= b._x1 and b._x0 <= a._x1
+                    and a._y0 <= b._y1 and b._y0 <= a._y1
+        )
+    ),
+
+    -- squares of 1/128 degree (about 870 m) meeting a zone: a quick first filter (a point
+    -- x is in the square floor(x * 128), multiplying by 128 is exact)
+    _qpv_carres as (
+        select distinct {{ assign_qpv_carre('cx', 'cy') }} as carre
+        from
+            _qpv_zones,
+            range(cast(floor(x0 * 128) as bigint), cast(floor(x1 * 128) as bigint) + 1) as rx (cx),
+            range(cast(floor(y0 * 128) as bigint), cast(floor(y1 * 128) as bigint) + 1) as ry (cy)
     ),
 
     -- every record, checked (_qpv_etat 0: usable, 1: swapped, 2: invalid), with the WGS84
@@ -206,6 +229,8 @@
                 p._qpv_lon,
                 p._qpv_lat
             from _qpv_points as p
+            semi join _qpv_carres as c
+                on c.carre = {{ assign_qpv_carre('floor(p._qpv_lon * 128)', 'floor(p._qpv_lat * 128)') }}
             inner join _qpv_zones as z
                 on st_intersects(z.geom, st_point(p._qpv_lon, p._qpv_lat))
         ) as z
