@@ -150,9 +150,10 @@ def generate_points(path: Path, n: int, centroids, seed: int = 42) -> None:
     tmp.replace(path)
 
 
-def generate_mixed_points(path: Path, points: Path, geometries, seed: int = 7) -> None:
-    """The random points of ``points`` with hard cases: 2 % swapped, 0.5 % missing, 0.5 %
-    (0, 0), 0.5 % out of range, and 50,000 QPV vertices and edge middles (on boundaries)."""
+def generate_mixed_points(path: Path, points: Path, geometries, crs: str, seed: int = 7) -> None:
+    """The random points of ``points`` with hard cases: 50,000 QPV vertices and edge middles
+    (on boundaries), then 2 % swapped, 0.5 % missing, 0.5 % (0, 0), 0.5 % out of range; in
+    ``crs`` (WGS84 or Lambert-93, transformed with pyproj; the columns keep their names)."""
     import numpy as np
     import pandas as pd
     import shapely
@@ -167,13 +168,18 @@ def generate_mixed_points(path: Path, points: Path, geometries, seed: int = 7) -
     vertices, following = coords[first], coords[first + 1]
     boundary = np.where(rng.random((k, 1)) < 0.5, vertices, (vertices + following) / 2)
     lon[-k:], lat[-k:] = boundary[:, 0], boundary[:, 1]
+    if crs == "EPSG:2154":
+        from pyproj import Transformer
+
+        lon, lat = Transformer.from_crs(4326, 2154, always_xy=True).transform(lon, lat)
     kind = rng.random(n - k)
     swap = np.flatnonzero(kind < 0.02)
     lon[swap], lat[swap] = lat[swap], lon[swap].copy()
     lon[np.flatnonzero((kind >= 0.02) & (kind < 0.025))] = np.nan
     zero = np.flatnonzero((kind >= 0.025) & (kind < 0.03))
     lon[zero], lat[zero] = 0.0, 0.0
-    lon[np.flatnonzero((kind >= 0.03) & (kind < 0.035))] += 400.0
+    far = np.flatnonzero((kind >= 0.03) & (kind < 0.035))
+    lon[far] += 400.0 if crs == "EPSG:4326" else 1e7
     frame["lon"], frame["lat"] = lon, lat
     frame.to_parquet(path, index=False, row_group_size=ROW_GROUP)
 
@@ -238,10 +244,10 @@ con = duckdb.connect(sys.argv[1], read_only=True)
 con.execute("LOAD spatial")
 if hasattr(gp, "build_index"):
     index = gp.build_index(con, "qpv")
-    source = gp.read_points(con, sys.argv[2], crs="EPSG:4326")
+    source = gp.read_points(con, sys.argv[2], crs=sys.argv[4])
     gp.assign_points(con, source, index=index, keep=["id"], output=sys.argv[3])
 else:
-    source = gp.Points(sql=f"read_parquet('{sys.argv[2]}')", x="lon", y="lat")
+    source = gp.Points(sql=f"read_parquet('{sys.argv[2]}')", x="lon", y="lat", crs=sys.argv[4])
     gp.assign_points(con, source, polygons="qpv", keep=["id"], output=sys.argv[3])
 """
 
@@ -328,47 +334,49 @@ def bench(args: argparse.Namespace, prep: dict) -> dict:
 
 
 def compare_reference(args: argparse.Namespace, prep: dict) -> dict:
-    """This checkout's answers against those of the checkout ``args.reference`` (1 M points)."""
+    """This checkout's answers against those of the checkout ``args.reference``: 1 M points in
+    WGS84, then the same in Lambert-93."""
     workdir = args.dossier
     n = 1_000_000
-    mixed = workdir / f"points_melange_{n}_{args.graine}.parquet"
-    if not mixed.exists():
-        points = _points_file(workdir, n, prep, args.graine)
-        generate_mixed_points(mixed, points, prep["geometries"])
-    outputs = {}
-    for name, root in (("reference", args.reference.resolve()), ("projet", ROOT)):
-        out = outputs[name] = workdir / f"comparaison_{name}_{n}.parquet"
-        started = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-c", REFERENCE_CHILD, str(workdir / "qpv.duckdb"), str(mixed)]
-            + [str(out)],
-            capture_output=True,
-            text=True,
-            cwd=root,
-            env={**os.environ, "PYTHONPATH": str(root)},
+    report: dict = {"reference": str(args.reference)}
+    for crs in ("EPSG:4326", "EPSG:2154"):
+        mixed = workdir / f"points_melange_{n}_{args.graine}_{crs[5:]}.parquet"
+        if not mixed.exists():
+            points = _points_file(workdir, n, prep, args.graine)
+            generate_mixed_points(mixed, points, prep["geometries"], crs)
+        outputs = {}
+        for name, root in (("reference", args.reference.resolve()), ("projet", ROOT)):
+            out = outputs[name] = workdir / f"comparaison_{name}_{crs[5:]}.parquet"
+            started = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-c", REFERENCE_CHILD, str(workdir / "qpv.duckdb"), str(mixed)]
+                + [str(out), crs],
+                capture_output=True,
+                text=True,
+                cwd=root,
+                env={**os.environ, "PYTHONPATH": str(root)},
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"{name} ({root}) a échoué :\n{done.stderr[-3000:]}")
+            print(f"{crs} {name} : {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        columns = ("statut", "code_qpv", "nb_qpv", "code_qpv_apres_inversion", "motif")
+        diff = compare(
+            outputs["projet"], outputs["reference"], (*columns, "lon_wgs84", "lat_wgs84")
         )
-        if done.returncode != 0:
-            raise RuntimeError(f"{name} ({root}) a échoué :\n{done.stderr[-3000:]}")
-        print(f"{name} ({root}) : {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    columns = ("statut", "code_qpv", "nb_qpv", "code_qpv_apres_inversion", "motif")
-    columns += ("lon_wgs84", "lat_wgs84")
-    diff = compare(outputs["projet"], outputs["reference"], columns)
-    con = _connect()
-    statuts = con.execute(
-        f"SELECT CAST(statut AS VARCHAR), count(*) FROM read_parquet('{outputs['projet']}') "
-        "GROUP BY 1 ORDER BY 1"
-    ).fetchall()
-    ambigus = con.execute(
-        f"SELECT count(*) FROM read_parquet('{outputs['projet']}') WHERE nb_qpv > 1"
-    ).fetchone()[0]
-    return {
-        "reference": str(args.reference),
-        "points": diff["points"],
-        "statuts": dict(statuts),
-        "ambigus": ambigus,
-        "differences": diff,
-        "identiques": all(v == 0 for k, v in diff.items() if k != "points"),
-    }
+        result = f"read_parquet('{outputs['projet']}')"
+        con = _connect()
+        statuts = con.execute(
+            f"SELECT CAST(statut AS VARCHAR), count(*) FROM {result} GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        ambigus = con.execute(f"SELECT count(*) FROM {result} WHERE nb_qpv > 1").fetchone()[0]
+        report[crs] = {
+            "points": diff.pop("points"),
+            "statuts": dict(statuts),
+            "ambigus": ambigus,
+            "differences": diff,
+            "identiques": not any(diff.values()),
+        }
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -153,65 +153,60 @@
                 case _qpv_etat when 0 then _qpv_x when 1 then _qpv_y end as _qpv_lon,
                 case _qpv_etat when 0 then _qpv_y when 1 then _qpv_x end as _qpv_lat
             {%- else %}
-                st_x(
-                    case _qpv_etat
-                        when 0 then st_transform(
-                            st_point(_qpv_x, _qpv_y), 'EPSG:2154', 'EPSG:4326', always_xy := true
-                        )
-                        when 1 then st_transform(
-                            st_point(_qpv_y, _qpv_x), 'EPSG:2154', 'EPSG:4326', always_xy := true
-                        )
-                    end
-                ) as _qpv_lon,
-                st_y(
-                    case _qpv_etat
-                        when 0 then st_transform(
-                            st_point(_qpv_x, _qpv_y), 'EPSG:2154', 'EPSG:4326', always_xy := true
-                        )
-                        when 1 then st_transform(
-                            st_point(_qpv_y, _qpv_x), 'EPSG:2154', 'EPSG:4326', always_xy := true
-                        )
-                    end
-                ) as _qpv_lat
+                st_x(_qpv_p) as _qpv_lon,
+                st_y(_qpv_p) as _qpv_lat
             {%- endif %}
         from (
             select
-                *,
-                {%- if crs == 'EPSG:4326' %}
-                    case
-                        when {{ assign_qpv_dans('_qpv_x', '_qpv_y', metropole) }} then 0
-                        when {{ absente }} then 2
-                        when {{ assign_qpv_dans('_qpv_x', '_qpv_y', territoires) }} then 0
-                        when _qpv_x = 0 and _qpv_y = 0 then 2
-                        when {{ assign_qpv_dans('_qpv_y', '_qpv_x', territoires) }} then 1
-                        when abs(_qpv_x) > 180 or abs(_qpv_y) > 90 then 2
-                        else 0
-                    end as _qpv_etat
-                {%- else %}
-                    case
-                        when {{ assign_qpv_dans('_qpv_x', '_qpv_y', l93) }} then 0
-                        when {{ absente }} then 2
-                        when {{ assign_qpv_dans('_qpv_y', '_qpv_x', l93) }} then 1
-                        else 2
-                    end as _qpv_etat
+                *
+                {%- if crs == 'EPSG:2154' %},
+                    st_transform(
+                        case _qpv_etat
+                            when 0 then st_point(_qpv_x, _qpv_y)
+                            when 1 then st_point(_qpv_y, _qpv_x)
+                        end,
+                        'EPSG:2154', 'EPSG:4326', always_xy := true
+                    ) as _qpv_p
                 {%- endif %}
             from (
                 select
                     *,
-                    {{ assign_qpv_nombre('_qpv_xr', texte) }} as _qpv_x,
-                    {{ assign_qpv_nombre('_qpv_yr', texte) }} as _qpv_y
+                    {%- if crs == 'EPSG:4326' %}
+                        case
+                            when {{ assign_qpv_dans('_qpv_x', '_qpv_y', metropole) }} then 0
+                            when {{ absente }} then 2
+                            when {{ assign_qpv_dans('_qpv_x', '_qpv_y', territoires) }} then 0
+                            when _qpv_x = 0 and _qpv_y = 0 then 2
+                            when {{ assign_qpv_dans('_qpv_y', '_qpv_x', territoires) }} then 1
+                            when abs(_qpv_x) > 180 or abs(_qpv_y) > 90 then 2
+                            else 0
+                        end as _qpv_etat
+                    {%- else %}
+                        case
+                            when {{ assign_qpv_dans('_qpv_x', '_qpv_y', l93) }} then 0
+                            when {{ absente }} then 2
+                            when {{ assign_qpv_dans('_qpv_y', '_qpv_x', l93) }} then 1
+                            else 2
+                        end as _qpv_etat
+                    {%- endif %}
                 from (
                     select
-                        {%- if colonnes is none %}
-                            _src.*,
-                        {%- else %}
-                            {%- for c in colonnes %}
-                                _src.{{ c }},
-                            {%- endfor %}
-                        {%- endif %}
-                        _src.{{ lon }} as _qpv_xr,
-                        _src.{{ lat }} as _qpv_yr
-                    from {{ points }} as _src
+                        *,
+                        {{ assign_qpv_nombre('_qpv_xr', texte) }} as _qpv_x,
+                        {{ assign_qpv_nombre('_qpv_yr', texte) }} as _qpv_y
+                    from (
+                        select
+                            {%- if colonnes is none %}
+                                _src.*,
+                            {%- else %}
+                                {%- for c in colonnes %}
+                                    _src.{{ c }},
+                                {%- endfor %}
+                            {%- endif %}
+                            _src.{{ lon }} as _qpv_xr,
+                            _src.{{ lat }} as _qpv_yr
+                        from {{ points }} as _src
+                    )
                 )
             )
         )
@@ -265,6 +260,7 @@
     select
         * exclude (
             _qpv_xr, _qpv_yr, _qpv_x, _qpv_y, _qpv_etat, _qpv_lon, _qpv_lat, _qpv_code, _qpv_nb
+            {%- if crs == 'EPSG:2154' %}, _qpv_p{% endif %}
         ),
         case _qpv_etat
             when 0 then case when _qpv_code is not null then 'dans_qpv' else 'hors_qpv' end
