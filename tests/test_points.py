@@ -184,6 +184,31 @@ def test_lambert93_detected_and_comma_separated(con, contours, tmp_path):
     assert result.crs == "EPSG:2154" and result.comptes["lus"] == 5
 
 
+def test_csv_dialects_tab_latin1_and_thousands(con, contours, tmp_path):
+    """Tab-separated Windows-1252 file, French headers; Lambert-93 written with thousands
+    separators (no-break space, dot) and a decimal comma."""
+    inside = contours.set_index("code_qpv").geometry["QN06204M"].representative_point()
+    x, y = TO_L93.transform(inside.x, inside.y)
+    nbsp = "\u00a0"
+    a = f"{x:,.2f}".replace(",", nbsp).replace(".", ",")
+    b = f"{y:,.2f}".replace(",", ".").rsplit(".", 1)
+    rows = [
+        "Numéro\tCoordonnée X\tCoordonnée Y\tCatégorie",
+        f"n1\t{a}\t{b[0]},{b[1]}\téquipement",
+        f"n2\t{x:.1f}\t{y:.1f}\téquipement",
+    ]
+    path = tmp_path / "lieux.tsv"
+    path.write_bytes("\n".join(rows).encode("cp1252"))
+    source = read_points(con, path, extra={"type": ["categorie"]})
+    assert (source.x, source.y, source.identifiant) == ("Coordonnée X", "Coordonnée Y", "Numéro")
+    assert source.crs == "EPSG:2154" and not source.numeric
+    assert source.extra["type"] == "Catégorie"
+    result = assign_points(con, source, polygons="qpv", output_table="dialectes")
+    got = con.execute("SELECT * FROM dialectes ORDER BY 1").df()
+    assert got["code_qpv"].tolist() == ["QN06204M", "QN06204M"], got
+    assert result.comptes["dans_qpv"] == 2
+
+
 def test_same_answers_as_geopandas_on_random_points(con, contours, tmp_path):
     rng = np.random.default_rng(7)
     n = 20_000
