@@ -68,7 +68,7 @@ lint: install
 bench: bench-geo
 
 bench-geo: install
-	$(BIN)/python -m geo.bench
+	$(BIN)/python -m tools.bench_geo
 
 ui: install
 	mkdir -p $(DAGSTER_HOME)

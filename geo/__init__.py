@@ -3,7 +3,7 @@
 The files (official contours, list of QPV) are read by :mod:`pipelines.sources.sig_ville`,
 which calls :mod:`geo.contours` for the geometry; geo imports nothing from pipelines. The contours
 module (geopandas, pyogrio, pyproj: about 75 MiB) is imported on first use, so that
-``geo.points`` and ``geo.noyau`` (the point-in-QPV assignment) do not pay for it.
+``geo.points`` (the point-in-QPV assignment) does not pay for it.
 """
 
 from typing import Any

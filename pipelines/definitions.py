@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.defs.geo_assets import geo_assets
 from pipelines.report.assets import rapports_annuels
 from pipelines.settings import ENV_MARTS_DIR, ENV_RAW_DIR, ENV_WAREHOUSE
 from pipelines.sources import source_assets
@@ -45,7 +44,6 @@ def build_definitions(
     """Definitions of the project; the CLI passes its own folders and progress logger."""
     assets = [
         *source_assets,
-        *geo_assets,
         build_dbt_assets(),
         build_export_asset(),
         rapports_annuels,

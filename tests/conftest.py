@@ -1,10 +1,10 @@
 """Shared fixtures: paths to the real reference data and the one demo build of the session.
 
-Layers (docs/developpement/index.md, « Tests et style »): unit tests of readers, parsers and rules need no
-build; asset tests materialize a few assets on a temporary DuckDB; dbt unit and data tests run
-inside every build; end-to-end tests share ONE demo build per test session (``demo_build``), made
-through the ``observatoire`` command as a user would, once even with several pytest-xdist
-workers (a file lock: the first worker builds, the others wait and reuse it).
+Layers (docs/developpement/index.md, « Tests et style »): unit tests of readers, parsers and
+rules need no build; asset tests materialize a few assets on a temporary DuckDB; dbt unit and
+data tests run inside every build; end-to-end tests share ONE demo build per test session
+(``demo_build``), made through the ``observatoire`` command as a user would, once even with
+several pytest-xdist workers (a file lock: the first worker builds, the others wait and reuse it).
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ def test_cycle_finder_finds_a_cycle():
 
 def test_no_import_cycle():
     graph = _graph()
-    assert "pipelines.cli" in graph and "pipelines.definitions" in graph["pipelines.cli"]
+    assert "pipelines.definitions" in graph["pipelines.warehouse.launch"]  # lazy import seen
     assert _cycles(graph) == []
 
 

@@ -1,4 +1,6 @@
-"""Tests of geo.points: point-in-QPV assignment on hand-checked points of real contours.
+"""Tests of the point-in-QPV rule (dbt_project/macros/assign_qpv.sql run by geo.points) and of
+the reading of files of places (pipelines.sources.lieux.reader), on hand-checked points of real
+contours.
 
 The contours come from the demo extract committed in ``data/demo/sig_ville/`` (42 real QPV 2024
 of the three territories, ANCT), repaired by ``geo.contours.read_contours``; every expected
@@ -8,8 +10,6 @@ answer is checked against shapely (GEOS) in the test itself. Tests on the nation
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -22,17 +22,11 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from geo import noyau
-from geo.contours import read_contours, to_duckdb
-from geo.points import (
-    STATUTS,
-    PointsError,
-    assign_points,
-    build_index,
-    open_index,
-    read_points,
-)
+from geo.contours import to_duckdb
+from geo.points import MACRO, STATUTS, PointsError, assign_points, choose_geographie
 from pipelines.duckdb_utils import load_spatial
+from pipelines.sources.lieux.reader import read_points
+from pipelines.sources.sig_ville.reader import read_contours
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo" / "sig_ville" / "QP2024_demo_3_territoires_WGS84.geojson"
@@ -62,53 +56,26 @@ def con(contours):
     connection.close()
 
 
-@pytest.fixture(scope="module")
-def index(con):
-    return build_index(con, "qpv")
-
-
-def kernel_or_skip() -> None:
-    """Skip (fail under CI, whose machine has a C compiler) when the kernel cannot be built."""
-    try:
-        noyau.extension_path()
-    except noyau.NoyauIndisponible as err:
-        if os.environ.get("CI"):
-            pytest.fail(f"noyau compilé indisponible sous CI : {err}")
-        pytest.skip(f"noyau compilé indisponible ici : {err}")
-
-
-@pytest.fixture(params=["noyau", "sql"])
-def moteur(request, monkeypatch):
-    """Run a test with the compiled kernel, then with the SQL path (same answers expected)."""
-    if request.param == "noyau":
-        kernel_or_skip()
-        monkeypatch.delenv("OBSERVATOIRE_NOYAU", raising=False)
-    else:
-        monkeypatch.setenv("OBSERVATOIRE_NOYAU", "0")
-    return request.param
-
-
 def expected(contours: gpd.GeoDataFrame, x: float, y: float) -> list[str]:
     """Codes of the QPV intersecting the point (GEOS), sorted: the independent answer."""
     hits = shapely.intersects_xy(np.asarray(contours.geometry.values), x, y)
     return sorted(contours.loc[hits, "code_qpv"])
 
 
-def run(con, index, tmp_path: Path, frame: pd.DataFrame, name: str = "p.parquet", **kw):
+def run(con, tmp_path: Path, frame: pd.DataFrame, name: str = "p.parquet", **kw):
     path = tmp_path / name
     if name.endswith(".parquet"):
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
     else:
         path.write_text(frame, encoding=kw.pop("encoding", "utf-8"))
     source = read_points(con, path, crs=kw.pop("crs", None))
-    result = assign_points(con, source, index=index, output_table="resultat", **kw)
+    kw.setdefault("polygons", "qpv")
+    result = assign_points(con, source, output_table="resultat", **kw)
     rows = con.execute("SELECT * FROM resultat").df()
-    wanted = os.environ.get("OBSERVATOIRE_NOYAU") != "0" and source.crs == "EPSG:4326"
-    assert result.moteur == ("noyau" if wanted else "sql")
     return result, rows
 
 
-def test_hand_checked_points(con, index, contours, tmp_path, moteur):
+def test_hand_checked_points(con, contours, tmp_path):
     a = contours.set_index("code_qpv").geometry
     inside = a["QN05933M"].representative_point()
     vertex_single = shapely.get_coordinates(a["QN05910M"])[3]
@@ -133,7 +100,7 @@ def test_hand_checked_points(con, index, contours, tmp_path, moteur):
             "lat": [p[1] for p in points.values()],
         }
     )
-    result, rows = run(con, index, tmp_path, frame)
+    result, rows = run(con, tmp_path, frame)
     got = rows.set_index("identifiant")
     assert got.loc["dedans", "statut"] == "dans_qpv"
     assert got.loc["dedans", "code_qpv"] == "QN05933M"
@@ -150,7 +117,7 @@ def test_hand_checked_points(con, index, contours, tmp_path, moteur):
     assert set(rows["geographie_qpv"]) == {"2024"}
 
 
-def test_invalid_and_swapped_coordinates(con, index, contours, tmp_path, moteur):
+def test_invalid_and_swapped_coordinates(con, contours, tmp_path):
     inside = contours.set_index("code_qpv").geometry["QN05933M"].representative_point()
     csv = "\n".join(
         [
@@ -165,7 +132,7 @@ def test_invalid_and_swapped_coordinates(con, index, contours, tmp_path, moteur)
             "ailleurs;-74,0;40,7",
         ]
     )
-    result, rows = run(con, index, tmp_path, csv, name="lieux.csv")
+    result, rows = run(con, tmp_path, csv, name="lieux.csv")
     got = rows.set_index("identifiant")
     assert got.loc["ok", "statut"] == "dans_qpv" and got.loc["ok", "code_qpv"] == "QN05933M"
     assert got.loc["inverse", "statut"] == "lon_lat_inverses"
@@ -188,7 +155,7 @@ def test_invalid_and_swapped_coordinates(con, index, contours, tmp_path, moteur)
     }
 
 
-def test_lambert93_detected_and_comma_separated(con, index, contours, tmp_path):
+def test_lambert93_detected_and_comma_separated(con, contours, tmp_path):
     inside = contours.set_index("code_qpv").geometry["QN06204M"].representative_point()
     x, y = TO_L93.transform(inside.x, inside.y)
     xs, ys = f"{x:.2f}", f"{y:.2f}"
@@ -206,7 +173,7 @@ def test_lambert93_detected_and_comma_separated(con, index, contours, tmp_path):
     path.write_text(csv, encoding="utf-8")
     source = read_points(con, path)
     assert source.crs == "EPSG:2154" and source.x == "x" and source.identifiant == "id"
-    assign_points(con, source, index=index, output_table="resultat_l93")
+    result = assign_points(con, source, polygons="qpv", output_table="resultat_l93")
     got = con.execute("SELECT * FROM resultat_l93").df().set_index("id")
     assert got.loc["a", "code_qpv"] == "QN06204M"
     assert got.loc["b", "code_qpv"] == "QN06204M"  # quoted decimal comma
@@ -214,9 +181,36 @@ def test_lambert93_detected_and_comma_separated(con, index, contours, tmp_path):
     assert got.loc["c", "code_qpv_apres_inversion"] == "QN06204M"
     assert got.loc["d", "statut"] == "coordonnees_invalides"
     assert abs(got.loc["a", "lon_wgs84"] - inside.x) < 1e-6
+    assert got.loc["d", "motif"] == "hors de l'emprise du Lambert-93 (France métropolitaine)"
+    assert result.crs == "EPSG:2154" and result.comptes["lus"] == 5
 
 
-def test_same_answers_as_geopandas_on_random_points(con, index, contours, tmp_path, moteur):
+def test_csv_dialects_tab_latin1_and_thousands(con, contours, tmp_path):
+    """Tab-separated Windows-1252 file, French headers; Lambert-93 written with thousands
+    separators (no-break space, dot) and a decimal comma."""
+    inside = contours.set_index("code_qpv").geometry["QN06204M"].representative_point()
+    x, y = TO_L93.transform(inside.x, inside.y)
+    nbsp = "\u00a0"
+    a = f"{x:,.2f}".replace(",", nbsp).replace(".", ",")
+    b = f"{y:,.2f}".replace(",", ".").rsplit(".", 1)
+    rows = [
+        "Numéro\tCoordonnée X\tCoordonnée Y\tCatégorie",
+        f"n1\t{a}\t{b[0]},{b[1]}\téquipement",
+        f"n2\t{x:.1f}\t{y:.1f}\téquipement",
+    ]
+    path = tmp_path / "lieux.tsv"
+    path.write_bytes("\n".join(rows).encode("cp1252"))
+    source = read_points(con, path, extra={"type": ["categorie"]})
+    assert (source.x, source.y, source.identifiant) == ("Coordonnée X", "Coordonnée Y", "Numéro")
+    assert source.crs == "EPSG:2154" and not source.numeric
+    assert source.extra["type"] == "Catégorie"
+    result = assign_points(con, source, polygons="qpv", output_table="dialectes")
+    got = con.execute("SELECT * FROM dialectes ORDER BY 1").df()
+    assert got["code_qpv"].tolist() == ["QN06204M", "QN06204M"], got
+    assert result.comptes["dans_qpv"] == 2
+
+
+def test_same_answers_as_geopandas_on_random_points(con, contours, tmp_path):
     rng = np.random.default_rng(7)
     n = 20_000
     centres = contours.geometry.representative_point()
@@ -228,9 +222,9 @@ def test_same_answers_as_geopandas_on_random_points(con, index, contours, tmp_pa
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
     out = tmp_path / "random_out.parquet"
     result = assign_points(
-        con, read_points(con, path), index=index, keep=["id"], output=out, with_details=False
+        con, read_points(con, path), polygons="qpv", keep=["id"], output=out, with_details=False
     )
-    assert result.moteur == moteur
+    assert list(pd.read_parquet(out).columns) == ["id", "statut", "code_qpv", "nb_qpv"]
     got = pd.read_parquet(out).set_index("id").sort_index()
     points = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(lon, lat), crs=4326)
     joined = gpd.sjoin(points, contours[["code_qpv", "geometry"]], predicate="intersects")
@@ -254,7 +248,7 @@ def column_encodings(path: Path) -> dict[str, set[str]]:
     return out
 
 
-def test_output_parquet_encodings(con, index, tmp_path, moteur):
+def test_output_parquet_encodings(con, tmp_path):
     """Format 2 pages: integer ids delta-encoded; a dictionary only where it helps (text)."""
     n = 3_000
     frame = pd.DataFrame(
@@ -270,8 +264,8 @@ def test_output_parquet_encodings(con, index, tmp_path, moteur):
     numbers = tmp_path / "numbers.parquet"
     texts = tmp_path / "texts.parquet"
     for keep, out in ((["id"], numbers), (["id", "commune"], texts)):
-        result = assign_points(con, read_points(con, path), index=index, keep=keep, output=out)
-        assert result.moteur == moteur and result.comptes["lus"] == n
+        result = assign_points(con, read_points(con, path), polygons="qpv", keep=keep, output=out)
+        assert result.comptes["lus"] == n
     enc = column_encodings(numbers)
     assert enc["id"] == enc["nb_qpv"] == {"DELTA_BINARY_PACKED"}  # no dictionary trial
     assert "RLE_DICTIONARY" in enc["statut"] and "RLE_DICTIONARY" in enc["code_qpv"]  # ENUMs
@@ -297,9 +291,9 @@ def edge_middles(contours: gpd.GeoDataFrame, rng, n: int) -> np.ndarray:
     return (a[pick] + b[pick]) / 2
 
 
-def test_points_exactly_on_grid_lines_and_cell_corners(con, index, contours, tmp_path, moteur):
-    """Points on cell borders of the grid (multiples of 2**-11 degree) near QPV boundaries,
-    where the edges of the clipped rings are cut: the answers must still be GEOS's."""
+def test_points_on_vertices_edges_and_dyadic_lines(con, contours, tmp_path):
+    """Points on QPV vertices and edges, and on lines of multiples of 2**-11 degree near the
+    boundaries (where float rounding is exact): the answers must be GEOS's."""
     f = 2.0**11
     rng = np.random.default_rng(11)
     coords = shapely.get_coordinates(np.asarray(contours.geometry.values))
@@ -318,7 +312,7 @@ def test_points_exactly_on_grid_lines_and_cell_corners(con, index, contours, tmp
         ]
     )
     frame = pd.DataFrame({"id": np.arange(len(pts)), "lon": pts[:, 0], "lat": pts[:, 1]})
-    _, rows = run(con, index, tmp_path, frame, name="grid.parquet", keep=["id"])
+    _, rows = run(con, tmp_path, frame, name="grid.parquet", keep=["id"])
     rows = rows.set_index("id").sort_index()
     geoms = np.asarray(contours.geometry.values)
     codes = contours["code_qpv"].to_numpy()
@@ -335,36 +329,26 @@ def test_points_exactly_on_grid_lines_and_cell_corners(con, index, contours, tmp
     assert sum(1 for h in hits if h) > 1000
 
 
-def test_persisted_index_reopened(con, tmp_path, contours):
-    db = tmp_path / "grille.duckdb"
-    with duckdb.connect(str(db)) as c:
-        load_spatial(c)
-        to_duckdb(contours[["code_qpv", "geographie", "geometry"]], c, "contours")
-        c.execute("CREATE VIEW qpv AS SELECT code_qpv, geographie, geometry AS geom FROM contours")
-        built = build_index(c, "qpv", persist=True, table="main.grille_qpv")
-    with duckdb.connect(str(db), read_only=True) as c:
-        load_spatial(c)
-        index = open_index(c, "main.grille_qpv")
-        assert index.codes == built.codes and index.geographie == "2024"
-        frame = pd.DataFrame({"id": [1], "lon": [SHARED_VERTEX[0]], "lat": [SHARED_VERTEX[1]]})
-        path = tmp_path / "one.parquet"
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
-        out = tmp_path / "one_out.parquet"
-        assign_points(c, read_points(c, path), index=index, output=out)
-        row = pd.read_parquet(out).iloc[0]
-        assert row["code_qpv"] == "QN05920M" and row["nb_qpv"] == 2  # exact re-test path
-
-
 def test_geographie_choice_and_errors(con, tmp_path):
     con.execute(
         "CREATE OR REPLACE VIEW deux AS SELECT code_qpv, geographie, geom FROM qpv "
         "UNION ALL SELECT 'QP059020', '2015', ST_Buffer(ST_Point(3.5, 50.35), 0.01)"
     )
-    assert build_index(con, "deux").geographie == "2024"
-    old = build_index(con, "deux", geographie="2015")
-    assert old.codes == ["QP059020"]
+    assert choose_geographie(con, "deux", None) == "2024"
+    frame = pd.DataFrame({"id": [1, 2], "lon": [3.5, 3.2], "lat": [50.35, 50.2]})
+    old, rows = run(con, tmp_path, frame, name="g.parquet", polygons="deux", geographie="2015")
+    assert old.geographie == "2015" and old.qpv == 1
+    assert rows["code_qpv"].tolist()[0] == "QP059020" and set(rows["geographie_qpv"]) == {"2015"}
     with pytest.raises(PointsError, match="2030"):
-        build_index(con, "deux", geographie="2030")
+        run(con, tmp_path, frame, name="g.parquet", polygons="deux", geographie="2030")
+    con.execute(
+        "CREATE OR REPLACE VIEW double AS SELECT code_qpv, geom FROM qpv "
+        "UNION ALL SELECT 'QN05933M', ST_Buffer(ST_Point(3.5, 50.35), 0.01)"
+    )
+    with pytest.raises(PointsError, match="en double"):
+        assign_points(
+            con, read_points(con, tmp_path / "g.parquet"), polygons="double", output_table="r"
+        )
     bad = tmp_path / "sans_coordonnees.csv"
     bad.write_text("id;adresse\n1;rue\n", encoding="utf-8")
     with pytest.raises(PointsError, match="introuvable"):
@@ -375,13 +359,13 @@ def test_geographie_choice_and_errors(con, tmp_path):
         read_points(con, weird)
 
 
-def test_statuses_cover_every_row(con, index, tmp_path):
+def test_statuses_cover_every_row(con, tmp_path):
     rng = np.random.default_rng(3)
     lon = rng.uniform(-200, 200, 2000)
     lat = rng.uniform(-100, 100, 2000)
     lon[::50] = np.nan
     frame = pd.DataFrame({"id": np.arange(2000), "lon": lon, "lat": lat})
-    result, rows = run(con, index, tmp_path, frame, name="cover.parquet", keep=["id"])
+    result, rows = run(con, tmp_path, frame, name="cover.parquet", keep=["id"])
     assert set(rows["statut"]) <= set(STATUTS)
     assert result.comptes["lus"] == 2000 == sum(result.comptes[s] for s in STATUTS)
 
@@ -398,8 +382,6 @@ def test_national_shared_edge_and_overseas(tmp_path):
         load_spatial(c)
         to_duckdb(national[["code_qpv", "geographie", "geometry"]], c, "contours")
         c.execute("CREATE VIEW qpv AS SELECT code_qpv, geographie, geometry AS geom FROM contours")
-        index = build_index(c, "qpv")
-        assert len(index.codes) == 1584
         pts = {"sommet": segment[0], "milieu": middle, "reunion": (reunion.x, reunion.y)}
         frame = pd.DataFrame(
             {
@@ -408,7 +390,8 @@ def test_national_shared_edge_and_overseas(tmp_path):
                 "lat": [p[1] for p in pts.values()],
             }
         )
-        _, rows = run(c, index, tmp_path, frame)
+        result, rows = run(c, tmp_path, frame)
+        assert result.qpv == 1584
     got = rows.set_index("id")
     # A shared vertex is on both boundaries: both QPV, the smallest code.
     assert expected(national, *pts["sommet"]) == ["QN09124M", "QN09125M"]
@@ -426,8 +409,8 @@ def test_national_shared_edge_and_overseas(tmp_path):
 
 def test_lieux_folder_written_to_raw(tmp_path, contours):
     """The asset's body: files of RAW/lieux -> raw.lieux, raw.rejets, raw.ingestion_log."""
-    from pipelines.defs.geo_assets import assign_folder
-    from pipelines.defs.raw_tables import replace_table
+    from pipelines.lib.raw_schemas import replace_table
+    from pipelines.sources.lieux.assets import assign_folder
 
     folder = tmp_path / "lieux"
     folder.mkdir()
@@ -473,143 +456,46 @@ def test_lieux_folder_written_to_raw(tmp_path, contours):
     assert comptes["lus"] == 5 == comptes["dans_qpv"] + comptes["hors_qpv"] + 2
 
 
-def test_dbt_macro_gives_the_same_answers(con, index, contours, tmp_path):
-    """dbt_project/macros/assign_qpv.sql, rendered with Jinja, against the Python path."""
+def test_macro_as_dbt_calls_it(con, contours, tmp_path):
+    """The macro with dbt's defaults (every column, geographie '2024', numbers): one row per
+    record, repeated records and points in several QPV included; GEOS's answers."""
     import jinja2
 
-    text = (ROOT / "dbt_project" / "macros" / "assign_qpv.sql").read_text(encoding="utf-8")
-    env = jinja2.Environment()
-    macro = env.from_string(text).module.assign_qpv
+    macro = jinja2.Environment().from_string(MACRO.read_text(encoding="utf-8")).module.assign_qpv
+    a = contours.set_index("code_qpv").geometry
+    overlap = a["QN05920M"].intersection(a["QN05921M"]).representative_point()
     rng = np.random.default_rng(5)
     centres = contours.geometry.representative_point()
     pick = rng.integers(0, len(contours), 3000)
     lon = centres.x.to_numpy()[pick] + rng.normal(0, 0.004, 3000)
     lat = centres.y.to_numpy()[pick] + rng.normal(0, 0.003, 3000)
-    lon[:3] = [SHARED_VERTEX[0], np.nan, 0.0]
-    lat[:3] = [SHARED_VERTEX[1], 50.0, 0.0]
-    frame = pd.DataFrame({"id": np.arange(3000), "lon": lon, "lat": lat})
+    lon[:7] = [SHARED_VERTEX[0], SHARED_VERTEX[0], overlap.x, overlap.x, overlap.x, np.nan, 0.0]
+    lat[:7] = [SHARED_VERTEX[1], SHARED_VERTEX[1], overlap.y, overlap.y, overlap.y, 50.0, 0.0]
+    frame = pd.DataFrame({"id": np.arange(3000), "lon": lon, "lat": lat, "nom": "x"})
     path = tmp_path / "macro.parquet"
     frame.to_parquet(path)
     sql = macro(f"read_parquet('{path}')", "lon", "lat", "qpv")
-    got = con.execute(f"SELECT id, statut, code_qpv, nb_qpv FROM ({sql}) ORDER BY id").df()
-    _, want = run(con, index, tmp_path, frame, name="macro2.parquet", keep=["id"])
-    want = want.sort_values("id").reset_index(drop=True)
-    assert got["statut"].tolist() == want["statut"].astype(str).tolist()
-    a = got["code_qpv"].astype(object).where(got["code_qpv"].notna(), None).tolist()
-    b = want["code_qpv"].astype(object).where(want["code_qpv"].notna(), None).tolist()
-    assert a == b
-    assert got.loc[0, "code_qpv"] == "QN05920M" and got.loc[0, "nb_qpv"] == 2
-
-
-def test_kernel_and_sql_paths_agree_on_every_column(con, index, contours, tmp_path, monkeypatch):
-    """The compiled kernel and the SQL path give the same rows, details included, on points
-    around the QPV, on their vertices (re-tested exactly), swapped, invalid and far away."""
-    kernel_or_skip()
-    rng = np.random.default_rng(5)
-    centres = contours.geometry.representative_point()
-    pick = rng.integers(0, len(contours), 6000)
-    lon = centres.x.to_numpy()[pick] + rng.normal(0, 0.004, len(pick))
-    lat = centres.y.to_numpy()[pick] + rng.normal(0, 0.003, len(pick))
-    vertices = shapely.get_coordinates(np.asarray(contours.geometry.values))
-    vertices = vertices[rng.choice(len(vertices), 500, replace=False)]
-    extra_x = [np.nan, 0.0, 250.0, 2.35, SHARED_VERTEX[0]]
-    extra_y = [50.0, 0.0, 50.0, 48.85, SHARED_VERTEX[1]]
-    xs = np.concatenate([lon, vertices[:, 0], lat[:300], extra_x])
-    ys = np.concatenate([lat, vertices[:, 1], lon[:300], extra_y])
-    frame = pd.DataFrame({"id": np.arange(len(xs)), "lon": xs, "lat": ys})
-    frame.loc[len(frame)] = [len(frame), None, 50.0]
-    path = tmp_path / "both.parquet"
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
-    results = {}
-    for engine, flag in (("noyau", "1"), ("sql", "0")):
-        monkeypatch.setenv("OBSERVATOIRE_NOYAU", flag)
-        out = tmp_path / f"{engine}.parquet"
-        result = assign_points(con, read_points(con, path), index=index, keep=["id"], output=out)
-        assert result.moteur == engine
-        results[engine] = (result, pd.read_parquet(out).sort_values("id").reset_index(drop=True))
-    a, b = results["noyau"][1], results["sql"][1]
-    for column in a.columns:
-        left, right = a[column].astype(object), b[column].astype(object)
-        same = (left == right) | (left.isna() & right.isna())
-        assert same.all(), (column, a.loc[~same, ["id", column]].head(), right[~same].head())
-    assert results["noyau"][0].comptes == results["sql"][0].comptes
-    c = results["noyau"][0].comptes
-    assert c["lon_lat_inverses"] == 300 and c["coordonnees_invalides"] == 4
-    assert c["dans_qpv"] > 2000 and c["ambigus"] > 0
-
-
-def test_kernel_unavailable_falls_back_to_sql(con, index, tmp_path, monkeypatch, caplog):
-    """No compiler: the SQL path answers, and the reason is logged."""
-    monkeypatch.setenv("CC", str(tmp_path / "pas_de_compilateur"))
-    monkeypatch.setenv("OBSERVATOIRE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(noyau, "_CACHE", {})
-    monkeypatch.setattr(noyau, "_FAILURE", {})
-    frame = pd.DataFrame({"id": [1], "lon": [2.35], "lat": [48.85]})
-    path = tmp_path / "un.parquet"
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
-    with caplog.at_level("INFO", logger="geo.noyau"):
-        result = assign_points(
-            con, read_points(con, path), index=index, keep=["id"], output=tmp_path / "o.parquet"
-        )
-    assert result.moteur == "sql"
-    assert result.comptes["hors_qpv"] == 1
-    assert "compilation du noyau impossible" in caplog.text
-    # a cache folder that cannot be written: the same fallback, not a crash
-    blocker = tmp_path / "pas_un_dossier"
-    blocker.write_text("")
-    monkeypatch.delenv("CC")
-    monkeypatch.setenv("OBSERVATOIRE_CACHE", str(blocker / "cache"))
-    monkeypatch.setattr(noyau, "_CACHE", {})
-    monkeypatch.setattr(noyau, "_FAILURE", {})
-    with caplog.at_level("INFO", logger="geo.noyau"):
-        assert noyau.connect(tmp_path / "absent.noyau") is None
-    assert "compilation du noyau impossible" in caplog.text
-    # a corrupt index file is refused when the extension loads
-    bad = tmp_path / "faux.noyau"
-    bad.write_bytes(b"PASUNINDEX" + bytes(600))
-    monkeypatch.delenv("OBSERVATOIRE_CACHE")
-    monkeypatch.setattr(noyau, "_CACHE", {})
-    monkeypatch.setattr(noyau, "_FAILURE", {})
-    with caplog.at_level("INFO", logger="geo.noyau"):
-        assert noyau.connect(bad) is None
-    assert "n'est pas un index QPV" in caplog.text
-
-
-def test_kernel_portable_build_when_native_is_refused(con, index, tmp_path, monkeypatch):
-    """A compiler that refuses -march=native gets the portable build, with the same answers;
-    another processor gets another cache entry."""
-    kernel_or_skip()
-    real = shutil.which("cc") or shutil.which("gcc")
-    calls = tmp_path / "appels.txt"
-    wrapper = tmp_path / "cc_sans_native"
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        f'echo "$*" >> "{calls}"\n'
-        'for a in "$@"; do [ "$a" = "-march=native" ] && '
-        '{ echo "option inconnue : $a" >&2; exit 1; }; done\n'
-        f'exec "{real}" "$@"\n'
+    got = con.execute(f"SELECT * FROM ({sql})").df().sort_values("id").reset_index(drop=True)
+    assert list(got.columns) == ["id", "lon", "lat", "nom", "statut", "code_qpv", "nb_qpv"]
+    assert got["id"].tolist() == list(range(3000))
+    hits = [[] if i in (5, 6) else expected(contours, lon[i], lat[i]) for i in range(3000)]
+    assert got["statut"].tolist()[5:7] == ["coordonnees_invalides"] * 2
+    valid = got.drop(index=[5, 6])
+    want = [h for i, h in enumerate(hits) if i not in (5, 6)]
+    assert valid["code_qpv"].where(valid["code_qpv"].notna(), None).tolist() == [
+        h[0] if h else None for h in want
+    ]
+    assert valid["nb_qpv"].tolist() == [len(h) for h in want]
+    assert (
+        got["nb_qpv"].tolist()[:5] == [2] * 5 and got["code_qpv"].tolist()[:5] == ["QN05920M"] * 5
     )
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("CC", str(wrapper))
-    monkeypatch.setenv("OBSERVATOIRE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(noyau, "_CACHE", {})
-    monkeypatch.setattr(noyau, "_FAILURE", {})
-    built = noyau.extension_path()
-    tries = calls.read_text().splitlines()
-    assert len(tries) == 2 and "-march=native" in tries[0] and "-march=native" not in tries[1]
-    frame = pd.DataFrame(
-        {"id": [1, 2], "lon": [SHARED_VERTEX[0], 3.2], "lat": [SHARED_VERTEX[1], 50.2]}
-    )
-    path = tmp_path / "deux.parquet"
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
-    result = assign_points(
-        con, read_points(con, path), index=index, keep=["id"], output=tmp_path / "o.parquet"
-    )
-    assert result.moteur == "noyau"
-    rows = pd.read_parquet(tmp_path / "o.parquet").set_index("id")
-    assert rows.loc[1, "code_qpv"] == "QN05920M" and rows.loc[1, "nb_qpv"] == 2
-    assert rows.loc[2, "statut"] == "hors_qpv"
-    # the processor is part of the cache key: a binary built here is never handed to another
-    monkeypatch.setattr(noyau, "_CACHE", {})
-    monkeypatch.setattr(noyau, "_cpu_signature", lambda: "autre processeur|sse2")
-    assert noyau.extension_path().parent != built.parent
+
+
+def test_the_rule_has_a_single_home():
+    """No spatial predicate in the Python code of geo/ and pipelines/: the rule is the macro's."""
+    for folder in ("geo", "pipelines"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if path.name == "bench.py":
+                continue  # the geopandas baseline
+            text = path.read_text(encoding="utf-8").lower()
+            assert "st_intersects(" not in text and "st_contains(" not in text, path

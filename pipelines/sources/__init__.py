@@ -26,12 +26,11 @@ def _source_assets() -> list[Any]:
     from pipelines.sources.bilans.assets import bilans
     from pipelines.sources.indicateurs.assets import indicateurs_locaux
     from pipelines.sources.insee.assets import insee_valeurs
+    from pipelines.sources.lieux.assets import lieux
     from pipelines.sources.programmations.assets import programmations
     from pipelines.sources.referentiels.assets import passage_qpv_2015_2024, valeurs_reference
     from pipelines.sources.sig_ville.assets import liste_qpv, qpv_contours
 
-    # raw/lieux (geocoded places, pipelines/defs/geo_assets.py) joins this list when it moves
-    # to pipelines/sources/lieux/.
     return [
         insee_valeurs,
         qpv_contours,
@@ -41,6 +40,7 @@ def _source_assets() -> list[Any]:
         indicateurs_locaux,
         valeurs_reference,
         passage_qpv_2015_2024,
+        lieux,
     ]
 
 

@@ -1,1 +1,0 @@
-"""Dagster definitions, one module per system: ingestion, dbt, exports."""
