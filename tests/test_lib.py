@@ -38,6 +38,7 @@ from pipelines.lib.tables import (
     find_header,
     named_header,
     read_tables,
+    text_encoding,
 )
 
 # -- numbers ------------------------------------------------------------------------------------
@@ -249,6 +250,17 @@ def test_encoding_utf8_with_or_without_bom_utf16_refused_otherwise(tmp_path):
     with pytest.raises(IngestionError, match="fichier vide"):
         (tmp_path / "e.csv").write_bytes(b" \n")
         decode_text(tmp_path / "e.csv")
+    # the same policy for the files DuckDB reads (places), checked by blocks
+    assert [text_encoding(p) for p in (plain, bom, utf16)] == ["utf-8", "utf-8", "utf-16"]
+    with pytest.raises(IngestionError, match=r"d\.csv: ligne 2: encodage non UTF-8 \(octet 0xe9"):
+        text_encoding(latin)
+    big = tmp_path / "big.csv"  # the bad byte in the third block, on line 3,001
+    big.write_bytes(("x;y\n" * 3000).encode() + "é\n".encode("latin-1"))
+    with pytest.raises(IngestionError, match=r"ligne 3001: .* position 12000\)"):
+        text_encoding(big, block=4096)
+    cut = tmp_path / "cut.csv"  # a multi-byte character cut at a block boundary is fine
+    cut.write_bytes(b"a" * 4095 + "é;1\n".encode())
+    assert text_encoding(cut, block=4096) == "utf-8"
 
 
 # -- header detection ---------------------------------------------------------------------------

@@ -185,9 +185,10 @@ def test_lambert93_detected_and_comma_separated(con, contours, tmp_path):
     assert result.crs == "EPSG:2154" and result.comptes["lus"] == 5
 
 
-def test_csv_dialects_tab_latin1_and_thousands(con, contours, tmp_path):
-    """Tab-separated Windows-1252 file, French headers; Lambert-93 written with thousands
-    separators (no-break space, dot) and a decimal comma."""
+def test_csv_dialects_tab_and_thousands_utf8_only(con, contours, tmp_path):
+    """Tab-separated file, French headers; Lambert-93 written with thousands separators
+    (no-break space, dot) and a decimal comma. The same file in Windows-1252 is refused with its
+    line, as by every reader of the project (one encoding policy)."""
     inside = contours.set_index("code_qpv").geometry["QN06204M"].representative_point()
     x, y = TO_L93.transform(inside.x, inside.y)
     nbsp = "\u00a0"
@@ -198,8 +199,12 @@ def test_csv_dialects_tab_latin1_and_thousands(con, contours, tmp_path):
         f"n1\t{a}\t{b[0]},{b[1]}\téquipement",
         f"n2\t{x:.1f}\t{y:.1f}\téquipement",
     ]
+    latin = tmp_path / "lieux_latin1.tsv"
+    latin.write_bytes("\n".join(rows).encode("cp1252"))
+    with pytest.raises(PointsError, match=r"lieux_latin1.tsv: ligne 1: encodage non UTF-8"):
+        read_points(con, latin)
     path = tmp_path / "lieux.tsv"
-    path.write_bytes("\n".join(rows).encode("cp1252"))
+    path.write_bytes("\n".join(rows).encode("utf-8"))
     source = read_points(con, path, extra={"type": ["categorie"]})
     assert (source.x, source.y, source.identifiant) == ("Coordonnée X", "Coordonnée Y", "Numéro")
     assert source.crs == "EPSG:2154" and not source.numeric

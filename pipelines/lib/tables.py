@@ -2,9 +2,10 @@
 
 Every reader of a tabular source goes through :func:`read_tables`:
 
-* **Encoding** (:func:`decode_text`): UTF-8 with or without BOM, or UTF-16 with its BOM. Any other
-  encoding (latin-1/Windows-1252 exports) is refused with the line and byte of the first
-  undecodable character, so that the user re-exports the file in UTF-8: guessing silently would
+* **Encoding** (:func:`decode_text`; :func:`text_encoding` for the files DuckDB reads): UTF-8
+  with or without BOM, or UTF-16 with its BOM. Any other encoding (latin-1/Windows-1252
+  exports) is refused with the line and byte of the first undecodable character, so that the
+  user re-exports the file in UTF-8: guessing silently would
   corrupt names (``Cité`` read as ``CitÃ©``, or the reverse), and every official file of the
   sources (ANCT list, INSEE bases) is UTF-8.
 * **CSV dialect**: line endings CRLF, LF or CR; quoted fields (multi-line cells allowed);
@@ -49,6 +50,13 @@ class CsvLineError(csv.Error):
         self.line = line
 
 
+def _not_utf8(label: str, line: int, byte: int, position: int) -> IngestionError:
+    return IngestionError(
+        f"{label}: ligne {line}: encodage non UTF-8 (octet 0x{byte:02x} à la position "
+        f"{position}); fichier probablement en latin-1/Windows-1252: le ré-enregistrer en UTF-8"
+    )
+
+
 def decode_text(path: Path, label: str | None = None) -> str:
     """The text of a file in UTF-8 (with or without BOM) or UTF-16 (with BOM); see the module
     docstring. ``label`` names the file in messages (default: its path)."""
@@ -63,11 +71,36 @@ def decode_text(path: Path, label: str | None = None) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        raise IngestionError(
-            f"{label}: ligne {line}: encodage non UTF-8 (octet 0x{data[err.start]:02x} à la "
-            f"position {err.start}); fichier probablement en latin-1/Windows-1252: "
-            "le ré-enregistrer en UTF-8"
-        ) from None
+        raise _not_utf8(label, line, data[err.start], err.start) from None
+
+
+def text_encoding(path: Path, label: str | None = None, block: int = 1 << 20) -> str:
+    """The encoding of a text file read by another engine (DuckDB), under the same policy as
+    :func:`decode_text`: ``"utf-16"`` (BOM) or ``"utf-8"`` after checking every byte, by blocks,
+    so a large file is never held in memory; raises :class:`IngestionError` otherwise."""
+    path = Path(path)
+    label = label or str(path)
+    with path.open("rb") as fh:
+        head = fh.read(2)
+        if head in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            return "utf-16"
+        fh.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        offset, lines = 0, 1
+        while chunk := fh.read(block):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as err:
+                position = offset + err.start
+                line = lines + chunk.count(b"\n", 0, err.start)
+                raise _not_utf8(label, line, chunk[err.start], position) from None
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise _not_utf8(label, lines, 0, offset) from None
+    return "utf-8"
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """Files of places (équipements, lieux d'action, résidences des bénéficiaires) opened in DuckDB.
 
-:func:`read_points` opens a CSV (``;``, ``,`` or tab; decimal point or comma; UTF-8 or
-Windows-1252) or Parquet file as a DuckDB FROM item and finds its identifier, coordinate and
-optional columns by name, and its coordinate system (given, or detected from the values). The
-result, a :class:`PointsSource`, is what :func:`geo.points.assign_points` assigns to the QPV.
+:func:`read_points` opens a CSV (``;``, ``,`` or tab; decimal point or comma; UTF-8 or UTF-16
+with BOM, the policy of every reader: :func:`pipelines.lib.tables.text_encoding`) or Parquet
+file as a DuckDB FROM item and finds its identifier, coordinate and optional columns by name,
+and its coordinate system (given, or detected from the values). The result, a :class:`PointsSource`, is what :func:`geo.points.assign_points` assigns to the QPV.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from geo.points import (
     sql_nombre,
     sql_string,
 )
+from pipelines.lib.tables import IngestionError, text_encoding
 
 logger = logging.getLogger(__name__)
 
@@ -134,15 +135,11 @@ def read_points(
     if suffix in {".parquet", ".pq", ".geoparquet"}:
         sql = f"read_parquet({literal})"
     elif suffix in {".csv", ".txt", ".tsv"}:
-        sql = f"read_csv({literal}, all_varchar = true, header = true)"
-        try:
-            con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()
-            con.execute(f"SELECT count(*) FROM {sql}").fetchall()
-        except Exception as err:  # noqa: BLE001 - DuckDB raises several error types
-            if "unicode" not in str(err).lower() and "utf" not in str(err).lower():
-                raise PointsError(f"Lecture impossible de {path.name} : {err}") from None
-            logger.warning("%s n'est pas en UTF-8 : lecture en Windows-1252 (latin-1)", path.name)
-            sql = f"read_csv({literal}, all_varchar = true, header = true, encoding = 'latin-1')"
+        try:  # the project's one encoding policy (pipelines/lib/tables.py)
+            encoding = text_encoding(path, path.name)
+        except IngestionError as err:
+            raise PointsError(str(err)) from None
+        sql = f"read_csv({literal}, all_varchar = true, header = true, encoding = '{encoding}')"
     else:
         raise PointsError(
             f"Format non pris en charge pour {path.name} : attendu .csv, .txt, .tsv ou .parquet"
