@@ -3,7 +3,8 @@
 :func:`read_points` opens a CSV (``;``, ``,`` or tab; decimal point or comma; UTF-8 or UTF-16
 with BOM, the policy of every reader: :func:`pipelines.lib.tables.text_encoding`) or Parquet
 file as a DuckDB FROM item and finds its identifier, coordinate and optional columns by name,
-and its coordinate system (given, or detected from the values). The result, a :class:`PointsSource`, is what :func:`geo.points.assign_points` assigns to the QPV.
+and its coordinate system (given, or detected from the values). The result, a
+:class:`PointsSource`, is what :func:`geo.points.assign_points` assigns to the QPV.
 """
 
 from __future__ import annotations
