@@ -61,7 +61,7 @@ lint: install
 	$(BIN)/ruff format --check pipelines geo tests tools
 	mkdir -p .ci_build
 	cd dbt_project && OBSERVATOIRE_WAREHOUSE=$(CURDIR)/.ci_build/warehouse.duckdb \
-		../$(BIN)/sqlfluff lint models
+		../$(BIN)/sqlfluff lint models --processes 2
 
 # Point-in-QPV benchmark on the 1,584 real QPV (needs ../shared/data): prints time, points/s and
 # peak memory of the project's path, a geopandas.sjoin baseline and the floor.

@@ -10,12 +10,14 @@ several pytest-xdist workers (a file lock: the first worker builds, the others w
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from filelock import FileLock
+
+from tests.demo_build import DemoBuildError, build_demo
 
 # Builds write the rapport annuel; its PDF (a few seconds each) is printed by the report test only.
 os.environ.setdefault("OBSERVATOIRE_RAPPORT_PDF", "0")
@@ -80,25 +82,66 @@ def dagster_home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_build(tmp_path_factory, pytestconfig) -> Path:
     """The demo (real extract + fictitious suivi) written and built once for the session."""
-    root = _session_root(tmp_path_factory, pytestconfig)
-    base = root / "demo"
-    with FileLock(str(root / "demo.lock")):
-        failed = base / "build.failed"
-        if failed.exists():
-            pytest.fail(failed.read_text()[-3000:])
-        if not (base / "build.done").exists():
-            done = subprocess.run(
-                [sys.executable, "-m", "tools.demo", "--raw-dir", str(base / "raw")],
-                capture_output=True,
-                text=True,
-                cwd=ROOT,
-            )
-            assert done.returncode == 0, done.stderr
-            # its own Dagster instance: the instance test reads the run from there
-            result = build(base / "raw", base, env={"DAGSTER_HOME": str(base / "dagster_home")})
-            (base / "build.log").write_text(result.stdout + result.stderr)
-            if result.returncode != 0:
-                failed.write_text(result.stdout[-3000:] + result.stderr[-3000:])
-                pytest.fail(failed.read_text())
-            (base / "build.done").touch()
-    return base
+    try:
+        return build_demo(_session_root(tmp_path_factory, pytestconfig))
+    except DemoBuildError as err:
+        pytest.fail(f"construction de la démo en échec:\n{err}")
+
+
+# -- scheduling: a full run starts the demo build at once, and runs first what needs no demo ----
+
+_BACKGROUND: list[subprocess.Popen] = []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """In the controller of a full parallel run (``make test``), start the demo build in the
+    background while the workers start and run the tests that need no demo."""
+    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):
+        return
+    here = Path(config.invocation_params.dir)
+    if any(not (here / arg.split("::")[0]).is_dir() for arg in config.args):
+        return  # some files or tests only: the first test that needs the demo builds it
+    root = config._tmp_path_factory.getbasetemp()  # what the workers' basetemp is under
+    log = (root / "demo_build_background.log").open("w")
+    _BACKGROUND.append(
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.demo_build", str(root)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for proc in _BACKGROUND:
+        if proc.poll() is None:  # no test needed it after all (-k, -x...)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules that need no demo build first, heaviest first (they build their own warehouse);
+    then the modules that read or copy the demo build. Same order in every worker."""
+
+    def module_key(item: pytest.Item) -> tuple:
+        module = item.nodeid.split("::")[0]
+        needs_demo = any("demo_build" in i.fixturenames for i in by_module[module])
+        return (needs_demo, -HEAVY.get(Path(module).name, 0), module)
+
+    by_module: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        by_module.setdefault(item.nodeid.split("::")[0], []).append(item)
+    items.sort(key=module_key)  # stable: the order of the tests inside a module is kept
+
+
+#: Modules that make their own build(s), by cost: scheduled first among their kind.
+HEAVY = {
+    "test_indicateurs_marts.py": 3,
+    "test_cli.py": 2,
+    "test_operations.py": 3,
+    "test_as_of.py": 2,
+    "test_partitions_annee.py": 2,
+}

@@ -6,7 +6,7 @@ row (IPRO 2019: lower-case names, ``,`` separator, quoted fields, decimal point,
 the old name TX_TOT_EPREC), a 2024-geography XLSX (documentation sheet, moving header), the
 demo's Compas-style workbook with its mapping, a reference-value file and an official-format
 2015 <-> 2024 correspondence file. The marts are compared with an independent read of the files,
-all rows and all columns. The module's tests run in one pytest-xdist worker (one build).
+all rows and all columns (one build per module: pytest-xdist runs a module in one worker).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ QPV = re.compile(r"^Q[PN](\d{3}|02[AB])\d{2}[0-9NMIC]$")
 SECRET = {"", "s", "nd", "ns", "nc"}
 KEYS = {"CODGEO", "LIBGEO"}
 TEXT = {"LIB_COM"}
-pytestmark = pytest.mark.xdist_group("build_national")
 
 IPRO_2019 = (
     '"codgeo","libgeo","tx_tot_empl","tx_f_empl","tx_tot_eprec","abcde"\n'

@@ -1,0 +1,64 @@
+"""The session's demo build: written and built once, shared by every test (and xdist worker).
+
+``build_demo(root)`` writes the demo raw files into ``root/demo/raw`` and builds them through the
+``observatoire`` command (as a user would) into ``root/demo``, under a file lock; the first caller
+builds, the others wait and reuse it (``build.done``, or ``build.failed`` with the output). The
+test controller starts it in the background at the start of a full run
+(``python -m tests.demo_build ROOT``, see ``conftest.py``) so that the workers run the tests that
+need no demo meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from filelock import FileLock
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "pipelines.cli"]
+
+
+class DemoBuildError(RuntimeError):
+    """The demo could not be written or built; the message holds the command's output."""
+
+
+def build_demo(root: Path) -> Path:
+    base = root / "demo"
+    with FileLock(str(root / "demo.lock")):
+        failed = base / "build.failed"
+        if failed.exists():
+            raise DemoBuildError(failed.read_text()[-3000:])
+        if (base / "build.done").exists():
+            return base
+        base.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "DAGSTER_HOME": str(base / "dagster_home")}
+        env.setdefault("OBSERVATOIRE_RAPPORT_PDF", "0")
+        steps = [
+            [sys.executable, "-m", "tools.demo", "--raw-dir", str(base / "raw")],
+            # its own Dagster instance: the instance test reads the run from there
+            [
+                *CLI,
+                "build",
+                "--raw-dir",
+                str(base / "raw"),
+                "--warehouse",
+                str(base / "warehouse.duckdb"),
+                "--marts-dir",
+                str(base / "marts"),
+            ],
+        ]
+        for command in steps:
+            result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+            if result.returncode != 0:
+                failed.write_text(result.stdout[-3000:] + result.stderr[-3000:])
+                raise DemoBuildError(failed.read_text())
+        (base / "build.log").write_text(result.stdout + result.stderr)
+        (base / "build.done").touch()
+    return base
+
+
+if __name__ == "__main__":
+    build_demo(Path(sys.argv[1]))
