@@ -10,7 +10,6 @@ several pytest-xdist workers (a file lock: the first worker builds, the others w
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -88,60 +87,34 @@ def demo_build(tmp_path_factory, pytestconfig) -> Path:
         pytest.fail(f"construction de la démo en échec:\n{err}")
 
 
-# -- scheduling: a full run starts the demo build at once, and runs first what needs no demo ----
+# -- scheduling ------------------------------------------------------------------------------
+# pytest-xdist hands whole modules (--dist loadscope) to whichever worker is free, in the order
+# below: the national build and the demo build start at once, one per worker; then the modules
+# that need no demo, then those that read or copy the demo build (built by then), heaviest
+# first within each kind. The same order in every worker.
 
-_BACKGROUND: list[subprocess.Popen] = []
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_configure(config: pytest.Config) -> None:
-    """In the controller of a full parallel run (``make test``), start the demo build in the
-    background while the workers start and run the tests that need no demo."""
-    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):
-        return
-    here = Path(config.invocation_params.dir)
-    if any(not (here / arg.split("::")[0]).is_dir() for arg in config.args):
-        return  # some files or tests only: the first test that needs the demo builds it
-    root = config._tmp_path_factory.getbasetemp()  # what the workers' basetemp is under
-    log = (root / "demo_build_background.log").open("w")
-    _BACKGROUND.append(
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.demo_build", str(root)],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    )
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    for proc in _BACKGROUND:
-        if proc.poll() is None:  # no test needed it after all (-k, -x...)
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+#: Started first, one per worker: the two builds everything else waits for or competes with.
+FIRST = ("test_indicateurs_marts.py", "test_build_demo.py")
+#: Modules that make their own build(s), by cost: first among their kind.
+HEAVY = {
+    "test_operations.py": 3,
+    "test_as_of.py": 2,
+    "test_cli.py": 2,
+    "test_partitions_annee.py": 2,
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Modules that need no demo build first, heaviest first (they build their own warehouse);
-    then the modules that read or copy the demo build. Same order in every worker."""
-
-    def module_key(item: pytest.Item) -> tuple:
-        module = item.nodeid.split("::")[0]
-        needs_demo = any("demo_build" in i.fixturenames for i in by_module[module])
-        return (needs_demo, -HEAVY.get(Path(module).name, 0), module)
-
     by_module: dict[str, list[pytest.Item]] = {}
     for item in items:
         by_module.setdefault(item.nodeid.split("::")[0], []).append(item)
+
+    def module_key(item: pytest.Item) -> tuple:
+        module = item.nodeid.split("::")[0]
+        name = Path(module).name
+        if name in FIRST:
+            return (0, FIRST.index(name), module)
+        needs_demo = any("demo_build" in i.fixturenames for i in by_module[module])
+        return (2 if needs_demo else 1, -HEAVY.get(name, 0), module)
+
     items.sort(key=module_key)  # stable: the order of the tests inside a module is kept
-
-
-#: Modules that make their own build(s), by cost: scheduled first among their kind.
-HEAVY = {
-    "test_indicateurs_marts.py": 3,
-    "test_cli.py": 2,
-    "test_operations.py": 3,
-    "test_as_of.py": 2,
-    "test_partitions_annee.py": 2,
-}

@@ -2,10 +2,9 @@
 
 ``build_demo(root)`` writes the demo raw files into ``root/demo/raw`` and builds them through the
 ``observatoire`` command (as a user would) into ``root/demo``, under a file lock; the first caller
-builds, the others wait and reuse it (``build.done``, or ``build.failed`` with the output). The
-test controller starts it in the background at the start of a full run
-(``python -m tests.demo_build ROOT``, see ``conftest.py``) so that the workers run the tests that
-need no demo meanwhile.
+builds, the others wait and reuse it (``build.done``, or ``build.failed`` with the output).
+``conftest.py`` schedules the module that first needs it at the start of the run, beside the
+national build. ``python -m tests.demo_build ROOT`` builds it by hand.
 """
 
 from __future__ import annotations
