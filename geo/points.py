@@ -83,25 +83,25 @@ class Points:
 
 
 @dataclass
-class Affectation:
+class Assignment:
     """Result of :func:`assign_points`.
 
     Attributes:
         output: the table name or Parquet path written.
         crs: coordinate system of the input.
         geographie: generation of the QPV polygons used.
-        comptes: rows per status (``lus`` = all rows, ``dans_qpv``, ``hors_qpv``,
+        counts: rows per status (``lus`` = all rows, ``dans_qpv``, ``hors_qpv``,
             ``coordonnees_invalides``, ``lon_lat_inverses``) and ``ambigus`` (rows in several
             QPV, given the smallest code).
-        duree_s: wall time of the assignment query (read, assign, write).
+        seconds: wall time of the assignment query (read, assign, write).
         qpv: number of QPV polygons used.
     """
 
     output: str
     crs: str
     geographie: str | None
-    comptes: dict[str, int]
-    duree_s: float
+    counts: dict[str, int]
+    seconds: float
     qpv: int = 0
 
 
@@ -123,7 +123,7 @@ def emprise_lambert93() -> tuple[float, float, float, float]:
     return values[0], values[1], values[2], values[3]
 
 
-def sql_nombre(expr: str, numeric: bool) -> str:
+def sql_number(expr: str, numeric: bool) -> str:
     """SQL turning a raw cell into a DOUBLE as the rule reads it (NULL when not a number)."""
     return str(_macros().assign_qpv_nombre(expr, not numeric)).strip()
 
@@ -308,7 +308,7 @@ def assign_points(
     output: str | Path | None = None,
     output_table: str | None = None,
     with_details: bool = True,
-) -> Affectation:
+) -> Assignment:
     """Assign every record of ``points`` to the QPV containing it (rules: module docstring).
 
     The polygons are those of ``polygons`` for one generation: ``geographie`` if given, else the
@@ -353,17 +353,17 @@ def assign_points(
             con.execute(f"CREATE OR REPLACE TABLE {relation} AS {sql}")
         written = output_table
     duration = time.perf_counter() - started
-    return Affectation(
+    return Assignment(
         output=written,
         crs=points.crs,
         geographie=chosen,
-        comptes=counts(con, relation),
-        duree_s=round(duration, 3),
+        counts=count_statuses(con, relation),
+        seconds=round(duration, 3),
         qpv=len(codes),
     )
 
 
-def counts(con: Any, relation_sql: str) -> dict[str, int]:
+def count_statuses(con: Any, relation_sql: str) -> dict[str, int]:
     """Rows per status, all rows (``lus``) and ambiguous rows of an assignment result."""
     rows = con.execute(
         f"SELECT CAST(statut AS VARCHAR), count(*), count(*) FILTER (WHERE nb_qpv > 1) "

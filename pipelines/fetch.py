@@ -53,7 +53,7 @@ USER_AGENT = "observatoire-qpv (fetch)"
 
 
 @dataclass(frozen=True)
-class Ressource:
+class Resource:
     """One official file and where it goes in raw_dir."""
 
     source: str
@@ -74,9 +74,9 @@ _ANCT_DATASET = "quartiers-prioritaires-de-la-politique-de-la-ville-qpv"
 _ANCT_PAGE = f"https://www.data.gouv.fr/fr/datasets/{_ANCT_DATASET}/"
 _INSEE_QPV2015_PAGE = "https://www.insee.fr/fr/statistiques/6041315?sommaire=2500477"
 
-CATALOGUE: dict[str, list[Ressource]] = {
+CATALOGUE: dict[str, list[Resource]] = {
     "anct_contours_2024": [
-        Ressource(
+        Resource(
             "anct_contours_2024",
             "QP2024_France_Hexagonale_Outre_Mer_WGS84.geojson",
             "sig_ville",
@@ -86,7 +86,7 @@ CATALOGUE: dict[str, list[Ressource]] = {
         )
     ],
     "anct_liste_2024": [
-        Ressource(
+        Resource(
             "anct_liste_2024",
             "listeqp2024-cog2024.csv",
             "sig_ville",
@@ -98,7 +98,7 @@ CATALOGUE: dict[str, list[Ressource]] = {
     # INSEE publishes each base as a CSV (often zipped) linked from the product page; the link
     # is found by its name (e.g. ``.../fichier/<id>/IPRO_2022_csv.zip``), the member unpacked.
     "insee_qpv2015": [
-        Ressource(
+        Resource(
             "insee_qpv2015",
             f"{base}_{year}.csv",
             "insee",
@@ -133,22 +133,22 @@ def _open(url: str, headers: dict | None = None, timeout: float = 60):
     return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - http(s) only
 
 
-def resolve_data_gouv(ressource: Ressource, api_url: str, timeout: float) -> tuple[str, dict]:
+def resolve_data_gouv(resource: Resource, api_url: str, timeout: float) -> tuple[str, dict]:
     """(URL, checksum {type: value}) of the dataset resource whose title or URL matches."""
-    url = f"{api_url.rstrip('/')}/datasets/{ressource.dataset}/"
+    url = f"{api_url.rstrip('/')}/datasets/{resource.dataset}/"
     try:
         with _open(url, {"Accept": "application/json"}, timeout) as response:
             data = json.load(response)
     except (urllib.error.URLError, TimeoutError, json.JSONDecodeError, OSError) as err:
         raise FetchError(f"API data.gouv.fr injoignable ({url}): {err}") from None
-    pattern = re.compile(ressource.titre or re.escape(ressource.fichier))
+    pattern = re.compile(resource.titre or re.escape(resource.fichier))
     for res in data.get("resources", []):
         if pattern.search(res.get("title") or "") or pattern.search(res.get("url") or ""):
             checksum = res.get("checksum") or {}
             found = {checksum["type"]: checksum["value"]} if checksum.get("type") else {}
             return res["url"], found
     raise FetchError(
-        f"aucune ressource du jeu {ressource.dataset} ne correspond à « {ressource.titre} »"
+        f"aucune resource du jeu {resource.dataset} ne correspond à « {resource.titre} »"
     )
 
 
@@ -175,56 +175,56 @@ class _Links(HTMLParser):
             self._href = None
 
 
-def resolve_page_link(ressource: Ressource, timeout: float) -> str:
-    """URL of the link of ``ressource.page`` whose file name (else text) matches ``lien``.
+def resolve_page_link(resource: Resource, timeout: float) -> str:
+    """URL of the link of ``resource.page`` whose file name (else text) matches ``lien``.
 
     Several matches: a CSV (or zipped CSV) is preferred to a spreadsheet, then the first one.
     """
     try:
-        with _open(ressource.page, {"Accept": "text/html"}, timeout) as response:
+        with _open(resource.page, {"Accept": "text/html"}, timeout) as response:
             charset = response.headers.get_content_charset() or "utf-8"
             html = response.read().decode(charset, errors="replace")
     except (urllib.error.URLError, TimeoutError, OSError) as err:
-        raise FetchError(f"page {ressource.page} injoignable: {err}") from None
+        raise FetchError(f"page {resource.page} injoignable: {err}") from None
     parser = _Links()
     parser.feed(html)
-    pattern = re.compile(ressource.lien or re.escape(ressource.fichier))
+    pattern = re.compile(resource.lien or re.escape(resource.fichier))
     found = []
     for href, text in parser.links:
         name = urllib.parse.unquote(urllib.parse.urlsplit(href).path.rsplit("/", 1)[-1])
         if pattern.search(name) or (not name and pattern.search(text)):
-            found.append(urllib.parse.urljoin(ressource.page, href))
+            found.append(urllib.parse.urljoin(resource.page, href))
     if not found:
         raise FetchError(
-            f"aucun lien de {ressource.page} ne correspond à « {ressource.lien} » "
-            f"({ressource.fichier}) : la page a changé ? télécharger à la main dans le dossier, "
-            f"ou donner base_urls[{ressource.source!r}]"
+            f"aucun lien de {resource.page} ne correspond à « {resource.lien} » "
+            f"({resource.fichier}) : la page a changé ? télécharger à la main dans le dossier, "
+            f"ou donner base_urls[{resource.source!r}]"
         )
     found.sort(key=lambda u: 0 if "csv" in u.lower() else 1)
     return found[0]
 
 
 def _address(
-    ressource: Ressource, base_urls: dict[str, str], api_url: str, timeout: float
+    resource: Resource, base_urls: dict[str, str], api_url: str, timeout: float
 ) -> tuple[str | None, dict]:
-    base = base_urls.get(ressource.source) or ressource.base_url
+    base = base_urls.get(resource.source) or resource.base_url
     if base:
-        return f"{base.rstrip('/')}/{ressource.fichier}", {}
-    if ressource.dataset:
-        return resolve_data_gouv(ressource, api_url, timeout)
-    if ressource.lien and ressource.page:
-        return resolve_page_link(ressource, timeout), {}
+        return f"{base.rstrip('/')}/{resource.fichier}", {}
+    if resource.dataset:
+        return resolve_data_gouv(resource, api_url, timeout)
+    if resource.lien and resource.page:
+        return resolve_page_link(resource, timeout), {}
     return None, {}
 
 
-def _is_zip(url: str, ressource: Ressource) -> bool:
+def _is_zip(url: str, resource: Resource) -> bool:
     path = urllib.parse.urlsplit(url).path.lower()
-    return path.endswith(".zip") and not ressource.fichier.lower().endswith(".zip")
+    return path.endswith(".zip") and not resource.fichier.lower().endswith(".zip")
 
 
-def _unzip(archive: Path, ressource: Ressource, target: Path) -> str:
-    """Unpack the member of ``archive`` matching ``ressource.membre`` into ``target``."""
-    pattern = re.compile(ressource.membre or f"(?i)(^|/){re.escape(ressource.fichier)}$")
+def _unzip(archive: Path, resource: Resource, target: Path) -> str:
+    """Unpack the member of ``archive`` matching ``resource.membre`` into ``target``."""
+    pattern = re.compile(resource.membre or f"(?i)(^|/){re.escape(resource.fichier)}$")
     try:
         with zipfile.ZipFile(archive) as zf:
             members = [m for m in zf.namelist() if not m.endswith("/") and pattern.search(m)]
@@ -314,7 +314,7 @@ def fetch(
     base_urls: dict[str, str] | None = None,
     *,
     force: bool = False,
-    catalogue: dict[str, list[Ressource]] | None = None,
+    catalogue: dict[str, list[Resource]] | None = None,
     api_url: str = DATA_GOUV_API,
     retries: int = 3,
     timeout: float = 60,
@@ -336,11 +336,11 @@ def fetch(
     say = log or (lambda _msg: None)
     results = []
     for name in names:
-        for ressource in catalogue[name]:
-            target = raw_dir / ressource.dossier / ressource.fichier
-            result = _fetch_one(ressource, target, base_urls, api_url, force, retries, timeout)
+        for resource in catalogue[name]:
+            target = raw_dir / resource.dossier / resource.fichier
+            result = _fetch_one(resource, target, base_urls, api_url, force, retries, timeout)
             say(
-                f"{result.statut:<13} {ressource.source}: {target}"
+                f"{result.statut:<13} {resource.source}: {target}"
                 + (f" ({result.message})" if result.message else "")
             )
             raw_dir.mkdir(parents=True, exist_ok=True)
@@ -350,7 +350,7 @@ def fetch(
 
 
 def _fetch_one(
-    ressource: Ressource,
+    resource: Resource,
     target: Path,
     base_urls: dict[str, str],
     api_url: str,
@@ -358,15 +358,15 @@ def _fetch_one(
     retries: int,
     timeout: float,
 ) -> Resultat:
-    result = Resultat(ressource.source, ressource.fichier, None, target, "erreur")
+    result = Resultat(resource.source, resource.fichier, None, target, "erreur")
     if target.exists() and not force:
         digest = sha256_of(target)
-        if not ressource.sha256 or digest == ressource.sha256.lower():
+        if not resource.sha256 or digest == resource.sha256.lower():
             result.statut, result.sha256 = "deja_present", digest
             result.octets = target.stat().st_size
             return result
     try:
-        url, published = _address(ressource, base_urls, api_url, timeout)
+        url, published = _address(resource, base_urls, api_url, timeout)
     except FetchError as err:
         result.message = str(err)
         return result
@@ -374,12 +374,12 @@ def _fetch_one(
     if url is None:
         result.statut = "sans_adresse"
         result.message = (
-            f"pas d'adresse directe connue : télécharger depuis {ressource.page} dans "
-            f"{target.parent}, ou donner base_urls[{ressource.source!r}]"
+            f"pas d'adresse directe connue : télécharger depuis {resource.page} dans "
+            f"{target.parent}, ou donner base_urls[{resource.source!r}]"
         )
         return result
     target.parent.mkdir(parents=True, exist_ok=True)
-    archive = _is_zip(url, ressource)
+    archive = _is_zip(url, resource)
     part = target.with_name(target.name + (".zip.part" if archive else ".part"))
     if force and part.exists():
         part.unlink()
@@ -389,10 +389,10 @@ def _fetch_one(
         try:
             resumed, size = _download(url, part, timeout)
             resumed_any = resumed_any or resumed
-            digest = _verify(part, None if archive else ressource.sha256, published)
+            digest = _verify(part, None if archive else resource.sha256, published)
             if archive:
-                member = _unzip(part, ressource, target)
-                zip_digest, digest = digest, _verify(target, ressource.sha256, {})
+                member = _unzip(part, resource, target)
+                zip_digest, digest = digest, _verify(target, resource.sha256, {})
                 result.message = (
                     f"extrait de {url.rsplit('/', 1)[-1]}:{member} (SHA-256 {zip_digest})"
                 )

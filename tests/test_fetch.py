@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.fetch import CATALOGUE, LOG_NAME, Ressource, fetch, sha256_of
+from pipelines.fetch import CATALOGUE, LOG_NAME, Resource, fetch, sha256_of
 from tests.conftest import shared_data
 
 
@@ -125,7 +125,7 @@ def test_fetch_resumes_an_interrupted_download(tmp_path, serve):
     (root / "f").mkdir(parents=True)
     payload = bytes(range(256)) * 4000  # ~1 MB
     (root / "f" / "IPRO_2099.csv").write_bytes(payload)
-    catalogue = {"x": [Ressource("x", "IPRO_2099.csv", "insee")]}
+    catalogue = {"x": [Resource("x", "IPRO_2099.csv", "insee")]}
     url, handler = serve(root, cut_after={"/f/IPRO_2099.csv": 300_000})
     raw = tmp_path / "raw"
     [result] = fetch(raw, ["x"], {"x": f"{url}/f"}, catalogue=catalogue, log=None)
@@ -186,7 +186,7 @@ def test_fetch_resolves_data_gouv_resources_and_checks_published_checksum(tmp_pa
 def test_fetch_reports_what_it_cannot_download(tmp_path, serve):
     raw = tmp_path / "raw"
     # a source known only by its landing page (no link pattern): reported, never guessed
-    page_only = {"p": [Ressource("p", "X_2020.csv", "insee", page="https://www.insee.fr/x")]}
+    page_only = {"p": [Resource("p", "X_2020.csv", "insee", page="https://www.insee.fr/x")]}
     results = fetch(raw, ["p"], catalogue=page_only, log=None)
     assert {r.statut for r in results} == {"sans_adresse"}
     assert "insee.fr" in results[0].message
@@ -199,8 +199,8 @@ def test_fetch_reports_what_it_cannot_download(tmp_path, serve):
     url, _ = serve(root)
     catalogue = {
         "y": [
-            Ressource("y", "A_2020.csv", "insee", sha256="f" * 64),
-            Ressource("y", "absent_2020.csv", "insee"),
+            Resource("y", "A_2020.csv", "insee", sha256="f" * 64),
+            Resource("y", "absent_2020.csv", "insee"),
         ]
     }
     bad, missing = fetch(raw, ["y"], {"y": url}, catalogue=catalogue, retries=1, log=None)

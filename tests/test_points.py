@@ -112,8 +112,8 @@ def test_hand_checked_points(con, contours, tmp_path):
         assert got.loc[name, "nb_qpv"] == 2
     assert got.loc["sur_limite", "code_qpv"] == "QN05910M"
     assert got.loc["sur_limite", "nb_qpv"] == 1
-    assert result.comptes["ambigus"] == 2
-    assert result.comptes["lus"] == 5 == result.comptes["dans_qpv"] + result.comptes["hors_qpv"]
+    assert result.counts["ambigus"] == 2
+    assert result.counts["lus"] == 5 == result.counts["dans_qpv"] + result.counts["hors_qpv"]
     assert set(rows["geographie_qpv"]) == {"2024"}
 
 
@@ -144,7 +144,7 @@ def test_invalid_and_swapped_coordinates(con, contours, tmp_path):
     assert got.loc["vide", "motif"] == "coordonnée absente"
     assert got.loc["texte", "motif"] == "coordonnée non numérique"
     assert got.loc["ailleurs", "statut"] == "hors_qpv"  # valid, in New York
-    c = result.comptes
+    c = result.counts
     assert c == {
         "dans_qpv": 1,
         "hors_qpv": 1,
@@ -182,7 +182,7 @@ def test_lambert93_detected_and_comma_separated(con, contours, tmp_path):
     assert got.loc["d", "statut"] == "coordonnees_invalides"
     assert abs(got.loc["a", "lon_wgs84"] - inside.x) < 1e-6
     assert got.loc["d", "motif"] == "hors de l'emprise du Lambert-93 (France métropolitaine)"
-    assert result.crs == "EPSG:2154" and result.comptes["lus"] == 5
+    assert result.crs == "EPSG:2154" and result.counts["lus"] == 5
 
 
 def test_csv_dialects_tab_and_thousands_utf8_only(con, contours, tmp_path):
@@ -212,7 +212,7 @@ def test_csv_dialects_tab_and_thousands_utf8_only(con, contours, tmp_path):
     result = assign_points(con, source, polygons="qpv", output_table="dialectes")
     got = con.execute("SELECT * FROM dialectes ORDER BY 1").df()
     assert got["code_qpv"].tolist() == ["QN06204M", "QN06204M"], got
-    assert result.comptes["dans_qpv"] == 2
+    assert result.counts["dans_qpv"] == 2
 
 
 def test_same_answers_as_geopandas_on_random_points(con, contours, tmp_path):
@@ -239,8 +239,8 @@ def test_same_answers_as_geopandas_on_random_points(con, contours, tmp_path):
     codes = got["code_qpv"].astype(object).fillna("")
     assert codes.index.equals(want.index)
     assert (codes == want.fillna("")).all(), (codes != want.fillna("")).sum()
-    assert int((ref["count"] > 1).sum()) == result.comptes["ambigus"]
-    assert result.comptes["dans_qpv"] == len(ref) > 1000
+    assert int((ref["count"] > 1).sum()) == result.counts["ambigus"]
+    assert result.counts["dans_qpv"] == len(ref) > 1000
 
 
 def column_encodings(path: Path) -> dict[str, set[str]]:
@@ -270,7 +270,7 @@ def test_output_parquet_encodings(con, tmp_path):
     texts = tmp_path / "texts.parquet"
     for keep, out in ((["id"], numbers), (["id", "commune"], texts)):
         result = assign_points(con, read_points(con, path), polygons="qpv", keep=keep, output=out)
-        assert result.comptes["lus"] == n
+        assert result.counts["lus"] == n
     enc = column_encodings(numbers)
     assert enc["id"] == enc["nb_qpv"] == {"DELTA_BINARY_PACKED"}  # no dictionary trial
     assert "RLE_DICTIONARY" in enc["statut"] and "RLE_DICTIONARY" in enc["code_qpv"]  # ENUMs
@@ -372,7 +372,7 @@ def test_statuses_cover_every_row(con, tmp_path):
     frame = pd.DataFrame({"id": np.arange(2000), "lon": lon, "lat": lat})
     result, rows = run(con, tmp_path, frame, name="cover.parquet", keep=["id"])
     assert set(rows["statut"]) <= set(STATUTS)
-    assert result.comptes["lus"] == 2000 == sum(result.comptes[s] for s in STATUTS)
+    assert result.counts["lus"] == 2000 == sum(result.counts[s] for s in STATUTS)
 
 
 @pytest.mark.skipif(not NATIONAL.exists(), reason=f"données réelles absentes : {NATIONAL}")

@@ -198,7 +198,7 @@ def run_projet(points: Path, out: Path, workdir: Path) -> dict:
     source = Points(sql=f"read_parquet('{points}')", x="lon", y="lat", types={"id": "BIGINT"})
     result = assign_points(con, source, polygons="qpv", keep=["id"], output=out, with_details=False)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    return {"secondes": elapsed, "cpu_s": cpu, "comptes": result.comptes}
+    return {"secondes": elapsed, "cpu_s": cpu, "comptes": result.counts}
 
 
 def run_geopandas(points: Path, out: Path, workdir: Path) -> dict:

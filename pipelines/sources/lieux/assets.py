@@ -104,17 +104,17 @@ def assign_folder(con, folder: Path, log=None) -> dict:
                 output_table="temp._lieux_affectes",
             )
             index[result.geographie] = result.qpv
-            comptes = result.comptes
-            total = sum(comptes[s] for s in STATUTS)
-            if total != n_file or comptes["lus"] != n_file:
+            counts = result.counts
+            total = sum(counts[s] for s in STATUTS)
+            if total != n_file or counts["lus"] != n_file:
                 raise RuntimeError(
                     f"{path}: {n_file} lignes lues mais {total} affectées, hors QPV ou "
                     f"invalides (géographie {result.geographie})"
                 )
             key = result.geographie or "aucune"
-            file_entry[key] = comptes
-            agg = summary["par_geographie"].setdefault(key, dict.fromkeys(comptes, 0))
-            for name, value in comptes.items():
+            file_entry[key] = counts
+            agg = summary["par_geographie"].setdefault(key, dict.fromkeys(counts, 0))
+            for name, value in counts.items():
                 agg[name] += value
 
             def col(name: str | None) -> str:
@@ -204,8 +204,8 @@ def lieux(
         "fichiers_lus": dg.MetadataValue.json(summary["fichiers"]),
         "index": dg.MetadataValue.json(summary["index"]),
     }
-    for geographie, comptes in summary["par_geographie"].items():
+    for geographie, counts in summary["par_geographie"].items():
         for name in ("dans_qpv", "hors_qpv", "coordonnees_invalides", "lon_lat_inverses"):
-            metadata[f"{name}_{geographie}"] = dg.MetadataValue.int(int(comptes[name]))
-        metadata[f"ambigus_{geographie}"] = dg.MetadataValue.int(int(comptes["ambigus"]))
+            metadata[f"{name}_{geographie}"] = dg.MetadataValue.int(int(counts[name]))
+        metadata[f"ambigus_{geographie}"] = dg.MetadataValue.int(int(counts["ambigus"]))
     return dg.MaterializeResult(metadata=metadata)

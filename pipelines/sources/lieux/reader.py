@@ -24,7 +24,7 @@ from geo.points import (
     PointsError,
     emprise_lambert93,
     quote_ident,
-    sql_nombre,
+    sql_number,
     sql_string,
 )
 from pipelines.lib.tables import IngestionError, text_encoding
@@ -191,8 +191,8 @@ def read_points(
 
 
 def _detect_crs(con: Any, sql: str, x: str, y: str, numeric: bool, name: str) -> str:
-    xs = sql_nombre(f"src.{quote_ident(x)}", numeric)
-    ys = sql_nombre(f"src.{quote_ident(y)}", numeric)
+    xs = sql_number(f"src.{quote_ident(x)}", numeric)
+    ys = sql_number(f"src.{quote_ident(y)}", numeric)
     row = con.execute(
         f"""SELECT median(abs(_x)), median(abs(_y)), count(*) FROM (
             SELECT {xs} AS _x, {ys} AS _y FROM (SELECT * FROM {sql} LIMIT 100000) AS src
