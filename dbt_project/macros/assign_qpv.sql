@@ -1,6 +1,6 @@
 {#
     Point-in-QPV: the single home of the assignment rule. Rendered by dbt, and with plain Jinja by
-    geo/points.py (the asset raw/lieux, the benchmark geo/bench.py): no dbt-only function here.
+    geo/points.py (the asset raw/lieux, the benchmark tools/bench_geo.py): no dbt-only function here.
 
     Rule, per record:
     * statut 'coordonnees_invalides': a coordinate missing, not numeric, infinite, out of range
