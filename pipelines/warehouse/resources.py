@@ -31,6 +31,10 @@ from pipelines.settings import Paths
 TAG_WAIT = "observatoire/attente_verrou"
 
 
+#: (run id, staging folder) already prepared in this process.
+_PREPARED: set[tuple[str | None, str]] = set()
+
+
 class BuildSetupError(Exception):
     """A run cannot prepare its staging warehouse."""
 
@@ -75,8 +79,12 @@ class ProjectFolders(dg.ConfigurableResource):
         tags = run.tags if run is not None else {}
         self._lock = BuildLock(self.paths.warehouse, wait=float(tags.get(TAG_WAIT, 0) or 0))
         self._lock.acquire()
+        # the resource is set up twice per run (here, and nested in ``warehouse``): prepare once
+        key = (context.run_id, str(self.paths.staging_dir))
         try:
-            prepare_staging(self.paths, copy_published="dagster/partition" in tags)
+            if key not in _PREPARED:
+                prepare_staging(self.paths, copy_published="dagster/partition" in tags)
+                _PREPARED.add(key)
         except BaseException:
             self._lock.release()
             self._lock = None
