@@ -14,8 +14,9 @@ import pytest
 
 from pipelines.operations import BuildLock, OperationError
 from pipelines.settings import Paths
+from pipelines.warehouse import resources
 from pipelines.warehouse.publication import AuditError, audit, swap_in
-from pipelines.warehouse.resources import BuildSetupError, prepare_staging
+from pipelines.warehouse.resources import BuildSetupError, Warehouse, prepare_staging
 
 
 def _paths(tmp_path) -> Paths:
@@ -115,4 +116,40 @@ def test_build_lock_is_reentrant_in_a_process_and_exclusive_between_processes(tm
     with BuildLock(warehouse), BuildLock(warehouse):  # re-entrant: the CLI, then the run
         pass
     with BuildLock(warehouse):  # released by the kernel when the holder died
+        pass
+
+
+def test_a_run_prepares_its_staging_once(tmp_path, monkeypatch):
+    """Dagster sets the folders resource up twice per run (top-level and nested in the warehouse
+    resource): the staging is prepared once per run, the lock taken and released."""
+    import dagster as dg
+
+    calls = []
+    real = resources.prepare_staging
+    monkeypatch.setattr(
+        resources,
+        "prepare_staging",
+        lambda paths, copy_published: (calls.append(1), real(paths, copy_published)),
+    )
+    folders = resources.ProjectFolders(
+        raw_dir=str(tmp_path / "raw"),
+        warehouse=str(tmp_path / "warehouse.duckdb"),
+        marts_dir=str(tmp_path / "marts"),
+    )
+
+    @dg.asset
+    def probe(warehouse: Warehouse) -> None:
+        with warehouse.connect() as con:
+            con.execute("create table t as select 1 as x")
+
+    for _ in range(2):
+        result = dg.materialize(
+            [probe],
+            resources={"folders": folders, "warehouse": resources.Warehouse(folders=folders)},
+        )
+        assert result.success
+    assert calls == [1, 1]
+    assert (tmp_path / ".warehouse.duckdb.construction" / "warehouse.duckdb").is_file()
+    assert not (tmp_path / "warehouse.duckdb").exists()  # nothing published without the asset
+    with BuildLock(tmp_path / "warehouse.duckdb", wait=0):  # released after each run
         pass
