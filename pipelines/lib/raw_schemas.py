@@ -303,15 +303,14 @@ def unknown_columns(table: str, frame: pd.DataFrame | None) -> list[str]:
     return [c for c in frame.columns if c not in known]
 
 
-def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | None) -> int:
-    """Replace ``raw.<table>`` with the frame's rows (the full schema even when empty)."""
-    ensure_raw_schema(con)
+def _check_columns(table: str, frame: pd.DataFrame | None) -> None:
     extra = unknown_columns(table, frame)
     if extra:
         raise ValueError(f"raw.{table}: colonnes non prévues dans le schéma: {extra}")
-    con.execute(f"CREATE OR REPLACE TABLE {_ddl(table)}")
-    if frame is None or frame.empty:
-        return 0
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
+    """Append the frame's rows to ``raw.<table>`` (columns matched by name); returns them."""
     con.register("_frame", frame)
     try:
         con.execute(
@@ -320,6 +319,16 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFram
     finally:
         con.unregister("_frame")
     return len(frame)
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | None) -> int:
+    """Replace ``raw.<table>`` with the frame's rows (the full schema even when empty)."""
+    ensure_raw_schema(con)
+    _check_columns(table, frame)
+    con.execute(f"CREATE OR REPLACE TABLE {_ddl(table)}")
+    if frame is None or frame.empty:
+        return 0
+    return _insert(con, table, frame)
 
 
 def replace_source_rows(
@@ -332,14 +341,7 @@ def replace_source_rows(
         return 0
     frame = frame.copy()
     frame["source"] = source
-    con.register("_frame", frame)
-    try:
-        con.execute(
-            f"INSERT INTO {RAW_SCHEMA}.{table} SELECT {_select_list(table, frame)} FROM _frame"
-        )
-    finally:
-        con.unregister("_frame")
-    return len(frame)
+    return _insert(con, table, frame)
 
 
 def replace_file_rows(
@@ -356,9 +358,7 @@ def replace_file_rows(
     whose file column is ``fichier``; the source tables use ``source_fichier``.
     """
     ensure_raw_schema(con)
-    extra = unknown_columns(table, frame)
-    if extra:
-        raise ValueError(f"raw.{table}: colonnes non prévues dans le schéma: {extra}")
+    _check_columns(table, frame)
     con.execute(f"CREATE TABLE IF NOT EXISTS {_ddl(table)}")
     column = "fichier" if source is not None else "source_fichier"
     if files:
@@ -370,14 +370,7 @@ def replace_file_rows(
         return 0
     if source is not None:
         frame = frame.assign(source=source)
-    con.register("_frame", frame)
-    try:
-        con.execute(
-            f"INSERT INTO {RAW_SCHEMA}.{table} SELECT {_select_list(table, frame)} FROM _frame"
-        )
-    finally:
-        con.unregister("_frame")
-    return len(frame)
+    return _insert(con, table, frame)
 
 
 def file_log(
