@@ -59,8 +59,9 @@ def audit(staging: Path, marts: Sequence[str]) -> dict[str, int]:
         con.close()
 
 
-def summary(warehouse: Path) -> str:
-    """The build summary printed by the CLI: files and rows per source, marts written."""
+def summary(warehouse: Path, mart_rows: dict[str, int]) -> str:
+    """The build summary printed by the CLI: files and rows per source, marts written
+    (``mart_rows``, the counts of :func:`audit`)."""
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         lines = ["Résumé par source (fichiers lus, lignes chargées, lignes rejetées):"]
@@ -86,13 +87,7 @@ def summary(warehouse: Path) -> str:
                 "Codes QPV inconnus (lignes gardées, détail dans raw.anomalies, type "
                 "qpv_inconnu): " + ", ".join(f"{source} {n}" for source, n in inconnus)
             )
-        tables = con.execute(
-            "select table_name from information_schema.tables "
-            "where table_schema = 'marts' order by 1"
-        ).fetchall()
-        counts = [
-            (t, con.execute(f'select count(*) from marts."{t}"').fetchone()[0]) for (t,) in tables
-        ]
+        counts = sorted(mart_rows.items())
         lines.append(
             f"Marts écrits ({len(counts)}, {sum(n for _, n in counts)} lignes; vides: "
             + (", ".join(t for t, n in counts if n == 0) or "aucun")
@@ -158,7 +153,7 @@ def build_publication_asset(deps: Sequence[dg.AssetKey], marts: Sequence[str]):
             rows = audit(paths.staging_warehouse, marts)
         except AuditError as err:
             raise dg.Failure(description=f"rien n'est publié: {err}") from None
-        text = summary(paths.staging_warehouse)
+        text = summary(paths.staging_warehouse, rows)
         bid = build_id(context)
         manifest = None
         if folders.archiver:
