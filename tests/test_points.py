@@ -203,6 +203,11 @@ def test_csv_dialects_tab_and_thousands_utf8_only(con, contours, tmp_path):
     latin.write_bytes("\n".join(rows).encode("cp1252"))
     with pytest.raises(PointsError, match=r"lieux_latin1.tsv: ligne 1: encodage non UTF-8"):
         read_points(con, latin)
+    utf16 = tmp_path / "lieux_utf16.tsv"  # UTF-16 with its BOM: read like UTF-8
+    utf16.write_bytes("\n".join(rows).encode("utf-16"))
+    wide = read_points(con, utf16, extra={"type": ["categorie"]})
+    assert (wide.x, wide.y, wide.identifiant) == ("Coordonnée X", "Coordonnée Y", "Numéro")
+    assert con.execute(f"SELECT count(*) FROM {wide.sql}").fetchone() == (2,)
     path = tmp_path / "lieux.tsv"
     path.write_bytes("\n".join(rows).encode("utf-8"))
     source = read_points(con, path, extra={"type": ["categorie"]})
