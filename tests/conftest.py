@@ -101,6 +101,7 @@ HEAVY = {
     "test_as_of.py": 2,
     "test_cli.py": 2,
     "test_partitions_annee.py": 2,
+    "test_dbt_tests.py": 1,
 }
 
 

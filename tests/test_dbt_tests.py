@@ -1,0 +1,87 @@
+"""The dbt side of the test suite: dbt unit tests (run here once, not in every build) and the
+project's generic data tests, checked on tables a reader can see."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import duckdb
+import jinja2
+import pytest
+
+from pipelines.settings import DBT_PROJECT_DIR
+from pipelines.warehouse.dbt import BUILD_ARGS, dbt_executable, write_build_profile
+
+GENERIC = DBT_PROJECT_DIR / "tests" / "generic" / "colonnes_renseignees.sql"
+
+
+class _Adapter:
+    @staticmethod
+    def quote(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+
+def _render_colonnes_renseignees(model: str, colonnes: list[str]) -> str:
+    text = GENERIC.read_text(encoding="utf-8")
+    body = re.search(
+        r"{% test colonnes_renseignees\(model, colonnes\) %}(.*){% endtest %}", text, re.S
+    )
+    return jinja2.Template(body.group(1)).render(model=model, colonnes=colonnes, adapter=_Adapter)
+
+
+def test_colonnes_renseignees_names_each_column_holding_nulls():
+    con = duckdb.connect()
+    con.execute(
+        "create table t as select * from (values (1, 'a', null), (2, null, null), (3, 'c', 5))"
+        " v(id, libelle, montant)"
+    )
+    sql = _render_colonnes_renseignees("t", ["id", "libelle", "montant"])
+    rows = sorted(con.execute(sql).fetchall())
+    # libelle is NULL on 1 row, montant on 2, id never: a failing column is named with its count
+    assert rows == [("libelle", 1), ("montant", 2)]
+    con.execute("delete from t where libelle is null or montant is null")
+    assert con.execute(sql).fetchall() == []
+
+
+def test_a_build_runs_data_tests_but_not_unit_tests():
+    assert BUILD_ARGS[0] == "build"
+    assert BUILD_ARGS[BUILD_ARGS.index("--exclude-resource-type") + 1] == "unit_test"
+
+
+def test_dbt_unit_tests_pass(demo_build, tmp_path):
+    """Every dbt unit test (fixtures in the models' YAML) against the demo warehouse's schema."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(demo_build / "warehouse.duckdb", warehouse)
+    profiles = write_build_profile(warehouse, tmp_path / "dbt")
+    result = subprocess.run(
+        [
+            dbt_executable(),
+            "test",
+            "--select",
+            "test_type:unit",
+            "--profiles-dir",
+            str(profiles),
+            "--target-path",
+            str(tmp_path / "target"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=DBT_PROJECT_DIR,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    passed = re.search(r"PASS=(\d+)", result.stdout)
+    assert passed and int(passed.group(1)) >= 14, result.stdout[-2000:]
+    assert "ERROR=0" in result.stdout and "FAIL=0" in result.stdout
+
+
+@pytest.mark.parametrize("folder", ["models", "seeds"])
+def test_no_column_level_not_null_left(folder):
+    """Mandatory columns are declared once per model (colonnes_renseignees), not one node each;
+    a not_null with a config of its own (where, severity) is the exception."""
+    for path in (DBT_PROJECT_DIR / folder).rglob("*.yml"):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"data_tests: \[[^\]]*not_null", text), path
+        assert not re.search(r"^\s+- not_null\s*$", text, re.M), path
