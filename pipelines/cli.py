@@ -194,8 +194,8 @@ def report(
             if not reports:
                 raise click.ClickException(
                     f"{warehouse}: aucun territoire n'a de programmation dans l'entrepôt, "
-                    "aucun rapport écrit (territoires: dbt_project/seeds/referentiels/"
-                    "ref_territoires.csv)"
+                    "aucun rapport écrit (territoires: dossiers data/raw/territoires/<code>/, "
+                    "voir exemples/territoires/)"
                 )
         else:
             reports = [
@@ -209,6 +209,39 @@ def report(
             click.echo(f"  PDF: {r.pdf}")
         elif r.pdf_error:
             click.echo(f"  {r.pdf_error}", err=True)
+
+
+@main.group(help="Dossiers de territoire (data/raw/territoires/<code>/ : territoire.yml...).")
+def territoire() -> None:
+    pass
+
+
+@territoire.command(
+    name="verifier",
+    help="Vérifie un dossier de territoire, le dossier territoires/ ou un dossier brut, avant "
+    "une construction: chaque erreur avec son fichier, sa ligne et sa colonne.",
+)
+@click.argument("dossier", type=click.Path(path_type=Path, exists=True, file_okay=False))
+def territoire_verifier(dossier: Path) -> None:
+    from pipelines.sources.territoires.reader import FILES, verify
+
+    territories, errors = verify(dossier)
+    for error in errors:
+        click.echo(error, err=True)
+    if errors:
+        raise click.ClickException(f"{len(errors)} erreur(s) dans {dossier}")
+    if not territories:
+        raise click.ClickException(
+            f"{dossier}: aucun dossier de territoire (un dossier <code>/ avec territoire.yml)"
+        )
+    for t in territories:
+        files = [name for name, spec in FILES.items() if spec.table in t.tables]
+        rows = sum(len(frame) for frame in t.tables.values())
+        click.echo(
+            f"{t.code}: {t.attributes.get('nom')} (SIREN {t.attributes.get('siren')}), "
+            f"périmètre {t.attributes.get('perimetre')}, {len(files)} fichier(s), {rows} ligne(s)"
+            + (f": {', '.join(files)}" if files else "")
+        )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 REFERENTIELS_DIR = DBT_PROJECT_DIR / "seeds" / "referentiels"
+#: The territory folders of the three worked examples (copied into raw/territoires by the demo).
+EXAMPLES_TERRITORIES_DIR = PROJECT_ROOT / "exemples" / "territoires"
 DEMO_DIR = PROJECT_ROOT / "data" / "demo"
 
 ENV_WAREHOUSE = "OBSERVATOIRE_WAREHOUSE"

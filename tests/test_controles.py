@@ -9,7 +9,6 @@ of a copy of the warehouse, and only dbt is re-run: the failures follow, no SQL 
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import shutil
@@ -21,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.settings import REFERENTIELS_DIR
+from pipelines.sources.territoires.examples import referentiel_rows
 from tests.test_synthetic_demo import YEARS, actions, deadline, violations
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,8 +35,7 @@ def con(demo_build):
 
 
 def rules() -> list[dict[str, str]]:
-    with (REFERENTIELS_DIR / "ref_regles_financement.csv").open(encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+    return referentiel_rows("ref_regles_financement.csv")
 
 
 def rule_key(rule: dict[str, str]) -> str:
@@ -177,18 +175,22 @@ def _dbt(*args: str, warehouse: Path, target: Path) -> subprocess.CompletedProce
 
 
 def test_threshold_and_year_are_data(con, demo_build, tmp_path):
-    """Lower the VM State minimum request to 4 000 € and extend it to 2026 in the rules table of a
-    copy of the warehouse, re-run dbt on the controls only: the failures follow the raw amounts."""
+    """Lower the VM State minimum request to 4 000 € and extend it to 2026 in the territory's
+    rules (raw table of a copy of the warehouse), re-run dbt from the rules on: the failures
+    follow the raw amounts."""
     if not DBT.exists():
         pytest.skip("dbt absent de l'environnement")
     warehouse = tmp_path / "warehouse.duckdb"
     shutil.copy(demo_build / "warehouse.duckdb", warehouse)
     with duckdb.connect(str(warehouse)) as copy:
         copy.execute(
-            "update referentiels.ref_regles_financement set valeur = '4000', annee_debut = 2026 "
+            "update raw.territoires_regles_financement set valeur = '4000', annee_debut = '2026' "
             "where territoire = 'VM' and regle = 'etat_demande_minimum'"
         )
-    done = _dbt("run", "-s", "int_suivi__regles+", warehouse=warehouse, target=tmp_path / "target")
+    # what a user does: edit regles_financement.csv of the territory folder and rebuild
+    done = _dbt(
+        "run", "-s", "ref_regles_financement+", warehouse=warehouse, target=tmp_path / "target"
+    )
     assert done.returncode == 0, done.stdout[-3000:]
     raw = demo_build / "raw"
     expected = set()

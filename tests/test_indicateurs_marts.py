@@ -21,8 +21,14 @@ import duckdb
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from pipelines.settings import DBT_PROJECT_DIR, DEMO_DIR, REFERENTIELS_DIR
+from pipelines.settings import (
+    DBT_PROJECT_DIR,
+    DEMO_DIR,
+    EXAMPLES_TERRITORIES_DIR,
+    REFERENTIELS_DIR,
+)
 from pipelines.sources.referentiels.reader import read_reference_file
+from pipelines.sources.territoires.examples import referentiel_rows
 from tests.conftest import build, shared_data
 
 SEEDS = DBT_PROJECT_DIR / "seeds"
@@ -94,6 +100,8 @@ def warehouse(tmp_path_factory):
     shutil.copy(DEMO_DIR / "compas" / "COMPAS_indicateurs.mapping.yml", raw / "compas")
     (raw / "sig_ville").mkdir()
     (raw / "sig_ville" / "listeqp2024-cog2024.csv").write_text(LISTE, encoding="utf-8")
+    # the example territory folders (perimeters, hierarchies...), as a user declares them
+    shutil.copytree(EXAMPLES_TERRITORIES_DIR, raw / "territoires")
     (raw / "referentiels").mkdir()
     (raw / "referentiels" / "passage_qp2015_qp2024.csv").write_text(PASSAGE, encoding="utf-8")
     (raw / "referentiels" / "valeurs_reference.csv").write_text(REFERENCES, encoding="utf-8")
@@ -381,12 +389,11 @@ def test_fiche_quartier_one_row_per_qpv_and_millesime(warehouse):
 def test_aggregates_recomputed_from_counts_or_weighted(warehouse):
     con, raw = warehouse["con"], warehouse["raw"]
     expected, _, _, _ = independent_read(raw / "insee")
-    with (REFERENTIELS_DIR / "ref_perimetre_qpv.csv").open(encoding="utf-8") as fh:
-        vm = [
-            r["code_qpv"]
-            for r in csv.DictReader(fh)
-            if r["territoire"] == "VM" and r["geographie"] == "2015"
-        ]
+    vm = [
+        r["code_qpv"]
+        for r in referentiel_rows("ref_perimetre_qpv.csv")
+        if r["territoire"] == "VM" and r["geographie"] == "2015"
+    ]
     pop = {c: expected[(c, 2022, "DEMO", "POP_MUN")][0] for c in vm}
     taux = {c: expected[(c, 2022, "IPRO", "TX_TOT_EMPL")][0] for c in vm}
     assert None not in pop.values() and None not in taux.values()  # all published for VM

@@ -21,6 +21,7 @@ import pytest
 from openpyxl import load_workbook
 
 from pipelines.settings import REFERENTIELS_DIR
+from pipelines.sources.territoires.examples import SEED_FILES, referentiel_rows
 
 YEARS = {"VM": (2026, 2027), "CAMVS": (2025, 2026), "CABBALR": (2022, 2023)}
 QPV_CODE = re.compile(r"Q[PN](?:\d{3}|02[AB])\d{2}[0-9NMIC]")
@@ -35,6 +36,8 @@ def con(demo_build):
 
 @functools.cache
 def ref(name: str) -> list[dict[str, str]]:
+    if name in SEED_FILES or name == "ref_territoires.csv":
+        return referentiel_rows(name)  # a territory référentiel: the example folders
     with (REFERENTIELS_DIR / name).open(encoding="utf-8-sig", newline="") as handle:
         return list(csv.DictReader(handle))
 

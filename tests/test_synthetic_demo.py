@@ -19,6 +19,7 @@ from openpyxl import load_workbook
 from pipelines.settings import REFERENTIELS_DIR
 from pipelines.sources.bilans import parse_bilans
 from pipelines.sources.programmations import parse_programmations
+from pipelines.sources.territoires.examples import SEED_FILES, referentiel_rows
 from tools.demo.synthetic import write_synthetic_demo
 
 MENTION = "Données fictives de démonstration"
@@ -32,7 +33,7 @@ NOT_ACTION_LEVEL = {"caf_majoration_investissement_qpv", "evaluation_copil_par_a
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
-    if not (REFERENTIELS_DIR / "ref_regles_financement.csv").exists():
+    if not (REFERENTIELS_DIR / "ref_marqueur_egalite.csv").exists():
         pytest.skip(f"référentiels absents de {REFERENTIELS_DIR}")
     raw = tmp_path_factory.mktemp("demo_fictive")
     write_synthetic_demo(raw, REFERENTIELS_DIR)
@@ -49,6 +50,8 @@ def parsed(demo):
 
 @functools.cache
 def ref(name: str) -> list[dict[str, str]]:
+    if name in SEED_FILES or name == "ref_territoires.csv":
+        return referentiel_rows(name)  # a territory référentiel: the example folders
     with (REFERENTIELS_DIR / name).open(encoding="utf-8-sig") as handle:
         return list(csv.DictReader(handle))
 

@@ -60,6 +60,8 @@ class Ingested:
     anomalies: pd.DataFrame | None = None
     files: list[Path] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: other raw tables the source replaces whole ({table: rows}), e.g. a territory's files
+    tables: dict[str, pd.DataFrame | None] = field(default_factory=dict)
 
 
 def concat(frames: Iterable[pd.DataFrame | None]) -> pd.DataFrame | None:
@@ -153,6 +155,8 @@ def metadata(table: str, rows: int, logs: list[dict], rejects: pd.DataFrame | No
 def write_source(con: duckdb.DuckDBPyConnection, source: str, table: str, got: Ingested) -> int:
     """Replace ``raw.<table>`` and the source's rows of the shared tables."""
     rows = replace_table(con, table, got.rows)
+    for other, frame in got.tables.items():
+        replace_table(con, other, frame)
     replace_source_rows(con, "rejets", source, got.rejects)
     replace_source_rows(con, "ingestion_log", source, pd.DataFrame(got.logs) if got.logs else None)
     replace_source_rows(con, "anomalies", source, got.anomalies)

@@ -210,6 +210,73 @@ RAW_TABLES: dict[str, list[tuple[str, str]]] = {
         ("nb_qpv", "INTEGER"),
         ("code_qpv_apres_inversion", "VARCHAR"),
     ],
+    # the territory folders (pipelines/sources/territoires): every cell as written, typed by
+    # the referentiels.ref_* models
+    "territoires": [
+        (c, "VARCHAR")
+        for c in (
+            "territoire",
+            "nom",
+            "type",
+            "siren",
+            "departement",
+            "contrat",
+            "annee_debut",
+            "annee_fin",
+            "perimetre",
+            "source_seed",
+            "fichier_source",
+        )
+    ],
+    **{
+        table: [("territoire", "VARCHAR"), *((c, "VARCHAR") for c in columns)]
+        + [("fichier_source", "VARCHAR"), ("ligne", "BIGINT")]
+        for table, columns in {
+            "territoires_perimetre_qpv": ("code_qpv", "geographie", "libelle_qpv", "note"),
+            "territoires_orientations": (
+                "referentiel",
+                "annee_debut",
+                "annee_fin",
+                "niveau",
+                "type_niveau",
+                "code",
+                "libelle",
+                "code_parent",
+                "transversal",
+                "source_seed",
+            ),
+            "territoires_statuts_action": ("statut_code", "libelle", "categorie", "source_seed"),
+            "territoires_regles_financement": (
+                "regle",
+                "annee_debut",
+                "valeur",
+                "unite",
+                "controle",
+                "financeur",
+                "annee_fin",
+                "sens",
+                "condition_statut",
+                "tolerance",
+                "condition_rang",
+                "condition_nature",
+                "condition_volet",
+                "condition_quartier",
+                "exception_porteur",
+                "description",
+                "source_seed",
+                "source_libelle",
+                "citation",
+            ),
+            "territoires_financeurs_alias": ("alias", "financeur"),
+            "territoires_quartiers_interet_communautaire": (
+                "nom",
+                "commune",
+                "population",
+                "source_seed",
+                "note",
+            ),
+        }.items()
+    },
     "ingestion_log": [
         ("source", "VARCHAR"),
         ("fichier", "VARCHAR"),

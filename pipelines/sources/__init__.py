@@ -9,6 +9,7 @@ package             raw folder                   assets (``raw/<table>``)
 ``referentiels``    ``referentiels/``            ``valeurs_reference``, ``passage_qpv_2015_2024``
 ``programmations``  ``programmations/``          ``programmations`` (partitions ``annee``)
 ``bilans``          ``bilans/``                  ``bilans`` (partitions ``annee``)
+``territoires``     ``territoires/<code>/``      ``territoires`` (+ ``territoires_<fichier>``)
 ==================  ===========================  ============================================
 
 ``source_assets`` lists every asset above; it is built on first access, so that importing a
@@ -30,6 +31,7 @@ def _source_assets() -> list[Any]:
     from pipelines.sources.programmations.assets import programmations
     from pipelines.sources.referentiels.assets import passage_qpv_2015_2024, valeurs_reference
     from pipelines.sources.sig_ville.assets import liste_qpv, qpv_contours
+    from pipelines.sources.territoires.assets import territoires
 
     return [
         insee_valeurs,
@@ -41,6 +43,7 @@ def _source_assets() -> list[Any]:
         valeurs_reference,
         passage_qpv_2015_2024,
         lieux,
+        territoires,
     ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from pipelines.settings import DEMO_DIR, REFERENTIELS_DIR
+from pipelines.settings import DEMO_DIR, EXAMPLES_TERRITORIES_DIR, REFERENTIELS_DIR
 
 
 def install_demo(raw_dir: Path, force: bool = False) -> list[Path]:
@@ -20,6 +20,12 @@ def install_demo(raw_dir: Path, force: bool = False) -> list[Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
             written.append(target)
+    # the three example territories (their perimeter, orientations, rules...): user data
+    for source in sorted(p for p in EXAMPLES_TERRITORIES_DIR.rglob("*") if p.is_file()):
+        target = raw_dir / "territoires" / source.relative_to(EXAMPLES_TERRITORIES_DIR)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        written.append(target)
     from tools.demo.synthetic import write_synthetic_demo
 
     written += write_synthetic_demo(raw_dir, REFERENTIELS_DIR)

@@ -1,5 +1,6 @@
 -- Every QPV known to the warehouse, once per source that names it, with the source's priority
--- for labels and communes: contours (1) > official list (2) > INSEE bases (3) > perimeter seed (4).
+-- for labels and communes: contours (1) > official list (2) > INSEE bases (3) > perimeter of a
+-- territory folder (4).
 with
 
 contours as (
@@ -69,7 +70,7 @@ perimetre as (
         cast(null as varchar) as lib_com,
         4 as priorite,
         'perimetre_contrat' as origine
-    from {{ ref('ref_perimetre_qpv') }}
+    from {{ ref('stg_territoires__perimetre_qpv') }}
 
 )
 

@@ -8,7 +8,6 @@ warehouse (:mod:`pipelines.lib.privacy`).
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,6 @@ import pandas as pd
 from pipelines.lib.assets import Ingested, ReadContext, ingestion_asset
 from pipelines.lib.privacy import drop_personal_columns
 from pipelines.lib.raw_schemas import file_log
-from pipelines.settings import REFERENTIELS_DIR
 from pipelines.sources.programmations.partitions import ANNEE, partition_of, suivi_files
 from pipelines.sources.programmations.reader import SuiviResult
 from pipelines.sources.programmations.rules import parse_programmations
@@ -30,20 +28,18 @@ QPV_REFERENCES = {
     "qpv_contours": "select code_qpv from raw.qpv_contours",
     "liste_qpv": "select code_qpv from raw.liste_qpv",
     "insee_valeurs": "select code_territoire from raw.insee_valeurs where type_territoire = 'qpv'",
+    "territoires_perimetre_qpv": "select code_qpv from raw.territoires_perimetre_qpv",
 }
 
 Parser = Callable[..., SuiviResult]
 
 
 def known_qpv_codes(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Every QPV code a reference knows: the perimeter seed and the loaded raw references.
-
-    The seed ``ref_perimetre_qpv.csv`` is read from the dbt project (always there); the
-    contours, the official list and the INSEE bases are read from the raw tables when they are
-    loaded (in a full build their assets run first). This is the set of codes of ``dim_qpv``.
+    """Every QPV code a reference knows: the territories' perimeters, the contours, the
+    official list and the INSEE bases, read from the raw tables when they are loaded (in a full
+    build their assets run first). This is the set of codes of ``dim_qpv``.
     """
-    with (REFERENTIELS_DIR / "ref_perimetre_qpv.csv").open(encoding="utf-8") as fh:
-        codes = {r["code_qpv"].strip().upper() for r in csv.DictReader(fh) if r["code_qpv"]}
+    codes: set[str] = set()
     loaded = {
         r[0]
         for r in con.execute(
@@ -139,7 +135,9 @@ def suivi_asset(source: str, parse: Parser, description: str) -> dg.AssetsDefini
         partitions_def=ANNEE,
         partition_of=partition_of,
         # the QPV references are loaded first: unknown QPV codes are reported against them
-        deps=tuple(QPV_REFERENCES),
+        # (raw.territoires_perimetre_qpv is written by the asset raw/territoires)
+        deps=tuple(t for t in QPV_REFERENCES if not t.startswith("territoires_"))
+        + ("territoires",),
     )
 
 

@@ -1,5 +1,7 @@
-"""The référentiel CSVs the generator reads (orientations, QPV, statuses, marqueur scales,
-financeur aliases, funding rules): nothing about the contracts is hard-coded.
+"""The référentiels the generator reads (orientations, QPV, statuses, marqueur scales,
+financeur aliases, funding rules): nothing about the contracts is hard-coded. The territories'
+ones come from the example territory folders (``exemples/territoires/``), the national ones
+from the dbt seeds.
 """
 
 from __future__ import annotations
@@ -9,16 +11,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.settings import EXAMPLES_TERRITORIES_DIR
+from pipelines.sources.territoires.examples import referentiel_rows
+
 from .plans import FINANCEUR_LABELS
 
-REQUIRED_FILES = (
-    "ref_orientations.csv",
-    "ref_perimetre_qpv.csv",
-    "ref_financeurs_alias.csv",
-    "ref_statuts_action.csv",
-    "ref_marqueur_egalite.csv",
-    "ref_regles_financement.csv",
-)
+REQUIRED_FILES = ("ref_marqueur_egalite.csv", "ref_financeurs_alias_communs.csv")
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ def _fold(text: str) -> str:
 class Referentiels:
     """The référentiel CSVs the generator needs, read once."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, territories: Path = EXAMPLES_TERRITORIES_DIR) -> None:
         missing = [name for name in REQUIRED_FILES if not (folder / name).exists()]
         if missing:
             raise FileNotFoundError(
@@ -81,10 +79,18 @@ class Referentiels:
                 "(générer ou copier les seeds dbt avant la démo)"
             )
         self.folder = folder
-        self.orientations = _read_csv(folder / "ref_orientations.csv")
-        self.qpv = _read_csv(folder / "ref_perimetre_qpv.csv")
-        self.aliases = _read_csv(folder / "ref_financeurs_alias.csv")
-        self.statuts = _read_csv(folder / "ref_statuts_action.csv")
+        self.territories = territories
+
+        def read(name: str) -> list[dict[str, str]]:
+            return [
+                {k: (v or "").strip() for k, v in row.items()}
+                for row in referentiel_rows(name, territories)
+            ]
+
+        self.orientations = read("ref_orientations.csv")
+        self.qpv = read("ref_perimetre_qpv.csv")
+        self.aliases = read("ref_financeurs_alias.csv")
+        self.statuts = read("ref_statuts_action.csv")
         self.marqueurs = _read_csv(folder / "ref_marqueur_egalite.csv")
         self.rules = [
             Rule(
@@ -97,15 +103,11 @@ class Referentiels:
                 valeur=r.get("valeur", ""),
                 unite=r.get("unite", ""),
             )
-            for r in _read_csv(folder / "ref_regles_financement.csv")
+            for r in read("ref_regles_financement.csv")
         ]
-        optional = {
-            "qic": "ref_quartiers_interet_communautaire.csv",
-            "territoires": "ref_territoires.csv",
-        }
         self.extra: dict[str, list[dict[str, str]]] = {
-            key: _read_csv(folder / name) if (folder / name).exists() else []
-            for key, name in optional.items()
+            "qic": read("ref_quartiers_interet_communautaire.csv"),
+            "territoires": read("ref_territoires.csv"),
         }
 
     def nodes(self, referentiel: str) -> list[Node]:

@@ -1,0 +1,1 @@
+"""The contracts' territories, as the user declares them in ``data/raw/territoires/<code>/``."""

@@ -1,0 +1,363 @@
+"""Reading the territory folders: ``territoires/<code>/territoire.yml`` and its référentiels.
+
+A territory (the EPCI of a contrat de ville) is the user's data, not the project's: each folder
+of ``data/raw/territoires/`` holds
+
+- ``territoire.yml`` (required): ``nom``, ``siren`` (of the EPCI, 9 digits), optionally
+  ``contrat``, ``annee_debut``/``annee_fin`` (the contract's period), ``departement``,
+  ``source`` (the document the référentiels were taken from) and ``perimetre``: ``liste``
+  (the QPV listed in ``perimetre_qpv.csv``) or ``officiel`` (the QPV of the loaded contours or
+  official list whose communes belong to the EPCI; the default without ``perimetre_qpv.csv``);
+- as needed, CSV files in the shapes of :data:`FILES`: its QPV perimeter, orientation
+  hierarchy, action statuses, funding rules, financeur aliases, quartiers d'intérêt
+  communautaire. A ``territoire`` column is optional in them; when present it must be the
+  folder's code.
+
+The folder's name is the territory's code (``VM``, ``CAMVS``...: upper-case letters, digits,
+``_``), the one programmation and bilan files use. Every error names the file, the line and
+the column; :func:`verify` collects them all (``observatoire territoire verifier``), the
+ingestion asset stops at the first folder that has any.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from pipelines.lib.cells import cell_text, fold
+from pipelines.lib.codes import QPV_2015, QPV_2024
+from pipelines.lib.tables import IngestionError, named_header, read_tables
+
+SOURCE = "territoires"
+CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,29}$")
+SIREN = re.compile(r"^\d{9}$")
+YEAR = re.compile(r"^(19|20)\d\d$")
+QPV_CODE = re.compile(f"{QPV_2015.pattern}|{QPV_2024.pattern}")
+INTEGER = re.compile(r"^-?\d+$")
+DECIMAL = re.compile(r"^-?\d+([.,]\d+)?$")
+BOOLEAN = re.compile(r"^(true|false)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One référentiel file of a territory folder: its raw table and columns."""
+
+    table: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    #: columns holding a year (checked: 4 digits)
+    years: tuple[str, ...] = ()
+    #: other checked columns: column -> (pattern, what is expected)
+    patterns: tuple[tuple[str, re.Pattern, str], ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+FILES: dict[str, FileSpec] = {
+    "perimetre_qpv.csv": FileSpec(
+        "territoires_perimetre_qpv",
+        ("code_qpv", "geographie"),
+        ("libelle_qpv", "note"),
+        patterns=(
+            ("code_qpv", QPV_CODE, "un code QPV (QP059020, QN05920M)"),
+            ("geographie", re.compile(r"^(2015|2024)$"), "2015 ou 2024"),
+        ),
+    ),
+    "orientations.csv": FileSpec(
+        "territoires_orientations",
+        ("referentiel", "annee_debut", "annee_fin", "niveau", "type_niveau", "code", "libelle"),
+        ("code_parent", "transversal", "source_seed"),
+        years=("annee_debut", "annee_fin"),
+        patterns=(
+            ("niveau", INTEGER, "un nombre entier"),
+            ("transversal", BOOLEAN, "true ou false"),
+        ),
+    ),
+    "statuts_action.csv": FileSpec(
+        "territoires_statuts_action", ("statut_code", "libelle", "categorie"), ("source_seed",)
+    ),
+    "regles_financement.csv": FileSpec(
+        "territoires_regles_financement",
+        ("regle", "annee_debut", "valeur", "unite", "controle"),
+        (
+            "financeur",
+            "annee_fin",
+            "sens",
+            "condition_statut",
+            "tolerance",
+            "condition_rang",
+            "condition_nature",
+            "condition_volet",
+            "condition_quartier",
+            "exception_porteur",
+            "description",
+            "source_seed",
+            "source_libelle",
+            "citation",
+        ),
+        years=("annee_debut", "annee_fin"),
+        patterns=(
+            ("tolerance", DECIMAL, "un nombre (0.1 ou 0,1)"),
+            ("condition_rang", INTEGER, "un nombre entier"),
+        ),
+    ),
+    "financeurs_alias.csv": FileSpec("territoires_financeurs_alias", ("alias", "financeur")),
+    "quartiers_interet_communautaire.csv": FileSpec(
+        "territoires_quartiers_interet_communautaire",
+        ("nom",),
+        ("commune", "population", "source_seed", "note"),
+        patterns=(("population", INTEGER, "un nombre entier"),),
+    ),
+}
+
+#: territoire.yml: key -> required
+YML_KEYS = {
+    "nom": True,
+    "siren": True,
+    "contrat": False,
+    "annee_debut": False,
+    "annee_fin": False,
+    "departement": False,
+    "source": False,
+    "perimetre": False,
+}
+TERRITOIRE_COLUMNS = [
+    "territoire",
+    "nom",
+    "type",
+    "siren",
+    "departement",
+    "contrat",
+    "annee_debut",
+    "annee_fin",
+    "perimetre",
+    "source_seed",
+    "fichier_source",
+]
+
+
+@dataclass
+class Territory:
+    code: str
+    folder: Path
+    attributes: dict[str, str | None]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def territory_folders(raw_dir: Path) -> list[Path]:
+    """The territory folders of ``raw_dir/territoires`` (hidden folders ignored), sorted."""
+    root = raw_dir / SOURCE
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    return str(value).strip() or None
+
+
+def read_territoire_yml(folder: Path, errors: list[str]) -> dict[str, str | None]:
+    path = folder / "territoire.yml"
+    label = f"{SOURCE}/{folder.name}/territoire.yml"
+    if not path.is_file():
+        errors.append(f"{label}: fichier manquant (voir le modèle dans exemples/territoires/)")
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        errors.append(f"{label}: encodage non UTF-8: le ré-enregistrer en UTF-8")
+        return {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f": ligne {mark.line + 1}" if mark else ""
+        errors.append(f"{label}{where}: YAML illisible ({getattr(err, 'problem', err)})")
+        return {}
+    if not isinstance(data, dict):
+        errors.append(f"{label}: un dictionnaire « clé: valeur » est attendu")
+        return {}
+    unknown = sorted(set(map(str, data)) - set(YML_KEYS))
+    if unknown:
+        errors.append(
+            f"{label}: clé(s) inconnue(s) {', '.join(unknown)} (clés possibles: "
+            f"{', '.join(YML_KEYS)})"
+        )
+    values = {key: _text(data.get(key)) for key in YML_KEYS}
+    for key, required in YML_KEYS.items():
+        if required and not values[key]:
+            errors.append(f"{label}: clé « {key} » manquante ou vide")
+    if values["siren"] and not SIREN.match(values["siren"]):
+        errors.append(
+            f"{label}: siren « {values['siren']} » invalide (9 chiffres, entre guillemets)"
+        )
+    for key in ("annee_debut", "annee_fin"):
+        if values[key] and not YEAR.match(values[key]):
+            errors.append(f"{label}: {key} « {values[key]} » n'est pas une année")
+    if values["perimetre"] and values["perimetre"] not in ("liste", "officiel"):
+        errors.append(
+            f"{label}: perimetre « {values['perimetre']} » inconnu (« liste » ou « officiel »)"
+        )
+    return values
+
+
+def read_referentiel(folder: Path, name: str, spec: FileSpec, errors: list[str]) -> pd.DataFrame:
+    """The rows of one référentiel CSV of a territory folder, every column as text."""
+    path = folder / name
+    label = f"{SOURCE}/{folder.name}/{name}"
+    canonical = {fold(c): c for c in (*spec.columns, "territoire")}
+    names = set(canonical)
+    try:
+        (table,) = read_tables(path, named_header(names, fold), scan=5, label=label)
+    except (IngestionError, ValueError) as err:
+        errors.append(str(err))
+        return pd.DataFrame()
+    if table.header_index is None:
+        errors.append(
+            f"{label}: aucune ligne d'en-tête reconnue (colonnes attendues: "
+            f"{', '.join(spec.required)})"
+        )
+        return pd.DataFrame()
+    header = [canonical.get(fold(str(c or "")), fold(str(c or ""))) for c in table.header]
+    positions: dict[str, int] = {}
+    for k, column in enumerate(header):
+        if not column:
+            continue
+        if column in positions:
+            errors.append(
+                f"{label}: ligne {table.header_line}: colonne « {column} » en double "
+                f"(colonnes {positions[column] + 1} et {k + 1})"
+            )
+        elif column in canonical.values():
+            positions[column] = k
+        else:
+            errors.append(
+                f"{label}: ligne {table.header_line}: colonne « {table.header[k]} » inconnue "
+                f"(colonnes possibles: {', '.join(spec.columns)})"
+            )
+    missing = [c for c in spec.required if c not in positions]
+    if missing:
+        errors.append(f"{label}: colonne(s) manquante(s): {', '.join(missing)}")
+        return pd.DataFrame()
+    records = []
+    for row in table.data:
+        if row.blank:
+            continue
+        if len(row.cells) != len(table.header):
+            errors.append(
+                f"{label}: ligne {row.line}: {len(row.cells)} champs, l'en-tête en a "
+                f"{len(table.header)}"
+            )
+            continue
+        record = {c: cell_text(row.cells[k]) for c, k in positions.items()}
+        given = record.pop("territoire", None)
+        if given is not None and given != folder.name:
+            errors.append(
+                f"{label}: ligne {row.line}, colonne territoire: « {given} » alors que le "
+                f"dossier est celui de {folder.name}"
+            )
+        for column in spec.required:
+            if record.get(column) is None:
+                errors.append(f"{label}: ligne {row.line}, colonne {column}: valeur manquante")
+        for column in spec.years:
+            value = record.get(column)
+            if value is not None and not YEAR.match(value):
+                errors.append(
+                    f"{label}: ligne {row.line}, colonne {column}: « {value} » n'est pas une année"
+                )
+        for column, pattern, expected in spec.patterns:
+            value = record.get(column)
+            if value is not None and not pattern.match(value):
+                errors.append(
+                    f"{label}: ligne {row.line}, colonne {column}: « {value} » au lieu de "
+                    f"{expected}"
+                )
+            elif value is not None and pattern is DECIMAL:
+                record[column] = value.replace(",", ".")
+        record.update(territoire=folder.name, fichier_source=label, ligne=row.line)
+        records.append(record)
+    columns = ["territoire", *spec.columns, "fichier_source", "ligne"]
+    return pd.DataFrame(records, columns=columns)
+
+
+def read_territory(folder: Path, errors: list[str]) -> Territory:
+    """One territory folder; every problem is appended to ``errors`` (file, line, column)."""
+    code = folder.name
+    if not CODE.match(code):
+        errors.append(
+            f"{SOURCE}/{code}: nom de dossier invalide: le code du territoire s'écrit en "
+            "majuscules, chiffres et « _ » (ex. VM, CAMVS), comme dans les noms des fichiers "
+            "de programmation"
+        )
+    values = read_territoire_yml(folder, errors)
+    territory = Territory(code, folder, values)
+    for path in sorted(folder.iterdir()):
+        if path.name == "territoire.yml" or path.name.startswith("."):
+            continue
+        if path.name not in FILES:
+            errors.append(
+                f"{SOURCE}/{code}/{path.name}: fichier inconnu (fichiers possibles: "
+                f"territoire.yml, {', '.join(FILES)})"
+            )
+    for name, spec in FILES.items():
+        if (folder / name).is_file():
+            territory.tables[spec.table] = read_referentiel(folder, name, spec, errors)
+    perimetre = values.get("perimetre")
+    has_list = "territoires_perimetre_qpv" in territory.tables
+    if perimetre == "liste" and not has_list:
+        errors.append(f"{SOURCE}/{code}/territoire.yml: perimetre: liste sans perimetre_qpv.csv")
+    if values:
+        values["perimetre"] = perimetre or ("liste" if has_list else "officiel")
+    return territory
+
+
+def verify(raw_or_territory_dir: Path) -> tuple[list[Territory], list[str]]:
+    """Every territory under a raw folder (``territoires/*``), under ``territoires/`` itself,
+    or one territory folder; returns them and the list of errors (empty: all is well)."""
+    path = Path(raw_or_territory_dir)
+    if (path / "territoire.yml").is_file():
+        folders = [path]
+    elif (path / SOURCE).is_dir():
+        folders = territory_folders(path)
+    else:
+        folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    errors: list[str] = []
+    territories = [read_territory(folder, errors) for folder in folders]
+    sirens: dict[str, str] = {}
+    for territory in territories:
+        siren = territory.attributes.get("siren")
+        if siren and siren in sirens:
+            errors.append(
+                f"{SOURCE}/{territory.code}/territoire.yml: siren {siren} déjà déclaré par "
+                f"{SOURCE}/{sirens[siren]}"
+            )
+        elif siren:
+            sirens[siren] = territory.code
+    return territories, errors
+
+
+def territory_rows(territories: list[Territory]) -> pd.DataFrame:
+    """One row per territory (the raw table ``territoires``)."""
+    rows = [
+        {
+            "territoire": t.code,
+            "nom": t.attributes.get("nom"),
+            "type": "EPCI",
+            "siren": t.attributes.get("siren"),
+            "departement": t.attributes.get("departement"),
+            "contrat": t.attributes.get("contrat"),
+            "annee_debut": t.attributes.get("annee_debut"),
+            "annee_fin": t.attributes.get("annee_fin"),
+            "perimetre": t.attributes.get("perimetre"),
+            "source_seed": t.attributes.get("source"),
+            "fichier_source": f"{SOURCE}/{t.code}/territoire.yml",
+        }
+        for t in territories
+    ]
+    return pd.DataFrame(rows, columns=TERRITOIRE_COLUMNS)
