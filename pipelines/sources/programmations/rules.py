@@ -12,13 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipelines.lib.codes import QPV_LIKE_IN_TEXT
 from pipelines.lib.raw_schemas import ANOMALY_COLUMNS, REJECT_COLUMNS
 from pipelines.sources.programmations.cells import (
     check_siret,
-    parse_amount,
     parse_bool,
     parse_date,
     parse_marqueur,
@@ -28,16 +28,12 @@ from pipelines.sources.programmations.cells import (
     split_code,
     split_dossier,
 )
-from pipelines.sources.programmations.reader import (
-    Line,
-    LineReject,
-    RawTable,
-    SuiviResult,
-    context_of,
-    frame,
-    qpv_cell,
-    run_tables,
+from pipelines.sources.programmations.columns import (
+    Distinct,
+    TableColumns,
+    run_tables_columns,
 )
+from pipelines.sources.programmations.reader import SuiviResult, frame
 
 QPV_INCONNU = "qpv_inconnu"
 
@@ -130,7 +126,7 @@ PROGRAMMATION_FIELDS = {
 
 
 def unknown_qpv_anomalies(
-    rows: list[dict[str, Any]], code_field: str, known: set[str] | None
+    rows: pd.DataFrame | list[dict[str, Any]], code_field: str, known: set[str] | None
 ) -> list[dict[str, Any]]:
     """One ``qpv_inconnu`` anomaly per line naming a well-formed QPV code that no reference knows.
 
@@ -140,34 +136,49 @@ def unknown_qpv_anomalies(
     """
     if known is None:
         return []
-    anomalies: list[dict[str, Any]] = []
-    reported: set[tuple[Any, ...]] = set()
-    for row in rows:
-        codes = row.get(code_field)
-        if not codes:
-            continue
-        unknown = [
+    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame.from_records(rows)
+    if df.empty:
+        return []
+
+    def unknown_of(codes: Any) -> tuple[str, ...]:
+        if codes is None or codes is pd.NA or (isinstance(codes, float) and codes != codes):
+            return ()
+        return tuple(
             c for c in str(codes).split(";") if QPV_LIKE_IN_TEXT.fullmatch(c) and c not in known
-        ]
-        tag = (row["source_fichier"], row.get("source_feuille"), row["source_ligne"])
-        if not unknown or tag in reported:
-            continue
-        reported.add(tag)
-        where = str(row["source_fichier"])
-        if row.get("source_feuille"):
-            where += f", feuille « {row['source_feuille']} »"
-        where += f", ligne {row['source_ligne']}"
-        if row.get("_qpv_colonne"):
-            where += f", colonne « {row['_qpv_colonne']} »"
-        listed = ", ".join(f"« {c} »" for c in unknown)
+        )
+
+    unknown = Distinct(df[code_field].to_numpy(dtype=object)).map(unknown_of)
+    has = np.fromiter((bool(u) for u in unknown), dtype=bool, count=len(unknown))
+    feuille = df["source_feuille"] if "source_feuille" in df else pd.Series(None, index=df.index)
+    tags = pd.DataFrame(
+        {"f": df["source_fichier"], "s": feuille.astype(object), "l": df["source_ligne"]}
+    )
+    first = ~tags.duplicated(keep="first").to_numpy()
+    keep = np.flatnonzero(has & first)
+    anomalies: list[dict[str, Any]] = []
+    columns = df.get("_qpv_colonne", pd.Series(None, index=df.index)).to_numpy(dtype=object)
+    raws = df.get("_qpv_brut", pd.Series(None, index=df.index)).to_numpy(dtype=object)
+    files = df["source_fichier"].to_numpy(dtype=object)
+    lines = df["source_ligne"].to_numpy(dtype=object)
+    sheets = feuille.to_numpy(dtype=object)
+    dossiers = df["dossier"].to_numpy(dtype=object)
+    for i in keep:
+        where = str(files[i])
+        if _given(sheets[i]):
+            where += f", feuille « {sheets[i]} »"
+        where += f", ligne {lines[i]}"
+        colonne = columns[i] if _given(columns[i]) else None
+        if colonne:
+            where += f", colonne « {colonne} »"
+        listed = ", ".join(f"« {c} »" for c in unknown[i])
         anomalies.append(
             {
                 "type": QPV_INCONNU,
-                "fichier": row["source_fichier"],
-                "ligne": row["source_ligne"],
-                "dossier": row.get("dossier"),
-                "colonne": row.get("_qpv_colonne"),
-                "valeur_brute": row.get("_qpv_brut"),
+                "fichier": files[i],
+                "ligne": lines[i],
+                "dossier": dossiers[i] if _given(dossiers[i]) else None,
+                "colonne": colonne,
+                "valeur_brute": raws[i] if _given(raws[i]) else None,
                 "message": (
                     f"{where}: code QPV inconnu {listed} (absent des contours, de la liste "
                     "officielle, des bases INSEE et du périmètre des contrats): ligne gardée, "
@@ -178,100 +189,135 @@ def unknown_qpv_anomalies(
     return anomalies
 
 
+def _given(value: Any) -> bool:
+    """A value that is there (not None, NaN or NA)."""
+    return value is not None and value is not pd.NA and value == value
+
+
 # --------------------------------------------------------------------------------------------
 # Programmations
 # --------------------------------------------------------------------------------------------
 
 
-def _build_programmation(table: RawTable, line: Line, line_no: int) -> list[dict[str, Any]]:
-    ctx = context_of(table, line)
-    dossier = line.text("dossier")
-    intitule = line.text("intitule")
-    if dossier is None and intitule is None:
-        raise LineReject(
-            None, None, "ligne sans numéro de dossier ni intitulé (ligne de total ou sous-titre ?)"
-        )
-    dossier_base, serie = split_dossier(dossier)
-    siret, siren, siret_ok = check_siret(line.raw("porteur_siret"))
-    orientation_code, orientation_libelle = split_code(line.raw("orientation"))
-    objectif_code, objectif_libelle = split_code(line.raw("objectif"))
-    sous_code, sous_libelle = split_code(line.raw("sous_objectif"))
-    objectif_parent = None
-    if sous_code is not None:
-        objectif_parent = objectif_code
-        objectif_code, objectif_libelle = sous_code, sous_libelle
-    base = {
-        **ctx,
+def _is_none(values: np.ndarray) -> np.ndarray:
+    return np.array([v is None for v in values], dtype=bool)
+
+
+def _programmation_frame(view: TableColumns) -> pd.DataFrame:
+    """The rows (action × financeur) of a table's candidate lines, column by column; lines with
+    an unreadable cell are marked in ``view`` (first failing field first, as listed below)."""
+    n = len(view)
+    territoire, annee = view.context()
+    dossier = view.text("dossier")
+    intitule = view.text("intitule")
+    view.fail(
+        _is_none(dossier) & _is_none(intitule),
+        None,
+        None,
+        "ligne sans numéro de dossier ni intitulé (ligne de total ou sous-titre ?)",
+    )
+    dossier_base, serie = Distinct(dossier).map_pair(split_dossier)
+    siret, siren, siret_ok = view.map_pair("porteur_siret", check_siret, 3)
+    orientation_code, orientation_libelle = view.map_pair("orientation", split_code)
+    objectif_code, objectif_libelle = view.map_pair("objectif", split_code)
+    sous_code, sous_libelle = view.map_pair("sous_objectif", split_code)
+    has_sous = ~_is_none(sous_code)
+    objectif_parent = np.where(has_sous, objectif_code, None)
+    objectif_code = np.where(has_sous, sous_code, objectif_code)
+    objectif_libelle = np.where(has_sous, sous_libelle, objectif_libelle)
+    qpv_idx = view.index_of("qpv")
+    base: dict[str, Any] = {
+        "territoire": territoire,
+        "annee": annee,
         "dossier": dossier,
         "dossier_base": dossier_base,
         "serie_pluriannuelle": serie,
-        "porteur_nom": line.text("porteur_nom"),
+        "porteur_nom": view.text("porteur_nom"),
         "porteur_siret": siret,
         "porteur_siren": siren,
         "siret_valide": siret_ok,
-        "porteur_type": line.text("porteur_type"),
+        "porteur_type": view.text("porteur_type"),
         "intitule": intitule,
         "orientation_code": orientation_code,
         "orientation_libelle": orientation_libelle,
         "objectif_code": objectif_code,
         "objectif_libelle": objectif_libelle,
         "objectif_parent_code": objectif_parent,
-        "qpv_codes": qpv_codes(line.raw("qpv")),
-        "qpv_texte": line.text("qpv"),
-        **qpv_cell(table, line, "qpv"),
-        "echelle": line.text("echelle"),
-        "statut_libelle": line.text("statut"),
-        "cout_total": line.get("cout_total", parse_amount),
-        "couts_indirects": line.get("couts_indirects", parse_amount),
-        "achats": line.get("achats", parse_amount),
-        "nature_subvention": line.text("nature_subvention"),
-        "type_credits": line.text("type_credits"),
-        "rang_financement": line.get("rang_financement", parse_small_int),
-        "cpo": line.get("cpo", parse_bool),
-        "cpo_duree": line.get("cpo_duree", parse_small_int),
-        "marqueur_egalite": line.get("marqueur_egalite", parse_marqueur),
-        "part_public_qpv": line.get("part_public_qpv", parse_share),
-        "date_debut_action": line.get("date_debut_action", parse_date),
-        "date_fin_action": line.get("date_fin_action", parse_date),
-        "date_bilan": line.get("date_bilan", parse_date),
-        "date_bilan_intermediaire": line.get("date_bilan_intermediaire", parse_date),
-        "date_demande_report": line.get("date_demande_report", parse_date),
-        "nombre_reunions_suivi": line.get("nombre_reunions_suivi", parse_small_int),
-        "suivi_renforce": line.get("suivi_renforce", parse_bool),
-        "volet_regional": line.text("volet_regional"),
-        "autres_colonnes": line.others_json(),
-        "source_fichier": table.path.name,
-        "source_feuille": table.feuille,
-        "source_ligne": line_no,
+        "qpv_codes": view.map("qpv", qpv_codes),
+        "qpv_texte": view.text("qpv"),
+        "_qpv_colonne": None if qpv_idx is None else view.column_name(qpv_idx),
+        "_qpv_brut": view.text("qpv"),
+        "echelle": view.text("echelle"),
+        "statut_libelle": view.text("statut"),
+        "cout_total": view.amounts("cout_total"),
+        "couts_indirects": view.amounts("couts_indirects"),
+        "achats": view.amounts("achats"),
+        "nature_subvention": view.text("nature_subvention"),
+        "type_credits": view.text("type_credits"),
+        "rang_financement": view.parse("rang_financement", parse_small_int),
+        "cpo": view.parse("cpo", parse_bool),
+        "cpo_duree": view.parse("cpo_duree", parse_small_int),
+        "marqueur_egalite": view.parse("marqueur_egalite", parse_marqueur),
+        "part_public_qpv": view.parse("part_public_qpv", parse_share),
+        "date_debut_action": view.parse("date_debut_action", parse_date),
+        "date_fin_action": view.parse("date_fin_action", parse_date),
+        "date_bilan": view.parse("date_bilan", parse_date),
+        "date_bilan_intermediaire": view.parse("date_bilan_intermediaire", parse_date),
+        "date_demande_report": view.parse("date_demande_report", parse_date),
+        "nombre_reunions_suivi": view.parse("nombre_reunions_suivi", parse_small_int),
+        "suivi_renforce": view.parse("suivi_renforce", parse_bool),
+        "volet_regional": view.text("volet_regional"),
+        "autres_colonnes": view.others_json(),
+        "source_fichier": view.table.path.name,
+        "source_feuille": view.table.feuille,
+        "source_ligne": view.lines.astype(object),
+        "_position": np.arange(n),
     }
-    if base["cpo"] is None and base["cpo_duree"]:
-        base["cpo"] = base["cpo_duree"] > 1
-    fields = table.cmap.fields
+    cpo, duree = base["cpo"], base["cpo_duree"]
+    for i in np.flatnonzero(_is_none(cpo)):
+        if duree[i]:
+            cpo[i] = duree[i] > 1
+    fields = view.table.cmap.fields
     if "financeur" in fields or "montant_demande" in fields or "montant_accorde" in fields:
-        return [
+        return pd.DataFrame(
             {
                 **base,
-                "financeur_libelle": line.text("financeur"),
-                "montant_demande": line.get("montant_demande", parse_amount),
-                "montant_accorde": line.get("montant_accorde", parse_amount),
+                "financeur_libelle": view.text("financeur"),
+                "montant_demande": view.amounts("montant_demande"),
+                "montant_accorde": view.amounts("montant_accorde"),
             }
-        ]
-    amounts: dict[str, dict[str, float | None]] = {}
-    for label, measure, idx in table.cmap.wide:
-        value = line.parse_cell(idx, parse_amount)
-        amounts.setdefault(label, {"montant_demande": None, "montant_accorde": None})
-        if value is not None:
-            amounts[label][measure] = value
-    produced = [
-        {**base, "financeur_libelle": label, **values}
-        for label, values in amounts.items()
-        if values["montant_demande"] is not None or values["montant_accorde"] is not None
-    ]
-    if not produced:
-        produced = [
-            {**base, "financeur_libelle": None, "montant_demande": None, "montant_accorde": None}
-        ]
-    return produced
+        )
+    amounts: dict[str, dict[str, np.ndarray]] = {}
+    for label, measure, idx in view.table.cmap.wide:
+        value = view.amounts_at(idx)
+        pair = amounts.setdefault(
+            label,
+            {
+                "montant_demande": np.full(n, None, dtype=object),
+                "montant_accorde": np.full(n, None, dtype=object),
+            },
+        )
+        given = ~_is_none(value)
+        pair[measure][given] = value[given]
+    parts: list[pd.DataFrame] = []
+    produced = np.zeros(n, dtype=bool)
+    for order, (label, values) in enumerate(amounts.items()):
+        some = ~_is_none(values["montant_demande"]) | ~_is_none(values["montant_accorde"])
+        produced |= some
+        part = pd.DataFrame({**base, "financeur_libelle": label, **values, "_sub": order})
+        parts.append(part[some])
+    empty = pd.DataFrame(
+        {
+            **base,
+            "financeur_libelle": None,
+            "montant_demande": None,
+            "montant_accorde": None,
+            "_sub": -1,
+        }
+    )
+    parts.append(empty[~produced])
+    rows = pd.concat(parts, ignore_index=True).sort_values(["_position", "_sub"], kind="stable")
+    return rows.drop(columns="_sub").reset_index(drop=True)
 
 
 def parse_programmations(
@@ -285,12 +331,15 @@ def parse_programmations(
     invalid SIRET, and with ``known_qpv`` a QPV code absent from the references). For every file,
     ``lignes_lues = lignes_chargees + lignes_rejetees``.
     """
-    rows, rejects, files = run_tables(
-        list(paths), extra_aliases, PROGRAMMATION_FIELDS, "programmations", _build_programmation
+    frames, rejects, files = run_tables_columns(
+        list(paths), extra_aliases, PROGRAMMATION_FIELDS, "programmations", _programmation_frame
     )
-    frame_rows = frame(rows, PROGRAMMATION_COLUMNS)
-    frame_rows = _typed_programmations(frame_rows)
-    anomalies = _programmation_anomalies(rows) + unknown_qpv_anomalies(rows, "qpv_codes", known_qpv)
+    built = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    built = built.reindex(columns=[*PROGRAMMATION_COLUMNS, "_qpv_colonne", "_qpv_brut"])
+    anomalies = _programmation_anomalies(built) + unknown_qpv_anomalies(
+        built, "qpv_codes", known_qpv
+    )
+    frame_rows = _typed_programmations(built[PROGRAMMATION_COLUMNS].copy())
     return SuiviResult(
         rows=frame_rows,
         rejects=frame(rejects, REJECT_COLUMNS),
@@ -316,72 +365,105 @@ def _typed_programmations(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _programmation_anomalies(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    anomalies: list[dict[str, Any]] = []
-    first_seen: dict[tuple[Any, ...], dict[str, Any]] = {}
-    siret_reported: set[tuple[Any, ...]] = set()
-    series: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
-    for row in rows:
-        where = {
-            "fichier": row["source_fichier"],
-            "ligne": row["source_ligne"],
-            "dossier": row["dossier"],
+def _programmation_anomalies(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Anomalies of the rows (in their order): repeated dossier × financeur, granted above
+    requested, invalid SIRET (once per file × dossier × SIRET), then multi-year series."""
+    if df.empty:
+        return []
+    col = {c: df[c].to_numpy(dtype=object) for c in df.columns}
+    n = len(df)
+    found: list[tuple[int, int, dict[str, Any]]] = []
+
+    def where(i: int) -> dict[str, Any]:
+        return {
+            "fichier": col["source_fichier"][i],
+            "ligne": col["source_ligne"][i],
+            "dossier": col["dossier"][i],
         }
-        key = (row["territoire"], row["annee"], row["dossier"], row["financeur_libelle"])
-        if row["dossier"] is not None:
-            if key in first_seen:
-                first = first_seen[key]
-                anomalies.append(
-                    {
-                        "type": "doublon_dossier",
-                        **where,
-                        "message": (
-                            f"dossier {row['dossier']} × financeur « {row['financeur_libelle']} » "
-                            f"déjà présent ({first['source_fichier']}, "
-                            f"ligne {first['source_ligne']}) "
-                            "avec des valeurs différentes: les deux lignes sont gardées"
-                        ),
-                    }
-                )
-            else:
-                first_seen[key] = row
-        demande, accorde = row["montant_demande"], row["montant_accorde"]
-        if demande is not None and accorde is not None and accorde > demande:
-            anomalies.append(
+
+    keyed = df[["territoire", "annee", "dossier", "financeur_libelle"]].astype(object)
+    has_dossier = ~_is_none(col["dossier"])
+    groups = keyed[has_dossier].groupby(list(keyed.columns), dropna=False, sort=False)
+    positions = np.flatnonzero(has_dossier)
+    rank = groups.cumcount().to_numpy()
+    first_pos = pd.Series(positions).groupby(groups.ngroup().to_numpy()).transform("first")
+    for k in np.flatnonzero(rank > 0):
+        i, j = positions[k], first_pos.iloc[k]
+        found.append(
+            (
+                i,
+                0,
                 {
-                    "type": "accorde_superieur_demande",
-                    **where,
+                    "type": "doublon_dossier",
+                    **where(i),
                     "message": (
-                        f"financeur « {row['financeur_libelle']} »: montant accordé "
-                        f"{_euros(accorde)} supérieur au montant demandé {_euros(demande)}"
+                        f"dossier {col['dossier'][i]} × financeur "
+                        f"« {col['financeur_libelle'][i]} » "
+                        f"déjà présent ({col['source_fichier'][j]}, "
+                        f"ligne {col['source_ligne'][j]}) "
+                        "avec des valeurs différentes: les deux lignes sont gardées"
                     ),
-                }
+                },
             )
-        if row["siret_valide"] is False:
-            tag = (row["source_fichier"], row["dossier"], row["porteur_siret"])
-            if tag not in siret_reported:
-                siret_reported.add(tag)
-                anomalies.append(
+        )
+    demande, accorde = col["montant_demande"], col["montant_accorde"]
+    both = ~_is_none(demande) & ~_is_none(accorde)
+    for i in np.flatnonzero(both):
+        if accorde[i] > demande[i]:
+            found.append(
+                (
+                    i,
+                    1,
                     {
-                        "type": "siret_invalide",
-                        **where,
+                        "type": "accorde_superieur_demande",
+                        **where(i),
                         "message": (
-                            f"SIRET/SIREN « {row['porteur_siret'] or row['porteur_siren']} » du "
-                            f"porteur « {row['porteur_nom']} » invalide (clé de Luhn ou longueur)"
+                            f"financeur « {col['financeur_libelle'][i]} »: montant accordé "
+                            f"{_euros(accorde[i])} supérieur au montant demandé "
+                            f"{_euros(demande[i])}"
                         ),
-                    }
+                    },
                 )
-        if row["serie_pluriannuelle"]:
-            series.setdefault((row["territoire"], row["dossier_base"]), []).append(row)
+            )
+    invalid = np.array([v is False for v in col["siret_valide"]], dtype=bool)
+    tags = df[["source_fichier", "dossier", "porteur_siret"]].astype(object)
+    # a file × dossier × SIRET is reported once, at its first invalid row
+    invalid_tags = tags[invalid]
+    first_invalid = np.zeros(n, dtype=bool)
+    first_invalid[np.flatnonzero(invalid)[~invalid_tags.duplicated(keep="first").to_numpy()]] = True
+    for i in np.flatnonzero(first_invalid):
+        found.append(
+            (
+                i,
+                2,
+                {
+                    "type": "siret_invalide",
+                    **where(i),
+                    "message": (
+                        f"SIRET/SIREN « {col['porteur_siret'][i] or col['porteur_siren'][i]} » "
+                        f"du porteur « {col['porteur_nom'][i]} » invalide (clé de Luhn ou "
+                        "longueur)"
+                    ),
+                },
+            )
+        )
+    found.sort(key=lambda item: (item[0], item[1]))
+    anomalies = [item[2] for item in found]
+    series: dict[tuple[Any, Any], list[int]] = {}
+    for i in np.flatnonzero(np.array([v is True for v in col["serie_pluriannuelle"]])):
+        series.setdefault((col["territoire"][i], col["dossier_base"][i]), []).append(i)
     for (_territoire, base), members in series.items():
-        parts = sorted({(m["dossier"], m["annee"]) for m in members}, key=lambda p: str(p[0]))
-        first = min(members, key=lambda m: (str(m["dossier"]), m["source_ligne"]))
+        parts = sorted(
+            {(col["dossier"][m], col["annee"][m]) for m in members},
+            key=lambda p: (str(p[0]), str(p[1])),
+        )
+        first = min(members, key=lambda m: (str(col["dossier"][m]), col["source_ligne"][m]))
         listing = ", ".join(f"{d} ({a})" for d, a in parts)
         anomalies.append(
             {
                 "type": "serie_pluriannuelle",
-                "fichier": first["source_fichier"],
-                "ligne": first["source_ligne"],
+                "fichier": col["source_fichier"][first],
+                "ligne": col["source_ligne"][first],
                 "dossier": base,
                 "message": (
                     f"dossier pluriannuel {base}: {len(parts)} tranche(s) trouvée(s): {listing}"
