@@ -8,18 +8,18 @@ finds the header row by scoring rows against the header aliases of ``entetes_ali
 code), maps each column to a field, and returns one row per action × financeur with every line of
 every file either loaded or rejected with its reason (file, line, column).
 
-This module reads the tables and loops over their lines (shared with the bilans,
-:mod:`pipelines.sources.bilans`); the tables themselves are read by :mod:`pipelines.lib.tables`
-(encoding, CSV dialect, XLSX, the header detector, which gets its score from the aliases here).
+This module finds and maps the tables (shared with the bilans, :mod:`pipelines.sources.bilans`);
+their lines are read column by column by :mod:`.columns`; the tables themselves are read by
+:mod:`pipelines.lib.tables` (encoding, CSV dialect, XLSX, the header detector, which gets its
+score from the aliases here).
 Cells are parsed by :mod:`.cells`; the programmation rows and anomalies are made by :mod:`.rules`.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,6 @@ import pandas as pd
 from pipelines.lib.cells import cell_text, fold
 from pipelines.lib.tables import IngestionError, Scorer, named_header
 from pipelines.lib.tables import read_tables as read_raw_tables
-from pipelines.sources.programmations.cells import (
-    parse_small_int,
-    territory_from_path,
-    year_from_path,
-)
 
 ALIASES_FILE = Path(__file__).with_name("entetes_alias.csv")
 HEADER_SCAN_ROWS = 20
@@ -290,73 +285,6 @@ def _with_group_row(
     return merged
 
 
-def qpv_cell(table: RawTable, line: Line, champ: str) -> dict[str, Any]:
-    """Where a line's QPV cell is (column name, raw text): kept for the unknown-code report."""
-    idx = table.cmap.fields.get(champ)
-    if idx is None:
-        return {"_qpv_colonne": None, "_qpv_brut": None}
-    return {"_qpv_colonne": line.column_name(idx), "_qpv_brut": cell_text(line.cells[idx])}
-
-
-# --------------------------------------------------------------------------------------------
-# Line-by-line loading shared by programmations and bilans
-# --------------------------------------------------------------------------------------------
-
-
-class LineReject(Exception):
-    """A line cannot be loaded; carries the column and raw value for the reject report."""
-
-    def __init__(self, colonne: str | None, valeur: Any, motif: str) -> None:
-        super().__init__(motif)
-        self.colonne = colonne
-        self.valeur = valeur
-        self.motif = motif
-
-
-class Line:
-    """One data line of a table with typed accessors that raise LineReject with the column."""
-
-    def __init__(self, table: RawTable, cells: list[Any]) -> None:
-        self.table = table
-        width = max(len(table.header), len(cells))
-        self.cells = list(cells) + [None] * (width - len(cells))
-
-    def column_name(self, idx: int) -> str:
-        header = self.table.header
-        name = cell_text(header[idx]) if idx < len(header) else None
-        return name or f"colonne {idx + 1}"
-
-    def raw(self, champ: str) -> Any:
-        idx = self.table.cmap.fields.get(champ)
-        return None if idx is None else self.cells[idx]
-
-    def get(self, champ: str, parser: Callable[[Any], Any]) -> Any:
-        idx = self.table.cmap.fields.get(champ)
-        if idx is None:
-            return None
-        return self.parse_cell(idx, parser)
-
-    def parse_cell(self, idx: int, parser: Callable[[Any], Any]) -> Any:
-        try:
-            return parser(self.cells[idx])
-        except ValueError as err:
-            raise LineReject(self.column_name(idx), self.cells[idx], str(err)) from None
-
-    def text(self, champ: str) -> str | None:
-        return cell_text(self.raw(champ))
-
-    def others_json(self) -> str:
-        extra: dict[str, str] = {}
-        known = set(self.table.cmap.fields.values()) | {w[2] for w in self.table.cmap.wide}
-        for idx, value in enumerate(self.cells):
-            if idx in known:
-                continue
-            text = cell_text(value)
-            if text is not None:
-                extra[self.column_name(idx)] = text
-        return json.dumps(extra, ensure_ascii=False)
-
-
 def dedup_key(cells: list[Any]) -> tuple[str, ...]:
     """Exact-duplicate key of a line: its cells as trimmed text, trailing empties ignored."""
     texts = [cell_text(c) or "" for c in cells]
@@ -367,99 +295,6 @@ def dedup_key(cells: list[Any]) -> tuple[str, ...]:
 
 def file_label(path: Path) -> str:
     return path.name
-
-
-def context_of(table: RawTable, line: Line) -> dict[str, Any]:
-    """Territory and year of a line: from its columns, else from the file name / folder."""
-    territoire = line.text("territoire") or territory_from_path(table.path)
-    annee = line.get("annee", parse_small_int) if "annee" in table.cmap.fields else None
-    if annee is None:
-        annee = year_from_path(table.path)
-    elif not 1900 <= annee <= 2100:
-        idx = table.cmap.fields["annee"]
-        raise LineReject(line.column_name(idx), line.cells[idx], "année illisible")
-    return {"territoire": territoire, "annee": annee}
-
-
-def run_tables(
-    paths: list[Path],
-    extra_aliases: Path | None,
-    wanted: set[str],
-    source: str,
-    build: Callable[[RawTable, Line, int], list[dict[str, Any]]],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Read every file, call ``build`` on each non-blank data line; collect rejects and stats.
-
-    ``build`` returns the output rows of a line or raises LineReject. Exact duplicate lines
-    (same cells as an earlier line of the same table) are rejected as « doublon de la ligne N ».
-    """
-    aliases = load_aliases(extra_aliases)
-    out_rows: list[dict[str, Any]] = []
-    rejects: list[dict[str, Any]] = []
-    files: list[dict[str, Any]] = []
-    for path in paths:
-        path = Path(path)
-        for table in read_tables(path, aliases, wanted):
-            seen: dict[tuple[str, ...], int] = {}
-            read = loaded = rejected = 0
-            for line_no, cells in table.rows:
-                key = dedup_key(cells)
-                if not key:
-                    continue  # blank line: not data
-                read += 1
-                if key in seen:
-                    rejected += 1
-                    rejects.append(
-                        _reject(
-                            source, table, line_no, None, None, f"doublon de la ligne {seen[key]}"
-                        )
-                    )
-                    continue
-                seen[key] = line_no
-                try:
-                    produced = build(table, Line(table, cells), line_no)
-                except LineReject as err:
-                    rejected += 1
-                    rejects.append(
-                        _reject(source, table, line_no, err.colonne, err.valeur, err.motif)
-                    )
-                    continue
-                loaded += 1
-                out_rows.extend(produced)
-            files.append(
-                {
-                    "fichier": file_label(path),
-                    "feuille": table.feuille,
-                    "format": table.format,
-                    "ligne_entete": table.header_line,
-                    "lignes_lues": read,
-                    "lignes_chargees": loaded,
-                    "lignes_rejetees": rejected,
-                }
-            )
-    return out_rows, rejects, files
-
-
-def _reject(
-    source: str, table: RawTable, line: int, colonne: str | None, valeur: Any, motif: str
-) -> dict[str, Any]:
-    where = f"{table.path.name}"
-    if table.feuille:
-        where += f", feuille « {table.feuille} »"
-    where += f", ligne {line}"
-    if colonne:
-        where += f", colonne « {colonne} »"
-    shown = cell_text(valeur)
-    message = f"{where}: {motif}" + (f" (valeur « {shown} »)" if shown is not None else "")
-    return {
-        "source": source,
-        "fichier": table.path.name,
-        "feuille": table.feuille,
-        "ligne": line,
-        "colonne": colonne,
-        "valeur_brute": shown,
-        "motif": message,
-    }
 
 
 def frame(records: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
