@@ -434,7 +434,8 @@ def test_duplicates_reported_with_their_line_numbers(demo, parsed) -> None:
     for line, motif in expected.items():
         assert motif in got[line]
     near = parsed[0].anomalies
-    assert (near.type == "doublon_dossier").any()
+    # the near duplicate (same dossier × financeur, other amount): last line kept, reported
+    assert (near.type == "demande_en_conflit").any()
 
 
 def test_codes_come_from_the_referentiels(parsed) -> None:

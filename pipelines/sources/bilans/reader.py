@@ -67,6 +67,7 @@ BILAN_FIELDS = {
 }
 
 HORS_QPV = "HORS_QPV"
+DATE_ILLISIBLE = "date_illisible"
 NON_RENSEIGNE = "NON_RENSEIGNE"
 
 
@@ -123,7 +124,7 @@ def _bilan_frame(view: TableColumns) -> pd.DataFrame:
         "dossier": dossier,
         "action_realisee": action_realisee,
         "qpv_residence": residence,
-        "date_bilan": view.parse("date_bilan", parse_date),
+        "date_bilan": view.optional("date_bilan", parse_date, DATE_ILLISIBLE),
         "_qpv_colonne": None if residence_idx is None else view.column_name(residence_idx),
         "_qpv_brut": view.text(residence_field),
         "autres_colonnes": view.others_json(),
@@ -152,7 +153,7 @@ def parse_bilans(
     (``incoherence_total``), repeated action × residence pairs (``doublon_dossier``) and, with
     ``known_qpv``, a residence QPV code absent from the references (``qpv_inconnu``).
     """
-    frames, rejects, files = run_tables_columns(
+    frames, rejects, flagged, files = run_tables_columns(
         list(paths), extra_aliases, BILAN_FIELDS, "bilans", _bilan_frame
     )
     built = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -165,7 +166,9 @@ def parse_bilans(
             "_qpv_brut",
         ]
     )
-    anomalies = _bilan_anomalies(built) + unknown_qpv_anomalies(built, "qpv_residence", known_qpv)
+    anomalies = (
+        flagged + _bilan_anomalies(built) + unknown_qpv_anomalies(built, "qpv_residence", known_qpv)
+    )
     df = built[BILAN_COLUMNS].copy()
     for column in [*COUNT_COLUMNS, "annee", "source_ligne"]:
         df[column] = pd.to_numeric(df[column], errors="raise").astype("Int64")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.lib.amounts import parse_amounts
+from pipelines.lib.amounts import amount_problem, parse_amounts
 from pipelines.lib.cells import cell_text
 from pipelines.sources.programmations.cells import territory_from_path, year_from_path
 from pipelines.sources.programmations.reader import (
@@ -127,6 +127,8 @@ class TableColumns:
         self.error_reason = np.full(n, None, dtype=object)
         self._texts: dict[int, np.ndarray] = {}
         self._distinct: dict[int, Distinct] = {}
+        #: cells kept but reported: (lines, anomaly type, column, raw values, reasons)
+        self.flags: list[tuple[np.ndarray, str, str, np.ndarray, np.ndarray | str]] = []
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -197,10 +199,82 @@ class TableColumns:
 
     def amounts_at(self, idx: int) -> np.ndarray:
         """The amounts of column ``idx`` (:func:`pipelines.lib.amounts.parse_amounts`); an
-        unreadable one is the line's error (if first)."""
+        unreadable or absurd one (:func:`pipelines.lib.amounts.amount_problem`) is the line's
+        error (if first); a negative one is kept and flagged ``montant_negatif``."""
         distinct = self.distinct_at(idx)
         amounts, reasons = parse_amounts(distinct.values)
-        return self._record(idx, distinct.spread(amounts), distinct.spread(reasons))
+        for k, amount in enumerate(amounts):
+            if reasons[k] is None and (problem := amount_problem(amount)):
+                amounts[k], reasons[k] = None, problem
+        negative = np.array([a is not None and a < 0 for a in amounts], dtype=bool)
+        values = self._record(idx, distinct.spread(amounts), distinct.spread(reasons))
+        if negative.any():
+            self.flag(
+                distinct.spread(negative),
+                "montant_negatif",
+                idx,
+                "montant négatif (remboursement ou annulation ?): ligne gardée, montant compté "
+                "tel quel; à vérifier dans le fichier source",
+            )
+        return values
+
+    def optional(self, champ: str, parser: Callable[[Any], Any], kind: str) -> np.ndarray:
+        """An optional field: a cell that does not parse is emptied and flagged (``kind``, with
+        the parser's reason), and the line is kept."""
+        idx = self.index_of(champ)
+        if idx is None:
+            return np.full(len(self), None, dtype=object)
+        values, reasons = self.distinct_at(idx).map_pair(_guarded(parser))
+        failed = pd.notna(reasons)
+        if failed.any():
+            self.flag(failed, kind, idx, reasons, suffix=": cellule ignorée, ligne gardée")
+        return values
+
+    def flag(
+        self,
+        mask: np.ndarray,
+        kind: str,
+        idx: int,
+        reasons: np.ndarray | str,
+        suffix: str = "",
+    ) -> None:
+        """Report the cells of ``mask`` in column ``idx`` as ``kind`` anomalies."""
+        if isinstance(reasons, str):
+            text: np.ndarray | str = reasons + suffix
+        else:
+            text = np.array([None if r is None else f"{r}{suffix}" for r in reasons], dtype=object)
+        self.flags.append((mask, kind, self.column_name(idx), self.raw_at(idx), text))
+
+    def flagged(self) -> list[dict[str, Any]]:
+        """The flags as ``raw.anomalies`` rows, for the lines not rejected, in line order."""
+        found: list[tuple[int, int, dict[str, Any]]] = []
+        for order, (mask, kind, column, raws, reasons) in enumerate(self.flags):
+            for pos in np.flatnonzero(mask & ~self.error):
+                line = int(self.lines[pos])
+                reason = reasons if isinstance(reasons, str) else reasons[pos]
+                shown = cell_text(raws[pos])
+                where = reject_record("", self.table, line, column, raws[pos], reason)["motif"]
+                found.append(
+                    (
+                        pos,
+                        order,
+                        {
+                            "type": kind,
+                            "fichier": self.table.path.name,
+                            "ligne": line,
+                            "dossier": self._dossier(pos),
+                            "colonne": column,
+                            "valeur_brute": shown,
+                            "message": where,
+                        },
+                    )
+                )
+        found.sort(key=lambda item: (item[0], item[1]))
+        return [item[2] for item in found]
+
+    def _dossier(self, pos: int) -> str | None:
+        idx = self.index_of("dossier")
+        return None if idx is None else self.text_at(idx)[pos]
 
     def amounts(self, champ: str) -> np.ndarray:
         idx = self.index_of(champ)
@@ -310,17 +384,19 @@ def run_tables_columns(
     wanted: set[str],
     source: str,
     build: Build,
-) -> tuple[list[pd.DataFrame], list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[pd.DataFrame], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Read every file and call ``build`` on each table's candidate lines.
 
-    ``build`` returns the output rows of the lines not in error, with a ``_position`` column
-    (index of the candidate line) to keep them in file order; lines it marks in error are
-    rejected. Blank lines are not data; an exact duplicate (same cells as an earlier line of the
-    same table) is rejected as « doublon de la ligne N ». Returns (row frames, rejects, files).
+        ``build`` returns the output rows of the lines not in error, with a ``_position`` column
+        (index of the candidate line) to keep them in file order; lines it marks in error are
+        rejected. Blank lines are not data; an exact duplicate (same cells as an earlier line of the
+        same table) is rejected as « doublon de la ligne N ». Returns (row frames, rejects, the
+    flagged cells of the lines kept as anomalies, files).
     """
     aliases = load_aliases(extra_aliases)
     frames: list[pd.DataFrame] = []
     rejects: list[dict[str, Any]] = []
+    anomalies: list[dict[str, Any]] = []
     files: list[dict[str, Any]] = []
     for path in paths:
         path = Path(path)
@@ -366,6 +442,7 @@ def run_tables_columns(
                     )
                 )
             rejects.extend(sorted(table_rejects, key=lambda r: r["ligne"]))
+            anomalies.extend(view.flagged())
             built = built[~view.error[built["_position"].to_numpy()]]
             frames.append(built.drop(columns="_position"))
             read = int(data.sum())
@@ -381,7 +458,7 @@ def run_tables_columns(
                     "lignes_rejetees": rejected,
                 }
             )
-    return frames, rejects, files
+    return frames, rejects, anomalies, files
 
 
 def reject_record(

@@ -34,6 +34,8 @@ ALIASES_FILE = Path(__file__).with_name("entetes_alias.csv")
 HEADER_SCAN_ROWS = 20
 FILE_COLUMNS = ["fichier", "feuille", "format", "lignes_lues", "lignes_chargees", "lignes_rejetees"]
 AMOUNT_MEASURES = ("montant_demande", "montant_accorde")
+#: Fields that may never come from two columns (a second one would be silently ignored).
+AMOUNT_FIELDS = {*AMOUNT_MEASURES, "cout_total", "total_demande", "total_accorde"}
 
 # Words dropped when comparing headers: "Numéro de dossier" matches "Numéro dossier".
 _STOP_WORDS = {"de", "du", "des", "la", "le", "les", "l", "d", "en", "a", "au", "aux", "et"}
@@ -107,6 +109,8 @@ class ColumnMap:
     wide: list[tuple[str, str, int]]  # (financeur label as written, measure field, column)
     others: list[int]
     score: int
+    #: (what, first column, second column) of a field or financeur × measure read twice
+    duplicates: list[tuple[str, int, int]] = field(default_factory=list)
 
 
 def split_wide_header(header: str, aliases: dict[str, str]) -> tuple[str, str] | None:
@@ -144,7 +148,10 @@ def split_wide_header(header: str, aliases: dict[str, str]) -> tuple[str, str] |
 def map_columns(header: list[Any], aliases: dict[str, str], wanted: set[str]) -> ColumnMap:
     """Map header cells to fields; unknown columns are kept as ``others``."""
     fields: dict[str, int] = {}
+    keys: dict[str, str] = {}
     wide: list[tuple[str, str, int]] = []
+    wide_seen: dict[tuple[str, str], int] = {}
+    duplicates: list[tuple[str, int, int]] = []
     others: list[int] = []
     for idx, cell in enumerate(header):
         key = header_key(cell)
@@ -154,15 +161,22 @@ def map_columns(header: list[Any], aliases: dict[str, str], wanted: set[str]) ->
         champ = aliases.get(key)
         if champ in wanted and champ not in fields:
             fields[champ] = idx
+            keys[champ] = key
             continue
+        if champ in wanted and (champ in AMOUNT_FIELDS or keys[champ] == key):
+            duplicates.append((cell_text(cell) or champ, fields[champ], idx))
         if "montant_demande" in wanted and champ is None:
             split = split_wide_header(str(cell), aliases)
             if split is not None:
+                pair = (header_key(split[0]), split[1])
+                if pair in wide_seen:
+                    duplicates.append((cell_text(cell) or split[0], wide_seen[pair], idx))
+                wide_seen.setdefault(pair, idx)
                 wide.append((split[0], split[1], idx))
                 continue
         others.append(idx)
     score = len(fields) + (1 if wide else 0) + min(len(wide), 4)
-    return ColumnMap(fields=fields, wide=wide, others=others, score=score)
+    return ColumnMap(fields=fields, wide=wide, others=others, score=score, duplicates=duplicates)
 
 
 def _header_ok(cmap: ColumnMap) -> bool:
@@ -212,6 +226,24 @@ def read_tables(path: Path, aliases: dict[str, str], wanted: set[str]) -> list[R
         if table.header_index is None:
             continue
         header = _merged_rows([r.cells for r in table.rows], table.header_index, aliases)[-1]
+        cmap = map_columns(header, aliases, wanted)
+        where = path.name + (f", feuille « {table.sheet} »" if table.sheet else "")
+        for what, first, second in cmap.duplicates:
+            raise SuiviError(
+                f"{where}: deux colonnes « {what} » (colonnes {_position(first)} et "
+                f"{_position(second)}, ligne d'en-tête {table.header_line}): une seule serait "
+                "lue; supprimer ou renommer l'une des deux avant de relancer"
+            )
+        if "montant_demande" in wanted and not (
+            set(cmap.fields) & set(AMOUNT_MEASURES) or cmap.wide
+        ):
+            raise SuiviError(
+                f"{where}: aucune colonne de montant reconnue dans la ligne d'en-tête "
+                f"{table.header_line} (attendu par exemple « Montant demandé », « Montant "
+                "accordé », ou « <financeur> - Demandé » / un en-tête sur deux lignes avec les "
+                "financeurs au-dessus de « Demandé | Accordé »); compléter les alias avec "
+                "referentiels/entetes_alias.csv si besoin"
+            )
         found.append(
             RawTable(
                 path,
@@ -219,7 +251,7 @@ def read_tables(path: Path, aliases: dict[str, str], wanted: set[str]) -> list[R
                 table.format,
                 header,
                 table.header_line or 0,
-                map_columns(header, aliases, wanted),
+                cmap,
                 [(row.line, row.cells) for row in table.data],
             )
         )
@@ -230,6 +262,15 @@ def read_tables(path: Path, aliases: dict[str, str], wanted: set[str]) -> list[R
             "« Montant demandé »); compléter les alias avec extra_aliases si besoin"
         )
     return found
+
+
+def _position(idx: int) -> str:
+    """``5 (E)``: a 0-based column index as its number and spreadsheet letter."""
+    letters, number = "", idx + 1
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(65 + rest) + letters
+    return f"{idx + 1} ({letters})"
 
 
 def _merged_rows(
@@ -268,9 +309,17 @@ def _with_group_row(
     """Prefix repeated amount headers with the group label written above them (merged cells
     keep their text in their first column only, hence the look to the left)."""
     measures = [i for i, c in enumerate(cells) if aliases.get(header_key(c)) in AMOUNT_MEASURES]
-    if above is None or len(measures) < 3:
+    if above is None or len(measures) < 2:
+        return cells
+    if any(aliases.get(header_key(c)) == "financeur" for c in cells):
+        return cells  # long layout: the amounts belong to the « Financeur » column
+    if len(measures) == 2 and not any(cell_text(c) for c in above[: len(cells)]):
         return cells
     merged = list(cells)
+    # cells merged vertically over the two rows keep their text in the upper row only
+    for idx in range(len(merged)):
+        if cell_text(merged[idx]) is None and idx < len(above) and cell_text(above[idx]):
+            merged[idx] = above[idx]
     for idx in measures:
         label = None
         for back in range(idx, max(-1, idx - 3), -1):

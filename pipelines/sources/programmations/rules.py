@@ -9,13 +9,15 @@ pair of columns gives one row.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipelines.lib.codes import QPV_LIKE_IN_TEXT
+from pipelines.lib.cells import cell_text
+from pipelines.lib.codes import QPV_LIKE_IN_TEXT, geographie_of
 from pipelines.lib.raw_schemas import ANOMALY_COLUMNS, REJECT_COLUMNS
 from pipelines.sources.programmations.cells import (
     check_siret,
@@ -36,6 +38,35 @@ from pipelines.sources.programmations.columns import (
 from pipelines.sources.programmations.reader import SuiviResult, frame
 
 QPV_INCONNU = "qpv_inconnu"
+QPV_MAL_FORME = "qpv_mal_forme"
+DATE_ILLISIBLE = "date_illisible"
+#: A dossier × financeur repeated with other amounts: the last line of the export is kept.
+DEMANDE_EN_CONFLIT = "demande_en_conflit"
+#: Geography 2024 in force from this programmation year (QN codes), 2015 before (QP codes).
+GEOGRAPHIE_2024_DES = 2024
+
+_QPV_ATTEMPT = re.compile(r"(?<![A-Z0-9])Q[PN][0-9A-Z]{2,9}(?![A-Z0-9])")
+
+
+def malformed_qpv(value: Any) -> str | None:
+    """Why a QPV cell holds a code-like token that is not a QPV code (``QN0592M``), or None."""
+    text = cell_text(value)
+    if text is None:
+        return None
+    bad = [
+        token
+        for token in dict.fromkeys(_QPV_ATTEMPT.findall(text.upper()))
+        if not QPV_LIKE_IN_TEXT.fullmatch(token)
+    ]
+    if not bad:
+        return None
+    listed = ", ".join(f"« {t} »" for t in bad)
+    return (
+        f"code QPV mal formé {listed} (attendu QN + département + 2 chiffres + N/M/I/C, ou "
+        "QP + département + 3 chiffres): ce quartier n'est pas compté, ligne gardée; corriger "
+        "le code dans le fichier source"
+    )
+
 
 PROGRAMMATION_COLUMNS = [
     "territoire",
@@ -226,6 +257,14 @@ def _programmation_frame(view: TableColumns) -> pd.DataFrame:
     objectif_code = np.where(has_sous, sous_code, objectif_code)
     objectif_libelle = np.where(has_sous, sous_libelle, objectif_libelle)
     qpv_idx = view.index_of("qpv")
+    if qpv_idx is not None:
+        malformed = view.distinct_at(qpv_idx).map(malformed_qpv)
+        view.flag(
+            np.array([m is not None for m in malformed], dtype=bool),
+            QPV_MAL_FORME,
+            qpv_idx,
+            malformed,
+        )
     base: dict[str, Any] = {
         "territoire": territoire,
         "annee": annee,
@@ -259,11 +298,13 @@ def _programmation_frame(view: TableColumns) -> pd.DataFrame:
         "cpo_duree": view.parse("cpo_duree", parse_small_int),
         "marqueur_egalite": view.parse("marqueur_egalite", parse_marqueur),
         "part_public_qpv": view.parse("part_public_qpv", parse_share),
-        "date_debut_action": view.parse("date_debut_action", parse_date),
-        "date_fin_action": view.parse("date_fin_action", parse_date),
-        "date_bilan": view.parse("date_bilan", parse_date),
-        "date_bilan_intermediaire": view.parse("date_bilan_intermediaire", parse_date),
-        "date_demande_report": view.parse("date_demande_report", parse_date),
+        "date_debut_action": view.optional("date_debut_action", parse_date, DATE_ILLISIBLE),
+        "date_fin_action": view.optional("date_fin_action", parse_date, DATE_ILLISIBLE),
+        "date_bilan": view.optional("date_bilan", parse_date, DATE_ILLISIBLE),
+        "date_bilan_intermediaire": view.optional(
+            "date_bilan_intermediaire", parse_date, DATE_ILLISIBLE
+        ),
+        "date_demande_report": view.optional("date_demande_report", parse_date, DATE_ILLISIBLE),
         "nombre_reunions_suivi": view.parse("nombre_reunions_suivi", parse_small_int),
         "suivi_renforce": view.parse("suivi_renforce", parse_bool),
         "volet_regional": view.text("volet_regional"),
@@ -321,23 +362,35 @@ def _programmation_frame(view: TableColumns) -> pd.DataFrame:
 
 
 def parse_programmations(
-    paths: list[Path], extra_aliases: Path | None = None, known_qpv: set[str] | None = None
+    paths: list[Path],
+    extra_aliases: Path | None = None,
+    known_qpv: set[str] | None = None,
+    perimetre: dict[str, set[str]] | None = None,
 ) -> SuiviResult:
     """Parse programmation files into one row per action × financeur.
 
     See the module docstring for the accepted layouts. Rows that cannot be loaded go to
     ``.rejects`` (file, line, column, raw value, reason); rows kept but worth a look go to
-    ``.anomalies`` (duplicate dossier × financeur, multi-year series, granted above requested,
-    invalid SIRET, and with ``known_qpv`` a QPV code absent from the references). For every file,
-    ``lignes_lues = lignes_chargees + lignes_rejetees``.
+    ``.anomalies`` (repeated dossier × financeur, multi-year series, granted above requested,
+    invalid SIRET, negative amount, unreadable optional date, malformed QPV code, with
+    ``known_qpv`` a QPV code absent from the references and with ``perimetre`` (territory ->
+    its QPV codes) a QPV of another territory or of the other geography). A dossier × financeur
+    repeated with other values keeps only its last line (:func:`repeated_requests`). For every
+    file, ``lignes_lues = lignes_chargees + lignes_rejetees``. A table from which no amount can
+    be read raises :class:`SuiviError`.
     """
-    frames, rejects, files = run_tables_columns(
+    frames, rejects, flagged, files = run_tables_columns(
         list(paths), extra_aliases, PROGRAMMATION_FIELDS, "programmations", _programmation_frame
     )
     built = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     built = built.reindex(columns=[*PROGRAMMATION_COLUMNS, "_qpv_colonne", "_qpv_brut"])
-    anomalies = _programmation_anomalies(built) + unknown_qpv_anomalies(
-        built, "qpv_codes", known_qpv
+    built, repeated = repeated_requests(built)
+    anomalies = (
+        flagged
+        + repeated
+        + _programmation_anomalies(built)
+        + unknown_qpv_anomalies(built, "qpv_codes", known_qpv)
+        + qpv_scope_anomalies(built, perimetre)
     )
     frame_rows = _typed_programmations(built[PROGRAMMATION_COLUMNS].copy())
     return SuiviResult(
@@ -346,6 +399,149 @@ def parse_programmations(
         anomalies=frame(anomalies, ANOMALY_COLUMNS),
         files=files,
     )
+
+
+def _amounts_text(demande: Any, accorde: Any) -> str:
+    def one(value: Any) -> str:
+        return "vide" if not _given(value) else _euros(value)
+
+    return f"demandé {one(demande)}, accordé {one(accorde)}"
+
+
+def repeated_requests(df: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The rows without the earlier repeats of a dossier × financeur, and one anomaly per repeat.
+
+    Rule: when the same territory × year × dossier × financeur appears on several lines (not
+    exact duplicates, which are rejected), the last line of the export (the last file, then the
+    last line) is kept; each earlier line is left out and reported: ``demande_en_conflit`` when
+    its amounts differ from the kept line (both values in the message), ``doublon_dossier``
+    when only other cells differ. Nothing is summed.
+    """
+    if df.empty:
+        return df, []
+    col = {c: df[c].to_numpy(dtype=object) for c in df.columns}
+    keyed = df[["territoire", "annee", "dossier", "financeur_libelle"]].astype(object)
+    has_dossier = ~_is_none(col["dossier"])
+    positions = np.flatnonzero(has_dossier)
+    groups = keyed.iloc[positions].groupby(list(keyed.columns), dropna=False, sort=False)
+    last = pd.Series(positions).groupby(groups.ngroup().to_numpy()).transform("last").to_numpy()
+    earlier = positions[last != positions]
+    kept_of = dict(zip(positions, last, strict=True))
+    anomalies: list[dict[str, Any]] = []
+    for i in earlier:
+        j = kept_of[i]
+
+        def same(a: Any, b: Any) -> bool:
+            return (not _given(a) and not _given(b)) or (_given(a) and _given(b) and a == b)
+
+        conflict = not (
+            same(col["montant_demande"][i], col["montant_demande"][j])
+            and same(col["montant_accorde"][i], col["montant_accorde"][j])
+        )
+        dropped = _amounts_text(col["montant_demande"][i], col["montant_accorde"][i])
+        kept = _amounts_text(col["montant_demande"][j], col["montant_accorde"][j])
+        head = (
+            f"{col['source_fichier'][i]}, ligne {col['source_ligne'][i]}: dossier "
+            f"{col['dossier'][i]} × financeur « {col['financeur_libelle'][i]} » répété plus "
+            f"loin ({col['source_fichier'][j]}, ligne {col['source_ligne'][j]})"
+        )
+        if conflict:
+            message = (
+                f"{head} avec d'autres montants ({dropped} ici; {kept} à la ligne "
+                f"{col['source_ligne'][j]}): la dernière ligne de l'export est retenue, "
+                "celle-ci n'est pas comptée (rien n'est additionné)"
+            )
+        else:
+            message = (
+                f"{head} avec les mêmes montants ({kept}) mais d'autres cellules: la dernière "
+                "ligne est retenue, celle-ci n'est pas comptée"
+            )
+        anomalies.append(
+            {
+                "type": DEMANDE_EN_CONFLIT if conflict else "doublon_dossier",
+                "fichier": col["source_fichier"][i],
+                "ligne": col["source_ligne"][i],
+                "dossier": col["dossier"][i],
+                "colonne": None,
+                "valeur_brute": f"{dropped} | retenu: {kept}",
+                "message": message,
+            }
+        )
+    keep = np.ones(len(df), dtype=bool)
+    keep[earlier] = False
+    return df[keep].reset_index(drop=True), anomalies
+
+
+def qpv_scope_anomalies(
+    df: pd.DataFrame, perimetre: dict[str, set[str]] | None
+) -> list[dict[str, Any]]:
+    """QPV codes outside the line's territory or geography (kept, reported once per line).
+
+    ``qpv_autre_territoire``: a code of another territory's perimeter that is not in the line's
+    own (territories without a perimeter are not checked); ``qpv_geographie``: a 2015 code
+    (``QP``) in a programmation of 2024 or later, or a 2024 code (``QN``) before 2024.
+    """
+    if df.empty:
+        return []
+    owner: dict[str, set[str]] = {}
+    for territoire, codes in (perimetre or {}).items():
+        for code in codes:
+            owner.setdefault(code, set()).add(territoire)
+    col = {c: df[c].to_numpy(dtype=object) for c in df.columns}
+    tags = df[["source_fichier", "source_feuille", "source_ligne"]].astype(object)
+    first = ~tags.duplicated(keep="first").to_numpy()
+    anomalies: list[dict[str, Any]] = []
+    for i in np.flatnonzero(first & ~_is_none(col["qpv_codes"])):
+        codes = [c for c in str(col["qpv_codes"][i]).split(";") if QPV_LIKE_IN_TEXT.fullmatch(c)]
+        territoire, annee = col["territoire"][i], col["annee"][i]
+        where = f"{col['source_fichier'][i]}, ligne {col['source_ligne'][i]}"
+        if col["_qpv_colonne"][i]:
+            where += f", colonne « {col['_qpv_colonne'][i]} »"
+        base = {
+            "fichier": col["source_fichier"][i],
+            "ligne": col["source_ligne"][i],
+            "dossier": col["dossier"][i],
+            "colonne": col["_qpv_colonne"][i],
+            "valeur_brute": col["_qpv_brut"][i],
+        }
+        if perimetre and territoire in perimetre:
+            others = [
+                c
+                for c in codes
+                if c not in perimetre[territoire] and owner.get(c, set()) - {territoire}
+            ]
+            if others:
+                listed = ", ".join(
+                    f"« {c} » ({', '.join(sorted(owner[c] - {territoire}))})" for c in others
+                )
+                anomalies.append(
+                    {
+                        **base,
+                        "type": "qpv_autre_territoire",
+                        "message": (
+                            f"{where}: QPV d'un autre territoire {listed} dans une programmation "
+                            f"de {territoire}: ligne gardée, à vérifier dans le fichier source"
+                        ),
+                    }
+                )
+        if _given(annee):
+            expected = "2024" if int(annee) >= GEOGRAPHIE_2024_DES else "2015"
+            wrong = [c for c in codes if geographie_of(c) not in (None, expected)]
+            if wrong:
+                listed = ", ".join(f"« {c} »" for c in wrong)
+                anomalies.append(
+                    {
+                        **base,
+                        "type": "qpv_geographie",
+                        "message": (
+                            f"{where}: code QPV de la géographie "
+                            f"{'2015' if expected == '2024' else '2024'} {listed} dans une "
+                            f"programmation {annee} (géographie {expected} attendue): ligne "
+                            "gardée, à vérifier dans le fichier source"
+                        ),
+                    }
+                )
+    return anomalies
 
 
 def _typed_programmations(df: pd.DataFrame) -> pd.DataFrame:
@@ -366,8 +562,8 @@ def _typed_programmations(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _programmation_anomalies(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """Anomalies of the rows (in their order): repeated dossier × financeur, granted above
-    requested, invalid SIRET (once per file × dossier × SIRET), then multi-year series."""
+    """Anomalies of the rows (in their order): granted above requested, invalid SIRET (once per
+    file × dossier × SIRET), then multi-year series."""
     if df.empty:
         return []
     col = {c: df[c].to_numpy(dtype=object) for c in df.columns}
@@ -381,31 +577,6 @@ def _programmation_anomalies(df: pd.DataFrame) -> list[dict[str, Any]]:
             "dossier": col["dossier"][i],
         }
 
-    keyed = df[["territoire", "annee", "dossier", "financeur_libelle"]].astype(object)
-    has_dossier = ~_is_none(col["dossier"])
-    groups = keyed[has_dossier].groupby(list(keyed.columns), dropna=False, sort=False)
-    positions = np.flatnonzero(has_dossier)
-    rank = groups.cumcount().to_numpy()
-    first_pos = pd.Series(positions).groupby(groups.ngroup().to_numpy()).transform("first")
-    for k in np.flatnonzero(rank > 0):
-        i, j = positions[k], first_pos.iloc[k]
-        found.append(
-            (
-                i,
-                0,
-                {
-                    "type": "doublon_dossier",
-                    **where(i),
-                    "message": (
-                        f"dossier {col['dossier'][i]} × financeur "
-                        f"« {col['financeur_libelle'][i]} » "
-                        f"déjà présent ({col['source_fichier'][j]}, "
-                        f"ligne {col['source_ligne'][j]}) "
-                        "avec des valeurs différentes: les deux lignes sont gardées"
-                    ),
-                },
-            )
-        )
     demande, accorde = col["montant_demande"], col["montant_accorde"]
     both = ~_is_none(demande) & ~_is_none(accorde)
     for i in np.flatnonzero(both):
