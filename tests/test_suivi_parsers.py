@@ -271,7 +271,9 @@ def test_duplicates_and_anomalies(tmp_path) -> None:
     rejects = result.rejects
     assert list(rejects.ligne) == [3] and "doublon de la ligne 2" in rejects.iloc[0].motif
     types = result.anomalies.groupby("type").ligne.apply(list).to_dict()
-    assert types["doublon_dossier"] == [4]
+    # same dossier × financeur with other amounts: the last line (4) wins, line 2 is left out
+    assert types["demande_en_conflit"] == [2]
+    assert "doublon_dossier" not in types
     assert types["accorde_superieur_demande"] == [5]
     assert types["siret_invalide"] == [5]
     assert types["serie_pluriannuelle"] == [2]
@@ -340,8 +342,8 @@ def test_extra_aliases(tmp_path) -> None:
         tmp_path / "VM_2027.csv",
         "Réf. interne;Intitulé;Financeur;Subv. votée\nR1;Action;Etat;1 500\n",
     )
-    plain = parse_programmations([path]).rows.iloc[0]
-    assert plain.dossier is None and "Réf. interne" in plain.autres_colonnes
+    with pytest.raises(SuiviError, match="VM_2027.csv: aucune colonne de montant reconnue"):
+        parse_programmations([path])  # « Subv. votée » is no known amount header
     rows = parse_programmations([path], extra_aliases=extra).rows
     assert rows.iloc[0].dossier == "R1" and rows.iloc[0].montant_accorde == 1500
 

@@ -96,28 +96,42 @@ applicables as (
 ),
 
 -- Amounts of the rule's financeur for the action (all financeurs when the rule names none),
--- restricted to the rule's nature of subsidy when it has one.
-montants as (
+-- restricted to the rule's nature of subsidy when it has one. The join is on the action's key
+-- only (a hash join); the rule's financeur and nature filter the aggregates, so that no OR in
+-- the join condition turns it into a nested-loop join over every financeur line.
+candidats as (
 
     select
         applicables.regle_cle,
         applicables.dossier,
-        count(financeurs.financeur) as nb_lignes_financeur,
-        sum(financeurs.montant_demande) as montant_demande,
-        sum(financeurs.montant_accorde) as montant_accorde
+        financeurs.financeur,
+        financeurs.montant_demande,
+        financeurs.montant_accorde,
+        (applicables.financeur is null or applicables.financeur = financeurs.financeur)
+        and (
+            applicables.condition_nature is null
+            or {{ normalise_libelle('applicables.condition_nature') }}
+            = {{ normalise_libelle('financeurs.nature_subvention') }}
+        ) as retenu
     from applicables
     left join financeurs
         on
             applicables.territoire = financeurs.territoire
             and applicables.annee = financeurs.annee
             and applicables.dossier = financeurs.dossier
-            and (applicables.financeur is null or applicables.financeur = financeurs.financeur)
-            and (
-                applicables.condition_nature is null
-                or {{ normalise_libelle('applicables.condition_nature') }}
-                = {{ normalise_libelle('financeurs.nature_subvention') }}
-            )
-    group by applicables.regle_cle, applicables.dossier
+
+),
+
+montants as (
+
+    select
+        regle_cle,
+        dossier,
+        count(financeur) filter (where retenu) as nb_lignes_financeur,
+        sum(montant_demande) filter (where retenu) as montant_demande,
+        sum(montant_accorde) filter (where retenu) as montant_accorde
+    from candidats
+    group by regle_cle, dossier
 
 ),
 

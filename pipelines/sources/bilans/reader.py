@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipelines.lib.cells import fold
@@ -24,16 +25,8 @@ from pipelines.sources.programmations.cells import (
     parse_date,
     qpv_codes,
 )
-from pipelines.sources.programmations.reader import (
-    Line,
-    LineReject,
-    RawTable,
-    SuiviResult,
-    context_of,
-    frame,
-    qpv_cell,
-    run_tables,
-)
+from pipelines.sources.programmations.columns import TableColumns, run_tables_columns
+from pipelines.sources.programmations.reader import SuiviResult, frame
 from pipelines.sources.programmations.rules import unknown_qpv_anomalies
 
 SEX_COLUMNS = ["femmes", "hommes", "sexe_non_renseigne"]
@@ -70,9 +63,11 @@ BILAN_FIELDS = {
     "qpv",
     "date_bilan",
     *COUNT_COLUMNS,
+    "total_beneficiaires",
 }
 
 HORS_QPV = "HORS_QPV"
+DATE_ILLISIBLE = "date_illisible"
 NON_RENSEIGNE = "NON_RENSEIGNE"
 
 
@@ -94,31 +89,58 @@ def parse_residence(value: Any) -> str:
     raise ValueError("QPV de résidence non reconnu (code QPV, « Hors QPV » ou « Non renseigné »)")
 
 
-def _build_bilan(table: RawTable, line: Line, line_no: int) -> list[dict[str, Any]]:
-    ctx = context_of(table, line)
-    dossier = line.text("dossier")
-    if dossier is None:
-        raise LineReject(None, None, "ligne sans numéro de dossier (ligne de total ?)")
-    residence_field = "qpv_residence" if "qpv_residence" in table.cmap.fields else "qpv"
+#: A count of this many beneficiaries or more on one line is a typing error: the line is
+#: rejected (a 21-digit number would not even fit the warehouse's integers).
+COUNT_LIMIT = 1_000_000
+
+
+def _checked_count(value: Any) -> int | None:
+    count = parse_count(value)
+    if count is not None and count >= COUNT_LIMIT:
+        raise ValueError("effectif aberrant (1 000 000 ou plus: erreur de saisie ?)")
+    return count
+
+
+def _bilan_frame(view: TableColumns) -> pd.DataFrame:
+    """The rows (action × QPV of residence) of a table's candidate lines, column by column."""
+    territoire, annee = view.context()
+    dossier = view.text("dossier")
+    view.fail(
+        np.array([d is None for d in dossier], dtype=bool),
+        None,
+        None,
+        "ligne sans numéro de dossier (ligne de total ?)",
+    )
+    residence_field = "qpv_residence" if view.has("qpv_residence") else "qpv"
+    residence_idx = view.index_of(residence_field)
+    action_realisee = view.parse("action_realisee", parse_bool)
+    if residence_idx is not None:
+        residence = view.parse_at(residence_idx, parse_residence)
+    else:
+        residence = np.full(len(view), NON_RENSEIGNE, dtype=object)
     row: dict[str, Any] = {
-        **ctx,
+        "territoire": territoire,
+        "annee": annee,
         "dossier": dossier,
-        "action_realisee": line.get("action_realisee", parse_bool),
-        "qpv_residence": (
-            line.get(residence_field, parse_residence)
-            if residence_field in table.cmap.fields
-            else NON_RENSEIGNE
+        "action_realisee": action_realisee,
+        "qpv_residence": residence,
+        "date_bilan": view.optional("date_bilan", parse_date, DATE_ILLISIBLE),
+        "_qpv_colonne": None if residence_idx is None else view.column_name(residence_idx),
+        "_qpv_brut": view.text(residence_field),
+        "autres_colonnes": view.others_json(),
+        "source_fichier": view.table.path.name,
+        "source_feuille": view.table.feuille,
+        "source_ligne": view.lines.astype(object),
+        "_position": np.arange(len(view)),
+        "_total_colonne": (
+            view.column_name(view.index_of("total_beneficiaires"))
+            if view.has("total_beneficiaires")
+            else None
         ),
-        "date_bilan": line.get("date_bilan", parse_date),
-        **qpv_cell(table, line, residence_field),
-        "autres_colonnes": line.others_json(),
-        "source_fichier": table.path.name,
-        "source_feuille": table.feuille,
-        "source_ligne": line_no,
     }
-    for column in COUNT_COLUMNS:
-        row[column] = line.get(column, parse_count)
-    return [row]
+    for column in [*COUNT_COLUMNS, "total_beneficiaires"]:
+        row[column] = view.parse(column, _checked_count)
+    return pd.DataFrame(row)
 
 
 def parse_bilans(
@@ -127,48 +149,27 @@ def parse_bilans(
     """Parse bilan files into one row per action × QPV of residence.
 
     ``.anomalies`` reports lines whose age total differs from their sex total
-    (``incoherence_totaux``), repeated action × residence pairs (``doublon_dossier``) and, with
+    (``incoherence_totaux``), whose « Total » column differs from women + men (+ sex not given)
+    (``incoherence_total``), repeated action × residence pairs (``doublon_dossier``) and, with
     ``known_qpv``, a residence QPV code absent from the references (``qpv_inconnu``).
     """
-    rows, rejects, files = run_tables(
-        list(paths), extra_aliases, BILAN_FIELDS, "bilans", _build_bilan
+    frames, rejects, flagged, files = run_tables_columns(
+        list(paths), extra_aliases, BILAN_FIELDS, "bilans", _bilan_frame
     )
-    anomalies: list[dict[str, Any]] = []
-    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in rows:
-        where = {
-            "fichier": row["source_fichier"],
-            "ligne": row["source_ligne"],
-            "dossier": row["dossier"],
-        }
-        sexes = sum(row[c] or 0 for c in SEX_COLUMNS)
-        ages = sum(row[c] or 0 for c in AGE_COLUMNS)
-        if any(row[c] is not None for c in AGE_COLUMNS) and sexes != ages:
-            anomalies.append(
-                {
-                    "type": "incoherence_totaux",
-                    **where,
-                    "message": (
-                        f"total par tranche d'âge ({ages}) différent du total par sexe ({sexes})"
-                    ),
-                }
-            )
-        key = (row["territoire"], row["annee"], row["dossier"], row["qpv_residence"])
-        if key in seen:
-            anomalies.append(
-                {
-                    "type": "doublon_dossier",
-                    **where,
-                    "message": (
-                        f"dossier {row['dossier']} × résidence {row['qpv_residence']} déjà présent "
-                        f"({seen[key]['source_fichier']}, ligne {seen[key]['source_ligne']})"
-                    ),
-                }
-            )
-        else:
-            seen[key] = row
-    anomalies += unknown_qpv_anomalies(rows, "qpv_residence", known_qpv)
-    df = frame(rows, BILAN_COLUMNS)
+    built = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    built = built.reindex(
+        columns=[
+            *BILAN_COLUMNS,
+            "total_beneficiaires",
+            "_total_colonne",
+            "_qpv_colonne",
+            "_qpv_brut",
+        ]
+    )
+    anomalies = (
+        flagged + _bilan_anomalies(built) + unknown_qpv_anomalies(built, "qpv_residence", known_qpv)
+    )
+    df = built[BILAN_COLUMNS].copy()
     for column in [*COUNT_COLUMNS, "annee", "source_ligne"]:
         df[column] = pd.to_numeric(df[column], errors="raise").astype("Int64")
     df["action_realisee"] = df["action_realisee"].astype("boolean")
@@ -178,3 +179,80 @@ def parse_bilans(
         anomalies=frame(anomalies, ANOMALY_COLUMNS),
         files=files,
     )
+
+
+def _bilan_anomalies(df: pd.DataFrame) -> list[dict[str, Any]]:
+    if df.empty:
+        return []
+    col = {c: df[c].to_numpy(dtype=object) for c in df.columns}
+
+    def total(columns: list[str]) -> np.ndarray:
+        out = np.zeros(len(df), dtype=object)
+        for c in columns:
+            out = out + np.array([0 if v is None or v != v else v for v in col[c]], dtype=object)
+        return out
+
+    def given(columns: list[str]) -> np.ndarray:
+        present = np.zeros(len(df), dtype=bool)
+        for c in columns:
+            present |= np.array([v is not None and v == v for v in col[c]], dtype=bool)
+        return present
+
+    sexes, ages = total(SEX_COLUMNS), total(AGE_COLUMNS)
+    age_mismatch = given(AGE_COLUMNS) & (sexes != ages)
+    stated = col["total_beneficiaires"]
+    total_mismatch = np.array(
+        [t is not None and t == t and t != s for t, s in zip(stated, sexes, strict=True)],
+        dtype=bool,
+    )
+    key = df[["territoire", "annee", "dossier", "qpv_residence"]].astype(object)
+    groups = key.groupby(list(key.columns), dropna=False, sort=False)
+    rank = groups.cumcount().to_numpy()
+    first = pd.Series(np.arange(len(df))).groupby(groups.ngroup().to_numpy()).transform("first")
+    anomalies: list[dict[str, Any]] = []
+    for i in range(len(df)):
+        if not (age_mismatch[i] or total_mismatch[i] or rank[i]):
+            continue
+        where = {
+            "fichier": col["source_fichier"][i],
+            "ligne": col["source_ligne"][i],
+            "dossier": col["dossier"][i],
+        }
+        if age_mismatch[i]:
+            anomalies.append(
+                {
+                    "type": "incoherence_totaux",
+                    **where,
+                    "message": (
+                        f"total par tranche d'âge ({ages[i]}) différent du total par sexe "
+                        f"({sexes[i]})"
+                    ),
+                }
+            )
+        if total_mismatch[i]:
+            anomalies.append(
+                {
+                    "type": "incoherence_total",
+                    **where,
+                    "colonne": col["_total_colonne"][i],
+                    "valeur_brute": str(stated[i]),
+                    "message": (
+                        f"{col['source_fichier'][i]}, ligne {col['source_ligne'][i]}: total des "
+                        f"bénéficiaires ({stated[i]}) différent de femmes + hommes + sexe non "
+                        f"renseigné ({sexes[i]}): ligne gardée, à corriger dans le fichier source"
+                    ),
+                }
+            )
+        if rank[i]:
+            j = first.iloc[i]
+            anomalies.append(
+                {
+                    "type": "doublon_dossier",
+                    **where,
+                    "message": (
+                        f"dossier {col['dossier'][i]} × résidence {col['qpv_residence'][i]} déjà "
+                        f"présent ({col['source_fichier'][j]}, ligne {col['source_ligne'][j]})"
+                    ),
+                }
+            )
+    return anomalies

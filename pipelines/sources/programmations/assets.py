@@ -52,6 +52,16 @@ def known_qpv_codes(con: duckdb.DuckDBPyConnection) -> set[str]:
     return codes
 
 
+def perimeters() -> dict[str, set[str]]:
+    """Territory -> its QPV codes (both geographies), from the seed ``ref_perimetre_qpv.csv``."""
+    out: dict[str, set[str]] = {}
+    with (REFERENTIELS_DIR / "ref_perimetre_qpv.csv").open(encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            if r["territoire"] and r["code_qpv"]:
+                out.setdefault(r["territoire"].strip(), set()).add(r["code_qpv"].strip().upper())
+    return out
+
+
 def read_suivi(source: str, parse: Parser) -> Callable[[ReadContext], Ingested]:
     """The read function of a yearly source (programmations or bilans) parsed by ``parse``."""
 
@@ -63,7 +73,10 @@ def read_suivi(source: str, parse: Parser) -> Callable[[ReadContext], Ingested]:
         with ctx.warehouse.connect() as con:
             known = known_qpv_codes(con)
         # a SuiviError (a file unreadable at all) fails the asset, naming the file
-        result = parse(paths, extra_aliases=extra if extra.is_file() else None, known_qpv=known)
+        options = {"perimetre": perimeters()} if source == "programmations" else {}
+        result = parse(
+            paths, extra_aliases=extra if extra.is_file() else None, known_qpv=known, **options
+        )
         # the parsers name files by their base name: give the full path everywhere
         full = {p.name: str(p) for p in paths}
 

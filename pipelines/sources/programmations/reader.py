@@ -8,18 +8,18 @@ finds the header row by scoring rows against the header aliases of ``entetes_ali
 code), maps each column to a field, and returns one row per action × financeur with every line of
 every file either loaded or rejected with its reason (file, line, column).
 
-This module reads the tables and loops over their lines (shared with the bilans,
-:mod:`pipelines.sources.bilans`); the tables themselves are read by :mod:`pipelines.lib.tables`
-(encoding, CSV dialect, XLSX, the header detector, which gets its score from the aliases here).
+This module finds and maps the tables (shared with the bilans, :mod:`pipelines.sources.bilans`);
+their lines are read column by column by :mod:`.columns`; the tables themselves are read by
+:mod:`pipelines.lib.tables` (encoding, CSV dialect, XLSX, the header detector, which gets its
+score from the aliases here).
 Cells are parsed by :mod:`.cells`; the programmation rows and anomalies are made by :mod:`.rules`.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,16 +29,13 @@ import pandas as pd
 from pipelines.lib.cells import cell_text, fold
 from pipelines.lib.tables import IngestionError, Scorer, named_header
 from pipelines.lib.tables import read_tables as read_raw_tables
-from pipelines.sources.programmations.cells import (
-    parse_small_int,
-    territory_from_path,
-    year_from_path,
-)
 
 ALIASES_FILE = Path(__file__).with_name("entetes_alias.csv")
 HEADER_SCAN_ROWS = 20
 FILE_COLUMNS = ["fichier", "feuille", "format", "lignes_lues", "lignes_chargees", "lignes_rejetees"]
 AMOUNT_MEASURES = ("montant_demande", "montant_accorde")
+#: Fields that may never come from two columns (a second one would be silently ignored).
+AMOUNT_FIELDS = {*AMOUNT_MEASURES, "cout_total", "total_demande", "total_accorde"}
 
 # Words dropped when comparing headers: "Numéro de dossier" matches "Numéro dossier".
 _STOP_WORDS = {"de", "du", "des", "la", "le", "les", "l", "d", "en", "a", "au", "aux", "et"}
@@ -112,6 +109,8 @@ class ColumnMap:
     wide: list[tuple[str, str, int]]  # (financeur label as written, measure field, column)
     others: list[int]
     score: int
+    #: (what, first column, second column) of a field or financeur × measure read twice
+    duplicates: list[tuple[str, int, int]] = field(default_factory=list)
 
 
 def split_wide_header(header: str, aliases: dict[str, str]) -> tuple[str, str] | None:
@@ -149,7 +148,10 @@ def split_wide_header(header: str, aliases: dict[str, str]) -> tuple[str, str] |
 def map_columns(header: list[Any], aliases: dict[str, str], wanted: set[str]) -> ColumnMap:
     """Map header cells to fields; unknown columns are kept as ``others``."""
     fields: dict[str, int] = {}
+    keys: dict[str, str] = {}
     wide: list[tuple[str, str, int]] = []
+    wide_seen: dict[tuple[str, str], int] = {}
+    duplicates: list[tuple[str, int, int]] = []
     others: list[int] = []
     for idx, cell in enumerate(header):
         key = header_key(cell)
@@ -159,15 +161,22 @@ def map_columns(header: list[Any], aliases: dict[str, str], wanted: set[str]) ->
         champ = aliases.get(key)
         if champ in wanted and champ not in fields:
             fields[champ] = idx
+            keys[champ] = key
             continue
+        if champ in wanted and (champ in AMOUNT_FIELDS or keys[champ] == key):
+            duplicates.append((cell_text(cell) or champ, fields[champ], idx))
         if "montant_demande" in wanted and champ is None:
             split = split_wide_header(str(cell), aliases)
             if split is not None:
+                pair = (header_key(split[0]), split[1])
+                if pair in wide_seen:
+                    duplicates.append((cell_text(cell) or split[0], wide_seen[pair], idx))
+                wide_seen.setdefault(pair, idx)
                 wide.append((split[0], split[1], idx))
                 continue
         others.append(idx)
     score = len(fields) + (1 if wide else 0) + min(len(wide), 4)
-    return ColumnMap(fields=fields, wide=wide, others=others, score=score)
+    return ColumnMap(fields=fields, wide=wide, others=others, score=score, duplicates=duplicates)
 
 
 def _header_ok(cmap: ColumnMap) -> bool:
@@ -217,6 +226,24 @@ def read_tables(path: Path, aliases: dict[str, str], wanted: set[str]) -> list[R
         if table.header_index is None:
             continue
         header = _merged_rows([r.cells for r in table.rows], table.header_index, aliases)[-1]
+        cmap = map_columns(header, aliases, wanted)
+        where = path.name + (f", feuille « {table.sheet} »" if table.sheet else "")
+        for what, first, second in cmap.duplicates:
+            raise SuiviError(
+                f"{where}: deux colonnes « {what} » (colonnes {_position(first)} et "
+                f"{_position(second)}, ligne d'en-tête {table.header_line}): une seule serait "
+                "lue; supprimer ou renommer l'une des deux avant de relancer"
+            )
+        if "montant_demande" in wanted and not (
+            set(cmap.fields) & set(AMOUNT_MEASURES) or cmap.wide
+        ):
+            raise SuiviError(
+                f"{where}: aucune colonne de montant reconnue dans la ligne d'en-tête "
+                f"{table.header_line} (attendu par exemple « Montant demandé », « Montant "
+                "accordé », ou « <financeur> - Demandé » / un en-tête sur deux lignes avec les "
+                "financeurs au-dessus de « Demandé | Accordé »); compléter les alias avec "
+                "referentiels/entetes_alias.csv si besoin"
+            )
         found.append(
             RawTable(
                 path,
@@ -224,7 +251,7 @@ def read_tables(path: Path, aliases: dict[str, str], wanted: set[str]) -> list[R
                 table.format,
                 header,
                 table.header_line or 0,
-                map_columns(header, aliases, wanted),
+                cmap,
                 [(row.line, row.cells) for row in table.data],
             )
         )
@@ -235,6 +262,15 @@ def read_tables(path: Path, aliases: dict[str, str], wanted: set[str]) -> list[R
             "« Montant demandé »); compléter les alias avec extra_aliases si besoin"
         )
     return found
+
+
+def _position(idx: int) -> str:
+    """``5 (E)``: a 0-based column index as its number and spreadsheet letter."""
+    letters, number = "", idx + 1
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(65 + rest) + letters
+    return f"{idx + 1} ({letters})"
 
 
 def _merged_rows(
@@ -273,9 +309,17 @@ def _with_group_row(
     """Prefix repeated amount headers with the group label written above them (merged cells
     keep their text in their first column only, hence the look to the left)."""
     measures = [i for i, c in enumerate(cells) if aliases.get(header_key(c)) in AMOUNT_MEASURES]
-    if above is None or len(measures) < 3:
+    if above is None or len(measures) < 2:
+        return cells
+    if any(aliases.get(header_key(c)) == "financeur" for c in cells):
+        return cells  # long layout: the amounts belong to the « Financeur » column
+    if len(measures) == 2 and not any(cell_text(c) for c in above[: len(cells)]):
         return cells
     merged = list(cells)
+    # cells merged vertically over the two rows keep their text in the upper row only
+    for idx in range(len(merged)):
+        if cell_text(merged[idx]) is None and idx < len(above) and cell_text(above[idx]):
+            merged[idx] = above[idx]
     for idx in measures:
         label = None
         for back in range(idx, max(-1, idx - 3), -1):
@@ -290,73 +334,6 @@ def _with_group_row(
     return merged
 
 
-def qpv_cell(table: RawTable, line: Line, champ: str) -> dict[str, Any]:
-    """Where a line's QPV cell is (column name, raw text): kept for the unknown-code report."""
-    idx = table.cmap.fields.get(champ)
-    if idx is None:
-        return {"_qpv_colonne": None, "_qpv_brut": None}
-    return {"_qpv_colonne": line.column_name(idx), "_qpv_brut": cell_text(line.cells[idx])}
-
-
-# --------------------------------------------------------------------------------------------
-# Line-by-line loading shared by programmations and bilans
-# --------------------------------------------------------------------------------------------
-
-
-class LineReject(Exception):
-    """A line cannot be loaded; carries the column and raw value for the reject report."""
-
-    def __init__(self, colonne: str | None, valeur: Any, motif: str) -> None:
-        super().__init__(motif)
-        self.colonne = colonne
-        self.valeur = valeur
-        self.motif = motif
-
-
-class Line:
-    """One data line of a table with typed accessors that raise LineReject with the column."""
-
-    def __init__(self, table: RawTable, cells: list[Any]) -> None:
-        self.table = table
-        width = max(len(table.header), len(cells))
-        self.cells = list(cells) + [None] * (width - len(cells))
-
-    def column_name(self, idx: int) -> str:
-        header = self.table.header
-        name = cell_text(header[idx]) if idx < len(header) else None
-        return name or f"colonne {idx + 1}"
-
-    def raw(self, champ: str) -> Any:
-        idx = self.table.cmap.fields.get(champ)
-        return None if idx is None else self.cells[idx]
-
-    def get(self, champ: str, parser: Callable[[Any], Any]) -> Any:
-        idx = self.table.cmap.fields.get(champ)
-        if idx is None:
-            return None
-        return self.parse_cell(idx, parser)
-
-    def parse_cell(self, idx: int, parser: Callable[[Any], Any]) -> Any:
-        try:
-            return parser(self.cells[idx])
-        except ValueError as err:
-            raise LineReject(self.column_name(idx), self.cells[idx], str(err)) from None
-
-    def text(self, champ: str) -> str | None:
-        return cell_text(self.raw(champ))
-
-    def others_json(self) -> str:
-        extra: dict[str, str] = {}
-        known = set(self.table.cmap.fields.values()) | {w[2] for w in self.table.cmap.wide}
-        for idx, value in enumerate(self.cells):
-            if idx in known:
-                continue
-            text = cell_text(value)
-            if text is not None:
-                extra[self.column_name(idx)] = text
-        return json.dumps(extra, ensure_ascii=False)
-
-
 def dedup_key(cells: list[Any]) -> tuple[str, ...]:
     """Exact-duplicate key of a line: its cells as trimmed text, trailing empties ignored."""
     texts = [cell_text(c) or "" for c in cells]
@@ -367,99 +344,6 @@ def dedup_key(cells: list[Any]) -> tuple[str, ...]:
 
 def file_label(path: Path) -> str:
     return path.name
-
-
-def context_of(table: RawTable, line: Line) -> dict[str, Any]:
-    """Territory and year of a line: from its columns, else from the file name / folder."""
-    territoire = line.text("territoire") or territory_from_path(table.path)
-    annee = line.get("annee", parse_small_int) if "annee" in table.cmap.fields else None
-    if annee is None:
-        annee = year_from_path(table.path)
-    elif not 1900 <= annee <= 2100:
-        idx = table.cmap.fields["annee"]
-        raise LineReject(line.column_name(idx), line.cells[idx], "année illisible")
-    return {"territoire": territoire, "annee": annee}
-
-
-def run_tables(
-    paths: list[Path],
-    extra_aliases: Path | None,
-    wanted: set[str],
-    source: str,
-    build: Callable[[RawTable, Line, int], list[dict[str, Any]]],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Read every file, call ``build`` on each non-blank data line; collect rejects and stats.
-
-    ``build`` returns the output rows of a line or raises LineReject. Exact duplicate lines
-    (same cells as an earlier line of the same table) are rejected as « doublon de la ligne N ».
-    """
-    aliases = load_aliases(extra_aliases)
-    out_rows: list[dict[str, Any]] = []
-    rejects: list[dict[str, Any]] = []
-    files: list[dict[str, Any]] = []
-    for path in paths:
-        path = Path(path)
-        for table in read_tables(path, aliases, wanted):
-            seen: dict[tuple[str, ...], int] = {}
-            read = loaded = rejected = 0
-            for line_no, cells in table.rows:
-                key = dedup_key(cells)
-                if not key:
-                    continue  # blank line: not data
-                read += 1
-                if key in seen:
-                    rejected += 1
-                    rejects.append(
-                        _reject(
-                            source, table, line_no, None, None, f"doublon de la ligne {seen[key]}"
-                        )
-                    )
-                    continue
-                seen[key] = line_no
-                try:
-                    produced = build(table, Line(table, cells), line_no)
-                except LineReject as err:
-                    rejected += 1
-                    rejects.append(
-                        _reject(source, table, line_no, err.colonne, err.valeur, err.motif)
-                    )
-                    continue
-                loaded += 1
-                out_rows.extend(produced)
-            files.append(
-                {
-                    "fichier": file_label(path),
-                    "feuille": table.feuille,
-                    "format": table.format,
-                    "ligne_entete": table.header_line,
-                    "lignes_lues": read,
-                    "lignes_chargees": loaded,
-                    "lignes_rejetees": rejected,
-                }
-            )
-    return out_rows, rejects, files
-
-
-def _reject(
-    source: str, table: RawTable, line: int, colonne: str | None, valeur: Any, motif: str
-) -> dict[str, Any]:
-    where = f"{table.path.name}"
-    if table.feuille:
-        where += f", feuille « {table.feuille} »"
-    where += f", ligne {line}"
-    if colonne:
-        where += f", colonne « {colonne} »"
-    shown = cell_text(valeur)
-    message = f"{where}: {motif}" + (f" (valeur « {shown} »)" if shown is not None else "")
-    return {
-        "source": source,
-        "fichier": table.path.name,
-        "feuille": table.feuille,
-        "ligne": line,
-        "colonne": colonne,
-        "valeur_brute": shown,
-        "motif": message,
-    }
 
 
 def frame(records: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
