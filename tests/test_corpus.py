@@ -75,12 +75,11 @@ def test_unrepairable_geometry_rejected_others_loaded():
 
 
 def test_unknown_qpv_code_reported_with_file_line_column_and_row_kept():
-    import duckdb
-
     from pipelines.sources.bilans import parse_bilans
-    from pipelines.sources.programmations.assets import known_qpv_codes
+    from pipelines.sources.territoires.examples import referentiel_rows
 
-    known = known_qpv_codes(duckdb.connect())  # the perimeter seed (no raw reference loaded)
+    # the perimeters of the example territory folders (no raw reference loaded)
+    known = {r["code_qpv"] for r in referentiel_rows("ref_perimetre_qpv.csv")}
     prog = parse_programmations([CORPUS / "VM_programmation_2027_qpv_inconnu.csv"], known_qpv=known)
     assert sorted(prog.rows.dossier) == ["2027-001", "2027-002", "2027-003", "2027-004"]
     assert prog.rejects.empty  # nothing lost: the lines are kept, and reported

@@ -52,13 +52,21 @@ def known_qpv_codes(con: duckdb.DuckDBPyConnection) -> set[str]:
     return codes
 
 
-def perimeters() -> dict[str, set[str]]:
-    """Territory -> its QPV codes (both geographies), from the seed ``ref_perimetre_qpv.csv``."""
+def perimeters(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
+    """Territory -> its QPV codes (both geographies), from the territory folders' perimeters
+    (raw.territoires_perimetre_qpv, loaded first); {} without territory folders."""
+    loaded = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'raw' and table_name = 'territoires_perimetre_qpv'"
+    ).fetchone()[0]
     out: dict[str, set[str]] = {}
-    with (REFERENTIELS_DIR / "ref_perimetre_qpv.csv").open(encoding="utf-8") as fh:
-        for r in csv.DictReader(fh):
-            if r["territoire"] and r["code_qpv"]:
-                out.setdefault(r["territoire"].strip(), set()).add(r["code_qpv"].strip().upper())
+    if not loaded:
+        return out
+    for territoire, code in con.execute(
+        "select territoire, upper(trim(code_qpv)) from raw.territoires_perimetre_qpv "
+        "where code_qpv is not null"
+    ).fetchall():
+        out.setdefault(territoire, set()).add(code)
     return out
 
 
@@ -72,8 +80,8 @@ def read_suivi(source: str, parse: Parser) -> Callable[[ReadContext], Ingested]:
         extra = ctx.raw / "referentiels" / "entetes_alias.csv"
         with ctx.warehouse.connect() as con:
             known = known_qpv_codes(con)
+            options = {"perimetre": perimeters(con)} if source == "programmations" else {}
         # a SuiviError (a file unreadable at all) fails the asset, naming the file
-        options = {"perimetre": perimeters()} if source == "programmations" else {}
         result = parse(
             paths, extra_aliases=extra if extra.is_file() else None, known_qpv=known, **options
         )

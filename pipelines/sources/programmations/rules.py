@@ -5,6 +5,11 @@ The lines come from :mod:`.reader` (header detection, aliases, line loop); the c
 by :mod:`.cells`. A line becomes one row per financeur: in the "long" layout (a ``Financeur``
 column) the line is one financeur; in the "wide" layout each ``<financeur> - <demandé/accordé>``
 pair of columns gives one row.
+
+Why this module is long: it holds every rule that turns the lines of an export into rows and
+anomalies (layouts, repeated requests, series, QPV codes against the perimeters, amounts,
+dates), in the order they apply; split across files, a reader would have to follow one line
+through several modules to know why it was kept, rejected or flagged.
 """
 
 from __future__ import annotations
