@@ -380,7 +380,7 @@ def check_unique_values(frame: pd.DataFrame | None) -> None:
     are refused naming both files and lines when they differ; an exact repeat is harmless."""
     if frame is None or frame.empty:
         return
-    keyed = frame.assign(_m=frame["millesime"].fillna(-1))
+    keyed = frame.assign(_m=pd.to_numeric(frame["millesime"]).fillna(-1))
     key = ["territoire_type", "territoire_code", "_m", "indicateur"]
     dup = keyed[keyed.duplicated(key, keep=False)]
     if dup.empty:
