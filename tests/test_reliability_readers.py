@@ -371,3 +371,95 @@ def test_links_leaving_the_raw_directory_are_refused(tmp_path):
         (raw / "insee" / "dossier", "lien vers un dossier : non suivi (y copier les fichiers)")
     ]
     shutil.rmtree(raw / "partage")
+
+
+# -- fuzzing: whatever the bytes, a reader loads or names the file in its own error -----------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+CELL = st.one_of(
+    st.sampled_from(["QN05920M", "QP059020", "59392", "FRANCE", "s", "", "1 075,5", "12,5 %"]),
+    st.text(alphabet=st.sampled_from(list('ab;,\t|"\r\n 0123456789é.-QN')), max_size=8),
+)
+
+
+def _readers(tmp_path: Path, name: str):
+    """Every reader of the scope on one file: (label, call)."""
+    from geo.points import PointsError
+    from pipelines.sources.indicateurs.mapping import load_mapping
+    from pipelines.sources.indicateurs.reader import read_local_table
+    from pipelines.sources.lieux.reader import read_points
+    from pipelines.sources.sig_ville.reader import read_liste_qpv
+
+    mapping = tmp_path / "fuzz.mapping.yml"
+    if not mapping.exists():
+        mapping.write_text(
+            "fournisseur: fuzz\nfichiers: ['*']\nmillesime: 2022\nterritoire: {code: CODGEO}\n"
+            "colonnes:\n  TX: {indicateur: allocataires_caf, unite: nombre}\n",
+            encoding="utf-8",
+        )
+    path = tmp_path / name
+    yield "insee", lambda: read_insee_file(path), IngestionError
+    yield "referentiels", lambda: read_reference_file(path), IngestionError
+    yield "indicateurs", lambda: read_local_table(path, load_mapping(mapping)), IngestionError
+    if path.suffix == ".csv":
+        yield "liste", lambda: read_liste_qpv(path), IngestionError
+        yield "lieux", lambda: read_points(duckdb.connect(), path), PointsError
+
+
+def _assert_named_or_loaded(tmp_path: Path, name: str) -> None:
+    for label, call, error in _readers(tmp_path, name):
+        try:
+            call()
+        except error as err:
+            assert name in str(err), (label, str(err))
+            assert "\n" not in str(err).strip() or label == "lieux", (label, str(err))
+
+
+@FUZZ
+@given(data=st.binary(max_size=400))
+def test_fuzz_random_bytes(tmp_path, data):
+    (tmp_path / "IPRO_2022.csv").write_bytes(data)
+    _assert_named_or_loaded(tmp_path, "IPRO_2022.csv")
+
+
+@FUZZ
+@given(
+    rows=st.lists(st.lists(CELL, min_size=1, max_size=6), min_size=1, max_size=12),
+    delimiter=st.sampled_from([";", ",", "\t", "|"]),
+    newline=st.sampled_from(["\n", "\r\n", "\r"]),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]),
+    header=st.booleans(),
+)
+def test_fuzz_random_csv_dialects(tmp_path, rows, delimiter, newline, encoding, header):
+    if header:
+        rows = [["CODGEO", "LIBGEO", "TX", "territoire_code", "indicateur", "valeur"], *rows]
+    text = newline.join(delimiter.join(cells) for cells in rows) + newline
+    (tmp_path / "IPRO_2022.csv").write_bytes(text.encode(encoding))
+    _assert_named_or_loaded(tmp_path, "IPRO_2022.csv")
+
+
+@FUZZ
+@given(
+    rows=st.lists(
+        st.lists(
+            st.one_of(CELL, st.integers(-(10**6), 10**6), st.floats(-1e6, 1e6), st.none()),
+            max_size=6,
+        ),
+        max_size=10,
+    ),
+    ref=st.sampled_from([None, "A1", "A1:AE6", "A1:XFD1048576", "C3:D4"]),
+    header=st.booleans(),
+)
+def test_fuzz_random_xlsx_shapes(tmp_path, rows, ref, header):
+    if header:
+        rows = [["CODGEO", "LIBGEO", "TX"], *rows]
+    clean = [[c.replace("\r", "") if isinstance(c, str) else c for c in r] for r in rows]
+    workbook_with_dimension(tmp_path / "IPRO_2022.xlsx", clean or [[None]], ref)
+    _assert_named_or_loaded(tmp_path, "IPRO_2022.xlsx")

@@ -160,10 +160,10 @@ def read_reference_file(path: Path) -> ReferenceFile | None:
     header, rows, decimal, misshapen = _table(path)
     if not header:
         return None
-    kind = kind_of(header, [r for _, r in rows[:200]])
+    good = [(line, row) for line, row in rows if line not in misshapen]
+    kind = kind_of(header, [r for _, r in good[:200]])
     if kind not in (SOURCE_VALEURS, SOURCE_PASSAGE):
         return None
-    good = [(line, row) for line, row in rows if line not in misshapen]
     if kind == SOURCE_VALEURS:
         result = _read_valeurs(path, header, good, decimal)
     else:
@@ -263,6 +263,11 @@ def _guess_type(code: str) -> str | None:
 def _read_passage(path: Path, header: list[str], rows: list[tuple[int, list[str]]]):
     width = max([len(header)] + [len(r) for _, r in rows])
     c15, c24 = _code_columns([r for _, r in rows], width)
+    if not c15 or not c24:  # codes of both generations in the head, not over the whole file
+        raise IngestionError(
+            f"{path}: table de passage : aucune colonne où les codes QPV 2015 (QP...) ou 2024 "
+            "(QN...) sont majoritaires sur l'ensemble du fichier"
+        )
     folded = [fold(h) for h in header] + [""] * (width - len(header))
     # the main column is the first code column; the others are its links (QP2015_1, _2, ...)
     main_is_2024 = min(c24) < min(c15)
