@@ -108,6 +108,20 @@ def test_xlsx_shared_strings_bomb_is_refused_before_loading(tmp_path, monkeypatc
         read_insee_file(path)
 
 
+def test_csv_too_large_for_the_memory_is_refused_before_reading(monkeypatch):
+    monkeypatch.setattr(tables, "available_memory", lambda: 100 * 2**20)
+    with pytest.raises(
+        IngestionError,
+        match=r"IPRO_2022_tronque\.csv: fichier trop grand pour la mémoire disponible .* 0\.1 Go",
+    ):
+        read_insee_file(CORPUS / "IPRO_2022_tronque.csv")
+
+
+def test_available_memory_is_known_here():
+    free = tables.available_memory()
+    assert free is None or free > 0
+
+
 # -- CSV rows of the wrong field count ---------------------------------------------------------
 
 

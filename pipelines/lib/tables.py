@@ -229,8 +229,55 @@ def _csv_rows(path: Path, label: str, delimiter: str, encoding: str) -> list[Row
     return rows
 
 
+#: Peak memory of reading a CSV in memory, as a multiple of its size (measured: about 95 for
+#: an INSEE base read into long values, 245 for a local indicator table; see
+#: docs/donnees-brutes.md), plus a constant for the interpreter and libraries.
+CSV_MEMORY_FACTOR = 100
+MEMORY_CONSTANT = 300 * 2**20
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: MemAvailable (Linux), lowered by an address-space
+    limit (``ulimit -v``); None when unknown."""
+    import resource
+
+    found: list[int] = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        found.append(soft)
+    return min(found) if found else None
+
+
+def check_fits(path: Path, factor: float, label: str | None = None) -> None:
+    """Refuse, before reading it, a file whose reading would need more memory than the machine
+    has (``factor`` x its size + a constant), rather than be killed by the system."""
+    label = label or str(path)
+    size = Path(path).stat().st_size
+    need = factor * size + MEMORY_CONSTANT
+    free = available_memory()
+    if free is not None and need > free:
+        raise IngestionError(
+            f"{label}: fichier trop grand pour la mémoire disponible ({size / 2**20:.0f} Mo, "
+            f"lecture estimée à {need / 2**30:.1f} Go pour {free / 2**30:.1f} Go disponibles) :"
+            " le découper (par exemple par département) ou libérer de la mémoire"
+        )
+
+
 def read_csv(
-    path: Path, score: Scorer, scan: int, *, lookahead: int = 50, label: str | None = None
+    path: Path,
+    score: Scorer,
+    scan: int,
+    *,
+    lookahead: int = 50,
+    label: str | None = None,
+    memory_factor: float = CSV_MEMORY_FACTOR,
 ) -> Table:
     """A CSV file as a Table; ``header_index`` is None when no row scores (see find_header).
 
@@ -239,6 +286,7 @@ def read_csv(
     stream (its text is never held whole in memory).
     """
     label = label or str(path)
+    check_fits(path, memory_factor, label)
     encoding = text_encoding(path, label)
     with _open_text(path, label, encoding) as fh:
         head = "".join(itertools.islice(fh, scan + lookahead))
@@ -433,6 +481,7 @@ def read_tables(
     sheets: Callable[[str], bool] | None = None,
     formats: bool = False,
     label: str | None = None,
+    memory_factor: float = CSV_MEMORY_FACTOR,
 ) -> list[Table]:
     """The tables of a CSV (one) or XLSX (one per sheet) file; see read_csv / read_xlsx.
 
@@ -452,7 +501,9 @@ def read_tables(
         raise IngestionError(f"{label}: fichier vide")
     if suffix in XLSX_SUFFIXES:
         return read_xlsx(path, score, scan, sheets=sheets, formats=formats, label=label)
-    return [read_csv(path, score, scan, lookahead=lookahead, label=label)]
+    return [
+        read_csv(path, score, scan, lookahead=lookahead, label=label, memory_factor=memory_factor)
+    ]
 
 
 def named_header(names: set[str], fold: Callable[[str], str]) -> Scorer:

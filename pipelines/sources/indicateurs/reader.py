@@ -105,6 +105,7 @@ class LocalTable:
 
 
 HEADER_SCAN = 200  # rows where the header may be
+MEMORY_FACTOR = 250  # peak memory of a CSV read into long values, x its size (measured)
 
 
 @dataclass
@@ -154,7 +155,13 @@ def _tables(path: Path, mapping: Mapping) -> list[_Table]:
 
     tables = []
     for table in read_tables(
-        path, _header_scorer(mapping), HEADER_SCAN, lookahead=5, sheets=wanted_sheet, formats=True
+        path,
+        _header_scorer(mapping),
+        HEADER_SCAN,
+        lookahead=5,
+        sheets=wanted_sheet,
+        formats=True,
+        memory_factor=MEMORY_FACTOR,
     ):
         if table.header_index is None:
             continue
