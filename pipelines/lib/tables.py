@@ -10,7 +10,13 @@ Every reader of a tabular source goes through :func:`read_tables`:
   sources (ANCT list, INSEE bases) is UTF-8.
 * **CSV dialect**: line endings CRLF, LF or CR; quoted fields (multi-line cells allowed);
   separator ``;``, ``,``, tab or ``|``: the one whose parse gives the best header row.
-* **XLSX** (openpyxl, read-only): every sheet, cell values and, on demand, number formats.
+* **XLSX** (openpyxl, read-only): every sheet, cell values and, on demand, number formats;
+  the real cells, whatever the ``<dimension>`` tag says, at most :data:`MAX_XLSX_CELLS`.
+* **Field counts** (:meth:`Table.field_count_error`, :func:`csv_shape`): a CSV record with more
+  or fewer fields than its header is the reader's reject, never read shifted.
+* **Duplicate headers** (:func:`check_unique_header`): refused, naming both positions.
+* **Memory** (:func:`check_fits`): a CSV is read as a stream; a file whose reading would not fit
+  in the available memory is refused before reading.
 * **Header row**, :func:`find_header`, the one detector: among the first ``scan`` rows, the row
   with the highest score given by the source's ``score(rows, k)`` (header aliases for the
   programmations, mapped columns for Compas, QPV codes below it for the INSEE bases...); the
