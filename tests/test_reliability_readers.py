@@ -292,6 +292,19 @@ def test_old_contour_file_beside_the_new_one_is_refused():
     check_one_file_per_code(frame.iloc[:2], "source_fichier", "contours")  # one file: fine
 
 
+def test_two_lists_of_qpv_with_the_same_codes_are_refused(tmp_path):
+    from pipelines.sources.sig_ville.assets import read_listes_qpv
+
+    lines = ["code_qp;lib_qp;insee_com;lib_com", "QN05920M;Verrerie;59392;Maubeuge"]
+    write_csv(tmp_path / "sig_ville" / "listeqp2024-cog2024.csv", lines)
+    got = read_listes_qpv(context(tmp_path))
+    assert list(got.rows.columns)[0] == "code_qpv" and "_fichier" not in got.rows
+    assert list(got.rows.code_qpv) == ["QN05920M"]
+    write_csv(tmp_path / "sig_ville" / "listeqp2024-ancienne.csv", lines)
+    with pytest.raises(IngestionError, match=r"listeqp2024-ancienne\.csv et .*cog2024\.csv"):
+        read_listes_qpv(context(tmp_path))
+
+
 def test_two_reference_values_for_one_key_are_refused_naming_both(tmp_path):
     folder = tmp_path / "referentiels"
     write_csv(folder / "a.csv", ["territoire_code;indicateur;valeur", "FRANCE;taux_emploi;65,1"])

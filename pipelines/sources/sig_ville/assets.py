@@ -74,9 +74,10 @@ def read_listes_qpv(ctx: ReadContext) -> Ingested:
         except (ContoursError, IngestionError, ValueError) as err:
             raise IngestionError(f"{path}: {err}") from None
         rejected = pd.DataFrame(frame.attrs.get("rejets", []), columns=REJECT_COLUMNS)
-        frames.append(frame)
+        kept = frame.assign(_fichier=str(path))
+        kept.attrs = {}  # pandas cannot concatenate frames whose attrs hold frames
+        frames.append(kept)
         rejects.append(rejected)
-        frame = frame.assign(_fichier=str(path))
         logs.append(
             file_log(LISTE_SOURCE, path, len(frame) + len(rejected), len(frame), len(rejected))
         )
