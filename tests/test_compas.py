@@ -89,7 +89,8 @@ CSV = (
     "59178;Maubeuge;Commune;5 678;30,1;9;ok\n"
     "1053;Bourg;Commune;100;20;1;zéro perdu\n"
     ";Ensemble des QPV;Ensemble des QPV;99 999;35,0;;\n"
-    "QN05920M;Verrerie (doublon);Quartier;1;1;1;\n"
+    # an exact repeat of the first values (a different value is refused: test_reliability_readers)
+    "QN05920M;Verrerie (doublon);Quartier;1 234;41,5;7;\n"
     "QN05922M;Cité Thiers;Quartier;n/a;12;;\n"
     "XX;Inconnu;Planète;1;1;1;\n"
     "Note : données fictives;;;;;;\n"

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from pipelines.lib.files import sha256_bytes, sha256_file
+from pipelines.lib.files import printable_name, sha256_bytes, sha256_file, unread_files
 
 RAW_SCHEMA = "raw"
 
@@ -453,7 +453,7 @@ def file_log(
     present = path.is_file()
     return {
         "source": source,
-        "fichier": str(path),
+        "fichier": printable_name(path),
         "empreinte_sha256": sha256_file(path) if present else sha256_bytes(b""),
         "taille_octets": path.stat().st_size if present else 0,
         "lignes_lues": lues,
@@ -463,3 +463,17 @@ def file_log(
         "message": message,
         "horodatage": datetime.now(UTC).replace(tzinfo=None),
     }
+
+
+def unread_logs(
+    source: str, folder: Path, suffixes, root: Path | None = None, skip=()
+) -> list[dict]:
+    """One ``ingestion_log`` record (statut ``non_lu``, 0 lines, the reason as message) for every
+    file of ``folder`` that the source does not read (:func:`~pipelines.lib.files.unread_files`),
+    except those in ``skip`` (read by another asset of the same folder)."""
+    skipped = {Path(p) for p in skip}
+    return [
+        file_log(source, path, 0, 0, 0, statut="non_lu", message=reason)
+        for path, reason in unread_files(folder, suffixes, root)
+        if path not in skipped
+    ]

@@ -10,7 +10,13 @@ Every reader of a tabular source goes through :func:`read_tables`:
   sources (ANCT list, INSEE bases) is UTF-8.
 * **CSV dialect**: line endings CRLF, LF or CR; quoted fields (multi-line cells allowed);
   separator ``;``, ``,``, tab or ``|``: the one whose parse gives the best header row.
-* **XLSX** (openpyxl, read-only): every sheet, cell values and, on demand, number formats.
+* **XLSX** (openpyxl, read-only): every sheet, cell values and, on demand, number formats;
+  the real cells, whatever the ``<dimension>`` tag says, at most :data:`MAX_XLSX_CELLS`.
+* **Field counts** (:meth:`Table.field_count_error`, :func:`csv_shape`): a CSV record with more
+  or fewer fields than its header is the reader's reject, never read shifted.
+* **Duplicate headers** (:func:`check_unique_header`): refused, naming both positions.
+* **Memory** (:func:`check_fits`): a CSV is read as a stream; a file whose reading would not fit
+  in the available memory is refused before reading.
 * **Header row**, :func:`find_header`, the one detector: among the first ``scan`` rows, the row
   with the highest score given by the source's ``score(rows, k)`` (header aliases for the
   programmations, mapped columns for Compas, QPV codes below it for the INSEE bases...); the
@@ -24,11 +30,13 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.lib.errors import IngestionError
 from pipelines.lib.files import CSV_SUFFIXES, XLSX_SUFFIXES
 
 DELIMITERS = (";", ",", "\t", "|")
@@ -36,10 +44,6 @@ DELIMITERS = (";", ",", "\t", "|")
 #: ``score(rows, k)``: how much row ``k`` of ``rows`` (lists of cells) looks like the header;
 #: None or 0 when it cannot be the header.
 Scorer = Callable[[Sequence[Sequence[Any]], int], float | None]
-
-
-class IngestionError(Exception):
-    """A raw file cannot be read at all. The message names the file (and line when known)."""
 
 
 class CsvLineError(csv.Error):
@@ -140,6 +144,44 @@ class Table:
         """The rows below the header (blank rows included: the reader decides)."""
         return [] if self.header_index is None else self.rows[self.header_index + 1 :]
 
+    def field_count_error(self, row: Row) -> str | None:
+        """For a CSV record whose number of fields differs from the header's (more or fewer:
+        its values would land in the wrong columns), the reject reason; None otherwise and for
+        an XLSX row (cells are placed by their column, not by counting)."""
+        if self.format != "csv" or self.header_index is None:
+            return None
+        expected, found = len(self.header), len(row.cells)
+        if found == expected or row.blank:
+            return None
+        what = "ligne tronquée" if found < expected else "champs en trop"
+        return (
+            f"{what} : {found} champs au lieu de {expected} (ligne d'en-tête "
+            f"{self.header_line}) : ligne rejetée, ses valeurs seraient décalées"
+        )
+
+    def where(self, label: str | None = None) -> str:
+        """The file (and sheet) for messages."""
+        name = label or str(self.path)
+        return f"{name} [{self.sheet}]" if self.sheet else name
+
+
+def check_unique_header(header: Sequence[Any], key: Callable[[str], str], where: str) -> None:
+    """Refuse a header where two columns have the same name once normalised by ``key`` (which
+    one would be read is arbitrary): raises IngestionError naming both positions. Unnamed
+    columns are not compared."""
+    seen: dict[str, int] = {}
+    for j, cell in enumerate(header):
+        text = "" if cell is None else str(cell)
+        name = key(text) if text.strip() else ""
+        if not name:
+            continue
+        if name in seen:
+            raise IngestionError(
+                f"{where}: colonnes {seen[name] + 1} et {j + 1} de même en-tête « {text.strip()} »"
+                " : renommer ou supprimer l'une des deux (laquelle lire serait arbitraire)"
+            )
+        seen[name] = j
+
 
 def find_header(
     rows: Sequence[Sequence[Any]], score: Scorer, scan: int
@@ -169,17 +211,93 @@ def csv_records(text: str, delimiter: str) -> list[Row]:
     return records
 
 
+def _open_text(path: Path, label: str, encoding: str | None = None):
+    """The file as a text stream under the encoding policy (checked by blocks, never held)."""
+    encoding = encoding or text_encoding(path, label)
+    return Path(path).open(encoding="utf-8-sig" if encoding == "utf-8" else "utf-16", newline="")
+
+
+def _csv_rows(path: Path, label: str, delimiter: str, encoding: str) -> list[Row]:
+    """Every record of the file (streamed from disk: only the parsed rows are kept)."""
+    rows: list[Row] = []
+    with _open_text(path, label, encoding) as fh:
+        reader = csv.reader(fh, delimiter=delimiter, quotechar='"')
+        previous_end = 0
+        try:
+            for record in reader:
+                if any("\r" in c for c in record):
+                    record = [c.replace("\r\n", "\n").replace("\r", "\n") for c in record]
+                rows.append(Row(previous_end + 1, record))
+                previous_end = reader.line_num
+        except csv.Error as err:
+            line = reader.line_num
+            raise IngestionError(f"{label}: ligne {line}: CSV illisible ({err})") from None
+    return rows
+
+
+#: Peak memory of reading a CSV in memory, as a multiple of its size (measured: about 95 for
+#: an INSEE base read into long values, 245 for a local indicator table; see
+#: docs/donnees-brutes.md), plus a constant for the interpreter and libraries.
+CSV_MEMORY_FACTOR = 100
+MEMORY_CONSTANT = 300 * 2**20
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: MemAvailable (Linux), lowered by an address-space
+    limit (``ulimit -v``); None when unknown."""
+    import resource
+
+    found: list[int] = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        found.append(soft)
+    return min(found) if found else None
+
+
+def check_fits(path: Path, factor: float, label: str | None = None) -> None:
+    """Refuse, before reading it, a file whose reading would need more memory than the machine
+    has (``factor`` x its size + a constant), rather than be killed by the system."""
+    label = label or str(path)
+    size = Path(path).stat().st_size
+    need = factor * size + MEMORY_CONSTANT
+    free = available_memory()
+    if free is not None and need > free:
+        raise IngestionError(
+            f"{label}: fichier trop grand pour la mémoire disponible ({size / 2**20:.0f} Mo, "
+            f"lecture estimée à {need / 2**30:.1f} Go pour {free / 2**30:.1f} Go disponibles) :"
+            " le découper (par exemple par département) ou libérer de la mémoire"
+        )
+
+
 def read_csv(
-    path: Path, score: Scorer, scan: int, *, lookahead: int = 50, label: str | None = None
+    path: Path,
+    score: Scorer,
+    scan: int,
+    *,
+    lookahead: int = 50,
+    label: str | None = None,
+    memory_factor: float = CSV_MEMORY_FACTOR,
 ) -> Table:
     """A CSV file as a Table; ``header_index`` is None when no row scores (see find_header).
 
     The head (``scan + lookahead`` lines) is parsed with every separator of DELIMITERS; the one
-    that gives the best header wins (the first of DELIMITERS on a tie).
+    that gives the best header wins (the first of DELIMITERS on a tie). The file is read as a
+    stream (its text is never held whole in memory).
     """
     label = label or str(path)
-    text = decode_text(path, label).replace("\r\n", "\n").replace("\r", "\n")
-    head = "\n".join(text.split("\n")[: scan + lookahead])
+    check_fits(path, memory_factor, label)
+    encoding = text_encoding(path, label)
+    with _open_text(path, label, encoding) as fh:
+        head = "".join(itertools.islice(fh, scan + lookahead))
+    if not head.strip():
+        raise IngestionError(f"{label}: fichier vide")
     best: tuple[str, int, float] | None = None
     for delimiter in DELIMITERS:
         try:
@@ -192,12 +310,124 @@ def read_csv(
     if best is None:
         return Table(Path(path), None, "csv", [], None)
     delimiter, header_line, _ = best
-    try:
-        rows = csv_records(text, delimiter)
-    except CsvLineError as err:
-        raise IngestionError(f"{label}: ligne {err.line}: CSV illisible ({err})") from None
+    rows = _csv_rows(path, label, delimiter, encoding)
     index = next(k for k, r in enumerate(rows) if r.line == header_line)
     return Table(Path(path), None, "csv", rows, index, delimiter)
+
+
+#: Most cells (of rows and columns up to the last filled cell of each row) read from one
+#: workbook: about 100 bytes each in memory, so 5 million cells stay under 500 MB.
+MAX_XLSX_CELLS = 5_000_000
+#: Largest uncompressed shared-strings part accepted (it is loaded whole by openpyxl).
+MAX_SHARED_STRINGS_BYTES = 256 * 1024 * 1024
+
+
+def _check_xlsx_parts(path: Path, label: str) -> None:
+    """Refuse a workbook whose shared strings alone would not fit (a zip bomb)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            sizes = {i.filename.lower(): i.file_size for i in archive.infolist()}
+    except (zipfile.BadZipFile, OSError) as err:
+        raise IngestionError(f"{label}: classeur illisible ({err})") from None
+    shared = sizes.get("xl/sharedstrings.xml", 0)
+    if shared > MAX_SHARED_STRINGS_BYTES:
+        raise IngestionError(
+            f"{label}: classeur trop grand ({shared / 2**20:.0f} Mo de textes une fois "
+            f"décompressé, au plus {MAX_SHARED_STRINGS_BYTES / 2**20:.0f} Mo) : l'enregistrer "
+            "en CSV ou le découper"
+        )
+
+
+def _sheet_rows(sheet: Any, formats: bool, label: str, budget: list[int]) -> list[Row]:
+    """The rows of a read-only sheet as written in its XML, whatever its ``<dimension>`` tag says
+    (a stale tag would hide rows or columns, an absurd one would pad every row to XFD): each row
+    is cut after its last filled cell and trailing empty rows are dropped."""
+    sheet.reset_dimensions()  # max_row / max_column from the real cells, not from the tag
+    rows: list[Row] = []
+    last_filled = 0
+    for line, cells in enumerate(sheet.iter_rows(), start=1):
+        values = [getattr(c, "value", None) for c in cells]
+        while values and (values[-1] is None or values[-1] == ""):
+            values.pop()
+        budget[0] -= len(values) + 1
+        if budget[0] < 0:
+            raise IngestionError(
+                f"{label} [{sheet.title}]: classeur trop grand (plus de "
+                f"{MAX_XLSX_CELLS:,} cellules jusqu'à la ligne {line}) : l'enregistrer en CSV "
+                "ou le découper".replace(",", " ")
+            )
+        kept = (
+            [str(getattr(c, "number_format", "") or "") for c in cells[: len(values)]]
+            if formats
+            else None
+        )
+        rows.append(Row(line, values, kept))
+        if values:
+            last_filled = len(rows)
+    del rows[last_filled:]
+    return rows
+
+
+@dataclass
+class CsvShape:
+    """The dialect of a CSV read by another engine (DuckDB) and its records of the wrong field
+    count: ``misshapen`` holds (line, fields, expected) for the first ``limit`` of them and
+    ``misshapen_count`` how many there are."""
+
+    encoding: str
+    delimiter: str
+    fields: int
+    misshapen: list[tuple[int, int, int]]
+    misshapen_count: int
+
+    def message(self, label: str) -> str:
+        shown = " ; ".join(
+            f"ligne {line} : {found} champs au lieu de {expected}"
+            for line, found, expected in self.misshapen
+        )
+        more = f" ({self.misshapen_count} lignes en tout)" if self.misshapen_count > 1 else ""
+        return (
+            f"{label}: {shown}{more} : ces lignes ont un nombre de champs différent de "
+            "l'en-tête (séparateur dans une valeur non entre guillemets ?) ; corriger le fichier"
+        )
+
+
+def csv_shape(path: Path, label: str | None = None, limit: int = 5) -> CsvShape:
+    """Encoding, separator (the one of DELIMITERS that splits the first non-blank line into the
+    most fields) and field count of every record of a CSV, read as a stream (constant memory).
+    Raises IngestionError for an empty, non-UTF-8 or unparsable file."""
+    label = label or str(path)
+    encoding = text_encoding(path, label)
+    with _open_text(path, label, encoding) as fh:
+        first = next((line for line in fh if line.strip()), None)
+    if first is None:
+        raise IngestionError(f"{label}: fichier vide")
+    delimiter = max(
+        DELIMITERS,
+        key=lambda d: (len(next(csv.reader([first], delimiter=d))), -DELIMITERS.index(d)),
+    )
+    expected, bad, count = None, [], 0
+    with _open_text(path, label, encoding) as fh:
+        reader = csv.reader(fh, delimiter=delimiter, quotechar='"')
+        previous_end = 0
+        try:
+            for record in reader:
+                line, previous_end = previous_end + 1, reader.line_num
+                if not record or not any(c.strip() for c in record):
+                    continue
+                if expected is None:
+                    expected = len(record)
+                elif len(record) != expected:
+                    count += 1
+                    if len(bad) < limit:
+                        bad.append((line, len(record), expected))
+        except csv.Error as err:
+            raise IngestionError(
+                f"{label}: ligne {reader.line_num}: CSV illisible ({err})"
+            ) from None
+    return CsvShape(encoding, delimiter, expected or 0, bad, count)
 
 
 def read_xlsx(
@@ -210,31 +440,42 @@ def read_xlsx(
     label: str | None = None,
 ) -> list[Table]:
     """Every sheet of a workbook (those ``sheets`` accepts) as a Table, with its header row
-    when one scores (``header_index`` None otherwise); ``formats`` keeps the number formats."""
+    when one scores (``header_index`` None otherwise); ``formats`` keeps the number formats.
+
+    The real cells are read (the ``<dimension>`` tag is ignored), at most
+    :data:`MAX_XLSX_CELLS` per workbook; a larger one is refused with a message."""
     from openpyxl import load_workbook
 
     label = label or str(path)
+    _check_xlsx_parts(path, label)
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as err:  # noqa: BLE001 - openpyxl raises many kinds for a corrupt file
-        raise IngestionError(f"{label}: classeur illisible ({err})") from None
+        raise IngestionError(f"{label}: classeur illisible ({_one_line(err)})") from None
     tables: list[Table] = []
+    budget = [MAX_XLSX_CELLS]
     try:
         for sheet in workbook.worksheets:
             if sheets is not None and not sheets(sheet.title):
                 continue
-            rows = []
-            for line, cells in enumerate(sheet.iter_rows(), start=1):
-                values = [getattr(c, "value", None) for c in cells]
-                kept = (
-                    [str(getattr(c, "number_format", "") or "") for c in cells] if formats else None
-                )
-                rows.append(Row(line, values, kept))
+            try:
+                rows = _sheet_rows(sheet, formats, label, budget)
+            except IngestionError:
+                raise
+            except Exception as err:  # noqa: BLE001 - a corrupt sheet XML
+                raise IngestionError(
+                    f"{label} [{sheet.title}]: feuille illisible ({_one_line(err)})"
+                ) from None
             found = find_header([r.cells for r in rows], score, scan)
             tables.append(Table(Path(path), sheet.title, "xlsx", rows, found and found[0]))
     finally:
         workbook.close()
     return tables
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
 
 
 def read_tables(
@@ -246,6 +487,7 @@ def read_tables(
     sheets: Callable[[str], bool] | None = None,
     formats: bool = False,
     label: str | None = None,
+    memory_factor: float = CSV_MEMORY_FACTOR,
 ) -> list[Table]:
     """The tables of a CSV (one) or XLSX (one per sheet) file; see read_csv / read_xlsx.
 
@@ -265,7 +507,9 @@ def read_tables(
         raise IngestionError(f"{label}: fichier vide")
     if suffix in XLSX_SUFFIXES:
         return read_xlsx(path, score, scan, sheets=sheets, formats=formats, label=label)
-    return [read_csv(path, score, scan, lookahead=lookahead, label=label)]
+    return [
+        read_csv(path, score, scan, lookahead=lookahead, label=label, memory_factor=memory_factor)
+    ]
 
 
 def named_header(names: set[str], fold: Callable[[str], str]) -> Scorer:

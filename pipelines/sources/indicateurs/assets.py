@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.lib.assets import Ingested, ReadContext, ingestion_asset
-from pipelines.lib.raw_schemas import REJECT_COLUMNS, file_log
+from pipelines.lib.files import TABLE_SUFFIXES
+from pipelines.lib.raw_schemas import REJECT_COLUMNS, file_log, unread_logs
 from pipelines.lib.tables import IngestionError
 from pipelines.settings import DBT_PROJECT_DIR
 from pipelines.sources.indicateurs.mapping import (
@@ -51,6 +52,7 @@ def read_local_indicators(
     frames, rejects, logs = [], [], []
     for name in PROVIDER_FOLDERS:
         folder = raw_dir / name
+        logs.extend(unread_logs(SOURCE, folder, TABLE_SUFFIXES | {".yml", ".yaml"}))
         mappings = [load_mapping(p) for p in find_mappings(folder)]
         for mapping in mappings:
             problems = check_mapping(mapping, units)

@@ -88,8 +88,9 @@ class Mapping:
         """Data files of the mapping's folder this mapping applies to, sorted."""
         folder = self.path.parent
         out = []
-        for path in sorted(folder.iterdir()):
-            if not is_data_file(path):
+        # through list_files: names and links checked like every raw file
+        for path in list_files(folder, TABLE_SUFFIXES):
+            if path.parent != folder:
                 continue
             if any(fnmatch.fnmatch(path.name.lower(), g.lower()) for g in self.fichiers):
                 out.append(path)

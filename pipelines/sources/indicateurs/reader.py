@@ -36,7 +36,7 @@ from pipelines.lib.codes import (
     geographie_of,
 )
 from pipelines.lib.raw_schemas import REJECT_COLUMNS, Reject
-from pipelines.lib.tables import IngestionError, Scorer, read_tables
+from pipelines.lib.tables import IngestionError, Scorer, check_unique_header, read_tables
 from pipelines.sources.indicateurs.mapping import Mapping
 from pipelines.sources.insee.reader import KEY_COLUMNS, millesime_from_name
 
@@ -105,6 +105,7 @@ class LocalTable:
 
 
 HEADER_SCAN = 200  # rows where the header may be
+MEMORY_FACTOR = 250  # peak memory of a CSV read into long values, x its size (measured)
 
 
 @dataclass
@@ -124,6 +125,7 @@ class _Table:
     header: list[str]
     rows: list[tuple[int, list[_Cell]]]
     decimal: str = ","
+    misshapen: dict[int, str] = field(default_factory=dict)
 
 
 def _header_scorer(mapping: Mapping) -> Scorer:
@@ -153,10 +155,18 @@ def _tables(path: Path, mapping: Mapping) -> list[_Table]:
 
     tables = []
     for table in read_tables(
-        path, _header_scorer(mapping), HEADER_SCAN, lookahead=5, sheets=wanted_sheet, formats=True
+        path,
+        _header_scorer(mapping),
+        HEADER_SCAN,
+        lookahead=5,
+        sheets=wanted_sheet,
+        formats=True,
+        memory_factor=MEMORY_FACTOR,
     ):
         if table.header_index is None:
             continue
+        check_unique_header([cell_str(c) for c in table.header], fold, table.where())
+        misshapen = {r.line: e for r in table.data if (e := table.field_count_error(r))}
         rows = [
             (
                 row.line,
@@ -175,6 +185,7 @@ def _tables(path: Path, mapping: Mapping) -> list[_Table]:
                 [cell_str(c) for c in table.header],
                 rows,
                 decimal_mark(c.value for c in texts),
+                misshapen,
             )
         )
     return tables
@@ -240,7 +251,7 @@ def read_local_table(path: Path, mapping: Mapping) -> LocalTable:
     out: dict[str, list] = {k: [] for k in LONG_COLUMNS}
     rejects: list[dict] = []
     read = loaded = rejected = 0
-    seen: set[tuple] = set()
+    seen: dict[tuple, tuple[int, str | None, str]] = {}
     missing_columns: list[str] = []
     unmapped: list[str] = []
 
@@ -318,6 +329,10 @@ def read_local_table(path: Path, mapping: Mapping) -> LocalTable:
             if not any(c.text for c in row_cells):
                 continue
             read += 1
+            if line in table.misshapen:
+                rejected += 1
+                reject(table.sheet, line, None, None, table.misshapen[line])
+                continue
             code = _code_text(row_cells[code_col])
             label = row_cells[label_col].text or None if label_col is not None else None
             kind_text = row_cells[type_col].text if type_col is not None else None
@@ -346,17 +361,25 @@ def read_local_table(path: Path, mapping: Mapping) -> LocalTable:
                         "(millesime: 2022) ou dans le nom de la feuille ou du fichier"
                     )
                 key = (kind, code_t, year, fold(variable))
+                text = cell.text
                 if key in seen:
+                    first_line, first_sheet, first_text = seen[key]
+                    if first_text != text:
+                        where = f" [{table.sheet}]" if table.sheet else ""
+                        raise IngestionError(
+                            f"{path}{where}: {code_t}, colonne « {raw_name} », millésime {year} : "
+                            f"deux valeurs différentes, « {first_text} » (ligne {first_line}"
+                            f"{f', feuille {first_sheet}' if first_sheet else ''}) et « {text} » "
+                            f"(ligne {line}) : garder une seule ligne par territoire"
+                        )
                     reject(
                         table.sheet,
                         line,
                         raw_name,
-                        cell.text or None,
-                        f"doublon : {code_t} a déjà une valeur pour cette colonne et ce "
-                        "millésime (première valeur gardée)",
+                        text or None,
+                        f"doublon : même valeur qu'à la ligne {first_line} (ignorée)",
                     )
                     continue
-                text = cell.text
                 secret = isinstance(cell.value, str | type(None)) and text.lower() in markers
                 valeur_fichier = None
                 if not secret:
@@ -370,7 +393,7 @@ def read_local_table(path: Path, mapping: Mapping) -> LocalTable:
                     if valeur_fichier is None:
                         reject(table.sheet, line, raw_name, text, "valeur non numérique")
                         continue
-                seen.add(key)
+                seen[key] = (line, table.sheet, text)
                 facteur = (
                     spec.facteur
                     if spec and spec.facteur is not None

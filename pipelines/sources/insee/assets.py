@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from pipelines.lib.assets import Ingested, ReadContext, concat, ingestion_asset
-from pipelines.lib.raw_schemas import file_log
-from pipelines.sources.insee.reader import list_insee_files, read_insee_file
+from pipelines.lib.files import TABLE_SUFFIXES
+from pipelines.lib.raw_schemas import file_log, unread_logs
+from pipelines.lib.tables import IngestionError
+from pipelines.sources.insee.reader import (
+    list_insee_files,
+    millesime_from_name,
+    read_insee_file,
+    source_of,
+)
 
 SOURCE = "insee"
 
 
 def read_insee(ctx: ReadContext) -> Ingested:
-    frames, rejects, logs = [], [], []
-    for path in list_insee_files(ctx.raw / "insee"):
+    frames, rejects = [], []
+    logs = unread_logs(SOURCE, ctx.raw / "insee", TABLE_SUFFIXES)
+    files = list_insee_files(ctx.raw / "insee")
+    check_one_file_per_base(files)
+    for path in files:
         result = read_insee_file(path)
         ctx.log.info(
             f"{path.name}: {result.report['lignes_chargees']} lignes, "
@@ -30,6 +40,21 @@ def read_insee(ctx: ReadContext) -> Ingested:
             )
         )
     return Ingested(concat(frames), concat(rejects), logs)
+
+
+def check_one_file_per_base(files: list) -> None:
+    """Two files of one base and millésime (``IPRO_2022.csv`` and ``IPRO_2022_v2.csv``) would
+    both publish every value: refused, naming both (keep one in the folder)."""
+    seen: dict[tuple[str, int | None], object] = {}
+    for path in files:
+        key = (source_of(path), millesime_from_name(path.name))
+        if key in seen:
+            raise IngestionError(
+                f"{path}: même base {key[0]} et même millésime {key[1]} que {seen[key]} : "
+                "garder un seul fichier par base et par millésime (déplacer l'autre hors du "
+                "dossier brut)"
+            )
+        seen[key] = path
 
 
 insee_valeurs = ingestion_asset(

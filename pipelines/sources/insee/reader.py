@@ -26,7 +26,7 @@ from pipelines.lib.cells import (
 from pipelines.lib.codes import COMMUNE, EPCI, FRANCE_CODES, QPV_LIKE, geographie_of
 from pipelines.lib.files import TABLE_SUFFIXES, list_files, years_in_name
 from pipelines.lib.raw_schemas import REJECT_COLUMNS, Reject
-from pipelines.lib.tables import IngestionError, Scorer, read_tables
+from pipelines.lib.tables import IngestionError, Scorer, check_unique_header, read_tables
 
 # Where a value comes from and what it is about: the key of every long indicator table (INSEE
 # bases here, local providers in pipelines/sources/indicateurs, and their raw tables).
@@ -176,21 +176,24 @@ def read_insee_file(
         raise IngestionError(
             f"{path}: aucune colonne ne contient de codes QPV (QPxxxxxx / QNxxxxxx)"
         )
-    tables = [
-        (
-            t.sheet,
-            _texts(t.header, t.format),
-            [(r.line, _texts(r.cells, t.format)) for r in t.data if not r.blank],
-        )
-        for t in found
-    ]
+    tables = []
+    for t in found:
+        header = _texts(t.header, t.format)
+        check_unique_header(header, normalise_header, t.where())
+        rows = [(r.line, _texts(r.cells, t.format)) for r in t.data if not r.blank]
+        misshapen = {r.line: t.field_count_error(r) for r in t.data if not r.blank}
+        tables.append((t.sheet, header, rows, {k: v for k, v in misshapen.items() if v}))
     # the decimal mark of the file, from its cells where it cannot be a thousands separator
-    decimal = decimal_mark(c for _, _, rows in tables for _, cells in rows[:200] for c in cells)
+    decimal = decimal_mark(c for _, _, rows, _ in tables for _, cells in rows[:200] for c in cells)
 
     acc: dict[str, list] = {}
     rejects: list[dict] = []
     read = loaded = rejected = 0
-    for sheet, header, rows in tables:
+    territories: dict[tuple[str, str, str | None], tuple[int, str | None, int]] = {}
+    # variables published in several sheets of a workbook: their values must agree
+    shared = _shared_variables([header for _, header, _, _ in tables])
+    across: dict[tuple[str, str, str], tuple[int, str | None, str]] = {}
+    for sheet, header, rows, misshapen in tables:
         where = f"{path}{f' [{sheet}]' if sheet else ''}"
         width = max([len(header)] + [len(r) for _, r in rows])
         raw_names = header + [""] * (width - len(header))
@@ -210,13 +213,11 @@ def read_insee_file(
         keep_rows: list[int] = []
         row_kind: list[str] = []
         row_code: list[str] = []
-        # a CSV row with fewer fields than the named columns was cut (truncated file or line):
-        # its missing cells would otherwise look like values under secret
-        named = max((j + 1 for j, h in enumerate(header) if h.strip()), default=0)
-        short = {i for i, (_, r) in enumerate(rows) if sheet is None and len(r) < named}
         for i, row in enumerate(padded):
             read += 1
-            if i in short:
+            # a CSV row whose field count differs from the header's (cut, or with an extra
+            # separator): its values would land under the wrong variables
+            if lines[i] in misshapen:
                 rejected += 1
                 rejects.append(
                     Reject(
@@ -224,9 +225,9 @@ def read_insee_file(
                         str(path),
                         sheet,
                         lines[i],
-                        _name(raw_names, len(rows[i][1])),
+                        None,
                         ";".join(rows[i][1])[-80:],
-                        f"ligne tronquée: {len(rows[i][1])} champs au lieu d'au moins {named}",
+                        misshapen[lines[i]],
                     ).as_dict()
                 )
                 continue
@@ -245,6 +246,33 @@ def read_insee_file(
                     ).as_dict()
                 )
                 continue
+            # one row per territory: a second row for the same code is refused, unless it
+            # repeats the first one exactly (then it is rejected as a duplicate)
+            digest = hash(tuple(c.strip() for j, c in enumerate(row) if j != code_col))
+            first = territories.get((kind, code, sheet))
+            if first is not None:
+                if first[2] != digest:
+                    sheet_first = f" [{first[1]}]" if first[1] else ""
+                    sheet_now = f" [{sheet}]" if sheet else ""
+                    raise IngestionError(
+                        f"{path}: {code} a deux lignes aux valeurs différentes : ligne "
+                        f"{first[0]}{sheet_first} et ligne {lines[i]}{sheet_now} : garder une "
+                        "seule ligne par territoire"
+                    )
+                rejected += 1
+                rejects.append(
+                    Reject(
+                        "insee",
+                        str(path),
+                        sheet,
+                        lines[i],
+                        _name(raw_names, code_col),
+                        row[code_col],
+                        f"doublon : même ligne que la ligne {first[0]} (ignorée)",
+                    ).as_dict()
+                )
+                continue
+            territories[(kind, code, sheet)] = (lines[i], sheet, digest)
             loaded += 1
             keep_rows.append(i)
             row_kind.append(kind)
@@ -309,6 +337,16 @@ def read_insee_file(
                 "secret": secret,
                 "marqueur_secret": marqueur,
             }
+            if name in shared:
+                for k in range(n):
+                    key = (row_kind[k], row_code[k], name)
+                    other = across.setdefault(key, (out_lines[k], sheet, cells[k]))
+                    if other[2] != cells[k]:
+                        raise IngestionError(
+                            f"{path}: {row_code[k]}, {raw_names[j]} : deux valeurs différentes, "
+                            f"« {other[2]} » (feuille {other[1]}, ligne {other[0]}) et "
+                            f"« {cells[k]} » (feuille {sheet}, ligne {out_lines[k]})"
+                        )
             if bad:
                 good = sorted(set(range(n)).difference(bad))
                 block = {key: [vals[i] for i in good] for key, vals in block.items()}
@@ -341,6 +379,15 @@ def read_insee_file(
 
 def _name(names: list[str], j: int) -> str:
     return names[j] if j < len(names) else f"colonne {j + 1}"
+
+
+def _shared_variables(headers: list[list[str]]) -> set[str]:
+    """Normalised names of the value columns found in more than one sheet."""
+    counts: dict[str, int] = {}
+    for header in headers:
+        for name in {normalise_header(h) for h in header if h.strip()}:
+            counts[name] = counts.get(name, 0) + 1
+    return {n for n, c in counts.items() if c > 1 and n not in LABEL_COLUMNS | TEXT_COLUMNS}
 
 
 def _unique_names(raw_names: list[str]) -> list[str]:

@@ -27,7 +27,9 @@ from pipelines.lib.raw_schemas import (
     file_log,
     replace_source_rows,
     replace_table,
+    unread_logs,
 )
+from pipelines.lib.tables import IngestionError
 from pipelines.warehouse.resources import ProjectFolders, Warehouse
 
 SOURCE = "lieux"
@@ -60,6 +62,7 @@ def assign_folder(con, folder: Path, log=None) -> dict:
 
     replace_table(con, "lieux", None)
     files = list_files(folder, SUFFIXES)
+    unread = unread_logs(SOURCE, folder, SUFFIXES)
     polygons = f"{RAW_SCHEMA}.qpv_contours"
     geographies = _geographies(con) if files else []
     if files and not geographies:
@@ -71,7 +74,7 @@ def assign_folder(con, folder: Path, log=None) -> dict:
         geographies = [choose_geographie(con, polygons, None)]
     summary: dict = {"fichiers": [], "par_geographie": {}}
     rejects: list[pd.DataFrame] = []
-    logs: list[dict] = []
+    logs: list[dict] = list(unread)
     index: dict[str | None, int] = {}
     for path in files:
         source = read_points(con, path, extra={"type": TYPE_NAMES, "dossier": DOSSIER_NAMES})
@@ -191,7 +194,7 @@ def lieux(
     with warehouse.connect() as con:
         try:
             summary = assign_folder(con, folders.raw / FOLDER, context.log)
-        except (PointsError, RuntimeError) as err:
+        except (PointsError, IngestionError, RuntimeError) as err:
             raise dg.Failure(description=str(err)) from None
     lus = sum(f["lignes"] for f in summary["fichiers"])
     metadata = {

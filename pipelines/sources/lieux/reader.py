@@ -27,7 +27,7 @@ from geo.points import (
     sql_number,
     sql_string,
 )
-from pipelines.lib.tables import IngestionError, text_encoding
+from pipelines.lib.tables import IngestionError, csv_shape
 
 logger = logging.getLogger(__name__)
 
@@ -136,11 +136,20 @@ def read_points(
     if suffix in {".parquet", ".pq", ".geoparquet"}:
         sql = f"read_parquet({literal})"
     elif suffix in {".csv", ".txt", ".tsv"}:
-        try:  # the project's one encoding policy (pipelines/lib/tables.py)
-            encoding = text_encoding(path, path.name)
+        # the project's one encoding policy, and the separator and field count of every
+        # record checked by the reading library (pipelines/lib/tables.py): a record of the wrong
+        # field count would put its coordinates in another column, so the file is refused
+        try:
+            shape = csv_shape(path, path.name)
         except IngestionError as err:
             raise PointsError(str(err)) from None
-        sql = f"read_csv({literal}, all_varchar = true, header = true, encoding = '{encoding}')"
+        if shape.misshapen_count:
+            raise PointsError(shape.message(path.name))
+        sql = (
+            f"read_csv({literal}, all_varchar = true, header = true, "
+            f"encoding = '{shape.encoding}', delim = {sql_string(shape.delimiter)}, "
+            "quote = '\"', escape = '\"')"
+        )
     else:
         raise PointsError(
             f"Format non pris en charge pour {path.name} : attendu .csv, .txt, .tsv ou .parquet"

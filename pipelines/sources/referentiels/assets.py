@@ -10,13 +10,18 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.lib.assets import Ingested, ReadContext, ingestion_asset
-from pipelines.lib.raw_schemas import REJECT_COLUMNS, file_log
+from pipelines.lib.files import TABLE_SUFFIXES
+from pipelines.lib.raw_schemas import REJECT_COLUMNS, file_log, unread_logs
 from pipelines.sources.referentiels.reader import (
     SOURCE_PASSAGE,
     SOURCE_VALEURS,
+    check_unique_values,
     list_reference_files,
     read_reference_file,
 )
+
+#: The file of the folder read by another asset (the programmations' header aliases).
+OTHER_READERS = "entetes_alias.csv"
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -26,10 +31,26 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def read_references(raw_dir: Path) -> dict[str, tuple[pd.DataFrame | None, pd.DataFrame, list]]:
     """{kind: (rows, rejects, logs)} for the files of raw/referentiels/."""
     acc = {SOURCE_VALEURS: ([], [], []), SOURCE_PASSAGE: ([], [], [])}
-    for path in list_reference_files(raw_dir / "referentiels"):
+    folder = raw_dir / "referentiels"
+    acc[SOURCE_VALEURS][2].extend(unread_logs(SOURCE_VALEURS, folder, TABLE_SUFFIXES))
+    for path in list_reference_files(folder):
         result = read_reference_file(path)
         if result is None:
-            continue  # a file for another reader (entetes_alias.csv...)
+            if path.name.lower() != OTHER_READERS:
+                acc[SOURCE_VALEURS][2].append(
+                    file_log(
+                        SOURCE_VALEURS,
+                        path,
+                        0,
+                        0,
+                        0,
+                        statut="non_lu",
+                        message="colonnes non reconnues : ni valeurs de référence "
+                        "(territoire_code, indicateur, valeur), ni table de passage QPV 2015 "
+                        "<-> 2024",
+                    )
+                )
+            continue
         frames, rejects, logs = acc[result.kind]
         frames.append(result.rows)
         rejects.append(result.rejects)
@@ -42,6 +63,9 @@ def read_references(raw_dir: Path) -> dict[str, tuple[pd.DataFrame | None, pd.Da
                 result.report["lignes_rejetees"],
             )
         )
+    check_unique_values(
+        pd.concat(acc[SOURCE_VALEURS][0], ignore_index=True) if acc[SOURCE_VALEURS][0] else None
+    )
     return {
         kind: (
             pd.concat(frames, ignore_index=True) if frames else None,

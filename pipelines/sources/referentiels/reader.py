@@ -27,7 +27,7 @@ from pipelines.lib.cells import SECRET_MARKERS, cell_str, decimal_mark, fold, pa
 from pipelines.lib.codes import EPCI, FRANCE_CODES, QPV_2015, QPV_2024
 from pipelines.lib.files import TABLE_SUFFIXES, list_files
 from pipelines.lib.raw_schemas import REJECT_COLUMNS, Reject
-from pipelines.lib.tables import read_tables
+from pipelines.lib.tables import IngestionError, check_unique_header, read_tables
 
 SOURCE_VALEURS = "valeurs_reference"
 SOURCE_PASSAGE = "passage_qpv"
@@ -104,19 +104,22 @@ def _header_score(rows: Sequence[Sequence[Any]], k: int) -> float | None:
     return 1 if kind_of(texts, below) else None
 
 
-def _table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]], str]:
-    """Header, non-blank rows and decimal mark of a CSV or of the first XLSX sheet whose header
-    names known columns; ([], [], ",") when no table of this module is found."""
+def _table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]], str, dict[int, str]]:
+    """Header, non-blank rows, decimal mark and rows of the wrong field count (line -> reason)
+    of a CSV or of the first XLSX sheet whose header names known columns; ([], [], ",", {})
+    when no table of this module is found. Two columns of the same name are refused."""
     for table in read_tables(path, _header_score, HEADER_SCAN):
         if table.header_index is None:
             continue
         strip = table.format == "xlsx"
         header = [cell_str(c, strip=strip) for c in table.header]
+        check_unique_header(header, fold, table.where())
+        misshapen = {r.line: e for r in table.data if (e := table.field_count_error(r))}
         rows = [
             (r.line, [cell_str(c, strip=strip) for c in r.cells]) for r in table.data if not r.blank
         ]
-        return header, rows, decimal_mark(c for _, cells in rows[:200] for c in cells)
-    return [], [], ","
+        return header, rows, decimal_mark(c for _, cells in rows[:200] for c in cells), misshapen
+    return [], [], ",", {}
 
 
 def _column(header: list[str], name: str) -> int | None:
@@ -154,15 +157,28 @@ def kind_of(header: list[str], sample: list[list[str]]) -> str | None:
 def read_reference_file(path: Path) -> ReferenceFile | None:
     """Read one file of raw/referentiels; None when it is not a file of this module."""
     path = Path(path)
-    header, rows, decimal = _table(path)
+    header, rows, decimal, misshapen = _table(path)
     if not header:
         return None
-    kind = kind_of(header, [r for _, r in rows[:200]])
+    good = [(line, row) for line, row in rows if line not in misshapen]
+    kind = kind_of(header, [r for _, r in good[:200]])
+    if kind not in (SOURCE_VALEURS, SOURCE_PASSAGE):
+        return None
     if kind == SOURCE_VALEURS:
-        return _read_valeurs(path, header, rows, decimal)
-    if kind == SOURCE_PASSAGE:
-        return _read_passage(path, header, rows)
-    return None
+        result = _read_valeurs(path, header, good, decimal)
+    else:
+        result = _read_passage(path, header, good)
+    if misshapen:
+        bad = [
+            Reject(kind, str(path), None, line, None, None, reason).as_dict()
+            for line, reason in sorted(misshapen.items())
+        ]
+        result.rejects = pd.concat(
+            [result.rejects, pd.DataFrame(bad, columns=REJECT_COLUMNS)], ignore_index=True
+        )
+        result.report["lignes_lues"] += len(bad)
+        result.report["lignes_rejetees"] += len(bad)
+    return result
 
 
 def _read_valeurs(path: Path, header: list[str], rows: list[tuple[int, list[str]]], decimal: str):
@@ -247,6 +263,11 @@ def _guess_type(code: str) -> str | None:
 def _read_passage(path: Path, header: list[str], rows: list[tuple[int, list[str]]]):
     width = max([len(header)] + [len(r) for _, r in rows])
     c15, c24 = _code_columns([r for _, r in rows], width)
+    if not c15 or not c24:  # codes of both generations in the head, not over the whole file
+        raise IngestionError(
+            f"{path}: table de passage : aucune colonne où les codes QPV 2015 (QP...) ou 2024 "
+            "(QN...) sont majoritaires sur l'ensemble du fichier"
+        )
     folded = [fold(h) for h in header] + [""] * (width - len(header))
     # the main column is the first code column; the others are its links (QP2015_1, _2, ...)
     main_is_2024 = min(c24) < min(c15)
@@ -354,3 +375,29 @@ def _read_passage(path: Path, header: list[str], rows: list[tuple[int, list[str]
             "lignes_rejetees": n_rejected,
         },
     )
+
+
+VALEURS_KEY = ["territoire_type", "territoire_code", "millesime", "indicateur"]
+
+
+def check_unique_values(frame: pd.DataFrame | None) -> None:
+    """Two reference values for one territory, millésime and indicator (in one file or two)
+    are refused naming both files and lines when they differ; an exact repeat is harmless."""
+    if frame is None or frame.empty:
+        return
+    keyed = frame.assign(_m=pd.to_numeric(frame["millesime"]).fillna(-1))
+    key = ["territoire_type", "territoire_code", "_m", "indicateur"]
+    dup = keyed[keyed.duplicated(key, keep=False)]
+    if dup.empty:
+        return
+    for _, group in dup.groupby(key, sort=False, dropna=False):
+        if group["valeur"].nunique(dropna=False) > 1:
+            a = group.iloc[0]
+            b = group[group["valeur"] != a["valeur"]].iloc[0]
+            year = "" if a["_m"] == -1 else f", millésime {int(a['_m'])}"
+            raise IngestionError(
+                f"{a['fichier']}, ligne {a['ligne']} et {b['fichier']}, ligne {b['ligne']} : "
+                f"deux valeurs de référence pour {a['indicateur']}, {a['territoire_type']} "
+                f"{a['territoire_code']}{year} ({a['valeur']:g} et {b['valeur']:g}) : en garder "
+                "une seule"
+            )

@@ -11,7 +11,7 @@ import pandas as pd
 
 from pipelines.lib.assets import Ingested, ReadContext, concat, ingestion_asset
 from pipelines.lib.files import list_files
-from pipelines.lib.raw_schemas import REJECT_COLUMNS, file_log
+from pipelines.lib.raw_schemas import REJECT_COLUMNS, file_log, unread_logs
 from pipelines.lib.tables import IngestionError
 
 SOURCE = "sig_ville"
@@ -20,7 +20,11 @@ LISTE_SOURCE = "liste_qpv"
 
 
 def read_qpv_contours(ctx: ReadContext) -> Ingested:
-    from pipelines.sources.sig_ville.reader import CONTOURS_SUFFIXES, read_contours
+    from pipelines.sources.sig_ville.reader import (
+        CONTOURS_SUFFIXES,
+        SHAPEFILE_PARTS,
+        read_contours,
+    )
 
     frames, rejects, logs = [], [], []
     for path in list_files(ctx.raw / FOLDER, CONTOURS_SUFFIXES):
@@ -34,10 +38,30 @@ def read_qpv_contours(ctx: ReadContext) -> Ingested:
         ctx.log.info(f"{path.name}: {result.report}")
         logs.append(file_log(SOURCE, path, lus, len(frame), len(result.rejects)))
     frame = concat(frames)
-    if frame is not None:
-        # one row per code: the first file (sorted by name) wins
-        frame = frame.drop_duplicates(subset=["code_qpv"], keep="first")
+    check_one_file_per_code(frame, "source_fichier", "contours")
+    logs.extend(
+        unread_logs(SOURCE, ctx.raw / FOLDER, CONTOURS_SUFFIXES | SHAPEFILE_PARTS | {".csv"})
+    )
     return Ingested(frame, concat(rejects), logs)
+
+
+def check_one_file_per_code(frame: pd.DataFrame | None, column: str, what: str) -> None:
+    """A QPV code in two files (an old contour file beside the new one, two lists) would be
+    published from one of them silently: refused, naming both files (keep one)."""
+    if frame is None or frame.empty:
+        return
+    files = frame[[column, "code_qpv"]].drop_duplicates()
+    dup = files[files.duplicated("code_qpv", keep=False)]
+    if dup.empty:
+        return
+    code = dup["code_qpv"].iloc[0]
+    both = sorted(dup.loc[dup["code_qpv"] == code, column].astype(str))
+    count = dup["code_qpv"].nunique()
+    raise IngestionError(
+        f"{both[0]} et {both[1]} : {count} code(s) QPV dans les deux fichiers de {what} (dont "
+        f"{code}) : garder un seul fichier par géographie (déplacer l'ancien hors du dossier "
+        "brut)"
+    )
 
 
 def read_listes_qpv(ctx: ReadContext) -> Ingested:
@@ -50,12 +74,18 @@ def read_listes_qpv(ctx: ReadContext) -> Ingested:
         except (ContoursError, IngestionError, ValueError) as err:
             raise IngestionError(f"{path}: {err}") from None
         rejected = pd.DataFrame(frame.attrs.get("rejets", []), columns=REJECT_COLUMNS)
-        frames.append(frame)
+        kept = frame.assign(_fichier=str(path))
+        kept.attrs = {}  # pandas cannot concatenate frames whose attrs hold frames
+        frames.append(kept)
         rejects.append(rejected)
         logs.append(
             file_log(LISTE_SOURCE, path, len(frame) + len(rejected), len(frame), len(rejected))
         )
-    return Ingested(concat(frames), concat(rejects), logs)
+    combined = concat(frames)
+    check_one_file_per_code(combined, "_fichier", "liste des QPV")
+    if combined is not None:
+        combined = combined.drop(columns="_fichier")
+    return Ingested(combined, concat(rejects), logs)
 
 
 qpv_contours = ingestion_asset(

@@ -36,7 +36,7 @@ from geo.contours import (
 from geo.contours import ContoursError as GeoContoursError
 from pipelines.lib.codes import geographie_of
 from pipelines.lib.raw_schemas import REJECT_COLUMNS
-from pipelines.lib.tables import IngestionError, read_tables
+from pipelines.lib.tables import IngestionError, check_unique_header, read_tables
 from pipelines.sources.sig_ville.attributes import (
     clean_text,
     communes_incomplete,
@@ -51,6 +51,10 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "sig_ville"
 CONTOURS_SUFFIXES = frozenset({".geojson", ".json", ".gpkg", ".shp", ".zip"})
+#: Files read with a Shapefile (never reported as not read).
+SHAPEFILE_PARTS = frozenset(
+    {".dbf", ".shx", ".prj", ".cpg", ".qix", ".sbn", ".sbx", ".qmd", ".shp.xml", ".xml"}
+)
 LISTE_COLUMNS = [
     "code_qpv",
     "libelle_qpv",
@@ -384,7 +388,9 @@ def read_liste_qpv(path: Path | str) -> pd.DataFrame:
             f"{', '.join(map(str, first))}"
         )
     header = [str(c) for c in table.header]
-    data = [r for r in table.data if not r.blank]
+    check_unique_header(header, normalise_name, path.name)
+    misshapen = {r.line: e for r in table.data if (e := table.field_count_error(r))}
+    data = [r for r in table.data if not r.blank and r.line not in misshapen]
     names = {normalise_name(c): j for j, c in enumerate(header)}
     source: dict[str, int | None] = {
         target: next((names[a] for a in options if a in names), None)
@@ -434,6 +440,18 @@ def read_liste_qpv(path: Path | str) -> pd.DataFrame:
                 "motif": "code QPV absent" if not codes[i] else "code QPV invalide",
             }
             for i in np.flatnonzero(~valid)
+        ]
+        + [
+            {
+                "source": SOURCE,
+                "fichier": path.name,
+                "feuille": None,
+                "ligne": line,
+                "colonne": None,
+                "valeur_brute": None,
+                "motif": reason,
+            }
+            for line, reason in sorted(misshapen.items())
         ],
         columns=REJECT_COLUMNS,
     )

@@ -1,0 +1,492 @@
+"""Broken and hostile inputs of the readers of pipelines/lib and of the insee, indicateurs,
+sig_ville, referentiels and lieux sources (issue 16): every case is refused or rejected with the
+file, line and column, never loaded shifted, picked silently or crashing without a name."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from openpyxl import Workbook
+
+from pipelines.lib import tables
+from pipelines.lib.assets import ReadContext
+from pipelines.lib.files import FileNameError, list_files, unread_files
+from pipelines.lib.raw_schemas import unread_logs
+from pipelines.lib.tables import IngestionError, read_tables
+from pipelines.sources.insee.assets import read_insee
+from pipelines.sources.insee.reader import read_insee_file
+from pipelines.sources.referentiels.assets import read_references
+from pipelines.sources.referentiels.reader import read_reference_file
+
+CORPUS = Path(__file__).with_name("corpus")
+HEADER = ["CODGEO", "LIBGEO", "TX_TOT_EMPL", "TX_EMPL_F"]
+
+
+def context(raw: Path) -> ReadContext:
+    return ReadContext(raw, None, None, logging.getLogger("test"))
+
+
+def write_csv(path: Path, lines: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# -- XLSX: the real cells, whatever the <dimension> tag says ----------------------------------
+
+
+def workbook_with_dimension(path: Path, rows: list[list], ref: str | None) -> Path:
+    """A workbook written by openpyxl whose sheet's <dimension> tag is then replaced by ``ref``
+    (a stale or absurd tag, as some exporters write)."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Données"
+    for row in rows:
+        ws.append(row)
+    built = path.with_suffix(".tmp.xlsx")
+    wb.save(built)
+    with zipfile.ZipFile(built) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml" and ref is not None:
+                text = data.decode("utf-8")
+                text, n = re.subn(r'<dimension ref="[^"]*"\s*/>', f'<dimension ref="{ref}"/>', text)
+                assert n == 1
+                data = text.encode("utf-8")
+            dst.writestr(item, data)
+    built.unlink()
+    return path
+
+
+def insee_rows(n: int) -> list[list]:
+    return [HEADER] + [
+        [f"QN059{k:02d}M", f"Quartier {k}", 40 + k / 10, 30 + k / 10] for k in range(n)
+    ]
+
+
+@pytest.mark.parametrize("ref", ["A1:AE6", "A1", "A1:XFD1048576", "B3:C4"])
+def test_xlsx_reads_every_real_row_whatever_the_dimension_tag(tmp_path, ref):
+    path = workbook_with_dimension(tmp_path / "IPRO_2022.xlsx", insee_rows(40), ref)
+    result = read_insee_file(path)
+    assert result.report["lignes_lues"] == 40 and result.report["lignes_chargees"] == 40
+    taux = result.values[result.values.variable == "TX_TOT_EMPL"]
+    assert len(taux) == 40 and taux.valeur.sum() == pytest.approx(
+        sum(40 + k / 10 for k in range(40))
+    )
+    row = taux[taux.code_territoire == "QN05939M"].iloc[0]
+    assert row.ligne == 41 and row.valeur == pytest.approx(43.9)
+
+
+def test_xlsx_absurd_dimension_does_not_pad_rows(tmp_path):
+    """A tiny workbook announcing A1:XFD1048576 is read as its few real cells."""
+    path = workbook_with_dimension(tmp_path / "t.xlsx", [["a", "b"], [1, 2]], "A1:XFD1048576")
+    [table] = read_tables(path, lambda rows, k: 1 if k == 0 else None, 5)
+    assert [r.cells for r in table.rows] == [["a", "b"], [1, 2]]
+
+
+def test_xlsx_too_many_cells_is_refused_with_a_message(tmp_path, monkeypatch):
+    monkeypatch.setattr(tables, "MAX_XLSX_CELLS", 100)
+    path = workbook_with_dimension(tmp_path / "IPRO_2022.xlsx", insee_rows(40), None)
+    with pytest.raises(IngestionError, match=r"IPRO_2022\.xlsx \[Données\]: classeur trop grand"):
+        read_insee_file(path)
+
+
+def test_xlsx_shared_strings_bomb_is_refused_before_loading(tmp_path, monkeypatch):
+    monkeypatch.setattr(tables, "MAX_SHARED_STRINGS_BYTES", 1000)
+    path = workbook_with_dimension(tmp_path / "IPRO_2022.xlsx", insee_rows(3), None)
+    with zipfile.ZipFile(path, "a") as archive:  # 2 KB of text once decompressed
+        archive.writestr("xl/sharedStrings.xml", "<sst>" + "x" * 2000 + "</sst>")
+    with pytest.raises(IngestionError, match=r"IPRO_2022\.xlsx: classeur trop grand"):
+        read_insee_file(path)
+
+
+def test_csv_too_large_for_the_memory_is_refused_before_reading(monkeypatch):
+    monkeypatch.setattr(tables, "available_memory", lambda: 100 * 2**20)
+    with pytest.raises(
+        IngestionError,
+        match=r"IPRO_2022_tronque\.csv: fichier trop grand pour la mémoire disponible .* 0\.1 Go",
+    ):
+        read_insee_file(CORPUS / "IPRO_2022_tronque.csv")
+
+
+def test_available_memory_is_known_here():
+    free = tables.available_memory()
+    assert free is None or free > 0
+
+
+# -- CSV rows of the wrong field count ---------------------------------------------------------
+
+
+def test_insee_row_with_extra_field_is_rejected_not_shifted():
+    result = read_insee_file(CORPUS / "IPRO_2022_champs_en_trop.csv")
+    assert result.report["lignes_lues"] == 3
+    assert result.report["lignes_chargees"] == 2 and result.report["lignes_rejetees"] == 1
+    reject = result.rejects.iloc[0]
+    assert reject.ligne == 3 and reject.fichier.endswith("IPRO_2022_champs_en_trop.csv")
+    assert "6 champs au lieu de 5" in reject.motif and "champs en trop" in reject.motif
+    assert "QN05921M" not in set(result.values.code_territoire)
+    femmes = result.values[result.values.variable == "TX_EMPL_F"]
+    assert sorted(femmes.valeur) == [36.0, 38.5]
+
+
+def test_field_count_rejects_in_reference_values_and_list(tmp_path):
+    path = write_csv(
+        tmp_path / "valeurs.csv",
+        [
+            "territoire_code;indicateur;valeur",
+            "FRANCE;taux_emploi;65,1",
+            "FRANCE;taux_chomage;7;5",
+            "200041762;taux_emploi",
+        ],
+    )
+    result = read_reference_file(path)
+    assert list(result.rows.indicateur) == ["taux_emploi"]
+    motifs = dict(zip(result.rejects.ligne, result.rejects.motif, strict=True))
+    assert "4 champs au lieu de 3" in motifs[3] and "2 champs au lieu de 3" in motifs[4]
+    assert result.report == {"lignes_lues": 3, "lignes_chargees": 1, "lignes_rejetees": 2}
+
+    from pipelines.sources.sig_ville.reader import read_liste_qpv
+
+    liste = write_csv(
+        tmp_path / "liste.csv",
+        [
+            "code_qp;lib_qp;insee_com;lib_com",
+            "QN05920M;Verrerie;59392;Maubeuge",
+            "QN05921M;Rives;59392;Mau;beuge",
+        ],
+    )
+    frame = read_liste_qpv(liste)
+    assert list(frame.code_qpv) == ["QN05920M"]
+    rejects = frame.attrs["rejets"]
+    assert list(rejects.ligne) == [3] and "5 champs au lieu de 4" in rejects.motif.iloc[0]
+
+
+def test_field_count_rejects_in_local_indicator_tables(tmp_path):
+    from pipelines.sources.indicateurs.mapping import load_mapping
+    from pipelines.sources.indicateurs.reader import read_local_table
+
+    data = write_csv(
+        tmp_path / "caf_2023.csv",
+        ["Code;Allocataires;Part", "QN05920M;10;1,5", "QN05921M;11;2;5", "QN05922M;12;3,5"],
+    )
+    (tmp_path / "caf.mapping.yml").write_text(
+        "fournisseur: caf\nfichiers: [caf_*.csv]\nterritoire: {code: Code}\n"
+        "colonnes:\n  Allocataires: {indicateur: allocataires_caf, unite: nombre}\n",
+        encoding="utf-8",
+    )
+    table = read_local_table(data, load_mapping(tmp_path / "caf.mapping.yml"))
+    assert sorted(set(table.values.code_territoire)) == ["QN05920M", "QN05922M"]
+    reject = table.rejects[table.rejects.ligne == 3].iloc[0]
+    assert "4 champs au lieu de 3" in reject.motif
+
+
+def test_places_file_with_wrong_field_count_is_refused_naming_the_lines(tmp_path):
+    from geo.points import PointsError
+    from pipelines.sources.lieux.reader import read_points
+
+    path = write_csv(
+        tmp_path / "lieux.csv",
+        ["id;lon;lat", "1;2,35;48,85", "2;2,36;48,86;en trop", "3;2,37", "4;2,38;48,88"],
+    )
+    with pytest.raises(PointsError) as err:
+        read_points(duckdb.connect(), path)
+    message = str(err.value)
+    assert message.startswith("lieux.csv: ligne 3 : 4 champs au lieu de 3 ; ligne 4 : 2 champs")
+    assert "(2 lignes en tout)" in message
+
+
+def test_places_file_separator_is_the_librarys(tmp_path):
+    from pipelines.sources.lieux.reader import read_points
+
+    path = write_csv(tmp_path / "lieux.csv", ["id;lon;lat", "1;2,35;48,85", "2;2,36;48,86"])
+    source = read_points(duckdb.connect(), path)
+    assert (source.x, source.y, source.identifiant) == ("lon", "lat", "id")
+
+
+# -- a second column with the same header --------------------------------------------------------
+
+
+def test_duplicate_header_refused_naming_file_and_positions(tmp_path):
+    with pytest.raises(IngestionError, match=r"IPRO_2022_colonne_double\.csv: colonnes 3 et 4"):
+        read_insee_file(CORPUS / "IPRO_2022_colonne_double.csv")
+    path = write_csv(
+        tmp_path / "valeurs.csv",
+        ["territoire_code;indicateur;valeur;Valeur", "FRANCE;taux_emploi;65,1;66"],
+    )
+    with pytest.raises(IngestionError, match=r"valeurs\.csv: colonnes 3 et 4 de même en-tête"):
+        read_reference_file(path)
+
+
+def test_duplicate_header_in_xlsx_names_the_sheet(tmp_path):
+    rows = [[*HEADER, "tx_tot_empl "], ["QN05920M", "V", 1, 2, 3]]
+    path = workbook_with_dimension(tmp_path / "IPRO_2022.xlsx", rows, None)
+    with pytest.raises(IngestionError, match=r"IPRO_2022\.xlsx \[Données\]: colonnes 3 et 5"):
+        read_insee_file(path)
+
+
+# -- competing inputs, never a silent pick ------------------------------------------------------
+
+
+def test_two_rows_for_one_qpv_with_different_values_are_refused():
+    with pytest.raises(
+        IngestionError,
+        match=r"IPRO_2022_qpv_en_double\.csv: QN05920M a deux lignes aux valeurs différentes :"
+        r" ligne 2 et ligne 4",
+    ):
+        read_insee_file(CORPUS / "IPRO_2022_qpv_en_double.csv")
+
+
+def test_an_exact_repeated_row_is_rejected_as_duplicate(tmp_path):
+    path = write_csv(
+        tmp_path / "IPRO_2022.csv",
+        ["CODGEO;LIBGEO;TX", "QN05920M;Verrerie;40,0", "QN05920M;Verrerie;40,0"],
+    )
+    result = read_insee_file(path)
+    assert len(result.values[result.values.variable == "TX"]) == 1
+    assert result.rejects.iloc[0].ligne == 3 and "doublon" in result.rejects.iloc[0].motif
+
+
+def test_two_sheets_disagreeing_on_one_variable_are_refused(tmp_path):
+    wb = Workbook()
+    wb.active.title = "A"
+    for title, value in (("A", 40.0), ("B", 41.0)):
+        ws = wb[title] if title in wb.sheetnames else wb.create_sheet(title)
+        ws.append(["CODGEO", "TX"])
+        ws.append(["QN05920M", value])
+    wb.save(tmp_path / "IPRO_2022.xlsx")
+    with pytest.raises(IngestionError, match=r"QN05920M, TX : deux valeurs différentes"):
+        read_insee_file(tmp_path / "IPRO_2022.xlsx")
+
+
+def test_two_files_of_one_base_and_millesime_are_refused(tmp_path):
+    for name in ("IPRO_2022.csv", "IPRO_2022_v2.csv"):
+        write_csv(tmp_path / "insee" / name, ["CODGEO;TX", "QN05920M;40"])
+    with pytest.raises(IngestionError) as err:
+        read_insee(context(tmp_path))
+    assert "IPRO_2022_v2.csv: même base IPRO et même millésime 2022 que" in str(err.value)
+    assert str(tmp_path / "insee" / "IPRO_2022.csv") in str(err.value)
+
+
+def test_old_contour_file_beside_the_new_one_is_refused():
+    from pipelines.sources.sig_ville.assets import check_one_file_per_code
+
+    frame = pd.DataFrame(
+        {
+            "code_qpv": ["QN05920M", "QN05921M", "QN05920M"],
+            "source_fichier": ["qpv_2024.geojson", "qpv_2024.geojson", "qpv_2024_ancien.geojson"],
+        }
+    )
+    with pytest.raises(
+        IngestionError,
+        match=r"qpv_2024\.geojson et qpv_2024_ancien\.geojson : 1 code\(s\) QPV .*QN05920M",
+    ):
+        check_one_file_per_code(frame, "source_fichier", "contours")
+    check_one_file_per_code(frame.iloc[:2], "source_fichier", "contours")  # one file: fine
+
+
+def test_two_lists_of_qpv_with_the_same_codes_are_refused(tmp_path):
+    from pipelines.sources.sig_ville.assets import read_listes_qpv
+
+    lines = ["code_qp;lib_qp;insee_com;lib_com", "QN05920M;Verrerie;59392;Maubeuge"]
+    write_csv(tmp_path / "sig_ville" / "listeqp2024-cog2024.csv", lines)
+    got = read_listes_qpv(context(tmp_path))
+    assert list(got.rows.columns)[0] == "code_qpv" and "_fichier" not in got.rows
+    assert list(got.rows.code_qpv) == ["QN05920M"]
+    write_csv(tmp_path / "sig_ville" / "listeqp2024-ancienne.csv", lines)
+    with pytest.raises(IngestionError, match=r"listeqp2024-ancienne\.csv et .*cog2024\.csv"):
+        read_listes_qpv(context(tmp_path))
+
+
+def test_two_reference_values_for_one_key_are_refused_naming_both(tmp_path):
+    folder = tmp_path / "referentiels"
+    write_csv(folder / "a.csv", ["territoire_code;indicateur;valeur", "FRANCE;taux_emploi;65,1"])
+    write_csv(folder / "b.csv", ["territoire_code;indicateur;valeur", "FRANCE;taux_emploi;66"])
+    with pytest.raises(IngestionError) as err:
+        read_references(tmp_path)
+    message = str(err.value)
+    assert "a.csv, ligne 2 et " in message and "b.csv, ligne 2" in message
+    assert "taux_emploi, france FRANCE (65.1 et 66)" in message
+    (folder / "b.csv").write_text(
+        "territoire_code;indicateur;valeur\nFRANCE;taux_emploi;65,1\n", encoding="utf-8"
+    )
+    rows, _, _ = read_references(tmp_path)["valeurs_reference"]
+    assert len(rows) == 2  # an exact repeat is harmless
+
+
+# -- files not read are listed with the reason ----------------------------------------------------
+
+
+def test_unread_files_are_logged_with_the_reason(tmp_path):
+    folder = tmp_path / "insee"
+    write_csv(folder / "IPRO_2022.csv", ["CODGEO;TX", "QN05920M;40"])
+    (folder / "DEMO_2022.xls").write_bytes(b"\xd0\xcf\x11\xe0")
+    (folder / "notice.pdf").write_bytes(b"%PDF")
+    (folder / ".DS_Store").write_bytes(b"x")
+    (folder / "~$IPRO_2022.xlsx").write_bytes(b"x")
+    (folder / "README.txt").write_text("notes", encoding="utf-8")
+    got = read_insee(context(tmp_path))
+    logs = {Path(x["fichier"]).name: x for x in got.logs}
+    assert set(logs) == {"IPRO_2022.csv", "DEMO_2022.xls", "notice.pdf"}
+    assert logs["DEMO_2022.xls"]["statut"] == "non_lu"
+    assert logs["DEMO_2022.xls"]["message"] == (
+        "format .xls (Excel 97-2003) non lu : enregistrer en .xlsx ou .csv"
+    )
+    assert "extension « .pdf » non lue" in logs["notice.pdf"]["message"]
+    assert logs["notice.pdf"]["lignes_lues"] == 0 and logs["notice.pdf"]["empreinte_sha256"]
+    assert logs["IPRO_2022.csv"]["statut"] == "charge"
+
+
+def test_unrecognised_reference_file_is_logged(tmp_path):
+    folder = tmp_path / "referentiels"
+    write_csv(folder / "entetes_alias.csv", ["alias,champ", "Montant,montant_demande"])
+    write_csv(folder / "valeurs.csv", ["code_terr;indic;val", "FRANCE;taux;1"])
+    _, _, logs = read_references(tmp_path)["valeurs_reference"]
+    assert [(Path(x["fichier"]).name, x["statut"]) for x in logs] == [("valeurs.csv", "non_lu")]
+    assert "colonnes non reconnues" in logs[0]["message"]
+
+
+def test_sig_ville_shapefile_parts_are_not_reported(tmp_path):
+    from pipelines.sources.sig_ville.reader import CONTOURS_SUFFIXES, SHAPEFILE_PARTS
+
+    folder = tmp_path / "sig_ville"
+    folder.mkdir()
+    for name in ("qpv.shp", "qpv.dbf", "qpv.shx", "qpv.prj", "qpv.cpg", "ancien.xls"):
+        (folder / name).write_bytes(b"x")
+    logs = unread_logs("sig_ville", folder, CONTOURS_SUFFIXES | SHAPEFILE_PARTS | {".csv"})
+    assert [Path(x["fichier"]).name for x in logs] == ["ancien.xls"]
+
+
+# -- names and links ---------------------------------------------------------------------------
+
+
+def test_non_utf8_file_name_gives_one_error_naming_the_file(tmp_path):
+    folder = tmp_path / "insee"
+    folder.mkdir()
+    try:
+        fd = os.open(os.fsencode(folder) + b"/IPRO_2022_caf\xe9.csv", os.O_CREAT | os.O_WRONLY)
+    except OSError:  # a file system that refuses such names cannot hold the case
+        pytest.skip("nom non UTF-8 refusé par le système de fichiers")
+    os.write(fd, b"CODGEO;TX\nQN05920M;40\n")
+    os.close(fd)
+    with pytest.raises(FileNameError, match=r"IPRO_2022_caf\ufffd\.csv: nom de fichier non UTF-8"):
+        list_files(folder)
+    with pytest.raises(IngestionError, match="nom de fichier non UTF-8"):
+        read_insee(context(tmp_path))
+
+
+def test_links_leaving_the_raw_directory_are_refused(tmp_path):
+    outside = write_csv(tmp_path / "ailleurs" / "passwd.csv", ["CODGEO;TX", "QN05920M;40"])
+    raw = tmp_path / "raw"
+    (raw / "insee").mkdir(parents=True)
+    os.symlink(outside, raw / "insee" / "IPRO_2022.csv")
+    with pytest.raises(FileNameError, match=r"insee/IPRO_2022\.csv: lien symbolique vers .*"):
+        list_files(raw / "insee")
+    (raw / "insee" / "IPRO_2022.csv").unlink()
+    inside = write_csv(raw / "partage" / "IPRO_2022.csv", ["CODGEO;TX", "QN05920M;40"])
+    os.symlink(inside, raw / "insee" / "IPRO_2022.csv")
+    assert list_files(raw / "insee") == [raw / "insee" / "IPRO_2022.csv"]
+    os.symlink(raw / "partage", raw / "insee" / "dossier")
+    assert unread_files(raw / "insee") == [
+        (raw / "insee" / "dossier", "lien vers un dossier : non suivi (y copier les fichiers)")
+    ]
+    shutil.rmtree(raw / "partage")
+
+
+# -- fuzzing: whatever the bytes, a reader loads or names the file in its own error -----------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+CELL = st.one_of(
+    st.sampled_from(["QN05920M", "QP059020", "59392", "FRANCE", "s", "", "1 075,5", "12,5 %"]),
+    st.text(alphabet=st.sampled_from(list('ab;,\t|"\r\n 0123456789é.-QN')), max_size=8),
+)
+
+
+def _readers(tmp_path: Path, name: str):
+    """Every reader of the scope on one file: (label, call)."""
+    from geo.points import PointsError
+    from pipelines.sources.indicateurs.mapping import load_mapping
+    from pipelines.sources.indicateurs.reader import read_local_table
+    from pipelines.sources.lieux.reader import read_points
+    from pipelines.sources.sig_ville.reader import read_liste_qpv
+
+    mapping = tmp_path / "fuzz.mapping.yml"
+    if not mapping.exists():
+        mapping.write_text(
+            "fournisseur: fuzz\nfichiers: ['*']\nmillesime: 2022\nterritoire: {code: CODGEO}\n"
+            "colonnes:\n  TX: {indicateur: allocataires_caf, unite: nombre}\n",
+            encoding="utf-8",
+        )
+    path = tmp_path / name
+    yield "insee", lambda: read_insee_file(path), IngestionError
+    yield "referentiels", lambda: read_reference_file(path), IngestionError
+    yield "indicateurs", lambda: read_local_table(path, load_mapping(mapping)), IngestionError
+    if path.suffix == ".csv":
+        yield "liste", lambda: read_liste_qpv(path), IngestionError
+        yield "lieux", lambda: read_points(duckdb.connect(), path), PointsError
+
+
+def _assert_named_or_loaded(tmp_path: Path, name: str) -> None:
+    for label, call, error in _readers(tmp_path, name):
+        try:
+            call()
+        except error as err:
+            assert name in str(err), (label, str(err))
+            assert "\n" not in str(err).strip() or label == "lieux", (label, str(err))
+
+
+@FUZZ
+@given(data=st.binary(max_size=400))
+def test_fuzz_random_bytes(tmp_path, data):
+    (tmp_path / "IPRO_2022.csv").write_bytes(data)
+    _assert_named_or_loaded(tmp_path, "IPRO_2022.csv")
+
+
+@FUZZ
+@given(
+    rows=st.lists(st.lists(CELL, min_size=1, max_size=6), min_size=1, max_size=12),
+    delimiter=st.sampled_from([";", ",", "\t", "|"]),
+    newline=st.sampled_from(["\n", "\r\n", "\r"]),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]),
+    header=st.booleans(),
+)
+def test_fuzz_random_csv_dialects(tmp_path, rows, delimiter, newline, encoding, header):
+    if header:
+        rows = [["CODGEO", "LIBGEO", "TX", "territoire_code", "indicateur", "valeur"], *rows]
+    text = newline.join(delimiter.join(cells) for cells in rows) + newline
+    (tmp_path / "IPRO_2022.csv").write_bytes(text.encode(encoding))
+    _assert_named_or_loaded(tmp_path, "IPRO_2022.csv")
+
+
+@FUZZ
+@given(
+    rows=st.lists(
+        st.lists(
+            st.one_of(CELL, st.integers(-(10**6), 10**6), st.floats(-1e6, 1e6), st.none()),
+            max_size=6,
+        ),
+        max_size=10,
+    ),
+    ref=st.sampled_from([None, "A1", "A1:AE6", "A1:XFD1048576", "C3:D4"]),
+    header=st.booleans(),
+)
+def test_fuzz_random_xlsx_shapes(tmp_path, rows, ref, header):
+    if header:
+        rows = [["CODGEO", "LIBGEO", "TX"], *rows]
+    clean = [[c.replace("\r", "") if isinstance(c, str) else c for c in r] for r in rows]
+    workbook_with_dimension(tmp_path / "IPRO_2022.xlsx", clean or [[None]], ref)
+    _assert_named_or_loaded(tmp_path, "IPRO_2022.xlsx")
