@@ -23,6 +23,11 @@ Every reader of a tabular source goes through :func:`read_tables`:
   first one on a tie; none when no row scores above 0.
 * **Line numbers**: every row keeps its 1-based physical line (CSV: where the record starts) or
   sheet row number, for the reject messages.
+
+Why this module is long: every tabular reader of the project goes through it, and the rules a
+table must pass before any source sees it (encoding, dialect, real XLSX cells and their bounds,
+field counts, duplicate headers, header detection) belong together: a rule split off would be
+a rule some reader forgets.
 """
 
 from __future__ import annotations
