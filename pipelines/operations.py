@@ -27,6 +27,14 @@ class OperationError(Exception):
     """A build cannot start or a past build cannot be found."""
 
 
+class MissingInputsError(OperationError):
+    """The raw folder has no file at all, or none for a source of the published build."""
+
+
+#: CLI option (and run tag value) that lets a build publish without some or all of its inputs.
+ALLOW_EMPTY_OPTION = "--autoriser-vide"
+
+
 def archive_dir(warehouse: Path) -> Path:
     return warehouse.parent / "archive"
 
@@ -161,11 +169,87 @@ def archive_inputs(warehouse_file: Path, warehouse: Path, raw_dir: Path, build_i
         )
     return {
         "build_id": build_id,
+        "entrepot": warehouse.name,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "raw_dir": str(raw_root),
         "commit": _git_commit(),
         "fichiers": files,
     }
+
+
+def _input_folders(paths) -> set[str]:
+    """Top-level folders (sources: ``insee/``, ``programmations/``...) holding a file."""
+    folders = set()
+    for rel in paths:
+        parts = Path(rel).parts
+        if len(parts) > 1 and not any(part.startswith(".") for part in parts):
+            folders.add(parts[0])
+    return folders
+
+
+def raw_input_files(raw_dir: Path) -> list[Path]:
+    """Every file of the raw folder (hidden files and folders aside), relative to it."""
+    if not raw_dir.is_dir():
+        return []
+    return sorted(
+        p.relative_to(raw_dir)
+        for p in raw_dir.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(raw_dir).parts)
+    )
+
+
+def last_manifest(warehouse: Path) -> dict | None:
+    """The manifest of the last published build of ``warehouse`` (None when there is none).
+
+    Manifests of other warehouses of the same folder (``--as-of`` rebuilds, ``--warehouse``)
+    share ``builds/``: a manifest names its warehouse (``entrepot``); older ones do not and
+    count for every warehouse of the folder."""
+    folder = builds_dir(warehouse)
+    best = None
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if manifest.get("entrepot", warehouse.name) != warehouse.name:
+            continue
+        if best is None or (manifest.get("date", ""), manifest.get("build_id", "")) >= (
+            best.get("date", ""),
+            best.get("build_id", ""),
+        ):
+            best = manifest
+    return best
+
+
+def check_inputs(raw_dir: Path, warehouse: Path) -> None:
+    """Refuse a build that would replace the published marts with empty or partial ones.
+
+    Raises :class:`MissingInputsError` when the raw folder holds no file at all (empty or
+    unmounted), or, when a warehouse is published, no file for a source (top-level folder) that
+    had files loaded in the last published build (its manifest). ``--autoriser-vide`` skips it.
+    """
+    present = raw_input_files(raw_dir)
+    if not present:
+        raise MissingInputsError(
+            f"{raw_dir}: aucun fichier brut (dossier vide ou non monté ?). Rien n'est construit "
+            "et l'entrepôt publié est gardé tel quel ; pour construire et publier quand même des "
+            f"marts vides: {ALLOW_EMPTY_OPTION}"
+        )
+    if not warehouse.exists():
+        return
+    manifest = last_manifest(warehouse)
+    if manifest is None:
+        return
+    before = _input_folders(f["chemin"] for f in manifest.get("fichiers", []) if f.get("source"))
+    missing = sorted(before - _input_folders(present))
+    if missing:
+        raise MissingInputsError(
+            f"{raw_dir}: aucun fichier pour {len(missing)} source(s) chargée(s) par la "
+            f"construction publiée {manifest.get('build_id', '?')}: "
+            + ", ".join(f"{name}/" for name in missing)
+            + ". Rien n'est construit et l'entrepôt publié est gardé tel quel ; si ces sources "
+            f"ont été retirées exprès: {ALLOW_EMPTY_OPTION}"
+        )
 
 
 def write_manifest(warehouse: Path, manifest: dict) -> Path:

@@ -135,6 +135,7 @@ def test_a_run_prepares_its_staging_once(tmp_path, monkeypatch):
         raw_dir=str(tmp_path / "raw"),
         warehouse=str(tmp_path / "warehouse.duckdb"),
         marts_dir=str(tmp_path / "marts"),
+        allow_empty=True,
     )
 
     @dg.asset

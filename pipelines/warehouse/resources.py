@@ -24,11 +24,13 @@ import duckdb
 from pydantic import PrivateAttr
 
 from pipelines.duckdb_utils import load_spatial
-from pipelines.operations import BuildLock, remove_stale_builds
+from pipelines.operations import BuildLock, check_inputs, remove_stale_builds
 from pipelines.settings import Paths
 
 #: Run tag: seconds a run waits for another build of the same warehouse (sensor runs wait).
 TAG_WAIT = "observatoire/attente_verrou"
+#: Run tag (``oui``): build and publish even without some or all inputs (``--autoriser-vide``).
+TAG_ALLOW_EMPTY = "observatoire/autoriser_vide"
 
 
 #: (run id, staging folder) already prepared in this process.
@@ -50,6 +52,9 @@ class ProjectFolders(dg.ConfigurableResource):
     #: Assets write straight into ``warehouse`` and ``marts_dir``, with no staging, lock or
     #: publication (asset tests and one-off materializations on a scratch DuckDB).
     direct: bool = False
+    #: Build and publish even when the raw folder is empty or lacks a source of the published
+    #: build (``--autoriser-vide``; run tag ``observatoire/autoriser_vide=oui``).
+    allow_empty: bool = False
 
     _lock: BuildLock | None = PrivateAttr(default=None)
 
@@ -82,6 +87,13 @@ class ProjectFolders(dg.ConfigurableResource):
         # the resource is set up twice per run (here, and nested in ``warehouse``): prepare once
         key = (context.run_id, str(self.paths.staging_dir))
         try:
+            allowed = self.allow_empty or str(tags.get(TAG_ALLOW_EMPTY, "")).lower() in (
+                "oui",
+                "1",
+                "true",
+            )
+            if not allowed:
+                check_inputs(self.paths.raw_dir, self.paths.warehouse)
             if key not in _PREPARED:
                 prepare_staging(self.paths, copy_published="dagster/partition" in tags)
                 _PREPARED.add(key)

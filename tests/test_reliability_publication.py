@@ -1,0 +1,157 @@
+"""Reliability of what a build publishes, without a full build: missing inputs refused before
+any work, paths and values quoted in SQL, formula cells neutralised in the published CSV, one
+switch for warehouse and marts, locks, the dbt child tied to the build, the manifest.
+
+Each case asserts the exit code (or exception), the French message and what was published.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pipelines.operations import MissingInputsError, check_inputs
+from pipelines.settings import Paths
+from pipelines.warehouse import resources
+from pipelines.warehouse.launch import run_build
+
+
+def _write(path: Path, text: str = "x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _published(tmp_path: Path, sources: dict[str, list[str]], build_id="20260101T000000-abcdef"):
+    """A published warehouse (bytes only) and the manifest of the build that published it."""
+    warehouse = _write(tmp_path / "warehouse.duckdb", "published warehouse")
+    _write(tmp_path / "marts" / "dim_qpv.parquet", "published mart")
+    files = [
+        {"source": source, "chemin": f"{folder}/{name}", "sha256": "0" * 64, "taille": 1}
+        for folder, names in sources.items()
+        for source, name in ((folder.replace("/", "_"), n) for n in names)
+    ]
+    files.append({"source": None, "chemin": "alias_entetes.yml", "sha256": "1" * 64, "taille": 1})
+    manifest = {
+        "build_id": build_id,
+        "entrepot": "warehouse.duckdb",
+        "date": "2026-01-01T00:00:00+00:00",
+        "fichiers": files,
+    }
+    _write(tmp_path / "builds" / f"{build_id}.json", json.dumps(manifest))
+    return warehouse
+
+
+def _snapshot(tmp_path: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(tmp_path)): p.read_bytes()
+        for p in sorted(tmp_path.rglob("*"))
+        if p.is_file() and "raw" not in p.relative_to(tmp_path).parts
+    }
+
+
+# --- 1. an empty or unmounted raw folder does not replace the published marts ------------------
+
+
+def test_no_input_file_at_all_is_refused_even_on_a_first_build(tmp_path):
+    raw = tmp_path / "raw"
+    _write(raw / ".cache" / "hidden.csv")  # hidden: not an input
+    with pytest.raises(MissingInputsError, match="aucun fichier brut .dossier vide ou non monté"):
+        check_inputs(raw, tmp_path / "warehouse.duckdb")
+    with pytest.raises(MissingInputsError, match="--autoriser-vide"):
+        check_inputs(tmp_path / "not-mounted", tmp_path / "warehouse.duckdb")
+    _write(raw / "insee" / "IPRO_2022.csv")
+    check_inputs(raw, tmp_path / "warehouse.duckdb")  # a first build with files: fine
+
+
+def test_a_source_missing_since_the_published_build_stops_the_build_before_any_work(tmp_path):
+    """The published build loaded insee/, programmations/ and lieux/; only insee/ is left:
+    run_build stops before dbt, the Dagster run and the lock, and publishes nothing."""
+    _published(
+        tmp_path,
+        {"insee": ["IPRO_2022.csv"], "programmations": ["VM_2026.csv"], "lieux": ["l.csv"]},
+    )
+    raw = tmp_path / "raw"
+    _write(raw / "insee" / "IPRO_2022.csv")
+    _write(raw / "lieux" / ".~lock.l.csv#")  # a hidden lock file is no input
+    before = _snapshot(tmp_path)
+    out = io.StringIO()
+    code, reason = run_build(
+        Paths(raw, tmp_path / "warehouse.duckdb", tmp_path / "marts"), stream=out
+    )
+    assert code == 1
+    assert reason.startswith(f"{raw.resolve()}: aucun fichier pour 2 source(s)")
+    assert "construction publiée 20260101T000000-abcdef: lieux/, programmations/." in reason
+    assert "l'entrepôt publié est gardé tel quel" in reason and "--autoriser-vide" in reason
+    assert out.getvalue() == ""  # no step started
+    assert _snapshot(tmp_path) == before  # nothing written, nothing published
+
+
+def test_the_check_compares_with_the_last_manifest_of_this_warehouse_only(tmp_path):
+    warehouse = _published(tmp_path, {"insee": ["a.csv"]}, build_id="20260101T000000-aaaaaa")
+    raw = tmp_path / "raw"
+    _write(raw / "insee" / "a.csv")
+    # an older manifest with more sources, and one of another warehouse of the folder: ignored
+    old = {"build_id": "20250101T000000-old", "date": "2025-01-01T00:00:00+00:00"}
+    old["fichiers"] = [{"source": "bilans", "chemin": "bilans/b.csv"}]
+    _write(tmp_path / "builds" / "20250101T000000-old.json", json.dumps(old))
+    other = {**old, "build_id": "20270101T000000-other", "date": "2027-01-01T00:00:00+00:00"}
+    other["entrepot"] = "warehouse_20250101T000000-old.duckdb"
+    _write(tmp_path / "builds" / "20270101T000000-other.json", json.dumps(other))
+    check_inputs(raw, warehouse)
+    # without a published warehouse, nothing to protect: only the empty folder is refused
+    warehouse.unlink()
+    _write(tmp_path / "builds" / "20280101T000000-new.json", json.dumps({**old, "date": "2028"}))
+    check_inputs(raw, warehouse)
+
+
+def test_cli_option_autoriser_vide_lets_the_build_start(tmp_path, monkeypatch):
+    """With --autoriser-vide the check is skipped (the build goes on to dbt: stopped here)."""
+    from pipelines.warehouse import dbt
+
+    def stop(*_args, **_kwargs):
+        raise RuntimeError("dbt reached")
+
+    monkeypatch.setattr(dbt, "prepare_manifest", stop)
+    (tmp_path / "raw").mkdir()
+    paths = Paths(tmp_path / "raw", tmp_path / "warehouse.duckdb", tmp_path / "marts")
+    code, reason = run_build(paths, stream=io.StringIO(), allow_empty=True)
+    assert code == 1 and "dbt reached" in reason
+
+
+def _probe_run(tmp_path, **kwargs):
+    folders = resources.ProjectFolders(
+        raw_dir=str(tmp_path / "raw"),
+        warehouse=str(tmp_path / "warehouse.duckdb"),
+        marts_dir=str(tmp_path / "marts"),
+        **kwargs.pop("folders", {}),
+    )
+
+    @dg.asset
+    def probe(warehouse: resources.Warehouse) -> None:
+        with warehouse.connect() as con:
+            con.execute("create table t as select 1 as x")
+
+    return dg.materialize(
+        [probe],
+        resources={"folders": folders, "warehouse": resources.Warehouse(folders=folders)},
+        raise_on_error=False,
+        **kwargs,
+    )
+
+
+def test_runs_from_the_ui_sensor_or_schedule_are_refused_too_unless_tagged(tmp_path):
+    """The sensor starts a build when files disappear (an unmounted folder): the run stops
+    when its resources are set up, before any asset; the run tag or the resource lifts it."""
+    (tmp_path / "raw").mkdir()
+    refused = _probe_run(tmp_path)
+    assert not refused.success
+    events = " ".join(repr(e.event_specific_data) for e in refused.all_events)
+    assert "MissingInputsError" in events and "aucun fichier brut" in events
+    assert not (tmp_path / ".warehouse.duckdb.construction").exists()
+    assert _probe_run(tmp_path, tags={resources.TAG_ALLOW_EMPTY: "oui"}).success
+    assert _probe_run(tmp_path, folders={"allow_empty": True}).success
