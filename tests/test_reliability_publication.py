@@ -7,11 +7,14 @@ Each case asserts the exit code (or exception), the French message and what was 
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 from pipelines.operations import MissingInputsError, check_inputs
@@ -155,3 +158,78 @@ def test_runs_from_the_ui_sensor_or_schedule_are_refused_too_unless_tagged(tmp_p
     assert not (tmp_path / ".warehouse.duckdb.construction").exists()
     assert _probe_run(tmp_path, tags={resources.TAG_ALLOW_EMPTY: "oui"}).success
     assert _probe_run(tmp_path, folders={"allow_empty": True}).success
+
+
+# --- 2. paths and values reach SQL as parameters or quoted; 3. formula cells neutralised --------
+
+INJECTION = "=cmd|' /C calc'!A0"
+
+
+def _small_marts(path: Path) -> None:
+    """A warehouse with a plain mart, an oddly named one and the SCDL mart: a hostile porteur,
+    text cells starting with + - @ tab CR, and a negative amount (a number, kept as it is)."""
+    from tests.test_scdl import _mart
+
+    con = duckdb.connect(str(path))
+    base = ("EPCI X", "24590116000012", date(2027, 3, 1))
+    tail = ("aide en numéraire", "unique", "2027-01-01/2027-12-31", None, False, 1.0, None)
+    hostile = [
+        (INJECTION, "+33 objet", -1500.0),
+        ("@SUM(A1:A9)", "-2 ateliers", 20.0),
+        ("\tTab asso", "\rRetour", 30.0),
+        ("Asso sûre", "Objet - ordinaire", 40.0),
+    ]
+    _mart(
+        con,
+        [
+            (*base, f"D{i}", name, None, "W123456789", objet, amount, *tail, "a_2027.csv")
+            for i, (name, objet, amount) in enumerate(hostile)
+        ],
+    )
+    con.execute("create table marts.depenses_orientation as select 1 as n, 'x' as libelle")
+    con.execute('create table marts."l\'index ""cité""" as select 2 as n')
+    con.close()
+
+
+def test_exports_to_a_marts_folder_with_an_apostrophe_and_no_formula_in_the_scdl(tmp_path):
+    from pipelines.warehouse.exports import export_marts
+
+    warehouse = tmp_path / "w.duckdb"
+    _small_marts(warehouse)
+    out = tmp_path / "l'observation" / "marts"
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        result = export_marts(con, out)
+    finally:
+        con.close()
+    assert result.written == {
+        "depenses_orientation": 1,
+        'l\'index "cité"': 1,
+        "subventions_scdl": 4,
+        "scdl_fichiers": 1,
+    }
+    check = duckdb.connect()
+    assert check.execute(
+        "select * from read_parquet(?)", [str(out / "depenses_orientation.parquet")]
+    ).fetchall() == [(1, "x")]
+    assert (out / 'l\'index "cité".parquet').is_file()
+    assert not list(out.glob("*.tmp"))
+    text = (out / "scdl" / "a_2027.csv").read_bytes().decode("utf-8")
+    assert "\r" not in text  # a CR in a cell became a quoted line feed
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert len(rows) == 4
+    by_amount = {r["montant"]: r for r in rows}
+    assert (
+        by_amount["-1500.00"]["nomBeneficiaire"] == "'" + INJECTION
+    )  # number kept, text neutralised
+    assert by_amount["-1500.00"]["objet"] == "'+33 objet"
+    assert by_amount["20.00"]["nomBeneficiaire"] == "'@SUM(A1:A9)"
+    assert by_amount["20.00"]["objet"] == "'-2 ateliers"
+    assert by_amount["30.00"]["nomBeneficiaire"] == "'\tTab asso"
+    assert by_amount["30.00"]["objet"] == "'\nRetour"
+    assert by_amount["40.00"]["nomBeneficiaire"] == "Asso sûre"
+    assert by_amount["40.00"]["objet"] == "Objet - ordinaire"
+    for row in rows:  # no cell a spreadsheet would evaluate
+        assert not any(
+            v.startswith(("=", "+", "-", "@", "\t", "\r")) for k, v in row.items() if k != "montant"
+        )
