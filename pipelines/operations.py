@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,29 +45,51 @@ def builds_dir(warehouse: Path) -> Path:
 
 
 class BuildLock:
-    """One build at a time per warehouse (DuckDB allows a single writer).
+    """One build at a time per warehouse (DuckDB allows a single writer) and per marts folder.
 
-    An exclusive ``flock`` on ``.<warehouse>.lock`` beside the warehouse, released by the
-    kernel when the process dies (kill -9 included). Re-entrant within a process: the CLI holds
-    it around its runs and the build's resource takes it again inside each run. ``wait``
-    (seconds) is how long to wait for another build to finish before giving up (0: fail at once).
+    An exclusive ``flock`` on ``.<warehouse>.lock`` beside the warehouse and, given
+    ``marts_dir``, on ``.<marts folder>.lock`` beside it (two warehouses publishing into one
+    marts folder share its staging folder and its link), released by the kernel when the
+    process dies (kill -9 included). Re-entrant within a process: the CLI holds it around its
+    runs and the build's resource takes it again inside each run. ``wait`` (seconds) is how
+    long to wait for another build to finish before giving up (0: fail at once).
     """
 
     _held: dict[Path, list] = {}  # lock path -> [open file, depth]
 
-    def __init__(self, warehouse: Path, wait: float = 0) -> None:
+    def __init__(self, warehouse: Path, wait: float = 0, marts_dir: Path | None = None) -> None:
         self.path = warehouse.with_name(f".{warehouse.name}.lock").resolve()
         self.warehouse = warehouse
         self.wait = wait
+        self.locks = [(self.path, f"{warehouse}: une autre construction est en cours")]
+        if marts_dir is not None:
+            marts_lock = marts_dir.with_name(f".{marts_dir.name}.lock").resolve()
+            self.locks.append(
+                (
+                    marts_lock,
+                    f"{marts_dir}: une autre construction (d'un autre entrepôt) publie dans ce "
+                    "dossier de marts",
+                )
+            )
+        self._taken: list[Path] = []
 
     def acquire(self) -> None:
-        held = self._held.get(self.path)
+        deadline = time.monotonic() + self.wait
+        try:
+            for path, message in self.locks:
+                self._take(path, message, deadline)
+                self._taken.append(path)
+        except BaseException:
+            self.release()
+            raise
+
+    def _take(self, path: Path, message: str, deadline: float) -> None:
+        held = self._held.get(path)
         if held is not None:
             held[1] += 1
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = self.path.open("w")
-        deadline = time.monotonic() + self.wait
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = path.open("w")
         while True:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -74,22 +97,21 @@ class BuildLock:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     fh.close()
-                    raise OperationError(
-                        f"{self.warehouse}: une autre construction est en cours (verrou "
-                        f"{self.path})"
-                    ) from None
+                    raise OperationError(f"{message} (verrou {path})") from None
                 time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
-        self._held[self.path] = [fh, 1]
+        self._held[path] = [fh, 1]
 
     def release(self) -> None:
-        held = self._held.get(self.path)
-        if held is None:
-            return
-        held[1] -= 1
-        if held[1] == 0:
-            del self._held[self.path]
-            fcntl.flock(held[0], fcntl.LOCK_UN)
-            held[0].close()
+        while self._taken:
+            path = self._taken.pop()
+            held = self._held.get(path)
+            if held is None:
+                continue
+            held[1] -= 1
+            if held[1] == 0:
+                del self._held[path]
+                fcntl.flock(held[0], fcntl.LOCK_UN)
+                held[0].close()
 
     def __enter__(self) -> BuildLock:
         self.acquire()
@@ -99,13 +121,56 @@ class BuildLock:
         self.release()
 
 
-def build_lock(warehouse: Path, wait: float = 0) -> BuildLock:
-    """The build lock of ``warehouse``, as a context manager."""
-    return BuildLock(warehouse, wait)
+def build_lock(warehouse: Path, wait: float = 0, marts_dir: Path | None = None) -> BuildLock:
+    """The build lock of ``warehouse`` (and of ``marts_dir``), as a context manager."""
+    return BuildLock(warehouse, wait, marts_dir)
+
+
+class PublishError(OperationError):
+    """The staging warehouse cannot be switched in (nothing is published)."""
+
+
+@contextmanager
+def no_writer(warehouse: Path):
+    """Refuse (PublishError) while another program holds the published warehouse open for
+    writing; while inside, no program can open it for writing.
+
+    DuckDB locks its file (``fcntl``): exclusively for a read-write connection, shared for a
+    ``-readonly`` one. A shared lock taken here succeeds with readers only, and makes a writer's
+    connection fail until it is released. (A lock of this process is dropped when any of its
+    descriptors of the file is closed: nothing else here opens the published file.)"""
+    if not warehouse.is_file():
+        yield
+        return
+    fd = os.open(warehouse, os.O_RDONLY)
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            raise PublishError(
+                f"{warehouse}: l'entrepôt publié est ouvert en écriture par un autre programme "
+                "(une connexion DuckDB sans -readonly ?): ce qu'il y écrirait serait perdu. "
+                "Fermer cette connexion (ou la rouvrir avec duckdb -readonly) puis relancer la "
+                "construction; rien n'est publié"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+#: Name of the link, in the publications folder, to the current publication.
+CURRENT = "courante"
+
+
+def publications_dir(warehouse: Path) -> Path:
+    """``.<warehouse>.publications/`` beside the warehouse: one folder per published build,
+    and the link ``courante`` to the one the user-facing paths lead to."""
+    return warehouse.with_name(f".{warehouse.name}.publications")
 
 
 def remove_stale_builds(warehouse: Path, marts_dir: Path) -> list[Path]:
-    """Delete what a killed build left (called under the build lock): its staging folders."""
+    """Delete what a killed build left (called under the build lock): its staging folders, and
+    a publication folder it made but did not switch to."""
     removed = []
     for parent, stem in ((warehouse.parent, warehouse.name), (marts_dir.parent, marts_dir.name)):
         if not parent.is_dir():
@@ -118,6 +183,17 @@ def remove_stale_builds(warehouse: Path, marts_dir: Path) -> list[Path]:
                 else:
                     path.unlink(missing_ok=True)
                 removed.append(path)
+    root = publications_dir(warehouse)
+    current = root / CURRENT
+    live = os.readlink(current) if current.is_symlink() else None
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        if path.name in (CURRENT, live):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
     return removed
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -233,3 +236,159 @@ def test_exports_to_a_marts_folder_with_an_apostrophe_and_no_formula_in_the_scdl
         assert not any(
             v.startswith(("=", "+", "-", "@", "\t", "\r")) for k, v in row.items() if k != "montant"
         )
+
+
+# --- 4. warehouse and marts published by one switch; a writer on the published file refuses it --
+
+
+def _stage(paths: Paths, rows: int, mart_text: str) -> None:
+    from pipelines.warehouse.resources import prepare_staging
+
+    prepare_staging(paths, copy_published=False)
+    con = duckdb.connect(str(paths.staging_warehouse))
+    con.execute(
+        f"create schema marts; create table marts.a as select range as n from range({rows})"
+    )
+    con.close()
+    (paths.staging_marts / "a.parquet").write_text(mart_text)
+
+
+def _state(paths: Paths) -> tuple[int, str]:
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        rows = con.execute("select count(*) from marts.a").fetchone()[0]
+    finally:
+        con.close()
+    return rows, (paths.marts_dir / "a.parquet").read_text()
+
+
+def _paths(tmp_path: Path) -> Paths:
+    return Paths(tmp_path / "raw", tmp_path / "warehouse.duckdb", tmp_path / "marts").resolved()
+
+
+def test_successive_publications_switch_warehouse_and_marts_together(tmp_path):
+    from pipelines.warehouse.publication import publish
+
+    paths = _paths(tmp_path)
+    _stage(paths, 1, "build 1")
+    publish(paths, "b1")
+    reader = duckdb.connect(str(paths.warehouse), read_only=True)  # an analyst, during a rebuild
+    _stage(paths, 2, "build 2")
+    publish(paths, "b2")
+    assert _state(paths) == (2, "build 2")
+    root = tmp_path / ".warehouse.duckdb.publications"
+    assert sorted(p.name for p in root.iterdir()) == ["b2", "courante"]  # b1 removed
+    assert reader.execute("select count(*) from marts.a").fetchone() == (1,)  # still reads b1
+    reader.close()
+
+
+def test_a_publication_that_dies_before_the_switch_publishes_nothing(tmp_path, monkeypatch):
+    """A crash (here: the link cannot be made) after the staging moved into its publication
+    folder: the published warehouse and marts are the old ones, together; the next build
+    removes the orphan folder."""
+    from pipelines.warehouse import publication
+    from pipelines.warehouse.resources import prepare_staging
+
+    paths = _paths(tmp_path)
+    _stage(paths, 1, "build 1")
+    publication.publish(paths, "b1")
+
+    def crash(*_args, **_kwargs):
+        raise OSError("killed")
+
+    _stage(paths, 2, "build 2")
+    monkeypatch.setattr(publication.os, "symlink", crash)
+    with pytest.raises(OSError, match="killed"):
+        publication.publish(paths, "b2")
+    monkeypatch.undo()
+    assert _state(paths) == (1, "build 1")
+    root = tmp_path / ".warehouse.duckdb.publications"
+    assert (root / "b2").is_dir()
+    prepare_staging(paths, copy_published=False)  # the next build, under the lock
+    assert sorted(p.name for p in root.iterdir()) == ["b1", "courante"]
+    assert _state(paths) == (1, "build 1")
+
+
+def test_publication_refused_while_a_writer_holds_the_published_warehouse(tmp_path):
+    """An analyst on a read-write connection would lose what they write after the switch: the
+    publication (and the start of a build) is refused with a message; a -readonly reader is
+    fine."""
+    from pipelines.operations import PublishError
+    from pipelines.warehouse import resources
+    from pipelines.warehouse.publication import publish
+
+    paths = _paths(tmp_path)
+    _stage(paths, 1, "build 1")
+    publish(paths, "b1")
+    _stage(paths, 2, "build 2")
+    holder = (
+        "import sys, time, duckdb; c = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == 'ro');"
+        " print('open', flush=True); time.sleep(30)"
+    )
+    for mode in ("rw", "ro"):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", holder, str(paths.warehouse), mode],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout.readline().strip() == "open"
+            if mode == "rw":
+                with pytest.raises(PublishError) as err:
+                    publish(paths, "b2")
+                message = str(err.value)
+                assert message.startswith(
+                    f"{paths.warehouse}: l'entrepôt publié est ouvert en écriture"
+                )
+                assert "-readonly" in message and "rien n'est publié" in message
+                root = tmp_path / ".warehouse.duckdb.publications"
+                assert os.readlink(root / "courante") == "b1"  # (the writer locks the file)
+                assert (paths.marts_dir / "a.parquet").read_text() == "build 1"
+                assert paths.staging_warehouse.is_file()  # kept for the next attempt
+                folders = resources.ProjectFolders(
+                    raw_dir=str(tmp_path / "raw"),
+                    warehouse=str(paths.warehouse),
+                    marts_dir=str(paths.marts_dir),
+                    allow_empty=True,
+                )
+                with pytest.raises(PublishError, match="ouvert en écriture"):
+                    folders.setup_for_execution(dg.build_init_resource_context())
+            else:
+                _stage(paths, 2, "build 2")
+                publish(paths, "b2")
+                assert _state(paths) == (2, "build 2")
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+# --- 6. two warehouses sharing one marts folder are not built at once ------------------------
+
+
+def test_the_marts_folder_is_locked_too(tmp_path):
+    from pipelines.operations import BuildLock, OperationError
+
+    marts = tmp_path / "marts"
+    holder = (
+        "import sys, time; from pathlib import Path; from pipelines.operations import BuildLock; "
+        "BuildLock(Path(sys.argv[1]), marts_dir=Path(sys.argv[2])).acquire(); "
+        "print('held', flush=True); time.sleep(30)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", holder, str(tmp_path / "a.duckdb"), str(marts)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        with pytest.raises(OperationError) as err:
+            BuildLock(tmp_path / "b.duckdb", marts_dir=marts).acquire()
+        assert str(err.value).startswith(f"{marts}: une autre construction (d'un autre entrepôt)")
+        assert BuildLock._held == {}  # the warehouse lock taken first was released
+        with BuildLock(tmp_path / "b.duckdb", marts_dir=tmp_path / "other_marts"):
+            pass
+    finally:
+        proc.kill()
+        proc.wait()
+    with BuildLock(tmp_path / "b.duckdb", marts_dir=marts):
+        pass

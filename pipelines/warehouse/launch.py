@@ -187,7 +187,7 @@ def run_build(
     instance = instance or open_instance()
     progress = Progress(stream, dbt_node_count())
     defs = _definitions(paths, record, progress, allow_empty)
-    with BuildLock(paths.warehouse):
+    with BuildLock(paths.warehouse, marts_dir=paths.marts_dir):
         if annees and not paths.warehouse.is_file():
             progress.echo(f"{paths.warehouse}: aucun entrepôt publié, construction complète")
             annees = None

@@ -24,7 +24,7 @@ import duckdb
 from pydantic import PrivateAttr
 
 from pipelines.duckdb_utils import load_spatial
-from pipelines.operations import BuildLock, check_inputs, remove_stale_builds
+from pipelines.operations import BuildLock, check_inputs, no_writer, remove_stale_builds
 from pipelines.settings import Paths
 
 #: Run tag: seconds a run waits for another build of the same warehouse (sensor runs wait).
@@ -82,7 +82,11 @@ class ProjectFolders(dg.ConfigurableResource):
             return
         run = context.dagster_run
         tags = run.tags if run is not None else {}
-        self._lock = BuildLock(self.paths.warehouse, wait=float(tags.get(TAG_WAIT, 0) or 0))
+        self._lock = BuildLock(
+            self.paths.warehouse,
+            wait=float(tags.get(TAG_WAIT, 0) or 0),
+            marts_dir=self.paths.marts_dir,
+        )
         self._lock.acquire()
         # the resource is set up twice per run (here, and nested in ``warehouse``): prepare once
         key = (context.run_id, str(self.paths.staging_dir))
@@ -94,6 +98,8 @@ class ProjectFolders(dg.ConfigurableResource):
             )
             if not allowed:
                 check_inputs(self.paths.raw_dir, self.paths.warehouse)
+            with no_writer(self.paths.warehouse):  # fail now rather than after the build
+                pass
             if key not in _PREPARED:
                 prepare_staging(self.paths, copy_published="dagster/partition" in tags)
                 _PREPARED.add(key)
