@@ -8,12 +8,16 @@ exactly its inputs.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
+import types
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -195,6 +199,52 @@ def remove_stale_builds(warehouse: Path, marts_dir: Path) -> list[Path]:
             path.unlink(missing_ok=True)
         removed.append(path)
     return removed
+
+
+#: ``prctl`` option: the signal a process receives when the thread that started it dies.
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int, prctl):
+    """A ``preexec_fn``: the child is killed (SIGKILL) when its parent dies, kill -9 included
+    (``prctl`` is looked up in the parent: nothing is loaded between fork and exec)."""
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl
+            os._exit(1)
+
+    return preexec
+
+
+def popen_dying_with_parent(*args, **kwargs) -> subprocess.Popen:
+    """``subprocess.Popen`` whose child dies with this process (Linux ``PR_SET_PDEATHSIG``;
+    elsewhere a plain ``Popen``)."""
+    if sys.platform.startswith("linux") and kwargs.get("preexec_fn") is None:
+        try:
+            prctl = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):
+            prctl = None
+        if prctl is not None:
+            kwargs["preexec_fn"] = _die_with(os.getpid(), prctl)
+    return subprocess.Popen(*args, **kwargs)
+
+
+def tie_dbt_to_process() -> None:
+    """The dbt processes dagster-dbt starts die with the build that started them.
+
+    A killed build (kill -9 of ``observatoire build``, of a Dagster run) otherwise leaves its
+    dbt child running, writing into a staging warehouse the next build removes. dagster-dbt
+    starts dbt with ``subprocess.Popen`` and no hook: its module gets a ``subprocess`` whose
+    ``Popen`` sets the parent-death signal (idempotent)."""
+    from dagster_dbt.core import dbt_cli_invocation as invocation
+
+    if getattr(invocation.subprocess, "popen_dying_with_parent", False):
+        return
+    proxy = types.SimpleNamespace(**vars(subprocess))
+    proxy.Popen = popen_dying_with_parent
+    proxy.popen_dying_with_parent = True
+    invocation.subprocess = proxy
 
 
 def _git_commit() -> str | None:

@@ -392,3 +392,50 @@ def test_the_marts_folder_is_locked_too(tmp_path):
         proc.wait()
     with BuildLock(tmp_path / "b.duckdb", marts_dir=marts):
         pass
+
+
+# --- 5. the dbt child dies with a killed build -----------------------------------------------
+
+PARENT = """
+import sys, time
+from pipelines.operations import tie_dbt_to_process
+from dagster_dbt.core import dbt_cli_invocation
+if sys.argv[1] == "lie":
+    tie_dbt_to_process()
+child = dbt_cli_invocation.subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+print(child.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG: Linux")
+def test_the_dbt_child_dies_when_the_build_is_killed():
+    """kill -9 of the build: the process dagster-dbt started (dbt) dies with it; without the
+    tie (control), it would run on as an orphan."""
+    import signal
+    import time
+
+    for mode, survives in (("lie", False), ("libre", True)):
+        parent = subprocess.Popen(
+            [sys.executable, "-c", PARENT, mode], stdout=subprocess.PIPE, text=True
+        )
+        child = int(parent.stdout.readline())
+        assert _alive(child)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 5
+        while _alive(child) and time.monotonic() < deadline and not survives:
+            time.sleep(0.05)
+        try:
+            assert _alive(child) == survives, mode
+        finally:
+            if _alive(child):
+                os.kill(child, signal.SIGKILL)

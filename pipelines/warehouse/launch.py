@@ -167,7 +167,12 @@ def run_build(
     (:func:`pipelines.operations.check_inputs`): an unmounted folder never publishes empty marts.
     """
 
-    from pipelines.operations import BuildLock, MissingInputsError, check_inputs
+    from pipelines.operations import (
+        BuildLock,
+        MissingInputsError,
+        check_inputs,
+        tie_dbt_to_process,
+    )
     from pipelines.warehouse.automation import BUILD_JOB, SUIVI_JOB
     from pipelines.warehouse.dbt import dbt_node_count, prepare_manifest
 
@@ -179,6 +184,7 @@ def run_build(
             check_inputs(paths.raw_dir, paths.warehouse)
         except MissingInputsError as err:
             return 1, str(err)
+    tie_dbt_to_process()  # dbt (parse, build) dies with this process, even on kill -9
     try:
         prepare_manifest()
     except Exception as err:  # noqa: BLE001 - dbt parse errors: reported as one line

@@ -24,7 +24,13 @@ import duckdb
 from pydantic import PrivateAttr
 
 from pipelines.duckdb_utils import load_spatial
-from pipelines.operations import BuildLock, check_inputs, no_writer, remove_stale_builds
+from pipelines.operations import (
+    BuildLock,
+    check_inputs,
+    no_writer,
+    remove_stale_builds,
+    tie_dbt_to_process,
+)
 from pipelines.settings import Paths
 
 #: Run tag: seconds a run waits for another build of the same warehouse (sensor runs wait).
@@ -80,6 +86,7 @@ class ProjectFolders(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if self.direct:
             return
+        tie_dbt_to_process()  # dbt dies with the run's process (each step's, in the UI)
         run = context.dagster_run
         tags = run.tags if run is not None else {}
         self._lock = BuildLock(
