@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -261,38 +262,84 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def _archive_file(path: Path, store: Path) -> tuple[str, int]:
+    """Copy ``path`` into the archive under its SHA-256 (streamed: memory stays small whatever
+    the size); returns (hash, size)."""
+    store.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    tmp = store / f".{os.getpid()}-{path.name}.tmp"
+    try:
+        with path.open("rb") as src, tmp.open("wb") as dst:
+            while chunk := src.read(1 << 20):
+                digest.update(chunk)
+                dst.write(chunk)
+                size += len(chunk)
+        sha = digest.hexdigest()
+        target = store / sha[:2] / sha
+        if target.exists():
+            tmp.unlink()
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return sha, size
+
+
 def archive_inputs(warehouse_file: Path, warehouse: Path, raw_dir: Path, build_id: str) -> dict:
     """Archive every file of the raw dir by content hash; returns the build manifest.
 
     All files are kept, not only those logged in ``raw.ingestion_log``: a Shapefile's
     ``.dbf``/``.prj`` sidecars and the alias files are inputs too. The manifest records, per
-    file, the source that loaded it when there is one.
+    file, the source that loaded it when there is one (``lieux/`` like every other source).
+
+    Every file a source read (``raw.ingestion_log``) must be archived with the bytes that were
+    read, so that ``--as-of`` rebuilds exactly: a file changed, removed or read outside the raw
+    folder since it was read raises OperationError (nothing is published).
     """
     con = duckdb.connect(str(warehouse_file), read_only=True)
     try:
-        loaded = dict(con.execute("select fichier, source from raw.ingestion_log").fetchall())
+        logged = con.execute(
+            "select fichier, source, empreinte_sha256 from raw.ingestion_log"
+        ).fetchall()
     finally:
         con.close()
+    loaded = {fichier: source for fichier, source, _ in logged}
     store = archive_dir(warehouse)
     raw_root = raw_dir.resolve()
     files = []
+    hashes = {}
     for path in sorted(p for p in raw_root.rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        sha = sha256_bytes(data)
-        target = store / sha[:2] / sha
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+        sha, size = _archive_file(path, store)
+        hashes[str(path)] = sha
         files.append(
             {
                 "source": loaded.get(str(path)),
                 "chemin": str(path.relative_to(raw_root)),
                 "sha256": sha,
-                "taille": len(data),
+                "taille": size,
             }
         )
+    empty = sha256_bytes(b"")
+    for fichier, _source, read_sha in logged:
+        if fichier in hashes:
+            if read_sha and hashes[fichier] != read_sha:
+                raise OperationError(
+                    f"{fichier}: modifié pendant la construction (empreinte à la lecture "
+                    f"{read_sha[:12]}, à l'archivage {hashes[fichier][:12]}); rien n'est publié, "
+                    "relancer la construction"
+                )
+        elif not Path(fichier).is_relative_to(raw_root):
+            raise OperationError(
+                f"{fichier}: lu hors du dossier brut {raw_root}, ne peut être archivé pour "
+                "--as-of; rien n'est publié"
+            )
+        elif read_sha != empty:
+            raise OperationError(
+                f"{fichier}: supprimé pendant la construction; rien n'est publié, relancer la "
+                "construction"
+            )
     return {
         "build_id": build_id,
         "entrepot": warehouse.name,
@@ -303,14 +350,15 @@ def archive_inputs(warehouse_file: Path, warehouse: Path, raw_dir: Path, build_i
     }
 
 
-def _input_folders(paths) -> set[str]:
-    """Top-level folders (sources: ``insee/``, ``programmations/``...) holding a file."""
-    folders = set()
+def _input_kinds(paths) -> dict[str, set[str]]:
+    """Top-level folder (a source: ``insee/``, ``programmations/``...) -> suffixes of its files
+    (``.csv``, ``.xlsx``...); hidden files and files at the root aside."""
+    kinds: dict[str, set[str]] = {}
     for rel in paths:
         parts = Path(rel).parts
         if len(parts) > 1 and not any(part.startswith(".") for part in parts):
-            folders.add(parts[0])
-    return folders
+            kinds.setdefault(parts[0], set()).add(Path(rel).suffix.lower())
+    return kinds
 
 
 def raw_input_files(raw_dir: Path) -> list[Path]:
@@ -366,8 +414,11 @@ def check_inputs(raw_dir: Path, warehouse: Path) -> None:
     manifest = last_manifest(warehouse)
     if manifest is None:
         return
-    before = _input_folders(f["chemin"] for f in manifest.get("fichiers", []) if f.get("source"))
-    missing = sorted(before - _input_folders(present))
+    # a source is missing when its folder has no file of a kind it loaded (a README left in
+    # programmations/ does not count for the CSV files that were there)
+    before = _input_kinds(f["chemin"] for f in manifest.get("fichiers", []) if f.get("source"))
+    now = _input_kinds(present)
+    missing = sorted(name for name, kinds in before.items() if not kinds & now.get(name, set()))
     if missing:
         raise MissingInputsError(
             f"{raw_dir}: aucun fichier pour {len(missing)} source(s) chargée(s) par la "
@@ -421,6 +472,10 @@ def restore_inputs(warehouse: Path, manifest: dict, target: Path) -> list[Path]:
         if sha256_bytes(data) != entry["sha256"]:
             raise OperationError(f"{source}: archive corrompue (empreinte différente)")
         out = target / entry["chemin"]
+        if Path(entry["chemin"]).is_absolute() or ".." in Path(entry["chemin"]).parts:
+            raise OperationError(
+                f"{entry['chemin']}: chemin hors du dossier brut dans le manifeste"
+            )
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(data)
         restored.append(out)

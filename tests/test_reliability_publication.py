@@ -84,6 +84,7 @@ def test_a_source_missing_since_the_published_build_stops_the_build_before_any_w
     raw = tmp_path / "raw"
     _write(raw / "insee" / "IPRO_2022.csv")
     _write(raw / "lieux" / ".~lock.l.csv#")  # a hidden lock file is no input
+    _write(raw / "programmations" / "README.txt")  # no programmation file either
     before = _snapshot(tmp_path)
     out = io.StringIO()
     code, reason = run_build(
@@ -439,3 +440,59 @@ def test_the_dbt_child_dies_when_the_build_is_killed():
         finally:
             if _alive(child):
                 os.kill(child, signal.SIGKILL)
+
+
+# --- 7. the manifest records every file read, with the bytes that were read ------------------
+
+
+def _logged_warehouse(path: Path, rows: list[tuple[str, str, str]]) -> None:
+    con = duckdb.connect(str(path))
+    con.execute("create schema raw")
+    con.execute(
+        "create table raw.ingestion_log (source varchar, fichier varchar, empreinte_sha256 varchar)"
+    )
+    con.executemany("insert into raw.ingestion_log values (?, ?, ?)", rows)
+    con.close()
+
+
+def test_manifest_records_every_file_read_lieux_included_and_restores_it(tmp_path):
+    import hashlib
+
+    from pipelines.operations import OperationError, archive_inputs, restore_inputs
+
+    raw = (tmp_path / "raw").resolve()
+    lieux = _write(raw / "lieux" / "equipements.csv", "x;y\n3.5;50.3\n")
+    insee = _write(raw / "insee" / "IPRO_2022.csv", "CODGEO;A\n")
+    sidecar = _write(raw / "sig_ville" / "qp.prj", "PROJCS")
+    sha = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (lieux, insee, sidecar)}
+    staging = tmp_path / "staging.duckdb"
+    _logged_warehouse(
+        staging, [("lieux", str(lieux), sha[lieux]), ("insee", str(insee), sha[insee])]
+    )
+    warehouse = tmp_path / "warehouse.duckdb"
+    manifest = archive_inputs(staging, warehouse, raw, "b1")
+    assert manifest["entrepot"] == "warehouse.duckdb"
+    assert [(f["chemin"], f["source"], f["sha256"]) for f in manifest["fichiers"]] == [
+        ("insee/IPRO_2022.csv", "insee", sha[insee]),
+        ("lieux/equipements.csv", "lieux", sha[lieux]),
+        ("sig_ville/qp.prj", None, sha[sidecar]),
+    ]
+    restored = restore_inputs(warehouse, manifest, tmp_path / "restored")
+    assert {p.relative_to(tmp_path / "restored").as_posix(): p.read_bytes() for p in restored} == {
+        "insee/IPRO_2022.csv": insee.read_bytes(),
+        "lieux/equipements.csv": lieux.read_bytes(),
+        "sig_ville/qp.prj": sidecar.read_bytes(),
+    }
+    # a file changed after it was read: the archive would not hold what was read
+    lieux.write_text("x;y\n0;0\n", encoding="utf-8")
+    with pytest.raises(OperationError) as err:
+        archive_inputs(staging, warehouse, raw, "b2")
+    assert str(err.value).startswith(f"{lieux}: modifié pendant la construction")
+    assert "rien n'est publié" in str(err.value)
+    lieux.unlink()
+    with pytest.raises(OperationError, match="equipements.csv: supprimé pendant la construction"):
+        archive_inputs(staging, warehouse, raw, "b2")
+    # a manifest cannot write outside the folder it restores
+    evil = {"fichiers": [{**manifest["fichiers"][0], "chemin": "../../etc/x"}]}
+    with pytest.raises(OperationError, match="chemin hors du dossier brut"):
+        restore_inputs(warehouse, evil, tmp_path / "restored")
