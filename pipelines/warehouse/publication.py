@@ -20,6 +20,7 @@ import duckdb
 
 from pipelines.operations import (
     CURRENT,
+    OperationError,
     PublishError,
     archive_inputs,
     no_writer,
@@ -245,7 +246,12 @@ def build_publication_asset(deps: Sequence[dg.AssetKey], marts: Sequence[str]):
         bid = build_id(context)
         manifest = None
         if folders.archiver:
-            manifest = archive_inputs(paths.staging_warehouse, paths.warehouse, paths.raw_dir, bid)
+            try:
+                manifest = archive_inputs(
+                    paths.staging_warehouse, paths.warehouse, paths.raw_dir, bid
+                )
+            except OperationError as err:
+                raise dg.Failure(description=str(err)) from None
             partition = context.run.tags.get("dagster/partition")
             if partition:
                 manifest["annees"] = [partition]
