@@ -5,9 +5,8 @@ The OpenDataFrance SCDL « subventions » schema, version 2.1.0 (schema.data.gou
 with that header; missing values are empty cells; a text cell starting with ``=``, ``+``, ``-``,
 ``@``, a tab or a carriage return is prefixed with ``'`` (formula injection, OWASP); dates are
 ISO ``AAAA-MM-JJ``; decimals use a point; ``notificationUE`` is ``oui`` / ``non``. One file is
-written per attributing financeur and
-year (``fichier_scdl`` of the mart: ``subventions_<territoire>_<financeur>_<année>.csv``) under
-``MARTS_DIR/scdl/``.
+written per attributing financeur and year (``fichier_scdl`` of the mart:
+``subventions_<territoire>_<financeur>_<année>.csv``) under ``MARTS_DIR/scdl/``.
 
 The mart only holds subsidies the warehouse may publish (``int_suivi__subventions.publiable``: an
 identified attributor and a beneficiary that is a legal person); this module checks again that no
