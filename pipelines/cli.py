@@ -64,6 +64,14 @@ def main() -> None:
     "autres années restent identiques. Sans entrepôt publié: construction complète.",
 )
 @click.option(
+    "--autoriser-vide",
+    "allow_empty",
+    is_flag=True,
+    help="Construit et publie même si le dossier brut est vide, ou sans fichier pour une source "
+    "que la construction publiée avait chargée (sinon la construction s'arrête avant de "
+    "commencer: un dossier non monté ne remplace pas les marts publiés par des marts vides).",
+)
+@click.option(
     "--verbose",
     "-v",
     is_flag=True,
@@ -76,6 +84,7 @@ def build(
     marts_dir: Path,
     as_of: str | None,
     annees: tuple[str, ...],
+    allow_empty: bool,
     verbose: bool,
 ) -> None:
     from pipelines.operations import OperationError, find_build, restore_inputs
@@ -115,6 +124,8 @@ def build(
             record=not as_of,
             annees=list(annees) or None,
             verbose=verbose,
+            # --as-of rebuilds a past build exactly, whatever inputs it had
+            allow_empty=allow_empty or bool(as_of),
         )
     except OperationError as err:
         code, reason = 1, str(err)

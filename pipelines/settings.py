@@ -45,7 +45,15 @@ class Paths:
         )
 
     def resolved(self) -> Paths:
-        return Paths(self.raw_dir.resolve(), self.warehouse.resolve(), self.marts_dir.resolve())
+        """Absolute paths. The warehouse and the marts folder keep their own name: once
+        published they are links into the current publication
+        (:mod:`pipelines.warehouse.publication`), and a build must replace the link, not write
+        beside its target."""
+        return Paths(
+            self.raw_dir.resolve(),
+            self.warehouse.parent.resolve() / self.warehouse.name,
+            self.marts_dir.parent.resolve() / self.marts_dir.name,
+        )
 
     @property
     def staging_warehouse(self) -> Path:

@@ -6,8 +6,6 @@ import io
 import subprocess
 import time
 
-import duckdb
-
 from tests.conftest import CONSOLE_SCRIPT, build, run_cli
 
 MARTS = {
@@ -51,26 +49,20 @@ def test_missing_raw_dir_fails_with_reason(tmp_path):
     assert "nulle-part" in result.stderr
 
 
-def test_empty_raw_dir_gives_empty_marts(tmp_path):
+def test_empty_raw_dir_is_refused_before_any_work(tmp_path):
+    """An empty (or unmounted) raw folder stops the build at once (no Dagster run, no dbt):
+    it never replaces the published marts with empty ones. ``--autoriser-vide`` lifts it
+    (tests/test_reliability_publication.py)."""
     (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / ".DS_Store").write_text("a hidden file is not an input")
+    started = time.monotonic()
     result = build(tmp_path / "raw", tmp_path)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
-    tables = {
-        r[0]
-        for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'marts'"
-        ).fetchall()
-    }
-    assert MARTS <= tables
-    assert con.execute("select count(*) from marts.taux_emploi_quartier").fetchone()[0] == 0
-    schemas = {
-        r[0] for r in con.execute("select schema_name from information_schema.schemata").fetchall()
-    }
-    assert {"raw", "staging", "intermediate", "marts", "referentiels"} <= schemas
-    for mart in MARTS:
-        assert (tmp_path / "marts" / f"{mart}.parquet").is_file()
-    assert "Marts écrits" in result.stdout
+    assert result.returncode == 1
+    reason = result.stderr.strip().splitlines()[-1]
+    assert reason.startswith("ÉCHEC: ") and "aucun fichier brut" in reason
+    assert "--autoriser-vide" in reason and str(tmp_path / "raw") in reason
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]  # nothing written
+    assert time.monotonic() - started < 60
 
 
 class _Terminal(io.StringIO):

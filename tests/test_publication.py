@@ -6,6 +6,7 @@ builds in test_operations.py, test_partitions_annee.py and test_build_demo.py.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ import pytest
 from pipelines.operations import BuildLock, OperationError
 from pipelines.settings import Paths
 from pipelines.warehouse import resources
-from pipelines.warehouse.publication import AuditError, audit, swap_in
+from pipelines.warehouse.publication import AuditError, audit, publish
 from pipelines.warehouse.resources import BuildSetupError, Warehouse, prepare_staging
 
 
@@ -71,7 +72,9 @@ def test_audit_counts_marts_and_refuses_what_is_missing_or_unbalanced(tmp_path):
         audit(unbalanced, ["a"])
 
 
-def test_swap_in_replaces_warehouse_and_marts_and_removes_staging(tmp_path):
+def test_publish_replaces_warehouse_and_marts_and_removes_staging(tmp_path):
+    """A layout from before publications (a real file and a real folder) becomes two links
+    through ``courante``; marts not rebuilt are carried over; staging removed."""
     paths = _paths(tmp_path)
     _warehouse(paths.warehouse, {"a": 1})
     paths.marts_dir.mkdir()
@@ -84,7 +87,7 @@ def test_swap_in_replaces_warehouse_and_marts_and_removes_staging(tmp_path):
     (paths.staging_marts / "a.parquet").write_text("new")
     (paths.staging_marts / "scdl").mkdir()
     (paths.staging_marts / "scdl" / "new.csv").write_text("new")
-    swap_in(paths)
+    publish(paths, "b1")
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     assert con.execute("select count(*) from marts.a").fetchone() == (7,)
     con.close()
@@ -92,6 +95,16 @@ def test_swap_in_replaces_warehouse_and_marts_and_removes_staging(tmp_path):
     assert (paths.marts_dir / "kept.parquet").exists()
     assert [p.name for p in (paths.marts_dir / "scdl").iterdir()] == ["new.csv"]
     assert not paths.staging_dir.exists() and not paths.staging_marts.exists()
+    assert (
+        os.readlink(paths.warehouse) == ".warehouse.duckdb.publications/courante/warehouse.duckdb"
+    )
+    assert os.readlink(paths.marts_dir) == ".warehouse.duckdb.publications/courante/marts"
+    assert os.readlink(tmp_path / ".warehouse.duckdb.publications" / "courante") == "b1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".warehouse.duckdb.publications",
+        "marts",
+        "warehouse.duckdb",
+    ]
 
 
 def test_build_lock_is_reentrant_in_a_process_and_exclusive_between_processes(tmp_path):
@@ -135,6 +148,7 @@ def test_a_run_prepares_its_staging_once(tmp_path, monkeypatch):
         raw_dir=str(tmp_path / "raw"),
         warehouse=str(tmp_path / "warehouse.duckdb"),
         marts_dir=str(tmp_path / "marts"),
+        allow_empty=True,
     )
 
     @dg.asset

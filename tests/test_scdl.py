@@ -50,6 +50,10 @@ def test_cell_formats():
     assert format_value("dateConvention", date(2027, 3, 14)) == "2027-03-14"
     assert format_value("idAttribuant", None) == ""
     assert format_value("referenceDecision", "2027-00051") == "2027-00051"
+    # formula injection: a text cell is neutralised, a negative amount stays a number
+    assert format_value("nomBeneficiaire", "=cmd|' /C calc'!A0") == "'=cmd|' /C calc'!A0"
+    assert format_value("objet", "-2 ateliers") == "'-2 ateliers"
+    assert format_value("montant", -1500) == "-1500.00"
 
 
 def test_validation_against_the_schema_rules():

@@ -2,10 +2,11 @@
 
 The OpenDataFrance SCDL « subventions » schema, version 2.1.0 (schema.data.gouv.fr,
 ``scdl/subventions``), has 16 fields in a fixed order. A published file is UTF-8, comma-separated,
-with that header; missing values are empty cells; dates are ISO ``AAAA-MM-JJ``; decimals use a
-point; ``notificationUE`` is ``oui`` / ``non``. One file is written per attributing financeur and
-year (``fichier_scdl`` of the mart: ``subventions_<territoire>_<financeur>_<année>.csv``) under
-``MARTS_DIR/scdl/``.
+with that header; missing values are empty cells; a text cell starting with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return is prefixed with ``'`` (formula injection, OWASP); dates are
+ISO ``AAAA-MM-JJ``; decimals use a point; ``notificationUE`` is ``oui`` / ``non``. One file is
+written per attributing financeur and year (``fichier_scdl`` of the mart:
+``subventions_<territoire>_<financeur>_<année>.csv``) under ``MARTS_DIR/scdl/``.
 
 The mart only holds subsidies the warehouse may publish (``int_suivi__subventions.publiable``: an
 identified attributor and a beneficiary that is a legal person); this module checks again that no
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+
+from pipelines.publication.cells import neutralise_formula
 
 SCDL_VERSION = "2.1.0"
 SCDL_FIELDS = (
@@ -76,6 +79,8 @@ PATTERNS = {
     ),
     "notificationUE": re.compile(r"^(oui|non)$"),
 }
+#: Fields written as numbers (point decimals); every other field is text.
+NUMERIC_FIELDS = frozenset({"montant", "pourcentageSubvention"})
 SCDL_DIR = "scdl"
 FILE_PATTERN = "subventions_*.csv"
 
@@ -94,7 +99,9 @@ class ScdlExport:
 
 
 def format_value(name: str, value: Any) -> str:
-    """One SCDL cell: empty for NULL, ISO dates, point decimals, ``oui``/``non`` booleans."""
+    """One SCDL cell: empty for NULL, ISO dates, point decimals, ``oui``/``non`` booleans; a
+    text cell a spreadsheet would evaluate as a formula gets a leading ``'``
+    (:func:`~pipelines.publication.cells.neutralise_formula`), numbers never do."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -103,11 +110,11 @@ def format_value(name: str, value: Any) -> str:
         return value.date().isoformat()
     if isinstance(value, date):
         return value.isoformat()
-    if name in {"montant", "pourcentageSubvention"}:
+    if name in NUMERIC_FIELDS:
         return f"{Decimal(str(value)):.2f}"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    return neutralise_formula(str(value))
 
 
 def validate_scdl_row(row: dict[str, str]) -> list[str]:
@@ -136,7 +143,13 @@ def validate_scdl_row(row: dict[str, str]) -> list[str]:
 
 
 def to_csv(rows: list[dict[str, str]]) -> str:
-    """The text of an SCDL file: header of the 16 fields, comma-separated, minimal quoting."""
+    """The text of an SCDL file: header of the 16 fields, comma-separated, minimal quoting.
+
+    A carriage return inside a cell becomes a line feed, so that the cell is quoted (the csv
+    module quotes line feeds, not a lone CR, which readers would take for the end of the row)."""
+    rows = [
+        {k: v.replace("\r\n", "\n").replace("\r", "\n") for k, v in row.items()} for row in rows
+    ]
     buffer = io.StringIO()
     writer = csv.DictWriter(
         buffer, fieldnames=SCDL_FIELDS, delimiter=",", lineterminator="\n", extrasaction="ignore"

@@ -148,6 +148,7 @@ def run_build(
     verbose: bool = False,
     instance=None,
     stream: TextIO | None = None,
+    allow_empty: bool = False,
 ) -> tuple[int, str | None]:
     """Run the build job on the persistent Dagster instance; its last asset publishes.
 
@@ -160,15 +161,30 @@ def run_build(
     its year (and the dbt models downstream of the yearly sources) in a copy of the published
     warehouse, then publishing it; the first failure stops. Without a published warehouse,
     everything is built.
+
+    Unless ``allow_empty`` (``--autoriser-vide``), a raw folder with no file, or with no file
+    for a source the published build loaded, stops the build before any work
+    (:func:`pipelines.operations.check_inputs`): an unmounted folder never publishes empty marts.
     """
 
-    from pipelines.operations import BuildLock
+    from pipelines.operations import (
+        BuildLock,
+        MissingInputsError,
+        check_inputs,
+        tie_dbt_to_process,
+    )
     from pipelines.warehouse.automation import BUILD_JOB, SUIVI_JOB
     from pipelines.warehouse.dbt import dbt_node_count, prepare_manifest
 
     stream = stream or sys.stdout
     paths = paths.resolved()
     started = time.perf_counter()
+    if not allow_empty:
+        try:
+            check_inputs(paths.raw_dir, paths.warehouse)
+        except MissingInputsError as err:
+            return 1, str(err)
+    tie_dbt_to_process()  # dbt (parse, build) dies with this process, even on kill -9
     try:
         prepare_manifest()
     except Exception as err:  # noqa: BLE001 - dbt parse errors: reported as one line
@@ -176,8 +192,8 @@ def run_build(
         return 1, f"projet dbt invalide (dbt parse): {detail}"
     instance = instance or open_instance()
     progress = Progress(stream, dbt_node_count())
-    defs = _definitions(paths, record, progress)
-    with BuildLock(paths.warehouse):
+    defs = _definitions(paths, record, progress, allow_empty)
+    with BuildLock(paths.warehouse, marts_dir=paths.marts_dir):
         if annees and not paths.warehouse.is_file():
             progress.echo(f"{paths.warehouse}: aucun entrepôt publié, construction complète")
             annees = None
@@ -222,7 +238,7 @@ def run_build(
     return 0, None
 
 
-def _definitions(paths: Paths, record: bool, progress: Progress):
+def _definitions(paths: Paths, record: bool, progress: Progress, allow_empty: bool = False):
     import dagster as dg
 
     from pipelines.definitions import build_definitions
@@ -239,6 +255,7 @@ def _definitions(paths: Paths, record: bool, progress: Progress):
         warehouse=str(paths.warehouse),
         marts_dir=str(paths.marts_dir),
         archiver=record,
+        allow_empty=allow_empty,
     )
     return build_definitions(folders, loggers={"progress": progress_logger})
 

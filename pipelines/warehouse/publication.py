@@ -4,8 +4,9 @@ Every other asset of a run writes into the staging warehouse and marts folder
 (:mod:`pipelines.warehouse.resources`). Dagster runs this asset only when all of them succeeded
 and no blocking check failed (ingestion row counts, dbt tests of severity ``error``). It then
 audits the staging warehouse once more, archives the inputs (by content hash, with a build
-manifest for ``--as-of``), and swaps the staging files in with ``os.replace`` (atomic on one
-file system): analysts see the old warehouse or the new one, never a mix or a half-written file.
+manifest for ``--as-of``), and publishes the staging warehouse and marts together with one
+atomic switch of a link (:func:`publish`): analysts see the old warehouse and marts or the new
+ones, never a mix or a half-written file.
 """
 
 import os
@@ -17,11 +18,21 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipelines.operations import archive_inputs, write_manifest
+from pipelines.operations import (
+    CURRENT,
+    OperationError,
+    PublishError,
+    archive_inputs,
+    no_writer,
+    publications_dir,
+    write_manifest,
+)
 from pipelines.settings import Paths
 from pipelines.warehouse.resources import ProjectFolders
 
 KEY = dg.AssetKey(["publication", "entrepot"])
+#: Name of the marts folder inside a publication.
+MARTS = "marts"
 
 
 class AuditError(Exception):
@@ -98,27 +109,105 @@ def summary(warehouse: Path, mart_rows: dict[str, int]) -> str:
         con.close()
 
 
-def swap_in(paths: Paths) -> None:
-    """Atomic replace of the warehouse file, then of each mart file; staging removed."""
-    os.replace(paths.staging_warehouse, paths.warehouse)
-    wal = paths.warehouse.with_name(paths.warehouse.name + ".wal")
-    if wal.exists():  # a WAL of the old file must never be replayed on the new one
-        wal.unlink()
-    paths.marts_dir.mkdir(parents=True, exist_ok=True)
-    if paths.staging_marts.is_dir():
-        for item in paths.staging_marts.iterdir():
-            target = paths.marts_dir / item.name
-            if item.is_dir() and target.is_dir():
-                # a folder (scdl/, rapport/) cannot replace a non-empty one: swap, drop the old
-                old = target.with_name(f".{target.name}.ancien")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(target, old)
-                os.replace(item, target)
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _point(link: Path, target: str) -> None:
+    """Make ``link`` a symbolic link to ``target`` (atomic ``os.replace`` of a new link; a real
+    folder, from before publications, is moved aside first and removed)."""
+    if link.is_symlink() and os.readlink(link) == target:
+        return
+    tmp = link.with_name(f".{link.name}.lien")
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    old = None
+    if link.is_dir() and not link.is_symlink():
+        old = link.with_name(f".{link.name}.ancien")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(link, old)
+    os.replace(tmp, link)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(paths: Paths, build: str) -> Path:
+    """Publish the staging warehouse and marts together, in one atomic switch.
+
+    The staging files move into a new folder ``.<warehouse>.publications/<build>/``
+    (``<warehouse file>`` and ``marts/``; marts of the published build that this build did not
+    write, as in an ``--annee`` run, are carried over as hard links); then the link
+    ``.<warehouse>.publications/courante`` is replaced by one pointing to it (``os.replace`` of a
+    symbolic link: atomic). The user-facing paths are links through ``courante``
+    (``warehouse.duckdb -> .warehouse.duckdb.publications/courante/warehouse.duckdb``,
+    ``marts -> .warehouse.duckdb.publications/courante/marts``): they switch together, and a
+    reader sees the old warehouse and marts or the new ones, never a mix. Older publications are
+    then removed (a reader that has them open keeps reading them). Returns the new folder.
+
+    Refused (PublishError, nothing published) while a program holds the published warehouse
+    open for writing (:func:`no_writer`).
+    """
+    with no_writer(paths.warehouse):
+        target = _switch(paths, build)
+    root = publications_dir(paths.warehouse)
+    for old in root.iterdir():
+        if old.name not in (CURRENT, build):
+            if old.is_dir() and not old.is_symlink():
                 shutil.rmtree(old, ignore_errors=True)
             else:
-                os.replace(item, target)
+                old.unlink(missing_ok=True)
     shutil.rmtree(paths.staging_marts, ignore_errors=True)
     shutil.rmtree(paths.staging_dir, ignore_errors=True)
+    return target
+
+
+def _switch(paths: Paths, build: str) -> Path:
+    root = publications_dir(paths.warehouse)
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / build
+    shutil.rmtree(target, ignore_errors=True)  # a killed publication of the same build
+    target.mkdir()
+    os.replace(paths.staging_warehouse, target / paths.warehouse.name)
+    wal = paths.staging_warehouse.with_name(paths.staging_warehouse.name + ".wal")
+    if wal.exists():  # (DuckDB checkpoints on close: normally none)
+        os.replace(wal, target / wal.name)
+    new_marts = target / MARTS
+    if paths.staging_marts.is_dir():
+        shutil.move(paths.staging_marts, new_marts)  # a rename on one file system
+    new_marts.mkdir(exist_ok=True)
+    if paths.marts_dir.is_dir():
+        for item in paths.marts_dir.iterdir():
+            kept = new_marts / item.name
+            if kept.exists() or item.name.startswith("."):
+                continue
+            if item.is_dir():
+                shutil.copytree(item, kept, copy_function=_link_or_copy)
+            else:
+                _link_or_copy(str(item), str(kept))
+    tmp = root / f".{CURRENT}.lien"
+    tmp.unlink(missing_ok=True)
+    os.symlink(build, tmp)
+    os.replace(tmp, root / CURRENT)  # the switch
+    _fsync_dir(root)
+    # links of the user-facing paths (made once: later switches go through ``courante``)
+    current = root / CURRENT
+    legacy_wal = paths.warehouse.with_name(paths.warehouse.name + ".wal")
+    _point(paths.warehouse, os.path.relpath(current / paths.warehouse.name, paths.warehouse.parent))
+    legacy_wal.unlink(missing_ok=True)  # the WAL of a replaced file is never replayed on another
+    paths.marts_dir.parent.mkdir(parents=True, exist_ok=True)
+    _point(paths.marts_dir, os.path.relpath(current / MARTS, paths.marts_dir.parent))
+    return target
 
 
 def build_id(context: dg.AssetExecutionContext) -> str:
@@ -157,11 +246,19 @@ def build_publication_asset(deps: Sequence[dg.AssetKey], marts: Sequence[str]):
         bid = build_id(context)
         manifest = None
         if folders.archiver:
-            manifest = archive_inputs(paths.staging_warehouse, paths.warehouse, paths.raw_dir, bid)
+            try:
+                manifest = archive_inputs(
+                    paths.staging_warehouse, paths.warehouse, paths.raw_dir, bid
+                )
+            except OperationError as err:
+                raise dg.Failure(description=str(err)) from None
             partition = context.run.tags.get("dagster/partition")
             if partition:
                 manifest["annees"] = [partition]
-        swap_in(paths)
+        try:
+            publish(paths, bid)
+        except PublishError as err:
+            raise dg.Failure(description=str(err)) from None
         metadata = {
             "build_id": dg.MetadataValue.text(bid),
             "entrepot": dg.MetadataValue.path(str(paths.warehouse)),

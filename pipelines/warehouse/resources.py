@@ -24,11 +24,19 @@ import duckdb
 from pydantic import PrivateAttr
 
 from pipelines.duckdb_utils import load_spatial
-from pipelines.operations import BuildLock, remove_stale_builds
+from pipelines.operations import (
+    BuildLock,
+    check_inputs,
+    no_writer,
+    remove_stale_builds,
+    tie_dbt_to_process,
+)
 from pipelines.settings import Paths
 
 #: Run tag: seconds a run waits for another build of the same warehouse (sensor runs wait).
 TAG_WAIT = "observatoire/attente_verrou"
+#: Run tag (``oui``): build and publish even without some or all inputs (``--autoriser-vide``).
+TAG_ALLOW_EMPTY = "observatoire/autoriser_vide"
 
 
 #: (run id, staging folder) already prepared in this process.
@@ -50,6 +58,9 @@ class ProjectFolders(dg.ConfigurableResource):
     #: Assets write straight into ``warehouse`` and ``marts_dir``, with no staging, lock or
     #: publication (asset tests and one-off materializations on a scratch DuckDB).
     direct: bool = False
+    #: Build and publish even when the raw folder is empty or lacks a source of the published
+    #: build (``--autoriser-vide``; run tag ``observatoire/autoriser_vide=oui``).
+    allow_empty: bool = False
 
     _lock: BuildLock | None = PrivateAttr(default=None)
 
@@ -75,13 +86,27 @@ class ProjectFolders(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if self.direct:
             return
+        tie_dbt_to_process()  # dbt dies with the run's process (each step's, in the UI)
         run = context.dagster_run
         tags = run.tags if run is not None else {}
-        self._lock = BuildLock(self.paths.warehouse, wait=float(tags.get(TAG_WAIT, 0) or 0))
+        self._lock = BuildLock(
+            self.paths.warehouse,
+            wait=float(tags.get(TAG_WAIT, 0) or 0),
+            marts_dir=self.paths.marts_dir,
+        )
         self._lock.acquire()
         # the resource is set up twice per run (here, and nested in ``warehouse``): prepare once
         key = (context.run_id, str(self.paths.staging_dir))
         try:
+            allowed = self.allow_empty or str(tags.get(TAG_ALLOW_EMPTY, "")).lower() in (
+                "oui",
+                "1",
+                "true",
+            )
+            if not allowed:
+                check_inputs(self.paths.raw_dir, self.paths.warehouse)
+            with no_writer(self.paths.warehouse):  # fail now rather than after the build
+                pass
             if key not in _PREPARED:
                 prepare_staging(self.paths, copy_published="dagster/partition" in tags)
                 _PREPARED.add(key)
