@@ -74,7 +74,7 @@ def test_dbt_unit_tests_pass(demo_build, tmp_path):
     assert result.returncode == 0, result.stdout[-4000:]
     passed = re.search(r"PASS=(\d+)", result.stdout)
     assert passed and int(passed.group(1)) >= 14, result.stdout[-2000:]
-    assert "ERROR=0" in result.stdout and "FAIL=0" in result.stdout
+    assert "ERROR=0" in result.stdout and not re.search(r"FAIL=[1-9]", result.stdout)
 
 
 @pytest.mark.parametrize("folder", ["models", "seeds"])

@@ -204,7 +204,11 @@ def raw_lines(raw: Path) -> list[dict[str, Any]]:
                         "accorde": amount(accorde),
                     }
                 )
-    return out
+    # a dossier x financeur repeated with other values counts once: the last line of the export
+    last: dict[tuple, dict[str, Any]] = {}
+    for line in out:
+        last[(line["territoire"], line["annee"], line["dossier"], line["financeur"])] = line
+    return list(last.values())
 
 
 @functools.cache
