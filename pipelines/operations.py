@@ -20,7 +20,7 @@ import sys
 import time
 import types
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -287,6 +287,15 @@ def _archive_file(path: Path, store: Path) -> tuple[str, int]:
     return sha, size
 
 
+def _build_start(build_id: str) -> datetime | None:
+    """The UTC start of a build from its id (``20261202T191556-2b6fe9``), naive like the
+    ingestion_log timestamps, one second early (the id is truncated to the second)."""
+    try:
+        return datetime.strptime(build_id[:15], "%Y%m%dT%H%M%S") - timedelta(seconds=1)
+    except ValueError:
+        return None
+
+
 def archive_inputs(warehouse_file: Path, warehouse: Path, raw_dir: Path, build_id: str) -> dict:
     """Archive every file of the raw dir by content hash; returns the build manifest.
 
@@ -300,12 +309,28 @@ def archive_inputs(warehouse_file: Path, warehouse: Path, raw_dir: Path, build_i
     """
     con = duckdb.connect(str(warehouse_file), read_only=True)
     try:
-        logged = con.execute(
-            "select fichier, source, empreinte_sha256 from raw.ingestion_log"
+        columns = {
+            r[0]
+            for r in con.execute(
+                "select column_name from information_schema.columns "
+                "where table_schema = 'raw' and table_name = 'ingestion_log'"
+            ).fetchall()
+        }
+        when = "horodatage" if "horodatage" in columns else "null"
+        rows = con.execute(
+            f"select fichier, source, empreinte_sha256, {when} from raw.ingestion_log"
         ).fetchall()
     finally:
         con.close()
-    loaded = {fichier: source for fichier, source, _ in logged}
+    loaded = {fichier: source for fichier, source, _, _ in rows}
+    # only the files read by this build are checked: a year's build (--annee) keeps the other
+    # sources' records of the previous build, whose files may have moved or changed since
+    started = _build_start(build_id)
+    logged = [
+        (fichier, source, sha)
+        for fichier, source, sha, when in rows
+        if started is None or when is None or when >= started
+    ]
     store = archive_dir(warehouse)
     raw_root = raw_dir.resolve()
     files = []

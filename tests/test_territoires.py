@@ -14,6 +14,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from pipelines.lib.raw_schemas import replace_table
 from pipelines.settings import DBT_PROJECT_DIR, EXAMPLES_TERRITORIES_DIR, REFERENTIELS_DIR
 from pipelines.sources import source_assets
 from pipelines.sources.territoires.assets import territoires
@@ -148,6 +149,9 @@ def without_folders(tmp_path_factory):
         resources={"folders": folders, "warehouse": Warehouse(folders=folders)},
     )
     assert result.success
+    with duckdb.connect(str(warehouse)) as con:  # the yearly sources, empty (no file)
+        for table in ("programmations", "bilans"):
+            replace_table(con, table, None)
     profiles = write_build_profile(warehouse, base / "dbt")
     done = subprocess.run(
         [

@@ -70,6 +70,44 @@ def audit(staging: Path, marts: Sequence[str]) -> dict[str, int]:
         con.close()
 
 
+def _territory_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """One line per territory with programmations: declared or taken from the EPCI référentiel,
+    with or without its hierarchy and rules (what the controls and the orientations rest on)."""
+    rows = con.execute(
+        """
+        select
+            t.territoire,
+            t.nom,
+            t.origine,
+            exists (
+                select 1 from referentiels.ref_orientations o where o.territoire = t.territoire
+            ),
+            (select count(*) from referentiels.ref_regles_financement r
+             where r.territoire = t.territoire)
+        from referentiels.ref_territoires t
+        where t.territoire in (select territoire from raw.programmations)
+        order by 1
+        """
+    ).fetchall()
+    if not rows:
+        return []
+    lines = ["Territoires des programmations:"]
+    for code, nom, origine, hierarchy, rules in rows:
+        where = (
+            "EPCI du référentiel, sans dossier de territoire"
+            if origine == "referentiel_epci"
+            else f"dossier territoires/{code}/"
+        )
+        hierarchy_text = (
+            "hiérarchie d'intervention déclarée"
+            if hierarchy
+            else "orientations telles qu'écrites dans les fichiers (aucune hiérarchie déclarée)"
+        )
+        rules_text = f"{rules} règle(s) de financement" if rules else "aucune règle évaluée"
+        lines.append(f"  {code} {nom} ({where}): {hierarchy_text}, {rules_text}")
+    return lines
+
+
 def summary(warehouse: Path, mart_rows: dict[str, int]) -> str:
     """The build summary printed by the CLI: files and rows per source, marts written
     (``mart_rows``, the counts of :func:`audit`)."""
@@ -98,6 +136,7 @@ def summary(warehouse: Path, mart_rows: dict[str, int]) -> str:
                 "Codes QPV inconnus (lignes gardées, détail dans raw.anomalies, type "
                 "qpv_inconnu): " + ", ".join(f"{source} {n}" for source, n in inconnus)
             )
+        lines += _territory_lines(con)
         counts = sorted(mart_rows.items())
         lines.append(
             f"Marts écrits ({len(counts)}, {sum(n for _, n in counts)} lignes; vides: "

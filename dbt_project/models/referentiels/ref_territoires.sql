@@ -1,7 +1,8 @@
 -- The territories of the build. With territory folders (data/raw/territoires/<code>/): the
 -- territories they declare. Without any: every EPCI holding a loaded QPV (contours or official
--- list), named from Etalab's référentiel (ref_epci), its code being its SIREN and its perimeter
--- the official one.
+-- list). In both cases, every EPCI a programmation or a bilan names by its SIREN or name (the
+-- ingestion attaches the lines to its SIREN). An EPCI no folder declares is named from Etalab's
+-- référentiel (ref_epci), its code being its SIREN and its perimeter the official one.
 with
 
 declares as (
@@ -32,6 +33,14 @@ epci_qpv as (
 
 ),
 
+suivi as (
+
+    select territoire from {{ source('raw', 'programmations') }}
+    union
+    select territoire from {{ source('raw', 'bilans') }}
+
+),
+
 deduits as (
 
     select
@@ -47,8 +56,18 @@ deduits as (
         'officiel' as perimetre,
         'referentiel_epci' as origine
     from {{ ref('ref_epci') }} as epci
-    inner join epci_qpv on epci.siren = epci_qpv.siren_epci
-    where not exists (select 1 from declares)
+    where
+        epci.siren not in (
+            select declares.siren from declares
+            where declares.siren is not null
+        )
+        and (
+            (
+                epci.siren in (select epci_qpv.siren_epci from epci_qpv)
+                and not exists (select 1 from declares)
+            )
+            or epci.siren in (select suivi.territoire from suivi)
+        )
 
 )
 

@@ -22,6 +22,7 @@ from pipelines.lib.raw_schemas import file_log
 from pipelines.sources.programmations.partitions import ANNEE, partition_of, suivi_files
 from pipelines.sources.programmations.reader import SuiviResult
 from pipelines.sources.programmations.rules import parse_programmations
+from pipelines.sources.territoires.attach import attach_territories, territory_index
 
 #: Raw tables holding QPV codes: loaded before the yearly sources, read by known_qpv_codes.
 QPV_REFERENCES = {
@@ -81,6 +82,7 @@ def read_suivi(source: str, parse: Parser) -> Callable[[ReadContext], Ingested]:
         with ctx.warehouse.connect() as con:
             known = known_qpv_codes(con)
             options = {"perimetre": perimeters(con)} if source == "programmations" else {}
+            territories = territory_index(con)
         # a SuiviError (a file unreadable at all) fails the asset, naming the file
         result = parse(
             paths, extra_aliases=extra if extra.is_file() else None, known_qpv=known, **options
@@ -110,6 +112,8 @@ def read_suivi(source: str, parse: Parser) -> Callable[[ReadContext], Ingested]:
                     lambda v: v if v is None or isinstance(v, str) else json.dumps(v)
                 )
             )
+        # each line's territory: a folder's code, or an EPCI's SIREN (IngestionError otherwise)
+        frame = attach_territories(frame, territories)
         rejects = with_paths(result.rejects, "fichier")
         anomalies = with_paths(result.anomalies, "fichier")
         frame, personal = drop_personal_columns(frame, source)
