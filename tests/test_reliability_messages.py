@@ -321,3 +321,66 @@ def test_a_build_says_which_file_and_lines_failed_a_blocking_check(tmp_path):
     assert "relationships_stg_references" not in message  # no dbt test name
     assert "✘ dbt_entrepot: dbt a échoué (code 1)" in result.stdout
     assert not (out / "warehouse.duckdb").exists()
+
+
+# --- 4. the publication cases of the corpus (tests/corpus/README.md) --------------------------
+
+CORPUS = Path(__file__).with_name("corpus")
+
+
+def test_corpus_raw_folder_without_input_is_refused(tmp_path):
+    """Only hidden files (a lock file, a .gitkeep): no input, the build would publish empty
+    marts."""
+    from pipelines.operations import MissingInputsError, check_inputs
+
+    with pytest.raises(MissingInputsError) as err:
+        check_inputs(CORPUS / "brut_sans_entree", tmp_path / "warehouse.duckdb")
+    assert "aucun fichier brut (dossier vide ou non monté" in str(err.value)
+    assert "--autoriser-vide" in str(err.value)
+
+
+def test_corpus_link_leaving_the_raw_folder_is_refused():
+    from pipelines.lib.files import FileNameError, list_files
+
+    raw = CORPUS / "brut_lien_sortant"
+    assert (raw / "insee" / "IPRO_2022.csv").is_symlink()
+    with pytest.raises(FileNameError, match=r"insee/IPRO_2022\.csv: lien symbolique vers .*"):
+        list_files(raw / "insee", root=raw)
+
+
+def test_corpus_formula_porteur_kept_as_data_and_neutralised_when_published(tmp_path):
+    """The porteurs of the file are data: read and loaded as typed; the SCDL CSV published
+    from them has no cell a spreadsheet would evaluate (amounts stay numbers)."""
+    from pipelines.publication.scdl import export_scdl
+    from pipelines.sources.programmations import parse_programmations
+    from tests.test_scdl import _mart
+
+    result = parse_programmations([CORPUS / "VM_programmation_2027_porteur_formule.csv"])
+    assert result.rejects.empty
+    porteurs = dict(zip(result.rows.dossier, result.rows.porteur_nom, strict=True))
+    assert porteurs == {
+        "2027-001": INJECTION,
+        "2027-002": "@SUM(A1:A9)",
+        "2027-003": "-Asso moins",
+        "2027-004": "Asso ordinaire",
+    }
+    con = duckdb.connect()
+    tail = ("aide en numéraire", "unique", "2027-01-01/2027-12-31", None, False, 1.0, None)
+    _mart(
+        con,
+        [
+            ("EPCI X", "24590116000012", None, row.dossier, row.porteur_nom, None, None,
+             row.intitule, -row.montant_accorde, *tail, "vm_2027.csv")
+            for row in result.rows.itertuples()
+        ],
+    )  # fmt: skip
+    export_scdl(con, tmp_path)
+    con.close()
+    with (tmp_path / "scdl" / "vm_2027.csv").open(encoding="utf-8", newline="") as fh:
+        rows = {r["referenceDecision"]: r for r in csv.DictReader(fh)}
+    assert rows["2027-001"]["nomBeneficiaire"] == "'" + INJECTION
+    assert rows["2027-002"]["nomBeneficiaire"] == "'@SUM(A1:A9)"
+    assert rows["2027-002"]["objet"] == "'+33 ateliers"
+    assert rows["2027-003"]["nomBeneficiaire"] == "'-Asso moins"
+    assert rows["2027-004"]["nomBeneficiaire"] == "Asso ordinaire"
+    assert rows["2027-001"]["montant"] == "-8000.00"  # a number is never prefixed
