@@ -31,6 +31,8 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from geo.points import quote_ident, quote_relation
+
 logger = logging.getLogger(__name__)
 
 #: CRS written in the GeoParquet and GeoJSON files (WGS84, longitude first).
@@ -40,17 +42,30 @@ CRS_GPKG = "EPSG:4326"
 FORMATS = ("parquet", "gpkg", "geojson")
 
 
+def relation_sql(table: str | tuple[str, ...]) -> str:
+    """A table as quoted SQL: ``"marts"."dim_qpv"`` for ``marts.dim_qpv`` (split on dots) or
+    for ``("marts", "dim_qpv")`` (parts as they are: a name may hold a dot, a quote, a space)."""
+    if isinstance(table, str):
+        return quote_relation(table)
+    if not table or not all(table):
+        raise ValueError(f"Nom de table invalide : {table!r}")
+    return ".".join(quote_ident(part) for part in table)
+
+
 def dim_qpv_frame(
-    con: Any, table: str = "marts.dim_qpv", geometry: str = "geom"
+    con: Any, table: str | tuple[str, ...] = "marts.dim_qpv", geometry: str = "geom"
 ) -> gpd.GeoDataFrame:
-    """The mart as a GeoDataFrame (CRS ``OGC:CRS84``), attributes typed for every writer."""
+    """The mart as a GeoDataFrame (CRS ``OGC:CRS84``), attributes typed for every writer.
+
+    The table name reaches SQL quoted (:func:`relation_sql`), never as it is."""
+    relation = relation_sql(table)
     columns = [
         (r[0], r[1])
-        for r in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()  # noqa: S608
+        for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()  # noqa: S608
     ]
     select = []
     for name, kind in columns:
-        quoted = '"' + name.replace('"', '""') + '"'
+        quoted = quote_ident(name)
         if name == geometry:
             select.append(f"ST_AsWKB({quoted}) AS {quoted}")
         elif kind.upper().startswith(("HUGEINT", "DECIMAL", "UBIGINT")):
@@ -61,7 +76,7 @@ def dim_qpv_frame(
             select.append(f"CAST({quoted} AS VARCHAR) AS {quoted}")
         else:
             select.append(quoted)
-    frame = con.execute(f"SELECT {', '.join(select)} FROM {table} ORDER BY 1").df()  # noqa: S608
+    frame = con.execute(f"SELECT {', '.join(select)} FROM {relation} ORDER BY 1").df()  # noqa: S608
     wkb = frame.pop(geometry)
     geoms = shapely.from_wkb(
         np.array([None if v is None or v is pd.NA else bytes(v) for v in wkb], dtype=object)
@@ -131,7 +146,7 @@ def _replace(tmp: Path, target: Path) -> None:
 def export_dim_qpv(
     con: Any,
     marts_dir: Path | str,
-    table: str = "marts.dim_qpv",
+    table: str | tuple[str, ...] = "marts.dim_qpv",
     formats: tuple[str, ...] = FORMATS,
     name: str = "dim_qpv",
 ) -> dict[str, Path]:

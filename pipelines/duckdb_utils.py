@@ -9,6 +9,18 @@ import duckdb
 _SPATIAL_READY: set[str] = set()
 
 
+def sql_literal(text: str) -> str:
+    """``text`` as a SQL string literal (``'`` doubled), for the statements that take no bound
+    parameter (``INSTALL``, ``LOAD``, ``ATTACH``): a path such as ``/srv/l'observation`` is
+    read as one literal, never as SQL."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` as a quoted SQL identifier (``"`` doubled): table names never reach SQL bare."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
 def spatial_extension_file() -> Path:
     """Path of the spatial extension binary shipped by ``duckdb-extension-spatial``."""
     import duckdb_extension_spatial
@@ -30,13 +42,15 @@ def load_spatial(con: duckdb.DuckDBPyConnection) -> None:
 
     ``INSTALL '<file>'`` copies the binary into DuckDB's extension directory, so that later
     ``LOAD spatial`` (and the dbt profile's ``extensions: [spatial]``) work with no network.
+    ``INSTALL`` takes no bound parameter: the path is a quoted literal (:func:`sql_literal`), so
+    that a project installed under ``/home/l'équipe/`` works.
     """
     try:
         con.execute("LOAD spatial")
         return
     except duckdb.Error:
         pass
-    con.execute(f"INSTALL '{spatial_extension_file()}'")
+    con.execute("INSTALL " + sql_literal(str(spatial_extension_file())))
     con.execute("LOAD spatial")
 
 

@@ -4,7 +4,8 @@ Each file of the catalogue is downloaded into its raw folder (``sig_ville/``, ``
 ``referentiels/``) through a ``<name>.part`` file, resumed with an HTTP ``Range`` request when a
 previous download was interrupted, checked against its expected SHA-256 (or the checksum
 published by data.gouv.fr) and only then renamed to its final name. Every attempt is appended to
-``<raw_dir>/fetch_log.csv`` (date, source, URL, file, size, SHA-256, status, message). A file
+``<raw_dir>/fetch_log.csv`` (date, source, URL, file, size, SHA-256, status, message; a text
+cell a spreadsheet would take for a formula is prefixed with ``'``). A file
 already present is not downloaded again unless ``force=True``.
 
 Addresses: a source has either a direct ``base_url`` (the file is ``base_url + fichier``), or a
@@ -35,6 +36,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from pipelines.lib.files import sha256_file as sha256_of
+from pipelines.publication.cells import neutralise_formula
 
 DATA_GOUV_API = "https://www.data.gouv.fr/api/1"
 LOG_NAME = "fetch_log.csv"
@@ -288,24 +290,26 @@ def _verify(path: Path, expected_sha256: str | None, published: dict) -> str:
 
 
 def _append_log(raw_dir: Path, result: Resultat) -> None:
+    """One line of ``fetch_log.csv``. Its text cells come from the network (URL, server
+    messages, file names found on a page): one a spreadsheet would evaluate as a formula is
+    written with a leading ``'`` (:func:`pipelines.publication.cells.neutralise_formula`)."""
     log = raw_dir / LOG_NAME
     new = not log.exists()
     with log.open("a", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, delimiter=";")
         if new:
             writer.writerow(LOG_COLUMNS)
-        writer.writerow(
-            [
-                datetime.now(UTC).isoformat(timespec="seconds"),
-                result.source,
-                result.url or "",
-                str(result.chemin),
-                result.octets,
-                result.sha256 or "",
-                result.statut,
-                result.message,
-            ]
-        )
+        cells = [
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            result.source,
+            result.url or "",
+            str(result.chemin),
+            result.octets,
+            result.sha256 or "",
+            result.statut,
+            result.message,
+        ]
+        writer.writerow([neutralise_formula(c) if isinstance(c, str) else c for c in cells])
 
 
 def fetch(

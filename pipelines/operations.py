@@ -4,6 +4,10 @@ Every file a successful build loaded is copied once into ``<warehouse dir>/archi
 its SHA-256, and the build writes ``<warehouse dir>/builds/<build id>.json`` listing them, so
 that ``observatoire build --as-of <build id | YYYY-MM-DD>`` rebuilds a past warehouse from
 exactly its inputs.
+
+Why this module is long: the lock, the archive, the manifests and the restore of ``--as-of``
+share one guarantee (what a build read is exactly what it archived and what a rebuild restores);
+split, each half would have to re-derive the other's rules on paths, hashes and build ids.
 """
 
 from __future__ import annotations

@@ -191,11 +191,12 @@ def generate_mixed_points(path: Path, points: Path, geometries, crs: str, seed: 
 
 
 def run_projet(points: Path, out: Path, workdir: Path) -> dict:
-    from geo.points import Points, assign_points
+    from geo.points import Points, assign_points, sql_string
 
     con = _connect(workdir / "qpv.duckdb", read_only=True)
     started, cpu = time.perf_counter(), time.process_time()
-    source = Points(sql=f"read_parquet('{points}')", x="lon", y="lat", types={"id": "BIGINT"})
+    relation = f"read_parquet({sql_string(str(points))})"
+    source = Points(sql=relation, x="lon", y="lat", types={"id": "BIGINT"})
     result = assign_points(con, source, polygons="qpv", keep=["id"], output=out, with_details=False)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {"secondes": elapsed, "cpu_s": cpu, "comptes": result.counts}
@@ -228,7 +229,9 @@ def run_geopandas(points: Path, out: Path, workdir: Path) -> dict:
 def run_plancher(points: Path, out: Path, workdir: Path) -> dict:
     con = _connect()
     started, cpu = time.perf_counter(), time.process_time()
-    n = con.execute(f"SELECT count(ST_Point(lon, lat)) FROM read_parquet('{points}')").fetchone()
+    n = con.execute(
+        "SELECT count(ST_Point(lon, lat)) FROM read_parquet(?)", [str(points)]
+    ).fetchone()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {"secondes": elapsed, "cpu_s": cpu, "lignes": int(n[0])}
 
@@ -248,7 +251,8 @@ if hasattr(gp, "build_index"):
     source = gp.read_points(con, sys.argv[2], crs=sys.argv[4])
     gp.assign_points(con, source, index=index, keep=["id"], output=sys.argv[3])
 else:
-    source = gp.Points(sql=f"read_parquet('{sys.argv[2]}')", x="lon", y="lat", crs=sys.argv[4])
+    literal = "'" + sys.argv[2].replace("'", "''") + "'"
+    source = gp.Points(sql=f"read_parquet({literal})", x="lon", y="lat", crs=sys.argv[4])
     gp.assign_points(con, source, polygons="qpv", keep=["id"], output=sys.argv[3])
 """
 
@@ -283,8 +287,9 @@ def compare(a: Path, b: Path, columns: tuple[str, ...] = ("code_qpv", "nb_qpv"))
         for c in columns
     )
     row = con.execute(
-        f"SELECT count(*), {counts} FROM read_parquet('{a}') AS x "
-        f"FULL JOIN read_parquet('{b}') AS y ON x.id = y.id"
+        f"SELECT count(*), {counts} FROM read_parquet(?) AS x "
+        "FULL JOIN read_parquet(?) AS y ON x.id = y.id",
+        [str(a), str(b)],
     ).fetchone()
     return {
         "points": row[0],
@@ -337,6 +342,8 @@ def bench(args: argparse.Namespace, prep: dict) -> dict:
 def compare_reference(args: argparse.Namespace, prep: dict) -> dict:
     """This checkout's answers against those of the checkout ``args.reference``: 1 M points in
     WGS84, then the same in Lambert-93."""
+    from geo.points import sql_string
+
     workdir = args.dossier
     n = 1_000_000
     report: dict = {"reference": str(args.reference)}
@@ -364,7 +371,7 @@ def compare_reference(args: argparse.Namespace, prep: dict) -> dict:
         diff = compare(
             outputs["projet"], outputs["reference"], (*columns, "lon_wgs84", "lat_wgs84")
         )
-        result = f"read_parquet('{outputs['projet']}')"
+        result = f"read_parquet({sql_string(str(outputs['projet']))})"
         con = _connect()
         statuts = con.execute(
             f"SELECT CAST(statut AS VARCHAR), count(*) FROM {result} GROUP BY 1 ORDER BY 1"

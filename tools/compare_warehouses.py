@@ -87,8 +87,9 @@ def compare(
     """The comparison summary of two warehouse files (see the module docstring)."""
     con = duckdb.connect()
     _load_spatial(con)
-    con.execute(f"ATTACH '{old}' AS ancien (READ_ONLY)")
-    con.execute(f"ATTACH '{new}' AS nouveau (READ_ONLY)")
+    # ATTACH takes no bound parameter: the paths are quoted literals (an apostrophe is doubled)
+    con.execute(f"ATTACH {_literal(str(old))} AS ancien (READ_ONLY)")
+    con.execute(f"ATTACH {_literal(str(new))} AS nouveau (READ_ONLY)")
     left, right = _tables(con, "ancien"), _tables(con, "nouveau")
     tables: dict[str, dict[str, object]] = {}
     differences = 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import time
 import warnings
@@ -77,7 +78,7 @@ class Progress(logging.Handler):
         elif kind == "STEP_FAILURE":
             data = event.step_failure_data
             if data and data.user_failure_data and data.user_failure_data.description:
-                message = data.user_failure_data.description.strip().splitlines()[0]
+                message = dbt_exit_line(data.user_failure_data.description)
             else:
                 message = failure_reason(data.error if data else None)
             self.failure = self.failure or f"{step}: {message}"
@@ -94,6 +95,22 @@ class Progress(logging.Handler):
                 self.failed_checks.append(name)
             else:
                 self.warned_checks.append(name)
+
+
+def dbt_exit_line(description: str) -> str:
+    """The first line of a step's failure, in French for dagster-dbt's « The dbt CLI process
+    with command ... failed with exit code N » (what a failed dbt test gives)."""
+    text = description.strip()
+    if text.startswith("The dbt CLI process"):
+        errors = dbt_error_line(text)
+        if errors and not re.search(r"\bFAIL\b|Failure in test", errors):  # a model's error
+            return "dbt: " + errors
+        code = re.search(r"exit code `?(\d+)", text)
+        return (
+            f"dbt a échoué (code {code.group(1) if code else '?'}): contrôles ou modèles en "
+            "échec, détaillés ci-dessous"
+        )
+    return text.splitlines()[0] if text else "échec"
 
 
 def dbt_error_line(text: str) -> str | None:
@@ -229,7 +246,7 @@ def run_build(
                     progress.failure or f"{type(err).__name__}: {err}".splitlines()[0]
                 )
             if not ok:
-                return 1, _failure(progress, log)
+                return 1, _failure(progress, log, paths)
             _report(progress, result, paths)
     progress.echo(
         f"Entrepôt publié: {paths.warehouse} ; marts: {paths.marts_dir} "
@@ -278,8 +295,25 @@ def _dbt_output(log: Path, verbose: bool):
         yield
 
 
-def _failure(progress: Progress, log: Path) -> str:
+def _failure(progress: Progress, log: Path, paths: Paths | None = None) -> str:
+    """The reason of a failed build. Failed dbt tests are explained in French, one line each,
+    with the raw files and lines of the failing rows
+    (:func:`pipelines.warehouse.publication.explain_test_failures`), rather than by test name."""
     where = f" (détail: {log})" if log.is_file() else ""
+    details = []
+    if paths is not None:
+        from pipelines.warehouse.publication import explain_test_failures
+
+        try:
+            details = explain_test_failures(paths)
+        except Exception:  # noqa: BLE001 - an explanation never hides the failure itself
+            details = []
+    if details:
+        return (
+            "contrôle(s) bloquant(s) en échec, rien n'est publié:\n"
+            + "\n".join(f"  - {line}" for line in details)
+            + (f"\n{where.strip()}" if where else "")
+        )
     if progress.failed_checks:
         n = len(progress.failed_checks)
         return (

@@ -22,6 +22,7 @@ import json
 import sys
 from pathlib import Path
 
+from pipelines.publication.cells import FORMULA_STARTS
 from pipelines.settings import PROJECT_ROOT, REFERENTIELS_DIR
 
 DEFAULT_SOURCE = PROJECT_ROOT.parent / "shared" / "data" / "etalab"
@@ -31,6 +32,20 @@ PACKAGE = "@etalab/decoupage-administratif 6.0.0 (Etalab, licence MIT)"
 def departement_of(code_commune: str) -> str:
     """The département of a commune code: 2 characters, 3 for the overseas ones (97x)."""
     return code_commune[:3] if code_commune.startswith("97") else code_commune[:2]
+
+
+def check_cells(rows: list[dict]) -> None:
+    """Refuse a text cell a spreadsheet would evaluate as a formula (``=``, ``+``, ``-``, ``@``,
+    tab, CR first). The seeds are data read by dbt: prefixing the cell with ``'`` (what the
+    published files do) would change the value in the warehouse, so the derivation stops and
+    names the cell; no EPCI or commune name starts so."""
+    for number, row in enumerate(rows, start=2):
+        for column, value in row.items():
+            if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+                raise ValueError(
+                    f"ligne {number}, colonne « {column} »: valeur « {value[:40]} » lue comme une "
+                    "formule par un tableur ; vérifier la source avant d'écrire la seed"
+                )
 
 
 def derive(source: Path, target: Path) -> tuple[int, int]:
@@ -58,6 +73,8 @@ def derive(source: Path, target: Path) -> tuple[int, int]:
                 }
             )
     commune_rows.sort(key=lambda r: r["code_commune"])
+    for rows in (epci_rows, commune_rows):
+        check_cells(rows)
     for name, rows in (("ref_epci.csv", epci_rows), ("ref_epci_communes.csv", commune_rows)):
         with (target / name).open("w", encoding="utf-8", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
