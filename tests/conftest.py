@@ -102,6 +102,9 @@ HEAVY = {
     "test_cli.py": 2,
     "test_partitions_annee.py": 2,
     "test_dbt_tests.py": 1,
+    "test_quatrieme_epci.py": 2,
+    "test_reliability_messages.py": 2,
+    "test_territoires.py": 1,
 }
 
 
