@@ -98,6 +98,7 @@ def summary(warehouse: Path, mart_rows: dict[str, int]) -> str:
                 "Codes QPV inconnus (lignes gardées, détail dans raw.anomalies, type "
                 "qpv_inconnu): " + ", ".join(f"{source} {n}" for source, n in inconnus)
             )
+        lines.extend(_insee_warnings(con))
         counts = sorted(mart_rows.items())
         lines.append(
             f"Marts écrits ({len(counts)}, {sum(n for _, n in counts)} lignes; vides: "
@@ -107,6 +108,29 @@ def summary(warehouse: Path, mart_rows: dict[str, int]) -> str:
         return "\n".join(lines)
     finally:
         con.close()
+
+
+def _insee_warnings(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Summary lines for INSEE files whose values reach no indicator and for variables of a
+    file naming no base that several bases publish (raw.anomalies, source insee)."""
+    found = con.execute(
+        "select type, list(distinct nom order by nom), count(*) from (select type, "
+        "regexp_extract(fichier, '[^/\\\\]+$') as nom from raw.anomalies where source = 'insee' "
+        "and type in ('insee_sans_indicateur', 'insee_variable_ambigue')) group by 1 order by 1"
+    ).fetchall()
+    lines = []
+    for kind, files, n in found:
+        if kind == "insee_sans_indicateur":
+            lines.append(
+                "Avertissement : fichier(s) INSEE dont aucune valeur n'atteint un indicateur "
+                f"(valeurs gardées sans indicateur, raw.anomalies type {kind}): " + ", ".join(files)
+            )
+        else:
+            lines.append(
+                f"Avertissement : {n} variable(s) INSEE présente(s) dans plusieurs bases, sans "
+                f"indicateur (raw.anomalies type {kind}): " + ", ".join(files)
+            )
+    return lines
 
 
 def _link_or_copy(src: str, dst: str) -> None:
