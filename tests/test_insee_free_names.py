@@ -20,7 +20,8 @@ import pytest
 from pipelines.lib.assets import ReadContext
 from pipelines.lib.tables import IngestionError
 from pipelines.sources.insee.assets import read_insee
-from pipelines.sources.insee.reader import AMBIGUOUS, NO_INDICATOR, read_insee_file
+from pipelines.sources.insee.dictionary import AMBIGUOUS, NO_INDICATOR
+from pipelines.sources.insee.reader import read_insee_file
 from tests.conftest import build
 
 # Four QPV 2015 of Bourg-en-Bresse (Ain) with their IPRO 2021 / 2022 values (real files,

@@ -15,11 +15,10 @@ from pipelines.lib.assets import Ingested, ReadContext, concat, ingestion_asset
 from pipelines.lib.files import TABLE_SUFFIXES
 from pipelines.lib.raw_schemas import file_log, unread_logs
 from pipelines.lib.tables import IngestionError
-from pipelines.sources.insee.dictionary import VariableDictionary
+from pipelines.sources.insee.dictionary import VariableDictionary, default_dictionary
+from pipelines.sources.insee.parameters import file_parameters
 from pipelines.sources.insee.reader import (
     InseeFile,
-    default_dictionary,
-    file_parameters,
     list_insee_files,
     millesime_from_name,
     read_insee_file,

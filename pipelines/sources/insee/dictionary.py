@@ -4,16 +4,25 @@ millésime) reaches an indicator.
 
 A file named after its base (``IPRO_2022.csv``) is mapped by dbt on (base, variable, period).
 A file named freely (``extrait_qpv_region.csv``) names no base: each of its variables is then
-recognised by its name against the whole dictionary (:meth:`VariableDictionary.bases_of`).
+recognised by its name against the whole dictionary (:func:`resolve_bases`); ambiguous names
+and files whose values reach no indicator become ``raw.anomalies`` rows
+(:func:`dictionary_anomalies`).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from pipelines.settings import DBT_PROJECT_DIR
+
+#: Anomaly types of raw.anomalies written for the INSEE files (source insee).
+AMBIGUOUS = "insee_variable_ambigue"
+NO_INDICATOR = "insee_sans_indicateur"
 
 VARIABLES_SEED = DBT_PROJECT_DIR / "seeds" / "indicateurs" / "ref_indicateurs_variables.csv"
 
@@ -71,3 +80,113 @@ def load_dictionary(path: Path = VARIABLES_SEED) -> VariableDictionary:
                 )
             )
     return VariableDictionary(entries)
+
+
+@functools.cache
+def default_dictionary() -> VariableDictionary:
+    """The project's variable dictionary (seed), read once per process."""
+    return load_dictionary()
+
+
+@dataclass
+class BaseResolution:
+    """How the values of one file reach the dictionary."""
+
+    #: numeric variables recognised by name (file naming no base): {variable: base}
+    recognised: dict[str, str] = field(default_factory=dict)
+    #: variables of several bases (file naming no base): {variable: [bases]}
+    ambiguous: dict[str, list[str]] = field(default_factory=dict)
+    #: numeric variables that reach an indicator for their base and millésime
+    reaching: list[str] = field(default_factory=list)
+
+
+def resolve_bases(
+    frame: pd.DataFrame, source: str, number_vars: dict[str, str], dictionary: VariableDictionary
+) -> BaseResolution:
+    """Set ``frame.source`` to the base of each value, and say which variables reach an
+    indicator. A file naming a base keeps it for every value; otherwise each numeric variable
+    published by one base only takes that base, the others keep the file's name."""
+    out = BaseResolution()
+    if source not in dictionary.bases:
+        for variable in number_vars:
+            bases = dictionary.bases_of(variable)
+            if len(bases) == 1:
+                out.recognised[variable] = bases[0]
+            elif bases:
+                out.ambiguous[variable] = bases
+        if out.recognised:
+            frame["source"] = frame["variable"].map(out.recognised).fillna(source)
+    numeric = frame[frame["variable"].isin(list(number_vars))]
+    combos = numeric[["source", "variable", "millesime"]].drop_duplicates()
+    out.reaching = sorted(
+        {
+            variable
+            for base, variable, year in combos.itertuples(index=False)
+            if dictionary.indicator(base, variable, int(year)) is not None
+        }
+    )
+    return out
+
+
+def dictionary_anomalies(
+    path: Path,
+    frame: pd.DataFrame,
+    source: str,
+    number_vars: dict[str, str],
+    bases: BaseResolution,
+    dictionary: VariableDictionary,
+) -> list[dict]:
+    """raw.anomalies rows: each ambiguous variable with its candidate bases, and the file
+    itself when none of its values reaches an indicator (kept, but said)."""
+    seed = "dbt_project/seeds/indicateurs/ref_indicateurs_variables.csv"
+    out = []
+    for variable, candidates in sorted(bases.ambiguous.items()):
+        listed = ", ".join(candidates)
+        out.append(
+            {
+                "type": AMBIGUOUS,
+                "fichier": str(path),
+                "ligne": None,
+                "dossier": None,
+                "message": (
+                    f"{path.name}, colonne « {number_vars[variable]} » : variable présente dans "
+                    f"plusieurs bases INSEE ({listed}) : valeurs chargées sans indicateur ; "
+                    f"donner la base dans le nom du fichier (ex. {candidates[0]}_2022.csv) ou "
+                    f"dans {path.stem}.yml à côté du fichier (base: {candidates[0]})"
+                ),
+                "colonne": number_vars[variable],
+                "valeur_brute": listed,
+            }
+        )
+    if not bases.reaching:
+        years = ", ".join(str(y) for y in sorted({int(y) for y in frame["millesime"].unique()}))
+        if source in dictionary.bases:
+            why = f"aucune de ses variables n'est au dictionnaire pour la base {source}"
+            why += f" et le millésime {years}" if years else ""
+        elif bases.ambiguous and not bases.recognised:
+            why = (
+                f"le nom du fichier ne donne pas de base ({', '.join(sorted(dictionary.bases))}) "
+                "et ses variables connues sont ambiguës"
+            )
+        else:
+            why = (
+                f"le nom du fichier ne donne pas de base ({', '.join(sorted(dictionary.bases))}) "
+                "et aucune de ses variables n'est au dictionnaire"
+            )
+        out.append(
+            {
+                "type": NO_INDICATOR,
+                "fichier": str(path),
+                "ligne": None,
+                "dossier": None,
+                "message": (
+                    f"{path.name} : aucune valeur n'atteint un indicateur ({why}) : "
+                    f"{len(frame)} valeurs chargées sans indicateur ; nommer le fichier d'après "
+                    f"sa base (ex. IPRO_2022.csv), la donner dans {path.stem}.yml (base: IPRO), "
+                    f"ou compléter le dictionnaire ({seed})"
+                ),
+                "colonne": None,
+                "valeur_brute": ", ".join(sorted(number_vars)[:10]) or None,
+            }
+        )
+    return out

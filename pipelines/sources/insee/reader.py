@@ -5,18 +5,13 @@ territory x variable, with the published value, a secret flag and the file/line 
 Nothing is dropped silently: cells and rows that cannot be read go to ``rejects`` with their
 reason, and ``report`` counts rows read = loaded + rejected.
 
-The base of a value (``source``) is the one the file name names (``IPRO_2022.csv``) or that a
-parameter gives; a file that names no base of the dictionary (``extrait_qpv_region.csv``) has
-each variable recognised by its name (:mod:`.dictionary`): a name published by one base only
-takes that base, an ambiguous one (``A``: DEMO, IPRO, REVN) is reported in ``anomalies`` with
-its candidate bases, and a file whose values reach no indicator is reported too. The millésime
-comes from a column (``millesime``, ``annee``: one per row), else from a parameter, else from
-the file name.
+The base of a value (``source``) is the one the file name or a parameter gives, else the one
+base publishing the variable's name (:mod:`.dictionary`, which reports ambiguous names and
+files reaching no indicator). The millésime: a column, else a parameter, else the file name.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from pipelines.lib.cells import (
     SECRET_MARKERS,
@@ -37,7 +31,13 @@ from pipelines.lib.codes import COMMUNE, EPCI, FRANCE_CODES, QPV_LIKE, geographi
 from pipelines.lib.files import TABLE_SUFFIXES, list_files, years_in_name
 from pipelines.lib.raw_schemas import ANOMALY_COLUMNS, REJECT_COLUMNS, Reject
 from pipelines.lib.tables import IngestionError, Scorer, check_unique_header, read_tables
-from pipelines.sources.insee.dictionary import VariableDictionary, load_dictionary
+from pipelines.sources.insee.dictionary import (
+    VariableDictionary,
+    default_dictionary,
+    dictionary_anomalies,
+    resolve_bases,
+)
+from pipelines.sources.insee.parameters import millesime_column, year_of
 
 # Where a value comes from and what it is about: the key of every long indicator table (INSEE
 # bases here, local providers in pipelines/sources/indicateurs, and their raw tables).
@@ -59,13 +59,6 @@ LONG_COLUMNS = [*KEY_COLUMNS, "valeur", "valeur_texte", "secret", "marqueur_secr
 # Columns that hold labels, not indicators (compared after normalise_header).
 LABEL_COLUMNS = {"LIBGEO", "LIB_QP", "LIBQP", "NOM_QP", "LIBELLE", "LIBELLE_QP", "NOM", "QUARTIER"}
 TEXT_COLUMNS = {"LIB_COM", "LIBCOM", "COMMUNE", "COMMUNE_QP", "LIB_EPCI", "LIB_DEP", "LIB_REG"}
-# Columns that give the millésime of each row (compared after normalise_header), when all their
-# values are years.
-MILLESIME_COLUMNS = {"MILLESIME", "ANNEE", "AN", "ANNEE_MILLESIME", "MILLESIME_DONNEES"}
-_YEAR = re.compile(r"^(19[89]\d|20\d\d)$")
-#: Anomaly types of raw.anomalies written by this reader (source insee).
-AMBIGUOUS = "insee_variable_ambigue"
-NO_INDICATOR = "insee_sans_indicateur"
 _GENERIC_TOKENS = {"BASE", "QPV", "QP", "INSEE", "DONNEES", "GEO", "COG", "FICHIER", "DATA", "CSV"}
 _AGGREGATE = re.compile(r"ensemble|total|tous les quartiers|france des qp", re.IGNORECASE)
 
@@ -205,7 +198,7 @@ def read_insee_file(
         rows = [(r.line, _texts(r.cells, t.format)) for r in t.data if not r.blank]
         misshapen = {r.line: t.field_count_error(r) for r in t.data if not r.blank}
         tables.append((t.sheet, header, rows, {k: v for k, v in misshapen.items() if v}))
-    year_cols = [_millesime_column(header, rows) for _, header, rows, _ in tables]
+    year_cols = [millesime_column(header, rows) for _, header, rows, _ in tables]
     if millesime is None and any(c is None for c in year_cols):
         raise IngestionError(
             f"{path}: millésime introuvable : l'écrire dans le nom du fichier (année sur 4 "
@@ -281,7 +274,7 @@ def read_insee_file(
                 continue
             year = millesime
             if year_col is not None:
-                year = _year_of(row[year_col])
+                year = year_of(row[year_col])
                 if year is None:
                     rejected += 1
                     rejects.append(
@@ -411,8 +404,8 @@ def read_insee_file(
     frame.insert(2, "fichier", str(path))
     frame.insert(3, "feuille", tables[0][0] if len(tables) == 1 else None)
     frame["millesime"] = frame["millesime"].astype("int32")
-    bases = _resolve_bases(frame, source, number_vars, dictionary)
-    anomalies = _dictionary_anomalies(path, frame, source, number_vars, bases, dictionary)
+    bases = resolve_bases(frame, source, number_vars, dictionary)
+    anomalies = dictionary_anomalies(path, frame, source, number_vars, bases, dictionary)
     millesimes = sorted({int(y) for y in frame["millesime"].unique()})
     frame["ligne"] = frame["ligne"].astype("int64")
     frame["valeur"] = frame["valeur"].astype("float64")
@@ -443,135 +436,6 @@ def read_insee_file(
         pd.DataFrame(anomalies, columns=ANOMALY_COLUMNS),
         millesimes,
     )
-
-
-@functools.cache
-def default_dictionary() -> VariableDictionary:
-    """The project's variable dictionary (seed), read once per process."""
-    return load_dictionary()
-
-
-def _millesime_column(header: list[str], rows: list[tuple[int, list[str]]]) -> int | None:
-    """Index of the column giving each row's millésime: named like one (``millesime``,
-    ``annee``...) and holding years only (its first 200 non-empty values)."""
-    for j, raw in enumerate(header):
-        if normalise_header(raw) not in MILLESIME_COLUMNS:
-            continue
-        values = [cells[j].strip() for _, cells in rows if j < len(cells) and cells[j].strip()]
-        if values and all(_year_of(v) is not None for v in values[:200]):
-            return j
-    return None
-
-
-def _year_of(cell: str) -> int | None:
-    text = cell.strip()
-    if text.endswith(".0"):  # a year stored as a number in a workbook
-        text = text[:-2]
-    return int(text) if _YEAR.match(text) else None
-
-
-@dataclass
-class BaseResolution:
-    """How the values of one file reach the dictionary."""
-
-    #: numeric variables recognised by name (file naming no base): {variable: base}
-    recognised: dict[str, str] = field(default_factory=dict)
-    #: variables of several bases (file naming no base): {variable: [bases]}
-    ambiguous: dict[str, list[str]] = field(default_factory=dict)
-    #: numeric variables that reach an indicator for their base and millésime
-    reaching: list[str] = field(default_factory=list)
-
-
-def _resolve_bases(
-    frame: pd.DataFrame, source: str, number_vars: dict[str, str], dictionary: VariableDictionary
-) -> BaseResolution:
-    """Set ``frame.source`` to the base of each value, and say which variables reach an
-    indicator. A file naming a base keeps it for every value; otherwise each numeric variable
-    published by one base only takes that base, the others keep the file's name."""
-    out = BaseResolution()
-    if source not in dictionary.bases:
-        for variable in number_vars:
-            bases = dictionary.bases_of(variable)
-            if len(bases) == 1:
-                out.recognised[variable] = bases[0]
-            elif bases:
-                out.ambiguous[variable] = bases
-        if out.recognised:
-            frame["source"] = frame["variable"].map(out.recognised).fillna(source)
-    numeric = frame[frame["variable"].isin(list(number_vars))]
-    combos = numeric[["source", "variable", "millesime"]].drop_duplicates()
-    out.reaching = sorted(
-        {
-            variable
-            for base, variable, year in combos.itertuples(index=False)
-            if dictionary.indicator(base, variable, int(year)) is not None
-        }
-    )
-    return out
-
-
-def _dictionary_anomalies(
-    path: Path,
-    frame: pd.DataFrame,
-    source: str,
-    number_vars: dict[str, str],
-    bases: BaseResolution,
-    dictionary: VariableDictionary,
-) -> list[dict]:
-    """raw.anomalies rows: each ambiguous variable with its candidate bases, and the file
-    itself when none of its values reaches an indicator (kept, but said)."""
-    seed = "dbt_project/seeds/indicateurs/ref_indicateurs_variables.csv"
-    out = []
-    for variable, candidates in sorted(bases.ambiguous.items()):
-        listed = ", ".join(candidates)
-        out.append(
-            {
-                "type": AMBIGUOUS,
-                "fichier": str(path),
-                "ligne": None,
-                "dossier": None,
-                "message": (
-                    f"{path.name}, colonne « {number_vars[variable]} » : variable présente dans "
-                    f"plusieurs bases INSEE ({listed}) : valeurs chargées sans indicateur ; "
-                    f"donner la base dans le nom du fichier (ex. {candidates[0]}_2022.csv) ou "
-                    f"dans {path.stem}.yml à côté du fichier (base: {candidates[0]})"
-                ),
-                "colonne": number_vars[variable],
-                "valeur_brute": listed,
-            }
-        )
-    if not bases.reaching:
-        years = ", ".join(str(y) for y in sorted({int(y) for y in frame["millesime"].unique()}))
-        if source in dictionary.bases:
-            why = f"aucune de ses variables n'est au dictionnaire pour la base {source}"
-            why += f" et le millésime {years}" if years else ""
-        elif bases.ambiguous and not bases.recognised:
-            why = (
-                f"le nom du fichier ne donne pas de base ({', '.join(sorted(dictionary.bases))}) "
-                "et ses variables connues sont ambiguës"
-            )
-        else:
-            why = (
-                f"le nom du fichier ne donne pas de base ({', '.join(sorted(dictionary.bases))}) "
-                "et aucune de ses variables n'est au dictionnaire"
-            )
-        out.append(
-            {
-                "type": NO_INDICATOR,
-                "fichier": str(path),
-                "ligne": None,
-                "dossier": None,
-                "message": (
-                    f"{path.name} : aucune valeur n'atteint un indicateur ({why}) : "
-                    f"{len(frame)} valeurs chargées sans indicateur ; nommer le fichier d'après "
-                    f"sa base (ex. IPRO_2022.csv), la donner dans {path.stem}.yml (base: IPRO), "
-                    f"ou compléter le dictionnaire ({seed})"
-                ),
-                "colonne": None,
-                "valeur_brute": ", ".join(sorted(number_vars)[:10]) or None,
-            }
-        )
-    return out
 
 
 def _name(names: list[str], j: int) -> str:
@@ -619,46 +483,6 @@ def _column_kinds(
             other = len(sample) - numeric
             kinds.append("text" if other and numeric < other else "number")
     return kinds
-
-
-PARAMETER_KEYS = {"millesime", "base"}
-
-
-def file_parameters(path: Path) -> tuple[Path | None, dict[str, Any]]:
-    """The parameters of a data file, from ``<stem>.yml`` (or ``.yaml``) beside it:
-    ``millesime`` (the year, when the name has none) and ``base`` (IPRO, DEMO, REVN... when
-    the name names none). (None, {}) without such a file; IngestionError if it is invalid."""
-    for suffix in (".yml", ".yaml"):
-        sidecar = path.with_suffix(suffix)
-        if sidecar.is_file():
-            break
-    else:
-        return None, {}
-    try:
-        params = yaml.safe_load(sidecar.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise IngestionError(f"{sidecar}: YAML illisible ({str(err).splitlines()[0]})") from None
-    if not isinstance(params, dict):
-        raise IngestionError(f"{sidecar}: attendu des clés « millesime: 2022 », « base: IPRO »")
-    unknown = sorted(str(k) for k in params if k not in PARAMETER_KEYS)
-    if unknown:
-        raise IngestionError(
-            f"{sidecar}: clé inconnue « {unknown[0]} » (clés possibles : millesime, base)"
-        )
-    out: dict[str, Any] = {}
-    if params.get("millesime") is not None:
-        year = _year_of(str(params["millesime"]))
-        if year is None:
-            raise IngestionError(
-                f"{sidecar}: millesime « {params['millesime']} » : année sur 4 chiffres attendue"
-            )
-        out["millesime"] = year
-    if params.get("base") is not None:
-        base = str(params["base"]).strip().upper()
-        if not re.fullmatch(r"[A-Z0-9_]+", base):
-            raise IngestionError(f"{sidecar}: base « {params['base']} » : un nom comme IPRO")
-        out["base"] = base
-    return sidecar, out
 
 
 def list_insee_files(insee_dir: Path) -> list[Path]:
