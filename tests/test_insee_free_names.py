@@ -107,7 +107,9 @@ def test_variables_recognised_by_name_and_millesime_by_column(tmp_path):
     assert ambiguous["type"] == AMBIGUOUS and ambiguous["colonne"] == "a"
     assert ambiguous["valeur_brute"] == "DEMO, IPRO, REVN"
     assert "plusieurs bases INSEE (DEMO, IPRO, REVN)" in ambiguous["message"]
-    assert "extrait_qpv_region.yml" in ambiguous["message"]
+    # the example given is the base of the file's other variables (IPRO), with its millésime
+    assert "(ex. IPRO_2022.csv)" in ambiguous["message"]
+    assert "extrait_qpv_region.yml à côté du fichier (base: IPRO)" in ambiguous["message"]
     assert result.report["lignes_lues"] == 8 == result.report["lignes_chargees"]
 
 
@@ -141,6 +143,11 @@ def test_file_reaching_no_indicator_is_an_anomaly(tmp_path):
     [warning] = result.anomalies.to_dict("records")
     assert warning["type"] == NO_INDICATOR and warning["valeur_brute"] == "INDICE_MAISON"
     assert "aucune valeur n'atteint un indicateur" in warning["message"]
+    # variables recognised, but not for the file's millésime (C2S split in 2022): said so
+    path = tmp_path / "extrait_cnam.csv"
+    path.write_text("codgeo,annee,cc2s\nQP001001,2023,120\n")
+    [warning] = read_insee_file(path).anomalies.to_dict("records")
+    assert "reconnues (CC2S) n'y sont pas pour le millésime 2023" in warning["message"]
     # a file named after a base, but whose variables are all unknown, is said too
     path = tmp_path / "IPRO_2030.csv"
     path.write_text("CODGEO;X_NOUVELLE\nQP001001;12\n")

@@ -139,9 +139,17 @@ def dictionary_anomalies(
     """raw.anomalies rows: each ambiguous variable with its candidate bases, and the file
     itself when none of its values reaches an indicator (kept, but said)."""
     seed = "dbt_project/seeds/indicateurs/ref_indicateurs_variables.csv"
+    years = sorted({int(y) for y in frame["millesime"].unique()})
+    year = years[-1] if years else 2022
+    # the base most of the file's recognised variables belong to: the likeliest for the others
+    counts: dict[str, int] = {}
+    for base in bases.recognised.values():
+        counts[base] = counts.get(base, 0) + 1
+    usual = max(sorted(counts), key=counts.__getitem__) if counts else None
     out = []
     for variable, candidates in sorted(bases.ambiguous.items()):
         listed = ", ".join(candidates)
+        example = usual if usual in candidates else candidates[0]
         out.append(
             {
                 "type": AMBIGUOUS,
@@ -151,28 +159,31 @@ def dictionary_anomalies(
                 "message": (
                     f"{path.name}, colonne « {number_vars[variable]} » : variable présente dans "
                     f"plusieurs bases INSEE ({listed}) : valeurs chargées sans indicateur ; "
-                    f"donner la base dans le nom du fichier (ex. {candidates[0]}_2022.csv) ou "
-                    f"dans {path.stem}.yml à côté du fichier (base: {candidates[0]})"
+                    f"donner la base dans le nom du fichier (ex. {example}_{year}.csv) ou "
+                    f"dans {path.stem}.yml à côté du fichier (base: {example})"
                 ),
                 "colonne": number_vars[variable],
                 "valeur_brute": listed,
             }
         )
     if not bases.reaching:
-        years = ", ".join(str(y) for y in sorted({int(y) for y in frame["millesime"].unique()}))
+        listed_years = ", ".join(str(y) for y in years)
+        unnamed = (
+            "le nom du fichier ne donne aucune base du dictionnaire "
+            f"({', '.join(sorted(dictionary.bases))})"
+        )
         if source in dictionary.bases:
             why = f"aucune de ses variables n'est au dictionnaire pour la base {source}"
-            why += f" et le millésime {years}" if years else ""
-        elif bases.ambiguous and not bases.recognised:
+            why += f" et le millésime {listed_years}" if years else ""
+        elif bases.recognised:
             why = (
-                f"le nom du fichier ne donne pas de base ({', '.join(sorted(dictionary.bases))}) "
-                "et ses variables connues sont ambiguës"
+                f"{unnamed} ; ses variables reconnues ({', '.join(sorted(bases.recognised))}) "
+                f"n'y sont pas pour le millésime {listed_years}"
             )
+        elif bases.ambiguous:
+            why = f"{unnamed} et ses variables connues sont de plusieurs bases"
         else:
-            why = (
-                f"le nom du fichier ne donne pas de base ({', '.join(sorted(dictionary.bases))}) "
-                "et aucune de ses variables n'est au dictionnaire"
-            )
+            why = f"{unnamed} et aucune de ses variables n'y est"
         out.append(
             {
                 "type": NO_INDICATOR,
@@ -180,10 +191,10 @@ def dictionary_anomalies(
                 "ligne": None,
                 "dossier": None,
                 "message": (
-                    f"{path.name} : aucune valeur n'atteint un indicateur ({why}) : "
+                    f"{path.name} : aucune valeur n'atteint un indicateur : {why}. "
                     f"{len(frame)} valeurs chargées sans indicateur ; nommer le fichier d'après "
-                    f"sa base (ex. IPRO_2022.csv), la donner dans {path.stem}.yml (base: IPRO), "
-                    f"ou compléter le dictionnaire ({seed})"
+                    f"sa base (ex. IPRO_{year}.csv), la donner dans {path.stem}.yml (base: "
+                    f"IPRO), ou compléter le dictionnaire ({seed})"
                 ),
                 "colonne": None,
                 "valeur_brute": ", ".join(sorted(number_vars)[:10]) or None,
