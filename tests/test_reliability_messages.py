@@ -242,7 +242,7 @@ def _failed_run(tmp_path: Path) -> Paths:
 
 
 def test_failed_tests_are_explained_with_files_and_lines(tmp_path):
-    from pipelines.warehouse.publication import explain_test_failures
+    from pipelines.warehouse.failures import explain_test_failures
 
     lines = explain_test_failures(_failed_run(tmp_path))
     assert lines == [
@@ -261,8 +261,8 @@ def test_failed_tests_are_explained_with_files_and_lines(tmp_path):
 
 
 def test_no_explanation_without_dbt_results(tmp_path):
+    from pipelines.warehouse.failures import explain_test_failures
     from pipelines.warehouse.launch import dbt_exit_line
-    from pipelines.warehouse.publication import explain_test_failures
 
     paths = Paths(tmp_path / "raw", tmp_path / "w.duckdb", tmp_path / "marts").resolved()
     assert explain_test_failures(paths) == []

@@ -298,11 +298,11 @@ def _dbt_output(log: Path, verbose: bool):
 def _failure(progress: Progress, log: Path, paths: Paths | None = None) -> str:
     """The reason of a failed build. Failed dbt tests are explained in French, one line each,
     with the raw files and lines of the failing rows
-    (:func:`pipelines.warehouse.publication.explain_test_failures`), rather than by test name."""
+    (:func:`pipelines.warehouse.failures.explain_test_failures`), rather than by test name."""
     where = f" (détail: {log})" if log.is_file() else ""
     details = []
     if paths is not None:
-        from pipelines.warehouse.publication import explain_test_failures
+        from pipelines.warehouse.failures import explain_test_failures
 
         try:
             details = explain_test_failures(paths)

@@ -1,5 +1,7 @@
 -- Every published INSEE value with its dictionary indicator (NULL when the variable is not in
--- the dictionary yet: such values are kept, never dropped).
+-- the dictionary yet: such values are kept, never dropped). The base (source) of each value is
+-- resolved when the file is read (pipelines/sources/insee): the file's name or parameters, or,
+-- for a file naming no base, the one base publishing the variable's name.
 with
 
 valeurs as (

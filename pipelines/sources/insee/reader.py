@@ -4,6 +4,10 @@ One call reads one file (CSV of any usual dialect, or XLSX) into a long table: o
 territory x variable, with the published value, a secret flag and the file/line it came from.
 Nothing is dropped silently: cells and rows that cannot be read go to ``rejects`` with their
 reason, and ``report`` counts rows read = loaded + rejected.
+
+The base of a value (``source``) is the one the file name or a parameter gives, else the one
+base publishing the variable's name (:mod:`.dictionary`, which reports ambiguous names and
+files reaching no indicator). The millésime: a column, else a parameter, else the file name.
 """
 
 from __future__ import annotations
@@ -25,8 +29,15 @@ from pipelines.lib.cells import (
 )
 from pipelines.lib.codes import COMMUNE, EPCI, FRANCE_CODES, QPV_LIKE, geographie_of
 from pipelines.lib.files import TABLE_SUFFIXES, list_files, years_in_name
-from pipelines.lib.raw_schemas import REJECT_COLUMNS, Reject
+from pipelines.lib.raw_schemas import ANOMALY_COLUMNS, REJECT_COLUMNS, Reject
 from pipelines.lib.tables import IngestionError, Scorer, check_unique_header, read_tables
+from pipelines.sources.insee.dictionary import (
+    VariableDictionary,
+    default_dictionary,
+    dictionary_anomalies,
+    resolve_bases,
+)
+from pipelines.sources.insee.parameters import millesime_column, year_of
 
 # Where a value comes from and what it is about: the key of every long indicator table (INSEE
 # bases here, local providers in pipelines/sources/indicateurs, and their raw tables).
@@ -58,10 +69,12 @@ class InseeFile:
 
     path: Path
     source: str
-    millesime: int
+    millesime: int | None  # None when a column gives several millésimes (see millesimes)
     values: pd.DataFrame
     rejects: pd.DataFrame
     report: dict = field(default_factory=dict)
+    anomalies: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ANOMALY_COLUMNS))
+    millesimes: list[int] = field(default_factory=list)
 
 
 def source_of(path: Path) -> str:
@@ -154,17 +167,19 @@ def _texts(cells: list[Any], kind: str) -> list[str]:
 
 
 def read_insee_file(
-    path: Path, source: str | None = None, millesime: int | None = None
+    path: Path,
+    source: str | None = None,
+    millesime: int | None = None,
+    dictionary: VariableDictionary | None = None,
 ) -> InseeFile:
-    """Read one INSEE-style file into long values. Raises IngestionError if unreadable."""
+    """Read one INSEE-style file into long values. Raises IngestionError if unreadable.
+
+    ``source`` (the base) and ``millesime`` are parameters that win over the file name; a
+    millésime column wins over both (it gives each row's year)."""
     path = Path(path)
     millesime = millesime or millesime_from_name(path.name)
-    if millesime is None:
-        raise IngestionError(
-            f"{path}: millésime introuvable: le nom du fichier doit contenir l'année "
-            "sur 4 chiffres (ex. IPRO_2022.csv)"
-        )
-    source = source or source_of(path)
+    source = (source or source_of(path)).strip().upper()
+    dictionary = dictionary if dictionary is not None else default_dictionary()
     found = [
         t
         for t in read_tables(path, _header_scorer(), HEADER_SCAN, lookahead=CODE_LOOKAHEAD)
@@ -183,17 +198,25 @@ def read_insee_file(
         rows = [(r.line, _texts(r.cells, t.format)) for r in t.data if not r.blank]
         misshapen = {r.line: t.field_count_error(r) for r in t.data if not r.blank}
         tables.append((t.sheet, header, rows, {k: v for k, v in misshapen.items() if v}))
+    year_cols = [millesime_column(header, rows) for _, header, rows, _ in tables]
+    if millesime is None and any(c is None for c in year_cols):
+        raise IngestionError(
+            f"{path}: millésime introuvable : l'écrire dans le nom du fichier (année sur 4 "
+            "chiffres, ex. IPRO_2022.csv), dans une colonne « millesime » ou « annee », ou dans "
+            f"le fichier de paramètres {path.stem}.yml à côté (millesime: 2022)"
+        )
     # the decimal mark of the file, from its cells where it cannot be a thousands separator
     decimal = decimal_mark(c for _, _, rows, _ in tables for _, cells in rows[:200] for c in cells)
 
     acc: dict[str, list] = {}
     rejects: list[dict] = []
     read = loaded = rejected = 0
-    territories: dict[tuple[str, str, str | None], tuple[int, str | None, int]] = {}
+    territories: dict[tuple[str, str, str | None, int], tuple[int, str | None, int]] = {}
     # variables published in several sheets of a workbook: their values must agree
     shared = _shared_variables([header for _, header, _, _ in tables])
-    across: dict[tuple[str, str, str], tuple[int, str | None, str]] = {}
-    for sheet, header, rows, misshapen in tables:
+    across: dict[tuple[str, str, int, str], tuple[int, str | None, str]] = {}
+    number_vars: dict[str, str] = {}  # numeric variables: normalised name -> header as written
+    for (sheet, header, rows, misshapen), year_col in zip(tables, year_cols, strict=True):
         where = f"{path}{f' [{sheet}]' if sheet else ''}"
         width = max([len(header)] + [len(r) for _, r in rows])
         raw_names = header + [""] * (width - len(header))
@@ -209,10 +232,13 @@ def read_insee_file(
         names = _unique_names(raw_names)
         label_col = _label_column(names, code_col)
         kinds = _column_kinds(names, columns, label_col, decimal)
+        if year_col is not None:
+            kinds[year_col] = "skip"  # the row's millésime, not a variable
 
         keep_rows: list[int] = []
         row_kind: list[str] = []
         row_code: list[str] = []
+        row_year: list[int] = []
         for i, row in enumerate(padded):
             read += 1
             # a CSV row whose field count differs from the header's (cut, or with an extra
@@ -246,10 +272,27 @@ def read_insee_file(
                     ).as_dict()
                 )
                 continue
-            # one row per territory: a second row for the same code is refused, unless it
-            # repeats the first one exactly (then it is rejected as a duplicate)
+            year = millesime
+            if year_col is not None:
+                year = year_of(row[year_col])
+                if year is None:
+                    rejected += 1
+                    rejects.append(
+                        Reject(
+                            "insee",
+                            str(path),
+                            sheet,
+                            lines[i],
+                            _name(raw_names, year_col),
+                            row[year_col],
+                            "millésime illisible (année sur 4 chiffres attendue)",
+                        ).as_dict()
+                    )
+                    continue
+            # one row per territory (and millésime): a second row for the same code is
+            # refused, unless it repeats the first one exactly (then rejected as a duplicate)
             digest = hash(tuple(c.strip() for j, c in enumerate(row) if j != code_col))
-            first = territories.get((kind, code, sheet))
+            first = territories.get((kind, code, sheet, year))
             if first is not None:
                 if first[2] != digest:
                     sheet_first = f" [{first[1]}]" if first[1] else ""
@@ -272,11 +315,12 @@ def read_insee_file(
                     ).as_dict()
                 )
                 continue
-            territories[(kind, code, sheet)] = (lines[i], sheet, digest)
+            territories[(kind, code, sheet, year)] = (lines[i], sheet, digest)
             loaded += 1
             keep_rows.append(i)
             row_kind.append(kind)
             row_code.append(code)
+            row_year.append(year)
         if not keep_rows:
             continue
         labels = (
@@ -294,6 +338,8 @@ def read_insee_file(
                 continue
             cells = [columns[j][i].strip() for i in keep_rows]
             n = len(cells)
+            if kinds[j] == "number":
+                number_vars.setdefault(name, raw_names[j])
             if kinds[j] == "text":
                 valeur: list = [None] * n
                 texte: list = [c or None for c in cells]
@@ -325,6 +371,7 @@ def read_insee_file(
                         ).as_dict()
                     )
             block = {
+                "millesime": row_year,
                 "ligne": out_lines,
                 "type_territoire": row_kind,
                 "code_territoire": row_code,
@@ -339,7 +386,7 @@ def read_insee_file(
             }
             if name in shared:
                 for k in range(n):
-                    key = (row_kind[k], row_code[k], name)
+                    key = (row_kind[k], row_code[k], row_year[k], name)
                     other = across.setdefault(key, (out_lines[k], sheet, cells[k]))
                     if other[2] != cells[k]:
                         raise IngestionError(
@@ -352,19 +399,26 @@ def read_insee_file(
                 block = {key: [vals[i] for i in good] for key, vals in block.items()}
             for key, vals in block.items():
                 acc.setdefault(key, []).extend(vals)
-    frame = pd.DataFrame({key: acc.get(key, []) for key in LONG_COLUMNS[4:]})
+    frame = pd.DataFrame({key: acc.get(key, []) for key in ["millesime", *LONG_COLUMNS[4:]]})
     frame.insert(0, "source", source)
-    frame.insert(1, "millesime", millesime)
     frame.insert(2, "fichier", str(path))
     frame.insert(3, "feuille", tables[0][0] if len(tables) == 1 else None)
     frame["millesime"] = frame["millesime"].astype("int32")
+    bases = resolve_bases(frame, source, number_vars, dictionary)
+    anomalies = dictionary_anomalies(path, frame, source, number_vars, bases, dictionary)
+    millesimes = sorted({int(y) for y in frame["millesime"].unique()})
     frame["ligne"] = frame["ligne"].astype("int64")
     frame["valeur"] = frame["valeur"].astype("float64")
     frame["secret"] = frame["secret"].astype(bool)
     report = {
         "fichier": str(path),
         "source": source,
-        "millesime": millesime,
+        "millesime": millesimes[0] if len(millesimes) == 1 else millesime,
+        "millesimes": millesimes,
+        "base_nommee": source in dictionary.bases,
+        "variables_reconnues": bases.recognised,
+        "variables_ambigues": bases.ambiguous,
+        "variables_indicateur": bases.reaching,
         "lignes_lues": read,
         "lignes_chargees": loaded,
         "lignes_rejetees": rejected,
@@ -373,7 +427,14 @@ def read_insee_file(
         "cellules_rejetees": len(rejects) - rejected,
     }
     return InseeFile(
-        path, source, millesime, frame, pd.DataFrame(rejects, columns=REJECT_COLUMNS), report
+        path,
+        source,
+        report["millesime"],
+        frame,
+        pd.DataFrame(rejects, columns=REJECT_COLUMNS),
+        report,
+        pd.DataFrame(anomalies, columns=ANOMALY_COLUMNS),
+        millesimes,
     )
 
 
