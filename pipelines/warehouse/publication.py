@@ -98,6 +98,15 @@ def summary(warehouse: Path, mart_rows: dict[str, int]) -> str:
                 "Codes QPV inconnus (lignes gardées, détail dans raw.anomalies, type "
                 "qpv_inconnu): " + ", ".join(f"{source} {n}" for source, n in inconnus)
             )
+        if "programmations" in {source for source, *_ in rows}:
+            conflits = con.execute(
+                "select count(*) from raw.anomalies where type = 'demande_en_conflit'"
+            ).fetchone()[0]
+            lines.append(
+                f"Demandes en conflit (dossier × financeur répété avec d'autres montants; la "
+                f"dernière ligne est retenue, rien n'est additionné): {conflits} (détail dans "
+                "raw.anomalies, type demande_en_conflit)"
+            )
         counts = sorted(mart_rows.items())
         lines.append(
             f"Marts écrits ({len(counts)}, {sum(n for _, n in counts)} lignes; vides: "
