@@ -192,7 +192,9 @@ def test_synthese_counts_conflicts_and_the_totals_are_the_raw_lines(con, demo_bu
 
 
 def test_marqueur_only_where_the_territory_has_a_scale(con) -> None:
-    territories = {r[0] for r in con.execute("select territoire from marts.egalite_marqueur")}
+    territories = {
+        r[0] for r in con.execute("select territoire from marts.egalite_marqueur").fetchall()
+    }
     assert territories == {"VM"}
     levels = con.execute(
         "select count(*) from intermediate.int_suivi__actions "
@@ -236,14 +238,16 @@ def test_rules_as_the_seeds_write_them(con, demo_build) -> None:
     }
     # the bilan intermédiaire is owed by every reconduction, « à réorienter » ones included
     assert ("bilan_intermediaire_date_limite", "reconduite_reorientation_droit_commun") in regles
-    statuts = {
-        r[0]
-        for r in con.execute(
-            "select distinct statut_code from intermediate.int_suivi__controles_actions "
-            "where regle = 'bilan_intermediaire_date_limite'"
-        ).fetchall()
-    }
-    assert statuts >= {"reconduite", "reconduite_reorientation_droit_commun"}
+    judged = con.execute(
+        """
+        select count(*) from intermediate.int_suivi__controles_actions as c
+        inner join intermediate.int_suivi__actions as a
+            on c.territoire = a.territoire and c.annee = a.annee and c.dossier = a.dossier
+        where c.regle = 'bilan_intermediaire_date_limite'
+            and a.statut_code = 'reconduite_reorientation_droit_commun'
+        """
+    ).fetchone()[0]
+    assert judged > 0
     # the 30/11/2021 deadline concerns 2021 subsidies carried into 2022, not 2022 actions
     assert (
         con.execute(

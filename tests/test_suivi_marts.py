@@ -338,7 +338,7 @@ def test_effort_financier_qpv_equals_raw_split(con, demo_build):
     assert set(got) == set(expected)
     for key, value in expected.items():
         montant, population, par_habitant, egale = got[key]
-        assert montant == pytest.approx(value, abs=0.011), key
+        assert float(montant) == pytest.approx(value, abs=0.011), key
         assert egale == (key in equal_split), key
         known = insee_for_year(raw, "POP_MUN", key[2], key[1]) if key[2] != "SANS_QPV" else None
         if known is None:
