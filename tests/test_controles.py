@@ -77,8 +77,10 @@ def test_every_rule_of_the_demo_years_has_failures(con):
         ).fetchone()[0]
         assert count > 0, rule_key(rule)
         checked.add(rule["controle"])
-    kinds = {r["controle"] for r in rules()} - {"aucun"}
-    assert checked == kinds  # every kind of control appears in the mart
+    # every kind of control in force in a demo year appears in the mart (the Béthune-Bruay
+    # report deadline concerns 2021 programmations, which the demo does not have)
+    kinds = {r["controle"] for r in rules() if demo_years(r)} - {"aucun"}
+    assert checked == kinds
     levels = {
         r[0]
         for r in con.execute("select niveau_controle from marts.controles_programmation").fetchall()

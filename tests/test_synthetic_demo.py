@@ -33,7 +33,7 @@ NOT_ACTION_LEVEL = {"caf_majoration_investissement_qpv", "evaluation_copil_par_a
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
-    if not (REFERENTIELS_DIR / "ref_marqueur_egalite.csv").exists():
+    if not (REFERENTIELS_DIR / "ref_financeurs_alias_communs.csv").exists():
         pytest.skip(f"référentiels absents de {REFERENTIELS_DIR}")
     raw = tmp_path_factory.mktemp("demo_fictive")
     write_synthetic_demo(raw, REFERENTIELS_DIR)

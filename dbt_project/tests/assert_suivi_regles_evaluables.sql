@@ -18,7 +18,7 @@ where
             and (seuil_mois is null or seuil_jour is null or seuil_mois not between 1 and 12)
         )
         or (unite = 'niveau' and seuil_niveau is null)
-        or (controle in ('montant_demande', 'cout_total') and unite <> 'EUR')
+        or (controle in ('montant_demande', 'montant_accorde', 'cout_total') and unite <> 'EUR')
         or (controle like 'part%' and unite <> 'part')
         or (controle = 'part_public_qpv' and unite <> 'part')
         or (controle = 'cpo_duree' and unite <> 'annees')

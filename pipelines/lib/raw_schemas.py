@@ -22,6 +22,9 @@ import pandas as pd
 from pipelines.lib.files import printable_name, sha256_bytes, sha256_file, unread_files
 
 RAW_SCHEMA = "raw"
+#: Amounts in euros: exact to the cent from the reader to the exports (never a DOUBLE, whose
+#: sums print as 496748.99999999994).
+MONEY = "DECIMAL(18,2)"
 
 # Typed key of the long indicator tables (insee.KEY_COLUMNS), shared by raw.insee_valeurs and
 # raw.indicateurs_locaux.
@@ -91,12 +94,12 @@ RAW_TABLES: dict[str, list[tuple[str, str]]] = {
         ("qpv_texte", "VARCHAR"),
         ("echelle", "VARCHAR"),
         ("statut_libelle", "VARCHAR"),
-        ("cout_total", "DOUBLE"),
-        ("couts_indirects", "DOUBLE"),
-        ("achats", "DOUBLE"),
+        ("cout_total", MONEY),
+        ("couts_indirects", MONEY),
+        ("achats", MONEY),
         ("financeur_libelle", "VARCHAR"),
-        ("montant_demande", "DOUBLE"),
-        ("montant_accorde", "DOUBLE"),
+        ("montant_demande", MONEY),
+        ("montant_accorde", MONEY),
         ("nature_subvention", "VARCHAR"),
         ("type_credits", "VARCHAR"),
         ("volet_regional", "VARCHAR"),
@@ -150,6 +153,10 @@ RAW_TABLES: dict[str, list[tuple[str, str]]] = {
         ("message", "VARCHAR"),
         ("colonne", "VARCHAR"),
         ("valeur_brute", "VARCHAR"),
+        # the programmation line's territory and year, where the anomaly is counted in the marts
+        # (repeated requests: synthese_programmation.nb_demandes_en_conflit)
+        ("territoire", "VARCHAR"),
+        ("annee", "INTEGER"),
     ],
     "rejets": [
         ("source", "VARCHAR"),
@@ -274,6 +281,18 @@ RAW_TABLES: dict[str, list[tuple[str, str]]] = {
                 "population",
                 "source_seed",
                 "note",
+            ),
+            "territoires_marqueur_egalite": (
+                "echelle",
+                "annee_debut",
+                "niveau",
+                "rang",
+                "annee_fin",
+                "libelle",
+                "definition",
+                "criteres_echelle",
+                "source_seed",
+                "citation",
             ),
         }.items()
     },

@@ -380,6 +380,21 @@ def load(con: duckdb.DuckDBPyConnection, territory: Territory, year: int) -> Rep
         ),
     )
 
+    # the territory's rules in force that year (none: the report says so, not « aucune infraction »)
+    q(
+        "regles",
+        _df(
+            con,
+            """
+            select count(*) as nb_regles,
+                   count(*) filter (where controle <> 'aucun') as nb_regles_evaluables
+            from referentiels.ref_regles_financement
+            where territoire = ? and annee_debut <= ? and coalesce(annee_fin, ?) >= ?
+            """,
+            [t, year, year, year],
+        ),
+    )
+
     # --- méthodologie
     q(
         "sources",

@@ -218,10 +218,16 @@ def _beneficiaries_chart(d: ReportData) -> str:
     )
 
 
+def _ineligible(value) -> bool:
+    """True only for a level below the minimum in force (niveau_eligible false); a level where no
+    minimum applies (NULL) is neither eligible nor ineligible: nothing is said."""
+    return value is not None and not pd.isna(value) and not bool(value)
+
+
 def _equality_marker_chart(d: ReportData) -> str:
     bars = [
         charts.Bar(
-            f"{r['libelle']}" + ("" if r["niveau_eligible"] else " (non éligible)"),
+            f"{r['libelle']}" + (" (non éligible)" if _ineligible(r["niveau_eligible"]) else ""),
             [charts.Segment("montant accordé", r["montant_accorde"])],
             shown_total=r["montant_accorde"],
         )
@@ -301,6 +307,7 @@ def context(d: ReportData) -> dict:
         "effort_map_rows": effort_map_rows,
         "effort_geographies": effort_geographies,
         "year_summary": next((r for r in _records(d["synthese"]) if r["annee"] == d.year), None),
+        "regles_evaluables": int(_first(d["regles"], "nb_regles_evaluables") or 0),
     }
 
 

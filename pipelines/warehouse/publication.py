@@ -140,6 +140,15 @@ def summary(warehouse: Path, mart_rows: dict[str, int]) -> str:
                 "Codes QPV inconnus (lignes gardées, détail dans raw.anomalies, type "
                 "qpv_inconnu): " + ", ".join(f"{source} {n}" for source, n in inconnus)
             )
+        if "programmations" in {source for source, *_ in rows}:
+            conflits = con.execute(
+                "select count(*) from raw.anomalies where type = 'demande_en_conflit'"
+            ).fetchone()[0]
+            lines.append(
+                f"Demandes en conflit (dossier × financeur répété avec d'autres montants; la "
+                f"dernière ligne est retenue, rien n'est additionné): {conflits} (détail dans "
+                "raw.anomalies, type demande_en_conflit)"
+            )
         lines += _territory_lines(con)
         lines.extend(_insee_warnings(con))
         counts = sorted(mart_rows.items())

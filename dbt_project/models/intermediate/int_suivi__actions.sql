@@ -3,7 +3,8 @@
 -- largest value for numbers and dates, true if any line says so for flags), its amounts summed
 -- over its financeur lines, the date its final bilan was handed in (programmation column, else
 -- the earliest date of its bilan rows), whether it targets a quartier d'intérêt communautaire,
--- and its marqueur égalité placed on the scale of the territory's year.
+-- and its marqueur égalité placed on the scale the territory has in force that year (none for a
+-- territory without a marqueur scale).
 with
 
 lignes as (
@@ -33,13 +34,29 @@ quartiers_interet_communautaire as (
 
 ),
 
+-- The marqueur scales of the territories, each with its period (a territory without a scale
+-- has no marqueur: its actions get no scale and no rank).
 marqueurs as (
 
     select
-        cast(echelle as varchar) as echelle,
-        cast(niveau as varchar) as niveau,
-        cast(rang as integer) as rang
+        territoire,
+        echelle,
+        annee_debut,
+        annee_fin,
+        niveau,
+        rang
     from {{ ref('ref_marqueur_egalite') }}
+
+),
+
+echelles as (
+
+    select distinct
+        territoire,
+        echelle,
+        annee_debut,
+        annee_fin
+    from marqueurs
 
 ),
 
@@ -85,68 +102,20 @@ actions as (
         bool_or(suivi_renforce) as suivi_renforce,
         count(*) as nb_lignes,
         count(distinct financeur) as nb_financeurs,
-        coalesce(sum(montant_demande), 0) as montant_demande,
-        coalesce(sum(montant_accorde), 0) as montant_accorde,
-        coalesce(sum(montant_accorde) filter (where type_credit = 'credits_specifiques'), 0)
-            as montant_accorde_credits_specifiques,
-        coalesce(sum(montant_accorde) filter (where type_credit = 'droit_commun'), 0)
-            as montant_accorde_droit_commun,
+        cast(coalesce(sum(montant_demande), 0) as decimal(18, 2)) as montant_demande,
+        cast(coalesce(sum(montant_accorde), 0) as decimal(18, 2)) as montant_accorde,
+        cast(
+            coalesce(sum(montant_accorde) filter (where type_credit = 'credits_specifiques'), 0)
+            as decimal(18, 2)
+        ) as montant_accorde_credits_specifiques,
+        cast(
+            coalesce(sum(montant_accorde) filter (where type_credit = 'droit_commun'), 0)
+            as decimal(18, 2)
+        ) as montant_accorde_droit_commun,
         arg_min(source_fichier, source_ligne) as source_fichier,
         min(source_ligne) as source_ligne
     from lignes
     group by territoire, annee, dossier
-
-),
-
--- The scale of the marqueur égalité used by a territory in a year: among the scales holding
--- every level the year's actions use, the latest one started by that year, else the earliest
--- one (a territory may adopt a scale before the year the seed dates it).
-niveaux_annee as (
-
-    select distinct
-        territoire,
-        annee,
-        marqueur_egalite
-    from actions
-    where marqueur_egalite is not null
-
-),
-
-echelles_candidates as (
-
-    select
-        niveaux_annee.territoire,
-        niveaux_annee.annee,
-        marqueurs.echelle
-    from niveaux_annee
-    inner join marqueurs on niveaux_annee.marqueur_egalite = marqueurs.niveau
-    group by niveaux_annee.territoire, niveaux_annee.annee, marqueurs.echelle
-    having
-        count(*) = (
-            select count(*) from niveaux_annee as tous
-            where
-                tous.territoire = niveaux_annee.territoire
-                and tous.annee = niveaux_annee.annee
-        )
-
-),
-
-echelle_annee as (
-
-    select
-        territoire,
-        annee,
-        echelle,
-        row_number() over (
-            partition by territoire, annee
-            order by
-                try_cast(echelle as integer) <= annee desc,
-                case
-                    when try_cast(echelle as integer) <= annee then try_cast(echelle as integer)
-                    else -try_cast(echelle as integer)
-                end desc
-        ) as rang
-    from echelles_candidates
 
 ),
 
@@ -165,7 +134,7 @@ final as (
                 qic.territoire = actions.territoire
                 and {{ normalise_libelle('actions.qpv_texte') }} like '%' || qic.cle_nom || '%'
         ) as vise_qic,
-        echelle_annee.echelle as echelle_marqueur,
+        echelles.echelle as echelle_marqueur,
         marqueurs.rang as marqueur_rang
     from actions
     left join bilans
@@ -173,14 +142,15 @@ final as (
             actions.territoire = bilans.territoire
             and actions.annee = bilans.annee
             and actions.dossier = bilans.dossier
-    left join echelle_annee
+    left join echelles
         on
-            actions.territoire = echelle_annee.territoire
-            and actions.annee = echelle_annee.annee
-            and echelle_annee.rang = 1
+            actions.territoire = echelles.territoire
+            and actions.annee >= echelles.annee_debut
+            and actions.annee <= coalesce(echelles.annee_fin, actions.annee)
     left join marqueurs
         on
-            echelle_annee.echelle = marqueurs.echelle
+            echelles.territoire = marqueurs.territoire
+            and echelles.echelle = marqueurs.echelle
             and actions.marqueur_egalite = marqueurs.niveau
 
 )

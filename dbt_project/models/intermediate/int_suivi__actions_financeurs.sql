@@ -1,6 +1,6 @@
 -- One row per action x canonical financeur: the amounts requested and granted summed over the
--- action's lines for that financeur (a duplicated request is summed and reported in
--- raw.anomalies), with the nature of the subsidy and the regional volet of the first line.
+-- action's lines for that financeur (two labels of one financeur, as « État » and « BOP 147 »;
+-- a repeated request is not summed: the reader keeps the last line), in euros DECIMAL(18, 2), with the nature of the subsidy and the regional volet of the first line.
 with
 
 lignes as (
@@ -22,8 +22,8 @@ final as (
         arg_min(nature_subvention, source_ligne) as nature_subvention,
         arg_min(volet_regional, source_ligne) as volet_regional,
         count(*) as nb_lignes,
-        sum(montant_demande) as montant_demande,
-        sum(montant_accorde) as montant_accorde
+        cast(sum(montant_demande) as decimal(18, 2)) as montant_demande,
+        cast(sum(montant_accorde) as decimal(18, 2)) as montant_accorde
     from lignes
     group by territoire, annee, dossier, financeur
 

@@ -34,9 +34,10 @@ financeurs as (
 marqueurs as (
 
     select
-        cast(echelle as varchar) as echelle,
-        cast(niveau as varchar) as niveau,
-        cast(rang as integer) as rang
+        territoire,
+        echelle,
+        niveau,
+        rang
     from {{ ref('ref_marqueur_egalite') }}
 
 ),
@@ -143,8 +144,14 @@ mesures as (
         case
             when applicables.controle in ('montant_demande', 'part_demande_cout')
                 then montants.nb_lignes_financeur > 0
+            -- a cap on the subsidy granted concerns a subsidy, not a refused request
+            when applicables.controle = 'montant_accorde'
+                then coalesce(montants.montant_accorde, 0) > 0
             when applicables.controle = 'date_bilan'
                 then coalesce(montants.montant_accorde, 0) > 0
+            -- the marqueur is the territory's instrument: no scale in force, nothing to judge
+            when applicables.controle = 'niveau_marqueur'
+                then applicables.echelle_marqueur is not null
             when applicables.controle = 'cpo_duree'
                 then
                     applicables.cpo
@@ -153,6 +160,7 @@ mesures as (
         end as concernee,
         case applicables.controle
             when 'montant_demande' then montants.montant_demande
+            when 'montant_accorde' then montants.montant_accorde
             when 'part_demande_cout'
                 then round(montants.montant_demande / nullif(applicables.cout_total, 0), 6)
             when 'cout_total' then applicables.cout_total
@@ -186,7 +194,8 @@ mesures as (
             and applicables.dossier = montants.dossier
     left join marqueurs as seuil_marqueur
         on
-            applicables.echelle_marqueur = seuil_marqueur.echelle
+            applicables.territoire = seuil_marqueur.territoire
+            and applicables.echelle_marqueur = seuil_marqueur.echelle
             and applicables.seuil_niveau = seuil_marqueur.niveau
 
 ),

@@ -1,7 +1,9 @@
 -- Territory-level funding rules (int_suivi__regles, niveau_controle = 'territoire') evaluated on
 -- each programmation year of the territory: share of actions under CPO, number of actions under
--- suivi renforcé, share of a financeur's amounts in a volet. One row per rule x year, with the
--- observed value, the threshold and the result (conforme, infraction, non_renseigne). As for
+-- suivi renforcé (in the year, or since the start of the rule's period), share of a financeur's
+-- amounts in a volet. One row per rule x year, with the observed value, the threshold and the
+-- result (conforme, infraction, non_renseigne; a_venir for a number over the period not reached
+-- before its last year). As for
 -- actions, the SQL depends on the rule's controle and sens, never on its name.
 with
 
@@ -55,6 +57,43 @@ actions_regles as (
 
 ),
 
+-- Actions put under suivi renforcé since the start of the rule's period, for a number without
+-- periodicity (controle nombre_actions_suivi_renforce_periode: « 3 actions seront
+-- sélectionnées », not 3 a year): an action counts once over the years (its dossier_base: a
+-- multi-year series is one action).
+annees as (
+
+    select distinct
+        territoire,
+        annee
+    from actions
+
+),
+
+suivi_periode as (
+
+    select
+        regles.regle_cle,
+        annees.annee,
+        count(distinct coalesce(actions.dossier_base, actions.dossier)) filter (
+            where actions.suivi_renforce
+        ) as nb_actions_suivi_periode
+    from regles
+    inner join annees
+        on
+            regles.territoire = annees.territoire
+            and annees.annee >= regles.annee_debut
+            and annees.annee <= coalesce(regles.annee_fin, annees.annee)
+    inner join actions
+        on
+            regles.territoire = actions.territoire
+            and actions.annee >= regles.annee_debut
+            and actions.annee <= annees.annee
+    where regles.controle = 'nombre_actions_suivi_renforce_periode'
+    group by regles.regle_cle, annees.annee
+
+),
+
 -- Amounts of the rule's financeur (granted, else requested) in the year, and those of the
 -- rule's volet.
 montants_regles as (
@@ -97,6 +136,12 @@ mesures as (
                         when actions_regles.nb_suivi_renforce_renseigne > 0
                             then actions_regles.nb_actions_suivi_renforce
                     end
+            when 'nombre_actions_suivi_renforce_periode'
+                then
+                    case
+                        when actions_regles.nb_suivi_renforce_renseigne > 0
+                            then suivi_periode.nb_actions_suivi_periode
+                    end
             when 'part_montant_volet'
                 then
                     round(
@@ -109,6 +154,10 @@ mesures as (
         on
             actions_regles.regle_cle = montants_regles.regle_cle
             and actions_regles.annee = montants_regles.annee
+    left join suivi_periode
+        on
+            actions_regles.regle_cle = suivi_periode.regle_cle
+            and actions_regles.annee = suivi_periode.annee
 
 ),
 
@@ -134,6 +183,13 @@ final as (
         nb_actions,
         case
             when valeur_nombre is null or seuil_nombre is null then 'non_renseigne'
+            -- a number over the whole period: below it, judged only in the period's last year
+            when
+                controle = 'nombre_actions_suivi_renforce_periode'
+                and sens in ('egal', 'min')
+                and valeur_nombre < seuil_nombre
+                and annee < coalesce(annee_fin, annee + 1)
+                then 'a_venir'
             when sens = 'min' and valeur_nombre < seuil_nombre then 'infraction'
             when sens = 'max' and valeur_nombre > seuil_nombre then 'infraction'
             when sens = 'egal' and valeur_nombre <> seuil_nombre then 'infraction'

@@ -40,7 +40,10 @@ final as (
             when controle = 'aucun' then 'non_controlable'
             when
                 controle in (
-                    'part_actions_cpo', 'nombre_actions_suivi_renforce', 'part_montant_volet'
+                    'part_actions_cpo',
+                    'nombre_actions_suivi_renforce',
+                    'nombre_actions_suivi_renforce_periode',
+                    'part_montant_volet'
                 )
                 then 'territoire'
             else 'action'

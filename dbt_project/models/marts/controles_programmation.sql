@@ -201,6 +201,11 @@ phrases as (
                         else ''
                     end
                     || ' de ' || valeur_fr
+            when 'montant_accorde'
+                then
+                    'Subvention ' || coalesce(financeur_court, 'tous financeurs')
+                    || coalesce(' en ' || lower(condition_nature), '')
+                    || ' accordée de ' || valeur_fr
             when 'part_demande_cout'
                 then
                     'Demande ' || coalesce(financeur_court, 'tous financeurs') || ' de '
@@ -223,6 +228,10 @@ phrases as (
             when 'part_actions_cpo' then 'Part des actions sous CPO de ' || valeur_fr
             when 'nombre_actions_suivi_renforce'
                 then 'Nombre d''actions en suivi renforcé de ' || valeur_fr
+            when 'nombre_actions_suivi_renforce_periode'
+                then
+                    'Nombre d''actions mises en suivi renforcé depuis le début du contrat de '
+                    || valeur_fr
             when 'part_montant_volet'
                 then
                     'Part « ' || condition_volet || ' » des montants '
@@ -231,7 +240,7 @@ phrases as (
         end as sujet,
         case
             when controle in (
-                'montant_demande', 'part_demande_cout', 'cpo_duree',
+                'montant_demande', 'montant_accorde', 'part_demande_cout', 'cpo_duree',
                 'part_public_qpv', 'date_fin_action', 'date_demande_report',
                 'part_actions_cpo', 'part_montant_volet'
             ) then 'f'
@@ -298,7 +307,8 @@ final as (
                 when
                     financeur is not null
                     and controle not in (
-                        'montant_demande', 'part_demande_cout', 'date_bilan', 'part_montant_volet'
+                        'montant_demande', 'montant_accorde', 'part_demande_cout', 'date_bilan',
+                        'part_montant_volet'
                     )
                     then 'demande ' || financeur_court
             end,

@@ -27,8 +27,8 @@ grouped as (
         any_value(financeur_nom) as financeur_nom,
         type_credit,
         count(distinct dossier) as nb_actions,
-        coalesce(sum(montant_demande), 0) as montant_demande,
-        coalesce(sum(montant_accorde), 0) as montant_accorde
+        cast(coalesce(sum(montant_demande), 0) as decimal(18, 2)) as montant_demande,
+        cast(coalesce(sum(montant_accorde), 0) as decimal(18, 2)) as montant_accorde
     from lignes
     group by all
 

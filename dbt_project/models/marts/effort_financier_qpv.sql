@@ -91,11 +91,12 @@ final as (
         end as geographie,
         grouped.nb_actions,
         grouped.nb_actions_financees,
-        round(grouped.montant_accorde, 2) as montant_accorde,
-        round(grouped.montant_accorde_credits_specifiques, 2)
+        cast(grouped.montant_accorde as decimal(18, 2)) as montant_accorde,
+        cast(grouped.montant_accorde_credits_specifiques as decimal(18, 2))
             as montant_accorde_credits_specifiques,
-        round(grouped.montant_accorde_droit_commun, 2) as montant_accorde_droit_commun,
-        round(grouped.montant_reparti_egalement, 2) as montant_reparti_egalement,
+        cast(grouped.montant_accorde_droit_commun as decimal(18, 2))
+            as montant_accorde_droit_commun,
+        cast(grouped.montant_reparti_egalement as decimal(18, 2)) as montant_reparti_egalement,
         grouped.montant_reparti_egalement > 0 as repartition_egale,
         insee.population,
         insee.millesime_population,

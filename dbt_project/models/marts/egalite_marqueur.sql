@@ -1,9 +1,12 @@
 -- Gender budgeting view: actions and amounts by level of the marqueur égalité femmes-hommes,
--- territory and year, on the scale the territory uses that year (int_suivi__actions: 2019 scale
--- 0/1/2 or 2026 scale 0/0+/1/2). Every level of the scale has a row, even with no action; actions
--- whose level is empty or not on the scale go to niveau = 'NON_RENSEIGNE'. The minimum level
--- required by the funding rules of that year (ref_regles_financement, controle
--- niveau_marqueur) says which levels are still eligible.
+-- territory and year, on the scale the territory has in force that year (ref_marqueur_egalite
+-- through int_suivi__actions, e.g. VM: 2019 scale 0/1/2 until 2025, 2026 scale 0/0+/1/2 since).
+-- Only territory-years with a scale have rows: the marqueur is a territory's instrument, and a
+-- marqueur typed in the programmation of a territory without one is not classified. Every level
+-- of the scale has a row, even with no action; actions whose level is empty or not on the scale
+-- go to niveau = 'NON_RENSEIGNE'. Where a funding rule of that year sets a minimum level
+-- (ref_regles_financement, controle niveau_marqueur), niveau_eligible says which levels reach
+-- it; without a minimum, niveau_minimum and niveau_eligible are NULL (nothing to say).
 with
 
 actions as (
@@ -15,9 +18,10 @@ actions as (
 marqueurs as (
 
     select
-        cast(echelle as varchar) as echelle,
-        cast(niveau as varchar) as niveau,
-        cast(rang as integer) as rang,
+        territoire,
+        echelle,
+        niveau,
+        rang,
         libelle
     from {{ ref('ref_marqueur_egalite') }}
 
@@ -37,6 +41,7 @@ annees as (
         annee,
         any_value(echelle_marqueur) as echelle
     from actions
+    where echelle_marqueur is not null
     group by territoire, annee
 
 ),
@@ -52,7 +57,10 @@ niveaux as (
         marqueurs.rang,
         marqueurs.libelle
     from annees
-    inner join marqueurs on annees.echelle = marqueurs.echelle
+    inner join marqueurs
+        on
+            annees.territoire = marqueurs.territoire
+            and annees.echelle = marqueurs.echelle
     union all
     select distinct
         actions.territoire,
@@ -62,7 +70,7 @@ niveaux as (
         cast(null as integer) as rang,
         'niveau non renseigné ou hors échelle' as libelle
     from actions
-    where actions.marqueur_rang is null
+    where actions.echelle_marqueur is not null and actions.marqueur_rang is null
 
 ),
 
@@ -75,10 +83,12 @@ mesures as (
             as niveau,
         count(*) as nb_actions,
         count(*) filter (where montant_accorde > 0) as nb_actions_financees,
-        sum(montant_demande) as montant_demande,
-        sum(montant_accorde) as montant_accorde,
-        sum(montant_accorde_credits_specifiques) as montant_accorde_credits_specifiques
+        cast(sum(montant_demande) as decimal(18, 2)) as montant_demande,
+        cast(sum(montant_accorde) as decimal(18, 2)) as montant_accorde,
+        cast(sum(montant_accorde_credits_specifiques) as decimal(18, 2))
+            as montant_accorde_credits_specifiques
     from actions
+    where echelle_marqueur is not null
     group by all
 
 ),
@@ -98,7 +108,8 @@ minimum as (
             and annees.annee <= coalesce(regles.annee_fin, annees.annee)
     inner join marqueurs
         on
-            annees.echelle = marqueurs.echelle
+            annees.territoire = marqueurs.territoire
+            and annees.echelle = marqueurs.echelle
             and regles.seuil_niveau = marqueurs.niveau
     group by annees.territoire, annees.annee
 

@@ -20,8 +20,8 @@ par_porteur as (
         min(porteur_type) as porteur_type,
         count(*) as nb_actions,
         count(*) filter (where cpo) as nb_actions_cpo,
-        sum(montant_demande) as montant_demande,
-        sum(montant_accorde) as montant_accorde
+        cast(sum(montant_demande) as decimal(18, 2)) as montant_demande,
+        cast(sum(montant_accorde) as decimal(18, 2)) as montant_accorde
     from actions
     group by territoire, annee, porteur_cle
 

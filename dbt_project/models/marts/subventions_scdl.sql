@@ -32,7 +32,7 @@ final as (
                 then upper(trim(porteur_siret))
         end as rnaBeneficiaire,
         left(intitule, 255) as objet,
-        round(montant_accorde, 2) as montant,
+        cast(montant_accorde as decimal(18, 2)) as montant,
         'aide en numéraire' as nature,
         case when cpo then 'échelonné' else 'unique' end as conditionsVersement,
         cast(make_date(annee, 1, 1) as varchar) || '/' || cast(make_date(annee, 12, 31) as varchar)

@@ -470,6 +470,8 @@ def repeated_requests(df: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, An
                 "colonne": None,
                 "valeur_brute": f"{dropped} | retenu: {kept}",
                 "message": message,
+                "territoire": col["territoire"][i],
+                "annee": col["annee"][i],
             }
         )
     keep = np.ones(len(df), dtype=bool)

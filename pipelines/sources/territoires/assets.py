@@ -26,7 +26,8 @@ from pipelines.warehouse.resources import ProjectFolders, Warehouse
 DESCRIPTION = (
     "Territoires des contrats de ville déclarés dans data/raw/territoires/<code>/ "
     "(territoire.yml et référentiels: périmètre QPV, orientations, statuts, règles de "
-    "financement, alias de financeurs, quartiers d'intérêt communautaire)."
+    "financement, alias de financeurs, quartiers d'intérêt communautaire, échelles du marqueur "
+    "égalité)."
 )
 
 #: errors printed in the failure message (all of them: ``observatoire territoire verifier``)

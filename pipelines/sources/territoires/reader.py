@@ -10,8 +10,9 @@ of ``data/raw/territoires/`` holds
   official list whose communes belong to the EPCI; the default without ``perimetre_qpv.csv``);
 - as needed, CSV files in the shapes of :data:`FILES`: its QPV perimeter, orientation
   hierarchy, action statuses, funding rules, financeur aliases, quartiers d'intérêt
-  communautaire. A ``territoire`` column is optional in them; when present it must be the
-  folder's code.
+  communautaire, the scales of its marqueur égalité (each with its period: a territory without
+  one has no marqueur, and its programmations' marqueur column is not judged). A
+  ``territoire`` column is optional in them; when present it must be the folder's code.
 
 The folder's name is the territory's code (``VM``, ``CAMVS``...: upper-case letters, digits,
 ``_``), the one programmation and bilan files use. Every error names the file, the line and
@@ -113,6 +114,13 @@ FILES: dict[str, FileSpec] = {
         ("nom",),
         ("commune", "population", "source_seed", "note"),
         patterns=(("population", INTEGER, "un nombre entier"),),
+    ),
+    "marqueur_egalite.csv": FileSpec(
+        "territoires_marqueur_egalite",
+        ("echelle", "annee_debut", "niveau", "rang"),
+        ("annee_fin", "libelle", "definition", "criteres_echelle", "source_seed", "citation"),
+        years=("annee_debut", "annee_fin"),
+        patterns=(("rang", INTEGER, "un nombre entier (1 pour le niveau le plus bas)"),),
     ),
 }
 
@@ -286,6 +294,43 @@ def read_referentiel(folder: Path, name: str, spec: FileSpec, errors: list[str])
     return pd.DataFrame(records, columns=columns)
 
 
+def check_marqueur_scales(frame: pd.DataFrame | None, errors: list[str]) -> None:
+    """A marqueur scale has one period (the same ``annee_debut``/``annee_fin`` on all its
+    levels), a level and a rank once, and no two scales are in force the same year: the scale
+    of a programmation year is never a guess."""
+    if frame is None or frame.empty:
+        return
+    periods: dict[str, tuple[int, int | None]] = {}
+    for echelle, rows in frame.groupby("echelle", sort=False):
+        label = rows["fichier_source"].iloc[0]
+        spans = {(r.annee_debut, r.annee_fin) for r in rows.itertuples()}
+        if len(spans) > 1:
+            errors.append(
+                f"{label}: échelle « {echelle} »: plusieurs périodes ("
+                + ", ".join(f"{a}-{b or '…'}" for a, b in sorted(spans, key=str))
+                + "): une échelle a une seule période, sur chacun de ses niveaux"
+            )
+            continue
+        for column, what in (("niveau", "niveau"), ("rang", "rang")):
+            twice = rows[rows[column].duplicated()]
+            for row in twice.itertuples():
+                errors.append(
+                    f"{label}: ligne {row.ligne}: échelle « {echelle} »: {what} "
+                    f"« {getattr(row, column)} » en double"
+                )
+        ((debut, fin),) = spans
+        if debut and YEAR.match(debut) and (fin is None or YEAR.match(fin)):
+            periods[str(echelle)] = (int(debut), int(fin) if fin else None)
+    scales = sorted(periods.items(), key=lambda item: item[1][0])
+    for (first, (_, end)), (second, (start, _)) in zip(scales, scales[1:], strict=False):
+        if end is None or end >= start:
+            errors.append(
+                f"{frame['fichier_source'].iloc[0]}: les échelles « {first} » et « {second} » "
+                f"sont toutes deux en vigueur en {start}: fermer la première (annee_fin) avant "
+                "le début de la seconde"
+            )
+
+
 def read_territory(folder: Path, errors: list[str]) -> Territory:
     """One territory folder; every problem is appended to ``errors`` (file, line, column)."""
     code = folder.name
@@ -308,6 +353,7 @@ def read_territory(folder: Path, errors: list[str]) -> Territory:
     for name, spec in FILES.items():
         if (folder / name).is_file():
             territory.tables[spec.table] = read_referentiel(folder, name, spec, errors)
+    check_marqueur_scales(territory.tables.get("territoires_marqueur_egalite"), errors)
     perimetre = values.get("perimetre")
     has_list = "territoires_perimetre_qpv" in territory.tables
     if perimetre == "liste" and not has_list:

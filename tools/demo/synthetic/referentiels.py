@@ -16,7 +16,7 @@ from pipelines.sources.territoires.examples import referentiel_rows
 
 from .plans import FINANCEUR_LABELS
 
-REQUIRED_FILES = ("ref_marqueur_egalite.csv", "ref_financeurs_alias_communs.csv")
+REQUIRED_FILES = ("ref_financeurs_alias_communs.csv",)
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,9 @@ class Referentiels:
         self.qpv = read("ref_perimetre_qpv.csv")
         self.aliases = read("ref_financeurs_alias.csv")
         self.statuts = read("ref_statuts_action.csv")
-        self.marqueurs = _read_csv(folder / "ref_marqueur_egalite.csv")
+        # the scales of the territory folders (only VM declares some): the demo exports carry a
+        # marqueur column for every territory, read on the scale of the same name
+        self.marqueurs = read("ref_marqueur_egalite.csv")
         self.rules = [
             Rule(
                 territoire=r["territoire"],
@@ -142,7 +144,7 @@ class Referentiels:
     def marqueur_levels(self, echelle: str) -> list[str]:
         rows = [r for r in self.marqueurs if r["echelle"] == echelle]
         rows.sort(key=lambda r: int(r.get("rang") or 0))
-        return [r["niveau"] for r in rows]
+        return list(dict.fromkeys(r["niveau"] for r in rows))
 
     def alias_code(self, label: str, territoire: str) -> str | None:
         key = _fold(label)
