@@ -46,7 +46,7 @@ def test_examples_are_valid_and_keep_every_row_of_their_files():
                     in_files += sum(1 for _ in csv.DictReader(fh))
         assert len(referentiel_rows(f"ref_{name}")) == in_files
     vm = [r for r in referentiel_rows("ref_perimetre_qpv.csv") if r["territoire"] == "VM"]
-    assert len(vm) == 30 and {r["geographie"] for r in vm} == {"2015", "2024"}
+    assert len(vm) == 29 and {r["geographie"] for r in vm} == {"2015", "2024"}
 
 
 def test_every_error_named_with_file_line_and_column(tmp_path):
@@ -215,7 +215,7 @@ def test_territories_loaded_from_folders_replace_the_demo_seeds(tmp_path):
     assert result.success
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("select count(*) from raw.territoires").fetchone()[0] == 3
-        assert con.execute("select count(*) from raw.territoires_perimetre_qpv").fetchone()[0] == 82
+        assert con.execute("select count(*) from raw.territoires_perimetre_qpv").fetchone()[0] == 81
         logged = con.execute(
             "select count(*) from raw.ingestion_log where source = 'territoires'"
         ).fetchone()[0]

@@ -260,18 +260,31 @@ def load(con: duckdb.DuckDBPyConnection, territory: Territory, year: int) -> Rep
             [t, millesime, *KEY_INDICATORS],
         ),
     )
+    # One reference per level and indicator: a published value of the report's millésime,
+    # else the latest earlier published one, else a later one, else one without millésime, else
+    # a value quoted by a document of this territory's EPCI (never another territory's document).
+    # The millésime and nature are printed beside the value.
     q(
         "references",
         _df(
             con,
             f"""
             select * from marts.indicateurs_references
-            where (territoire_type = 'epci' and territoire_code = ?
-                   or territoire_type = 'france')
+            where (territoire_type = 'france' or territoire_type = 'ensemble_qpv'
+                   or territoire_type in ('epci', 'qpv_epci') and territoire_code = ?)
+              and (nature = 'publiee' or siren_document = ?)
               and indicateur in ({", ".join("?" for _ in KEY_INDICATORS)})
-            order by territoire_type, indicateur, millesime
+            qualify row_number() over (
+                partition by territoire_type, indicateur
+                order by
+                    nature = 'publiee' desc,
+                    case when millesime = ? then 0 when millesime < ? then 1
+                         when millesime is not null then 2 else 3 end,
+                    millesime desc, annee_document desc nulls last, source
+            ) = 1
+            order by territoire_type, indicateur
             """,
-            [territory.siren, *KEY_INDICATORS],
+            [territory.siren, territory.siren, *KEY_INDICATORS, millesime, millesime],
         ),
     )
     q("carte_emploi", _map_rows(con, "carte_taux_emploi", t, "millesime", millesime, projection))

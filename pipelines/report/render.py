@@ -85,6 +85,27 @@ def _first(frame: pd.DataFrame, column: str):
     return None if values.empty else values.iloc[0]
 
 
+def _reference_note(rates: pd.DataFrame, level: str) -> str | None:
+    """How the reference rate of a level was chosen: its source (a document's title for a quoted
+    value), its nature and millésime, and the millésimes its gaps mix (taux_emploi_quartier)."""
+    source = _first(rates, f"source_reference_{level}")
+    if source is None:
+        return None
+    nature = _first(rates, f"nature_reference_{level}")
+    millesime = _first(rates, f"millesime_reference_{level}")
+    comparability = _first(rates, f"comparabilite_ecart_{level}")
+    parts = [f"valeur citée : {source}" if nature == "citee" else source]
+    if millesime is None:
+        parts.append("millésime non indiqué par le document")
+    else:
+        parts.append(f"millésime {int(millesime)}")
+    if comparability == "millesimes_differents":
+        parts.append("écarts entre millésimes différents")
+    elif comparability == "millesime_reference_non_indique":
+        parts.append("écarts à lire avec prudence")
+    return " ; ".join(parts)
+
+
 def _category_map(d: ReportData, category: dict[str, str], title: str, legend: str) -> str:
     """The territory's contours coloured by a category per QPV code (read from a mart)."""
     contours = d["contours"]
@@ -283,8 +304,9 @@ def context(d: ReportData) -> dict:
         "gap_reference": gap_reference,
         "epci_rate": _first(rates, "taux_emploi_epci"),
         "france_rate": _first(rates, "taux_emploi_france"),
-        "epci_source": _first(rates, "source_reference_epci"),
-        "france_source": _first(rates, "source_reference_france"),
+        "epci_source": _reference_note(rates, "epci"),
+        "france_source": _reference_note(rates, "france"),
+        "reference_nature": {"publiee": "publiée", "citee": "valeur citée"},
         "orientations_chart": Markup(_orientations_chart(d)),
         "funders_chart": Markup(_funders_chart(d)),
         "beneficiaries_chart": Markup(_beneficiaries_chart(d)),

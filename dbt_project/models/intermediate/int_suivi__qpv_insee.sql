@@ -1,8 +1,9 @@
--- For each year of the suivi data (programmations and bilans) and each QPV with INSEE values:
--- its population (DEMO POP_MUN, indicator pop_municipale) and share of women (DEMO TX_F,
--- indicator part_femmes), taken from the latest millésime not after the year, else the earliest
--- one after it. Only the QPV codes of the INSEE bases loaded (2015 geography here) have values:
--- a 2024 code gets none.
+-- For each year of the suivi data (programmations and bilans) and each QPV with values:
+-- its population (int_qpv__populations: published in the QPV's own geography, else carried from
+-- its 2015 predecessors through the crosswalk, with the method) and share of women (DEMO TX_F,
+-- indicator part_femmes, published values only). A published population is preferred to a
+-- carried one whatever its millésime; then the latest millésime not after the year, else the
+-- earliest one after it.
 with
 
 valeurs as (
@@ -11,12 +12,24 @@ valeurs as (
         code_territoire as code_qpv,
         indicateur,
         millesime,
-        valeur
+        valeur,
+        'publiee' as methode_population,
+        cast(null as varchar) as source_population
     from {{ ref('int_insee__valeurs_indicateurs') }}
     where
         type_territoire = 'qpv'
-        and indicateur in ('pop_municipale', 'part_femmes')
+        and indicateur = 'part_femmes'
         and valeur is not null
+    union all
+    select
+        code_qpv,
+        'pop_municipale' as indicateur,
+        millesime,
+        population as valeur,
+        methode_population,
+        source_population
+    from {{ ref('int_qpv__populations') }}
+    where population is not null
 
 ),
 
@@ -38,9 +51,12 @@ choix as (
         valeurs.indicateur,
         valeurs.millesime,
         valeurs.valeur,
+        valeurs.methode_population,
+        valeurs.source_population,
         row_number() over (
             partition by annees.annee, valeurs.code_qpv, valeurs.indicateur
             order by
+                valeurs.methode_population = 'publiee' desc,
                 valeurs.millesime <= annees.annee desc,
                 abs(valeurs.millesime - annees.annee),
                 valeurs.millesime desc
@@ -57,6 +73,10 @@ final as (
         code_qpv,
         max(valeur) filter (where indicateur = 'pop_municipale') as population,
         max(millesime) filter (where indicateur = 'pop_municipale') as millesime_population,
+        max(methode_population) filter (where indicateur = 'pop_municipale')
+            as methode_population,
+        max(source_population) filter (where indicateur = 'pop_municipale')
+            as source_population,
         max(valeur) filter (where indicateur = 'part_femmes') as part_femmes,
         max(millesime) filter (where indicateur = 'part_femmes') as millesime_part_femmes
     from choix

@@ -65,6 +65,7 @@ select
     effort.montant_accorde,
     effort.montant_accorde_credits_specifiques,
     effort.population,
+    effort.methode_population,
     effort.euros_par_habitant,
     effort.repartition_egale,
     {{ carte_contour_retenu('geographie_programmation') }} as contour_retenu,

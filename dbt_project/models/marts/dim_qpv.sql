@@ -1,5 +1,8 @@
 -- One row per QPV and geography generation, with its communes, EPCI, contract territory,
--- surface (computed in a projected CRS at ingestion), population and WGS84 geometry.
+-- surface (computed in a projected CRS at ingestion), population and WGS84 geometry. Population:
+-- int_qpv__populations, a published value first (latest millésime), else the latest one carried
+-- from the 2015 predecessors (method in methode_population); density wherever a population and
+-- a surface are known.
 with
 
 sources as (
@@ -49,15 +52,16 @@ territoires as (
 population as (
 
     select
-        code_territoire as code_qpv,
-        arg_max(valeur, millesime) as population,
-        max(millesime) as millesime_population
-    from {{ ref('int_insee__valeurs_indicateurs') }}
-    where
-        type_territoire = 'qpv'
-        and indicateur = 'pop_municipale'
-        and valeur is not null
-    group by code_territoire
+        code_qpv,
+        population,
+        millesime as millesime_population,
+        methode_population,
+        source_population
+    from {{ ref('int_qpv__populations') }}
+    qualify row_number() over (
+        partition by code_qpv
+        order by methode_population = 'publiee' desc, millesime desc
+    ) = 1
 
 ),
 
@@ -88,6 +92,8 @@ final as (
         contours.centroide_lat,
         population.population,
         population.millesime_population,
+        population.methode_population,
+        population.source_population,
         population.population / nullif(contours.surface_km2, 0) as densite_hab_km2,
         contours.geometrie_reparee,
         contours.source_fichier as source_contours,

@@ -1,7 +1,9 @@
 -- Amount granted per QPV inhabitant and year: the granted amounts of each action (all its
 -- financeurs) split between the QPV it targets (int_suivi__actions_qpv: population share when
 -- INSEE gives every targeted QPV a population, else an equal split, flagged), summed by QPV, and
--- divided by the QPV's INSEE population. Amounts of actions without a QPV code go to one row
+-- divided by the QPV's population (int_suivi__qpv_insee: published in the QPV's geography, else
+-- carried from its 2015 predecessors through the crosswalk; methode_population says which).
+-- Amounts of actions without a QPV code go to one row
 -- code_qpv = 'SANS_QPV' per territory and year, so that the territory's total is complete.
 with
 
@@ -100,6 +102,8 @@ final as (
         grouped.montant_reparti_egalement > 0 as repartition_egale,
         insee.population,
         insee.millesime_population,
+        insee.methode_population,
+        insee.source_population,
         round(grouped.montant_accorde / nullif(insee.population, 0), 2) as euros_par_habitant,
         round(grouped.montant_accorde_credits_specifiques / nullif(insee.population, 0), 2)
             as euros_par_habitant_credits_specifiques

@@ -2,6 +2,10 @@
 -- secret or when no loaded file publishes it), taken from int_indicateurs__qpv_valeurs (one value
 -- per indicator whatever the file: INSEE before local providers). The list below is the fiche:
 -- each column is a dictionary indicator (ref_indicateurs) and its YAML says libellé and unit.
+-- Beside the published pop_municipale, `population` and `methode_population` give the QPV's
+-- population of the millésime from int_qpv__populations: the published one, else (a 2024 code
+-- with values from another file, e.g. a local provider) the one carried from its 2015
+-- predecessors through the crosswalk, with its method.
 {% set fiche = [
     'pop_municipale', 'part_femmes', 'part_etrangers', 'part_60_plus', 'part_75_plus',
     'part_menages_1_personne', 'part_familles_monoparentales', 'indice_fragilite',
@@ -79,6 +83,12 @@ qpv as (
 
 ),
 
+populations as (
+
+    select * from {{ ref('int_qpv__populations') }}
+
+),
+
 final as (
 
     select
@@ -94,11 +104,17 @@ final as (
             pivoted.{{ indicateur }},
         {% endfor -%}
         pivoted.beneficiaires_c2s,
+        populations.population,
+        populations.methode_population,
         pivoted.nb_indicateurs_publies,
         pivoted.nb_indicateurs_secrets,
         pivoted.sources
     from pivoted
     left join qpv on pivoted.code_qpv = qpv.code_qpv
+    left join populations
+        on
+            pivoted.code_qpv = populations.code_qpv
+            and pivoted.millesime = populations.millesime
 
 )
 

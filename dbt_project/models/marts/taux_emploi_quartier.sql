@@ -1,10 +1,12 @@
 -- Taux d'emploi des 15-64 ans par QPV et millésime, as published (40.0 = 40 %), NULL under
 -- statistical secrecy, with:
 -- * the gap in points to the commune (single-commune QPV), the EPCI, France and all QPV of
---   France when a reference value is known. A reference of the same millésime is preferred, else
---   the latest earlier one, else one whose millésime the source does not state; between equals,
---   the value printed in the QPV's own contract documents. The reference's millésime and source
---   are given beside each gap;
+--   France when a reference value is known (int_references__valeurs). A published reference of
+--   the same millésime is preferred, else the latest earlier published one, else a published one
+--   without millésime, else a value quoted by a document of the QPV's own EPCI (« valeur
+--   citée », never one quoted by another territory's document). Beside each gap: the
+--   reference's millésime, source and nature, and whether the two millésimes are the same
+--   (comparabilite_ecart_*: meme_millesime, millesimes_differents, millesime_reference_non_indique);
 -- * the evolution vs the previous comparable millésime. INSEE warns against infra-communal
 --   evolutions between consecutive millésimes and across geographies: an evolution is published
 --   only against a millésime at least var('ecart_min_millesimes_evolution') (2) years earlier, on
@@ -71,16 +73,23 @@ candidats as (
         refs.valeur,
         refs.millesime as millesime_reference,
         refs.source,
+        refs.nature,
+        case
+            when refs.millesime = pivoted.millesime then 'meme_millesime'
+            when refs.millesime is not null then 'millesimes_differents'
+            else 'millesime_reference_non_indique'
+        end as comparabilite,
         row_number() over (
             partition by pivoted.code_qpv, pivoted.millesime, refs.territoire_type
             order by
                 case
-                    when refs.millesime = pivoted.millesime then 0
-                    when refs.millesime < pivoted.millesime then 1
-                    else 2
+                    when refs.nature = 'publiee' and refs.millesime = pivoted.millesime then 0
+                    when refs.nature = 'publiee' and refs.millesime < pivoted.millesime then 1
+                    when refs.nature = 'publiee' then 2
+                    else 3
                 end asc,
                 refs.millesime desc nulls last,
-                coalesce(refs.territoire_source = qpv.territoire, false) desc,
+                refs.annee_document desc nulls last,
                 refs.source asc
         ) as rang
     from pivoted
@@ -104,6 +113,13 @@ candidats as (
                 )
             )
             and (refs.millesime is null or pivoted.millesime >= refs.millesime)
+            -- a quoted value only for the QPV of the EPCI whose document quotes it
+            and (
+                refs.nature = 'publiee'
+                or list_contains(
+                    string_split(coalesce(qpv.siren_epci, ''), ';'), refs.siren_document
+                )
+            )
 
 ),
 
@@ -204,18 +220,34 @@ final as (
         round(pivoted.taux_emploi - commune.valeur, 1) as ecart_commune_points,
         commune.millesime_reference as millesime_reference_commune,
         commune.source as source_reference_commune,
+        commune.nature as nature_reference_commune,
+        case
+            when pivoted.taux_emploi is not null then commune.comparabilite
+        end as comparabilite_ecart_commune,
         epci.valeur as taux_emploi_epci,
         round(pivoted.taux_emploi - epci.valeur, 1) as ecart_epci_points,
         epci.millesime_reference as millesime_reference_epci,
         epci.source as source_reference_epci,
+        epci.nature as nature_reference_epci,
+        case
+            when pivoted.taux_emploi is not null then epci.comparabilite
+        end as comparabilite_ecart_epci,
         france.valeur as taux_emploi_france,
         round(pivoted.taux_emploi - france.valeur, 1) as ecart_france_points,
         france.millesime_reference as millesime_reference_france,
         france.source as source_reference_france,
+        france.nature as nature_reference_france,
+        case
+            when pivoted.taux_emploi is not null then france.comparabilite
+        end as comparabilite_ecart_france,
         ensemble.valeur as taux_emploi_ensemble_qpv,
         round(pivoted.taux_emploi - ensemble.valeur, 1) as ecart_ensemble_qpv_points,
         ensemble.millesime_reference as millesime_reference_ensemble_qpv,
         ensemble.source as source_reference_ensemble_qpv,
+        ensemble.nature as nature_reference_ensemble_qpv,
+        case
+            when pivoted.taux_emploi is not null then ensemble.comparabilite
+        end as comparabilite_ecart_ensemble_qpv,
         evolutions.code_qpv_precedent,
         evolutions.millesime_precedent,
         coalesce(avant.taux_emploi, evolutions.taux_emploi_precedent_passage)
