@@ -179,8 +179,6 @@ def run_build(
         tie_dbt_to_process,
         unchanged_since,
     )
-    from pipelines.warehouse.automation import BUILD_JOB, SUIVI_JOB
-    from pipelines.warehouse.dbt import dbt_node_count, prepare_manifest
 
     stream = stream or sys.stdout
     paths = paths.resolved()
@@ -203,6 +201,10 @@ def run_build(
                 flush=True,
             )
             return 0, None
+    # Dagster and dbt are imported only once a build is needed (seconds of imports)
+    from pipelines.warehouse.automation import BUILD_JOB, SUIVI_JOB
+    from pipelines.warehouse.dbt import dbt_node_count, prepare_manifest
+
     tie_dbt_to_process()  # dbt (parse, build) dies with this process, even on kill -9
     try:
         prepare_manifest()
