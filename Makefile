@@ -63,10 +63,16 @@ lint: install
 	cd dbt_project && OBSERVATOIRE_WAREHOUSE=$(CURDIR)/.ci_build/warehouse.duckdb \
 		../$(BIN)/sqlfluff lint models --processes 2
 
+# National build benchmark (tools/bench/): synthetic national input (real contours of
+# ../shared/data when present), full build, no-change rebuild, one added year (--annee) and the
+# plain DuckDB baseline, in one run; writes data/bench/results.json. ECHELLE=1 is the national
+# volume (about 8 min and 4 GiB on 2 cores); `make bench ECHELLE=0.02` for a quick check.
+ECHELLE ?= 1
+bench: install
+	$(BIN)/python -m tools.bench --echelle $(ECHELLE) --dossier $(CURDIR)/data/bench
+
 # Point-in-QPV benchmark on the 1,584 real QPV (needs ../shared/data): prints time, points/s and
 # peak memory of the project's path, a geopandas.sjoin baseline and the floor.
-bench: bench-geo
-
 bench-geo: install
 	$(BIN)/python -m tools.bench_geo
 

@@ -72,6 +72,13 @@ def main() -> None:
     "commencer: un dossier non monté ne remplace pas les marts publiés par des marts vides).",
 )
 @click.option(
+    "--forcer",
+    "force",
+    is_flag=True,
+    help="Reconstruit même si rien n'a changé depuis la construction publiée (mêmes fichiers "
+    "bruts, même version du projet, mêmes options), qui sinon est gardée telle quelle.",
+)
+@click.option(
     "--verbose",
     "-v",
     is_flag=True,
@@ -85,6 +92,7 @@ def build(
     as_of: str | None,
     annees: tuple[str, ...],
     allow_empty: bool,
+    force: bool,
     verbose: bool,
 ) -> None:
     from pipelines.operations import OperationError, find_build, restore_inputs
@@ -126,6 +134,7 @@ def build(
             verbose=verbose,
             # --as-of rebuilds a past build exactly, whatever inputs it had
             allow_empty=allow_empty or bool(as_of),
+            force=force,
         )
     except OperationError as err:
         code, reason = 1, str(err)

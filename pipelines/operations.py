@@ -29,7 +29,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.lib.files import sha256_bytes
+from pipelines.lib.files import sha256_bytes, sha256_file
 from pipelines.settings import PROJECT_ROOT
 
 
@@ -375,8 +375,111 @@ def archive_inputs(warehouse_file: Path, warehouse: Path, raw_dir: Path, build_i
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "raw_dir": str(raw_root),
         "commit": _git_commit(),
+        "version_code": code_version(),
+        "options": build_options(),
         "fichiers": files,
     }
+
+
+#: Folders of the project whose files make what a build computes (code, dbt models, seeds).
+CODE_FOLDERS = ("pipelines", "geo", "dbt_project")
+#: Folders inside them that a build writes or that hold caches: not part of the version.
+_NOT_CODE = {"__pycache__", "target", "target_test", "logs", "dbt_packages", ".user.yml"}
+#: Packages whose version changes what a build computes.
+CODE_PACKAGES = ("observatoire-qpv", "duckdb", "dbt-core", "dbt-duckdb", "dagster", "dagster-dbt")
+#: Environment variables that change what a build writes (statistical secret, report PDF).
+OPTION_VARIABLES = (
+    "OBSERVATOIRE_SEUIL_SECRET",
+    "OBSERVATOIRE_RAPPORT_PDF",
+    "OBSERVATOIRE_CHROMIUM",
+)
+
+
+def code_version(root: Path = PROJECT_ROOT) -> str:
+    """SHA-256 of the project's code and référentiels (every file of ``pipelines/``, ``geo/``
+    and ``dbt_project/`` but caches and dbt's outputs, by path and content) and of the versions
+    of the packages that compute the build. Two builds of the same inputs with the same
+    version give the same warehouse."""
+    from importlib import metadata
+
+    digest = hashlib.sha256()
+    for folder in CODE_FOLDERS:
+        base = root / folder
+        for path in sorted(base.rglob("*")) if base.is_dir() else []:
+            rel = path.relative_to(root)
+            if not path.is_file() or any(part in _NOT_CODE for part in rel.parts):
+                continue
+            if path.suffix in (".pyc", ".duckdb", ".wal"):
+                continue
+            digest.update(f"{rel.as_posix()}\0{path.stat().st_size}\0".encode())
+            digest.update(path.read_bytes())
+    for package in CODE_PACKAGES:
+        try:
+            version = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            version = "-"
+        digest.update(f"{package}=={version}\0".encode())
+    return digest.hexdigest()
+
+
+def build_options() -> dict[str, str]:
+    """The settings of the environment that change what a build writes (recorded in the
+    manifest; a different value is a change)."""
+    return {name: os.environ[name] for name in OPTION_VARIABLES if name in os.environ}
+
+
+def _current_publication(warehouse: Path) -> str | None:
+    link = publications_dir(warehouse) / CURRENT
+    return os.readlink(link) if link.is_symlink() else None
+
+
+def unchanged_since(
+    raw_dir: Path, warehouse: Path, marts_dir: Path, annees: list[str] | None = None
+) -> dict | None:
+    """The manifest of the published build when a new build would give the same warehouse and
+    marts, else None.
+
+    Nothing changed when: the warehouse and the marts folder given are those of the last
+    published build of ``warehouse`` (its manifest names the publication ``courante`` leads
+    to); that build read the same raw folder; every file of the folder has the same path and
+    content (SHA-256, after a cheap comparison of the list and the sizes) as in its manifest;
+    the project's code version (:func:`code_version`) and the build options
+    (:func:`build_options`) are the same. A build of some years only (``--annee``) counts as
+    the same as a full build only for those years: a full build after it is redone (a
+    series spanning two years is checked by a full build only)."""
+    raw_root = raw_dir.resolve()
+    if not raw_root.is_dir() or not warehouse.exists():
+        return None
+    manifest = last_manifest(warehouse)
+    if manifest is None or "version_code" not in manifest:
+        return None
+    bid = manifest.get("build_id")
+    if not bid or _current_publication(warehouse) != bid:
+        return None
+    publication = publications_dir(warehouse) / bid
+    if warehouse.resolve() != (publication / warehouse.name).resolve():
+        return None
+    if not marts_dir.exists() or marts_dir.resolve() != (publication / "marts").resolve():
+        return None
+    if manifest.get("raw_dir") != str(raw_root):
+        return None
+    built_years = manifest.get("annees")
+    if built_years is not None and not (annees and set(annees) <= set(built_years)):
+        return None
+    if manifest.get("options", {}) != build_options():
+        return None
+    recorded = {f["chemin"]: f for f in manifest.get("fichiers", [])}
+    present = {str(p.relative_to(raw_root)): p for p in sorted(raw_root.rglob("*")) if p.is_file()}
+    if recorded.keys() != present.keys():
+        return None
+    if any(present[rel].stat().st_size != f.get("taille") for rel, f in recorded.items()):
+        return None
+    if manifest["version_code"] != code_version():
+        return None
+    for rel, entry in recorded.items():
+        if sha256_file(present[rel]) != entry.get("sha256"):
+            return None
+    return manifest
 
 
 def _input_kinds(paths) -> dict[str, set[str]]:

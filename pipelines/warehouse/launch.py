@@ -166,6 +166,7 @@ def run_build(
     instance=None,
     stream: TextIO | None = None,
     allow_empty: bool = False,
+    force: bool = False,
 ) -> tuple[int, str | None]:
     """Run the build job on the persistent Dagster instance; its last asset publishes.
 
@@ -182,6 +183,10 @@ def run_build(
     Unless ``allow_empty`` (``--autoriser-vide``), a raw folder with no file, or with no file
     for a source the published build loaded, stops the build before any work
     (:func:`pipelines.operations.check_inputs`): an unmounted folder never publishes empty marts.
+
+    Unless ``force`` (``--forcer``), a build whose inputs (every file of the raw folder, by
+    content), code version and options are those of the published build does nothing and says
+    so (:func:`pipelines.operations.unchanged_since`): exit 0, the warehouse stays as it is.
     """
 
     from pipelines.operations import (
@@ -189,9 +194,8 @@ def run_build(
         MissingInputsError,
         check_inputs,
         tie_dbt_to_process,
+        unchanged_since,
     )
-    from pipelines.warehouse.automation import BUILD_JOB, SUIVI_JOB
-    from pipelines.warehouse.dbt import dbt_node_count, prepare_manifest
 
     stream = stream or sys.stdout
     paths = paths.resolved()
@@ -201,6 +205,23 @@ def run_build(
             check_inputs(paths.raw_dir, paths.warehouse)
         except MissingInputsError as err:
             return 1, str(err)
+    if record and not force:
+        with BuildLock(paths.warehouse, marts_dir=paths.marts_dir):
+            same = unchanged_since(paths.raw_dir, paths.warehouse, paths.marts_dir, annees)
+        if same is not None:
+            print(
+                f"Rien n'a changé depuis la construction {same['build_id']} : entrepôt "
+                f"inchangé ({paths.warehouse} ; mêmes fichiers bruts, même version du projet, "
+                "mêmes options ; --forcer pour reconstruire quand même, "
+                f"{time.perf_counter() - started:.1f} s)",
+                file=stream,
+                flush=True,
+            )
+            return 0, None
+    # Dagster and dbt are imported only once a build is needed (seconds of imports)
+    from pipelines.warehouse.automation import BUILD_JOB, SUIVI_JOB
+    from pipelines.warehouse.dbt import dbt_node_count, prepare_manifest
+
     tie_dbt_to_process()  # dbt (parse, build) dies with this process, even on kill -9
     try:
         prepare_manifest()
