@@ -130,6 +130,9 @@ LISTE = (
     "246200364;CA de Lens - Liévin\n"
     "QN05923M;Centre Ville - Le Jard;32;Hauts-de-France;59;Nord;59153;Condé-sur-l'Escaut;"
     "245901160;CA Valenciennes Métropole\n"
+    # over two communes of two EPCI: Méricourt (Lens - Liévin), Rouvroy (Hénin-Carvin)
+    'QN06245M;Quartier Du Maroc - La Canche;32;Hauts-de-France;62;Pas-de-Calais;"62570; 62724";'
+    '"Méricourt; Rouvroy";246200364;CA de Lens - Liévin\n'
 )
 
 
@@ -185,12 +188,19 @@ def test_without_folders_each_epci_holding_a_loaded_qpv_is_a_territory(without_f
     assert rows == [
         ("245901160", "CA Valenciennes Métropole", "245901160", "059", "officiel",
          "referentiel_epci"),
+        ("246200299", "CA d'Hénin-Carvin", "246200299", "062", "officiel", "referentiel_epci"),
         ("246200364", "CA de Lens - Liévin", "246200364", "062", "officiel", "referentiel_epci"),
     ]  # fmt: skip
     perimeter = without_folders.execute(
-        "select territoire, code_qpv, geographie from referentiels.ref_perimetre_qpv order by 1"
+        "select territoire, code_qpv, geographie from referentiels.ref_perimetre_qpv order by 1, 2"
     ).fetchall()
-    assert perimeter == [("245901160", "QN05923M", "2024"), ("246200364", "QN06201M", "2024")]
+    # the QPV over two EPCI is in both official perimeters
+    assert perimeter == [
+        ("245901160", "QN05923M", "2024"),
+        ("246200299", "QN06245M", "2024"),
+        ("246200364", "QN06201M", "2024"),
+        ("246200364", "QN06245M", "2024"),
+    ]
 
 
 def test_dim_qpv_holds_only_the_loaded_qpv(without_folders):
@@ -198,7 +208,7 @@ def test_dim_qpv_holds_only_the_loaded_qpv(without_folders):
         r[0]
         for r in without_folders.execute("select code_qpv from marts.dim_qpv order by 1").fetchall()
     ]
-    assert codes == ["QN05923M", "QN06201M"]
+    assert codes == ["QN05923M", "QN06201M", "QN06245M"]  # one row each, whatever the EPCI
 
 
 def test_territories_loaded_from_folders_replace_the_demo_seeds(tmp_path):

@@ -39,7 +39,10 @@ liste as (
 
 perimetre as (
 
+    -- a QPV over two EPCI is in both perimeters: dim_qpv names the first territory (both are in
+    -- ref_perimetre_qpv)
     select * from {{ ref('ref_perimetre_qpv') }}
+    qualify row_number() over (partition by code_qpv order by territoire) = 1
 
 ),
 

@@ -22,6 +22,7 @@ cibles as (
 perimetre as (
 
     select
+        territoire,
         code_qpv,
         cast(geographie as varchar) as geographie,
         libelle_qpv
@@ -108,7 +109,10 @@ final as (
         round(grouped.montant_accorde_credits_specifiques / nullif(insee.population, 0), 2)
             as euros_par_habitant_credits_specifiques
     from grouped
-    left join perimetre on grouped.code_qpv = perimetre.code_qpv
+    left join perimetre
+        on
+            grouped.territoire = perimetre.territoire
+            and grouped.code_qpv = perimetre.code_qpv
     left join insee
         on
             grouped.annee = insee.annee
