@@ -272,9 +272,10 @@ def test_no_explanation_without_dbt_results(tmp_path):
 
 
 def test_a_build_says_which_file_and_lines_failed_a_blocking_check(tmp_path):
-    """One build, two problems: a programmation whose territory prefix is lower-case
-    (``vm_programmation_2028.csv``: no territory) and reference values for unknown indicators.
-    Exit 1, nothing published, and the message names both files and their lines in French."""
+    """One build with reference values for unknown indicators and a programmation whose
+    territory prefix is lower-case (``vm_programmation_2028.csv``: attached to the VM folder
+    whatever its case, no longer an error). Exit 1, nothing published, and the message names the
+    file and its lines in French, and nothing else."""
     import subprocess
     import sys
 
@@ -316,8 +317,7 @@ def test_a_build_says_which_file_and_lines_failed_a_blocking_check(tmp_path):
         "referentiels/valeurs_reference.csv lignes 3, 4 (« taux_chomage_inconnu », "
         "« indicateur_fantome »)" in message
     )
-    assert "colonne « territoire » vide — code territoire introuvable" in message
-    assert "programmations/vm_programmation_2028.csv lignes 3, 5" in message
+    assert "vm_programmation_2028.csv" not in message  # its lines are attached to VM
     assert "relationships_stg_references" not in message  # no dbt test name
     assert "✘ dbt_entrepot: dbt a échoué (code 1)" in result.stdout
     assert not (out / "warehouse.duckdb").exists()

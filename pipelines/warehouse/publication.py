@@ -77,6 +77,12 @@ def audit(staging: Path, marts: Sequence[str]) -> dict[str, int]:
 def _territory_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
     """One line per territory with programmations: declared or taken from the EPCI référentiel,
     with or without its hierarchy and rules (what the controls and the orientations rest on)."""
+    present = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'referentiels' and table_name = 'ref_territoires'"
+    ).fetchone()[0]
+    if not present:
+        return []
     rows = con.execute(
         """
         select
