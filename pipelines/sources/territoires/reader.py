@@ -31,6 +31,7 @@ import yaml
 
 from pipelines.lib.cells import cell_text, fold
 from pipelines.lib.codes import QPV_2015, QPV_2024
+from pipelines.lib.raw_schemas import RAW_TABLES
 from pipelines.lib.tables import IngestionError, named_header, read_tables
 
 SOURCE = "territoires"
@@ -41,15 +42,18 @@ QPV_CODE = re.compile(f"{QPV_2015.pattern}|{QPV_2024.pattern}")
 INTEGER = re.compile(r"^-?\d+$")
 DECIMAL = re.compile(r"^-?\d+([.,]\d+)?$")
 BOOLEAN = re.compile(r"^(true|false)$", re.IGNORECASE)
+#: columns the reader adds to every file's rows
+_ADDED = ("territoire", "fichier_source", "ligne")
 
 
 @dataclass(frozen=True)
 class FileSpec:
-    """One référentiel file of a territory folder: its raw table and columns."""
+    """One référentiel file of a territory folder: its raw table (whose schema in
+    :data:`~pipelines.lib.raw_schemas.RAW_TABLES` lists the file's columns) and the columns that
+    must be there and filled."""
 
     table: str
     required: tuple[str, ...]
-    optional: tuple[str, ...] = ()
     #: columns holding a year (checked: 4 digits)
     years: tuple[str, ...] = ()
     #: other checked columns: column -> (pattern, what is expected)
@@ -57,14 +61,14 @@ class FileSpec:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return self.required + self.optional
+        """The file's columns: those of its raw table but the ones the reader adds."""
+        return tuple(c for c, _ in RAW_TABLES[self.table] if c not in _ADDED)
 
 
 FILES: dict[str, FileSpec] = {
     "perimetre_qpv.csv": FileSpec(
         "territoires_perimetre_qpv",
         ("code_qpv", "geographie"),
-        ("libelle_qpv", "note"),
         patterns=(
             ("code_qpv", QPV_CODE, "un code QPV (QP059020, QN05920M)"),
             ("geographie", re.compile(r"^(2015|2024)$"), "2015 ou 2024"),
@@ -73,7 +77,6 @@ FILES: dict[str, FileSpec] = {
     "orientations.csv": FileSpec(
         "territoires_orientations",
         ("referentiel", "annee_debut", "annee_fin", "niveau", "type_niveau", "code", "libelle"),
-        ("code_parent", "transversal", "source_seed"),
         years=("annee_debut", "annee_fin"),
         patterns=(
             ("niveau", INTEGER, "un nombre entier"),
@@ -81,27 +84,11 @@ FILES: dict[str, FileSpec] = {
         ),
     ),
     "statuts_action.csv": FileSpec(
-        "territoires_statuts_action", ("statut_code", "libelle", "categorie"), ("source_seed",)
+        "territoires_statuts_action", ("statut_code", "libelle", "categorie")
     ),
     "regles_financement.csv": FileSpec(
         "territoires_regles_financement",
         ("regle", "annee_debut", "valeur", "unite", "controle"),
-        (
-            "financeur",
-            "annee_fin",
-            "sens",
-            "condition_statut",
-            "tolerance",
-            "condition_rang",
-            "condition_nature",
-            "condition_volet",
-            "condition_quartier",
-            "exception_porteur",
-            "description",
-            "source_seed",
-            "source_libelle",
-            "citation",
-        ),
         years=("annee_debut", "annee_fin"),
         patterns=(
             ("tolerance", DECIMAL, "un nombre (0.1 ou 0,1)"),
@@ -112,13 +99,11 @@ FILES: dict[str, FileSpec] = {
     "quartiers_interet_communautaire.csv": FileSpec(
         "territoires_quartiers_interet_communautaire",
         ("nom",),
-        ("commune", "population", "source_seed", "note"),
         patterns=(("population", INTEGER, "un nombre entier"),),
     ),
     "marqueur_egalite.csv": FileSpec(
         "territoires_marqueur_egalite",
         ("echelle", "annee_debut", "niveau", "rang"),
-        ("annee_fin", "libelle", "definition", "criteres_echelle", "source_seed", "citation"),
         years=("annee_debut", "annee_fin"),
         patterns=(("rang", INTEGER, "un nombre entier (1 pour le niveau le plus bas)"),),
     ),
@@ -135,19 +120,8 @@ YML_KEYS = {
     "source": False,
     "perimetre": False,
 }
-TERRITOIRE_COLUMNS = [
-    "territoire",
-    "nom",
-    "type",
-    "siren",
-    "departement",
-    "contrat",
-    "annee_debut",
-    "annee_fin",
-    "perimetre",
-    "source_seed",
-    "fichier_source",
-]
+#: columns of raw.territoires (one row per folder)
+TERRITOIRE_COLUMNS = [c for c, _ in RAW_TABLES["territoires"]]
 
 
 @dataclass
