@@ -210,6 +210,10 @@ def read_insee_file(
 
     acc: dict[str, list] = {}
     rejects: list[dict] = []
+
+    def reject(sheet: str | None, line: int, column: str | None, value, motif: str) -> None:
+        rejects.append(Reject("insee", str(path), sheet, line, column, value, motif).as_dict())
+
     read = loaded = rejected = 0
     territories: dict[tuple[str, str, str | None, int], tuple[int, str | None, int]] = {}
     # variables published in several sheets of a workbook: their values must agree
@@ -245,31 +249,17 @@ def read_insee_file(
             # separator): its values would land under the wrong variables
             if lines[i] in misshapen:
                 rejected += 1
-                rejects.append(
-                    Reject(
-                        "insee",
-                        str(path),
-                        sheet,
-                        lines[i],
-                        None,
-                        ";".join(rows[i][1])[-80:],
-                        misshapen[lines[i]],
-                    ).as_dict()
-                )
+                reject(sheet, lines[i], None, ";".join(rows[i][1])[-80:], misshapen[lines[i]])
                 continue
             kind, code = _territory(row[code_col], row)
             if kind is None:
                 rejected += 1
-                rejects.append(
-                    Reject(
-                        "insee",
-                        str(path),
-                        sheet,
-                        lines[i],
-                        _name(raw_names, code_col),
-                        row[code_col],
-                        "code territoire non reconnu (ni QPV, commune, EPCI)",
-                    ).as_dict()
+                reject(
+                    sheet,
+                    lines[i],
+                    _name(raw_names, code_col),
+                    row[code_col],
+                    "code territoire non reconnu (ni QPV, commune, EPCI)",
                 )
                 continue
             year = millesime
@@ -277,16 +267,12 @@ def read_insee_file(
                 year = year_of(row[year_col])
                 if year is None:
                     rejected += 1
-                    rejects.append(
-                        Reject(
-                            "insee",
-                            str(path),
-                            sheet,
-                            lines[i],
-                            _name(raw_names, year_col),
-                            row[year_col],
-                            "millésime illisible (année sur 4 chiffres attendue)",
-                        ).as_dict()
+                    reject(
+                        sheet,
+                        lines[i],
+                        _name(raw_names, year_col),
+                        row[year_col],
+                        "millésime illisible (année sur 4 chiffres attendue)",
                     )
                     continue
             # one row per territory (and millésime): a second row for the same code is
@@ -303,16 +289,12 @@ def read_insee_file(
                         "seule ligne par territoire"
                     )
                 rejected += 1
-                rejects.append(
-                    Reject(
-                        "insee",
-                        str(path),
-                        sheet,
-                        lines[i],
-                        _name(raw_names, code_col),
-                        row[code_col],
-                        f"doublon : même ligne que la ligne {first[0]} (ignorée)",
-                    ).as_dict()
+                reject(
+                    sheet,
+                    lines[i],
+                    _name(raw_names, code_col),
+                    row[code_col],
+                    f"doublon : même ligne que la ligne {first[0]} (ignorée)",
                 )
                 continue
             territories[(kind, code, sheet, year)] = (lines[i], sheet, digest)
@@ -359,17 +341,7 @@ def read_insee_file(
                 ]
                 bad = [k for k in range(n) if not secret[k] and valeur[k] is None]
                 for k in bad:
-                    rejects.append(
-                        Reject(
-                            "insee",
-                            str(path),
-                            sheet,
-                            out_lines[k],
-                            raw_names[j],
-                            cells[k],
-                            "valeur non numérique",
-                        ).as_dict()
-                    )
+                    reject(sheet, out_lines[k], raw_names[j], cells[k], "valeur non numérique")
             block = {
                 "millesime": row_year,
                 "ligne": out_lines,
