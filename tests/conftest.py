@@ -1,10 +1,11 @@
 """Shared fixtures: paths to the real reference data and the one demo build of the session.
 
 Layers (docs/developpement/index.md, « Tests et style »): unit tests of readers, parsers and
-rules need no build; asset tests materialize a few assets on a temporary DuckDB; dbt unit and
-data tests run inside every build; end-to-end tests share ONE demo build per test session
-(``demo_build``), made through the ``observatoire`` command as a user would, once even with
-several pytest-xdist workers (a file lock: the first worker builds, the others wait and reuse it).
+rules need no build; asset tests materialize a few assets on a temporary DuckDB; dbt data tests
+run inside every build, dbt unit tests once (tests/test_dbt_tests.py); end-to-end tests share
+ONE demo build per test session (``demo_build``), made through the ``observatoire`` command as a
+user would, once even with several pytest-xdist workers (a file lock: the first worker builds,
+the others wait and reuse it).
 """
 
 from __future__ import annotations
@@ -44,6 +45,29 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subproce
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [*CLI, *args], capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT
+    )
+
+
+def run_dbt(warehouse: Path, folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """``dbt <args>`` on ``warehouse`` with a build's profile (as a build runs it), dbt's files
+    in ``folder``."""
+    from pipelines.settings import DBT_PROJECT_DIR
+    from pipelines.warehouse.dbt import dbt_executable, write_build_profile
+
+    profiles = write_build_profile(warehouse, folder / "dbt")
+    return subprocess.run(
+        [
+            dbt_executable(),
+            *args,
+            "--profiles-dir",
+            str(profiles),
+            "--target-path",
+            str(folder / "target"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=DBT_PROJECT_DIR,
+        timeout=600,
     )
 
 

@@ -9,10 +9,8 @@ of a copy of the warehouse, and only dbt is re-run: the failures follow, no SQL 
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 import sys
 from datetime import date
 from pathlib import Path
@@ -21,6 +19,7 @@ import duckdb
 import pytest
 
 from pipelines.sources.territoires.examples import referentiel_rows
+from tests.conftest import run_dbt
 from tests.test_synthetic_demo import YEARS, actions, deadline, violations
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,18 +163,6 @@ def test_messages_an_instructor_can_act_on(con):
     assert territory >= 2  # CPO share (CAMVS 2025), suivi renforcé (CAMVS 2026)
 
 
-def _dbt(*args: str, warehouse: Path, target: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OBSERVATOIRE_WAREHOUSE": str(warehouse)}
-    return subprocess.run(
-        [str(DBT), *args, "--profiles-dir", ".", "--target-path", str(target)],
-        cwd=ROOT / "dbt_project",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_threshold_and_year_are_data(con, demo_build, tmp_path):
     """Lower the VM State minimum request to 4 000 € and extend it to 2026 in the territory's
     rules (raw table of a copy of the warehouse), re-run dbt from the rules on: the failures
@@ -190,9 +177,7 @@ def test_threshold_and_year_are_data(con, demo_build, tmp_path):
             "where territoire = 'VM' and regle = 'etat_demande_minimum'"
         )
     # what a user does: edit regles_financement.csv of the territory folder and rebuild
-    done = _dbt(
-        "run", "-s", "ref_regles_financement+", warehouse=warehouse, target=tmp_path / "target"
-    )
+    done = run_dbt(warehouse, tmp_path, "run", "-s", "ref_regles_financement+")
     assert done.returncode == 0, done.stdout[-3000:]
     raw = demo_build / "raw"
     expected = set()

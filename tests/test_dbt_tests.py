@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 
 import duckdb
 import jinja2
 import pytest
 
 from pipelines.settings import DBT_PROJECT_DIR
-from pipelines.warehouse.dbt import BUILD_ARGS, dbt_executable, write_build_profile
+from pipelines.warehouse.dbt import BUILD_ARGS
+from tests.conftest import run_dbt
 
 GENERIC = DBT_PROJECT_DIR / "tests" / "generic" / "colonnes_renseignees.sql"
 
@@ -54,23 +54,7 @@ def test_dbt_unit_tests_pass(demo_build, tmp_path):
     """Every dbt unit test (fixtures in the models' YAML) against the demo warehouse's schema."""
     warehouse = tmp_path / "warehouse.duckdb"
     shutil.copy(demo_build / "warehouse.duckdb", warehouse)
-    profiles = write_build_profile(warehouse, tmp_path / "dbt")
-    result = subprocess.run(
-        [
-            dbt_executable(),
-            "test",
-            "--select",
-            "test_type:unit",
-            "--profiles-dir",
-            str(profiles),
-            "--target-path",
-            str(tmp_path / "target"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=DBT_PROJECT_DIR,
-        timeout=600,
-    )
+    result = run_dbt(warehouse, tmp_path, "test", "--select", "test_type:unit")
     assert result.returncode == 0, result.stdout[-4000:]
     passed = re.search(r"PASS=(\d+)", result.stdout)
     assert passed and int(passed.group(1)) >= 14, result.stdout[-2000:]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import dagster as dg
@@ -15,14 +14,14 @@ import duckdb
 import pytest
 
 from pipelines.lib.raw_schemas import replace_table
-from pipelines.settings import DBT_PROJECT_DIR, EXAMPLES_TERRITORIES_DIR, REFERENTIELS_DIR
+from pipelines.settings import EXAMPLES_TERRITORIES_DIR, REFERENTIELS_DIR
 from pipelines.sources import source_assets
 from pipelines.sources.territoires.assets import territoires
 from pipelines.sources.territoires.examples import referentiel_rows
 from pipelines.sources.territoires.reader import verify
-from pipelines.warehouse.dbt import BUILD_ARGS, dbt_executable, write_build_profile
+from pipelines.warehouse.dbt import BUILD_ARGS
 from pipelines.warehouse.resources import ProjectFolders, Warehouse
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_dbt
 
 
 def _folder(root: Path, code: str, yml: str, **files: str) -> Path:
@@ -155,24 +154,14 @@ def without_folders(tmp_path_factory):
     with duckdb.connect(str(warehouse)) as con:  # the yearly sources, empty (no file)
         for table in ("programmations", "bilans"):
             replace_table(con, table, None)
-    profiles = write_build_profile(warehouse, base / "dbt")
-    done = subprocess.run(
-        [
-            dbt_executable(),
-            *BUILD_ARGS,
-            "--select",
-            "+dim_qpv +ref_perimetre_qpv",
-            "--indirect-selection",
-            "cautious",
-            "--profiles-dir",
-            str(profiles),
-            "--target-path",
-            str(base / "target"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=DBT_PROJECT_DIR,
-        timeout=600,
+    done = run_dbt(
+        warehouse,
+        base,
+        *BUILD_ARGS,
+        "--select",
+        "+dim_qpv +ref_perimetre_qpv",
+        "--indirect-selection",
+        "cautious",
     )
     assert done.returncode == 0, done.stdout[-4000:]
     con = duckdb.connect(str(warehouse), read_only=True)
