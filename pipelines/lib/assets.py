@@ -26,6 +26,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from pipelines.duckdb_utils import tables_in
 from pipelines.lib.raw_schemas import replace_file_rows, replace_source_rows, replace_table
 from pipelines.lib.tables import IngestionError
 from pipelines.warehouse.resources import ProjectFolders, Warehouse
@@ -163,15 +164,6 @@ def write_source(con: duckdb.DuckDBPyConnection, source: str, table: str, got: I
     return rows
 
 
-def _loaded_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {
-        r[0]
-        for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'raw'"
-        ).fetchall()
-    }
-
-
 def partition_files(
     con: duckdb.DuckDBPyConnection,
     source: str,
@@ -182,7 +174,7 @@ def partition_files(
 ) -> list[str]:
     """Files of partition ``key``: those present now and those loaded before (maybe removed)."""
     files = set(current)
-    loaded = _loaded_tables(con)
+    loaded = tables_in(con, "raw")
     for tbl, column, by_source in (
         (table, "source_fichier", False),
         ("rejets", "fichier", True),

@@ -29,6 +29,7 @@ from typing import Any
 
 import duckdb
 
+from pipelines.duckdb_utils import tables_in
 from pipelines.publication.cells import neutralise_formula
 
 SCDL_VERSION = "2.1.0"
@@ -165,11 +166,7 @@ def export_scdl(con: duckdb.DuckDBPyConnection, marts_dir: Path) -> ScdlExport:
     and, per file, how many rows lack each field a valid publication needs."""
     folder = Path(marts_dir) / SCDL_DIR
     result = ScdlExport(folder)
-    exists = con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'marts' and table_name = 'subventions_scdl'"
-    ).fetchone()[0]
-    if not exists:
+    if "subventions_scdl" not in tables_in(con, "marts"):
         return result
     columns = ", ".join(f'"{name}"' for name in SCDL_FIELDS)
     records = con.execute(

@@ -14,6 +14,7 @@ import dagster as dg
 import duckdb
 
 from geo.export import export_dim_qpv
+from pipelines.duckdb_utils import tables_in
 from pipelines.publication.scdl import ScdlExport, export_scdl
 from pipelines.publication.secret import load_specs, mask_counts
 from pipelines.warehouse.dbt import mart_names
@@ -45,13 +46,7 @@ def export_marts(con: duckdb.DuckDBPyConnection, out: Path, log=None) -> MartsEx
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     result = MartsExport(out)
-    tables = [
-        r[0]
-        for r in con.execute(
-            "select table_name from information_schema.tables "
-            "where table_schema = 'marts' order by 1"
-        ).fetchall()
-    ]
+    tables = sorted(tables_in(con, "marts"))
     specs = load_specs()
     for table in tables:
         target = out / f"{table}.parquet"

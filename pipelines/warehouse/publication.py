@@ -18,7 +18,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipelines.duckdb_utils import quote_identifier
+from pipelines.duckdb_utils import quote_identifier, tables_in
 from pipelines.operations import (
     CURRENT,
     OperationError,
@@ -50,13 +50,7 @@ def audit(staging: Path, marts: Sequence[str]) -> dict[str, int]:
         )
     con = duckdb.connect(str(staging), read_only=True)
     try:
-        tables = {
-            r[0]
-            for r in con.execute(
-                "select table_name from information_schema.tables where table_schema = 'marts'"
-            ).fetchall()
-        }
-        missing = sorted(set(marts) - tables)
+        missing = sorted(set(marts) - tables_in(con, "marts"))
         if missing:
             raise AuditError(f"marts absents de la construction: {', '.join(missing)}")
         gaps = con.execute(
@@ -77,11 +71,7 @@ def audit(staging: Path, marts: Sequence[str]) -> dict[str, int]:
 def _territory_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
     """One line per territory with programmations: declared or taken from the EPCI référentiel,
     with or without its hierarchy and rules (what the controls and the orientations rest on)."""
-    present = con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'referentiels' and table_name = 'ref_territoires'"
-    ).fetchone()[0]
-    if not present:
+    if "ref_territoires" not in tables_in(con, "referentiels"):
         return []
     rows = con.execute(
         """

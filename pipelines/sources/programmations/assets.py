@@ -16,6 +16,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from pipelines.duckdb_utils import tables_in
 from pipelines.lib.assets import Ingested, ReadContext, ingestion_asset
 from pipelines.lib.privacy import drop_personal_columns
 from pipelines.lib.raw_schemas import file_log
@@ -41,12 +42,7 @@ def known_qpv_codes(con: duckdb.DuckDBPyConnection) -> set[str]:
     build their assets run first). This is the set of codes of ``dim_qpv``.
     """
     codes: set[str] = set()
-    loaded = {
-        r[0]
-        for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'raw'"
-        ).fetchall()
-    }
+    loaded = tables_in(con, "raw")
     for table, sql in QPV_REFERENCES.items():
         if table in loaded:  # a reference not loaded in this warehouse is skipped
             codes |= {str(r[0]).strip().upper() for r in con.execute(sql).fetchall() if r[0]}
@@ -56,12 +52,8 @@ def known_qpv_codes(con: duckdb.DuckDBPyConnection) -> set[str]:
 def perimeters(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
     """Territory -> its QPV codes (both geographies), from the territory folders' perimeters
     (raw.territoires_perimetre_qpv, loaded first); {} without territory folders."""
-    loaded = con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'raw' and table_name = 'territoires_perimetre_qpv'"
-    ).fetchone()[0]
     out: dict[str, set[str]] = {}
-    if not loaded:
+    if "territoires_perimetre_qpv" not in tables_in(con, "raw"):
         return out
     for territoire, code in con.execute(
         "select territoire, upper(trim(code_qpv)) from raw.territoires_perimetre_qpv "

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from pipelines.duckdb_utils import tables_in
 from pipelines.lib.cells import fold
 from pipelines.lib.tables import IngestionError
 from pipelines.settings import REFERENTIELS_DIR
@@ -65,11 +66,7 @@ def territory_index(
 ) -> TerritoryIndex:
     """The index of the territory folders loaded in ``raw.territoires`` and of every EPCI."""
     index = TerritoryIndex()
-    loaded = con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'raw' and table_name = 'territoires'"
-    ).fetchone()[0]
-    if loaded:
+    if "territoires" in tables_in(con, "raw"):
         for code, nom, siren in con.execute(
             "select territoire, nom, siren from raw.territoires"
         ).fetchall():
