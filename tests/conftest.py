@@ -48,6 +48,23 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subproce
     )
 
 
+def materialize_direct(assets, raw: Path, warehouse: Path, **kwargs):
+    """``dagster.materialize`` of ``assets`` reading ``raw`` and writing straight into
+    ``warehouse`` (no staging, no publication: the asset-test layer)."""
+    import dagster as dg
+
+    from pipelines.warehouse.resources import ProjectFolders, Warehouse
+
+    folders = ProjectFolders(
+        raw_dir=str(raw),
+        warehouse=str(warehouse),
+        marts_dir=str(warehouse.parent / "m"),
+        direct=True,
+    )
+    resources = {"folders": folders, "warehouse": Warehouse(folders=folders)}
+    return dg.materialize(assets, resources=resources, **kwargs)
+
+
 def run_dbt(warehouse: Path, folder: Path, *args: str) -> subprocess.CompletedProcess:
     """``dbt <args>`` on ``warehouse`` with a build's profile (as a build runs it), dbt's files
     in ``folder``."""

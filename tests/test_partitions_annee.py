@@ -17,8 +17,7 @@ from pipelines.sources.programmations.assets import programmations
 from pipelines.sources.programmations.partitions import ANNEE, partition_of
 from pipelines.sources.territoires.assets import territoires
 from pipelines.warehouse.automation import BUILD_JOB, SUIVI_JOB, changed_years
-from pipelines.warehouse.resources import ProjectFolders, Warehouse
-from tests.conftest import run_cli
+from tests.conftest import materialize_direct, run_cli
 
 PROG_HEADER = (
     "N° dossier;Exercice;Code SIRET;Raison sociale du porteur;Intitulé de l'action;Orientation;"
@@ -76,29 +75,13 @@ def _rows_of_year(warehouse: Path, year: int) -> dict[str, str]:
 
 
 def _materialize(raw: Path, warehouse: Path, instance, partition: str | None):
-    folders = ProjectFolders(
-        raw_dir=str(raw),
-        warehouse=str(warehouse),
-        marts_dir=str(warehouse.parent / "m"),
-        direct=True,
-    )
-    return dg.materialize(
-        [programmations, bilans],
-        partition_key=partition,
-        instance=instance,
-        resources={"warehouse": Warehouse(folders=folders), "folders": folders},
+    return materialize_direct(
+        [programmations, bilans], raw, warehouse, partition_key=partition, instance=instance
     )
 
 
 def _load_territories(raw: Path, warehouse: Path, instance) -> None:
-    folders = ProjectFolders(
-        raw_dir=str(raw),
-        warehouse=str(warehouse),
-        marts_dir=str(warehouse.parent / "m"),
-        direct=True,
-    )
-    resources = {"folders": folders, "warehouse": Warehouse(folders=folders)}
-    assert dg.materialize([territoires], instance=instance, resources=resources).success
+    assert materialize_direct([territoires], raw, warehouse, instance=instance).success
 
 
 def test_rebuilding_a_year_leaves_the_other_years_untouched(tmp_path):

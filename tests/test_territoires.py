@@ -9,7 +9,6 @@ import re
 import shutil
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import pytest
 
@@ -20,8 +19,7 @@ from pipelines.sources.territoires.assets import territoires
 from pipelines.sources.territoires.examples import referentiel_rows
 from pipelines.sources.territoires.reader import verify
 from pipelines.warehouse.dbt import BUILD_ARGS
-from pipelines.warehouse.resources import ProjectFolders, Warehouse
-from tests.conftest import run_cli, run_dbt
+from tests.conftest import materialize_direct, run_cli, run_dbt
 
 
 def _folder(root: Path, code: str, yml: str, **files: str) -> Path:
@@ -142,13 +140,9 @@ def without_folders(tmp_path_factory):
     (raw / "sig_ville").mkdir(parents=True)
     (raw / "sig_ville" / "listeqp2024-cog2024.csv").write_text(LISTE, encoding="utf-8")
     warehouse = base / "warehouse.duckdb"
-    folders = ProjectFolders(
-        raw_dir=str(raw), warehouse=str(warehouse), marts_dir=str(base / "m"), direct=True
-    )
     # every unpartitioned raw asset (the folders of the absent sources give empty tables)
-    result = dg.materialize(
-        [a for a in source_assets if a.partitions_def is None],
-        resources={"folders": folders, "warehouse": Warehouse(folders=folders)},
+    result = materialize_direct(
+        [a for a in source_assets if a.partitions_def is None], raw, warehouse
     )
     assert result.success
     with duckdb.connect(str(warehouse)) as con:  # the yearly sources, empty (no file)
@@ -205,12 +199,7 @@ def test_territories_loaded_from_folders_replace_the_demo_seeds(tmp_path):
     raw = tmp_path / "raw"
     shutil.copytree(EXAMPLES_TERRITORIES_DIR, raw / "territoires")
     warehouse = tmp_path / "warehouse.duckdb"
-    folders = ProjectFolders(
-        raw_dir=str(raw), warehouse=str(warehouse), marts_dir=str(tmp_path / "m"), direct=True
-    )
-    result = dg.materialize(
-        [territoires], resources={"folders": folders, "warehouse": Warehouse(folders=folders)}
-    )
+    result = materialize_direct([territoires], raw, warehouse)
     assert result.success
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("select count(*) from raw.territoires").fetchone()[0] == 3
