@@ -66,12 +66,13 @@ def materialize_direct(assets, raw: Path, warehouse: Path, **kwargs):
 
 
 def run_dbt(warehouse: Path, folder: Path, *args: str) -> subprocess.CompletedProcess:
-    """``dbt <args>`` on ``warehouse`` with a build's profile (as a build runs it), dbt's files
-    in ``folder``."""
+    """``dbt <args>`` on ``warehouse`` with a build's profile, from the project's last parse (as a
+    build runs it), dbt's files and log in ``folder``."""
     from pipelines.settings import DBT_PROJECT_DIR
-    from pipelines.warehouse.dbt import dbt_executable, write_build_profile
+    from pipelines.warehouse.dbt import dbt_executable, seed_partial_parse, write_build_profile
 
     profiles = write_build_profile(warehouse, folder / "dbt")
+    seed_partial_parse(folder / "target")
     return subprocess.run(
         [
             dbt_executable(),
@@ -80,6 +81,8 @@ def run_dbt(warehouse: Path, folder: Path, *args: str) -> subprocess.CompletedPr
             str(profiles),
             "--target-path",
             str(folder / "target"),
+            "--log-path",
+            str(folder / "logs"),
         ],
         capture_output=True,
         text=True,

@@ -59,6 +59,10 @@ def test_dbt_unit_tests_pass(demo_build, tmp_path):
     passed = re.search(r"PASS=(\d+)", result.stdout)
     assert passed and int(passed.group(1)) >= 14, result.stdout[-2000:]
     assert "ERROR=0" in result.stdout and not re.search(r"FAIL=[1-9]", result.stdout)
+    # dbt started from the project's parse although the warehouse path is another one
+    # (pipelines/warehouse/dbt_runner.py): a full parse here means every build pays 9 s again
+    log = (tmp_path / "logs" / "dbt.log").read_text(encoding="utf-8")
+    assert "Unable to do partial parsing" not in log, re.findall(r"Unable to do partial.*", log)
 
 
 @pytest.mark.parametrize("folder", ["models", "seeds"])
