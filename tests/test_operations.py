@@ -122,7 +122,7 @@ def test_kill_9_at_several_points_then_a_failed_build_keep_the_published_warehou
     demo_build, tmp_path
 ):
     """kill -9 during ingestion, during dbt and just before publication, then a build that
-    fails on a bad file: the published warehouse and marts never change, a reader querying them
+    fails on a blocking dbt check: the published warehouse and marts never change, a reader querying them
     all along never fails, and the next build cleans what the killed ones left."""
     raw = tmp_path / "raw"
     shutil.copytree(demo_build / "raw", raw)
@@ -165,15 +165,23 @@ def test_kill_9_at_several_points_then_a_failed_build_keep_the_published_warehou
         for marker, delay in points:
             _kill_when(_start_build(raw, tmp_path), marker, delay)
             unchanged(f"at {marker}")
-        # a build that fails (a latin-1 INSEE file) cleans the killed build's staging first
-        (raw / "insee" / "DEMO_2023.csv").write_bytes(
-            "CODGEO;LIBGEO\nQP059020;Cité\n".encode("latin-1")
+        # a build that fails in dbt (a blocking check: reference values for an indicator the
+        # dictionary does not know) cleans the killed build's staging first, and says in French
+        # which file and line failed
+        (raw / "referentiels").mkdir(exist_ok=True)
+        (raw / "referentiels" / "valeurs_reference.csv").write_text(
+            "territoire_type;territoire_code;millesime;indicateur;valeur;source\n"
+            "france;FRANCE;2022;indicateur_fantome;3;test\n",
+            encoding="utf-8",
         )
         result = build(raw, tmp_path)
-        assert result.returncode != 0
+        assert result.returncode == 1
         assert "construction interrompue supprimé" in result.stdout
-        reason = result.stderr.strip().splitlines()[-1]
-        assert "DEMO_2023.csv" in reason and "ligne 2" in reason and "UTF-8" in reason
+        assert "✘ dbt_entrepot: dbt a échoué (code 1)" in result.stdout
+        assert "contrôle(s) bloquant(s) en échec, rien n'est publié" in result.stderr
+        assert "referentiels/valeurs_reference.csv ligne 2 (« indicateur_fantome »)" in (
+            result.stderr
+        )
         unchanged("after a failed build")
     finally:
         stop.set()

@@ -1,13 +1,16 @@
 """A programmation of an EPCI outside the examples (CA de Lens - Liévin, SIREN 246200364) is
 attached to its EPCI with no territory folder, and a second EPCI with a folder (CA
-d'Hénin-Carvin, code CAHC) gets its hierarchy and rules: one build of both, as a user would."""
+d'Hénin-Carvin, code CAHC) gets its hierarchy and rules: the source assets and dbt build of both
+(tests/conftest.py ``build_direct``), and the summary a build prints from that warehouse."""
 
 from __future__ import annotations
 
 import duckdb
 import pytest
 
-from tests.conftest import build
+from pipelines.sources import source_assets
+from pipelines.warehouse.publication import summary
+from tests.conftest import build_direct, failure_of, materialize_direct
 
 # the official list of QPV 2024 (listeqp2024-cog2024.csv columns), three QPV of Lens - Liévin
 # and one of Hénin-Carvin (codes, names and communes of the official list)
@@ -66,10 +69,11 @@ def lens(tmp_path_factory):
     (folder / "territoire.yml").write_text(TERRITOIRE_YML, encoding="utf-8")
     (folder / "orientations.csv").write_text(ORIENTATIONS, encoding="utf-8")
     (folder / "regles_financement.csv").write_text(REGLES, encoding="utf-8")
-    result = build(raw, base, env={"OBSERVATOIRE_RAPPORT_PDF": "0"})
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
-    con = duckdb.connect(str(base / "warehouse.duckdb"), read_only=True)
-    yield {"con": con, "stdout": result.stdout, "raw": raw, "base": base}
+    warehouse = build_direct(
+        raw, base, "depenses_orientation", "controles_programmation", "ref_perimetre_qpv"
+    )
+    con = duckdb.connect(str(warehouse), read_only=True)
+    yield {"con": con, "stdout": summary(warehouse, {}), "raw": raw, "base": base}
     con.close()
 
 
@@ -157,8 +161,10 @@ def test_an_unknown_territory_stops_the_build_naming_the_file(lens, tmp_path):
         HEADER + "CA Imaginaire;2025-001;2025;;A;B;C;;Etat;1 000,00 €;1 000,00 €\n",
         encoding="utf-8",
     )
-    result = build(raw, tmp_path, env={"OBSERVATOIRE_RAPPORT_PDF": "0"})
-    assert result.returncode != 0
-    text = result.stdout + result.stderr
+    result = materialize_direct(
+        source_assets, raw, tmp_path / "warehouse.duckdb", raise_on_error=False
+    )
+    assert not result.success
+    text = failure_of(result)
     assert "programmation_2025.csv, ligne 2: territoire « CA Imaginaire » inconnu" in text
     assert "data/raw/territoires/<code>/" in text

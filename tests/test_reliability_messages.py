@@ -272,24 +272,24 @@ def test_no_explanation_without_dbt_results(tmp_path):
 
 
 def test_a_build_says_which_file_and_lines_failed_a_blocking_check(tmp_path):
-    """One build with reference values for unknown indicators and a programmation whose
-    territory prefix is lower-case (``vm_programmation_2028.csv``: attached to the VM folder
-    whatever its case, no longer an error). Exit 1, nothing published, and the message names the
-    file and its lines in French, and nothing else."""
-    import subprocess
-    import sys
+    """Reference values for unknown indicators and a programmation whose territory prefix is
+    lower-case (``vm_programmation_2028.csv``: attached to the VM folder whatever its case, no
+    longer an error), read and built as a build does (source assets, then dbt into the staging
+    warehouse): dbt fails, and the reason the build prints names the file and its lines in
+    French, and nothing else (no dbt test name)."""
+    import io
 
-    from tests.conftest import ROOT, build
+    from pipelines.settings import EXAMPLES_TERRITORIES_DIR, REFERENTIELS_DIR
+    from pipelines.sources import source_assets
+    from pipelines.warehouse.dbt import BUILD_ARGS
+    from pipelines.warehouse.launch import Progress, _failure
+    from tests.conftest import materialize_direct, run_dbt
+    from tools.demo.synthetic import write_synthetic_demo
 
     demo = tmp_path / "demo"
-    subprocess.run(
-        [sys.executable, "-m", "tools.demo", "--raw-dir", str(demo)],
-        check=True,
-        capture_output=True,
-        cwd=ROOT,
-    )
+    write_synthetic_demo(demo, REFERENTIELS_DIR)
     raw = tmp_path / "raw"
-    shutil.copytree(demo / "territoires" / "VM", raw / "territoires" / "VM")
+    shutil.copytree(EXAMPLES_TERRITORIES_DIR / "VM", raw / "territoires" / "VM")
     source = demo / "programmations" / "VM_programmation_2027_DEMO_FICTIF.csv"
     text = source.read_text(encoding="utf-8").replace("2027", "2028").splitlines()[:6]
     (raw / "programmations").mkdir()
@@ -304,11 +304,13 @@ def test_a_build_says_which_file_and_lines_failed_a_blocking_check(tmp_path):
         "commune;59606;2022;indicateur_fantome;3;test\n",
         encoding="utf-8",
     )
-    out = tmp_path / "out"
-    result = build(raw, out, env={"OBSERVATOIRE_RAPPORT_PDF": "0"})
-    assert result.returncode == 1, result.stdout + result.stderr
-    message = result.stderr
-    assert "contrôle(s) bloquant(s) en échec, rien n'est publié" in message
+    paths = Paths(raw, tmp_path / "out" / "warehouse.duckdb", tmp_path / "out" / "marts")
+    paths.staging_dir.mkdir(parents=True)
+    assert materialize_direct(source_assets, raw, paths.staging_warehouse).success
+    done = run_dbt(paths.staging_warehouse, paths.staging_dir / "dbt", *BUILD_ARGS)
+    assert done.returncode == 1, done.stdout[-3000:]
+    message = _failure(Progress(io.StringIO(), 0), tmp_path / "absent.log", paths)
+    assert message.startswith("contrôle(s) bloquant(s) en échec, rien n'est publié:")
     assert (
         "stg_references__valeurs: « indicateur » absent de ref_indicateurs (colonne indicateur)"
         " — indicateur inconnu du dictionnaire ref_indicateurs" in message
@@ -319,8 +321,6 @@ def test_a_build_says_which_file_and_lines_failed_a_blocking_check(tmp_path):
     )
     assert "vm_programmation_2028.csv" not in message  # its lines are attached to VM
     assert "relationships_stg_references" not in message  # no dbt test name
-    assert "✘ dbt_entrepot: dbt a échoué (code 1)" in result.stdout
-    assert not (out / "warehouse.duckdb").exists()
 
 
 # --- 4. the publication cases of the corpus (tests/corpus/README.md) --------------------------

@@ -12,14 +12,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.lib.raw_schemas import replace_table
 from pipelines.settings import EXAMPLES_TERRITORIES_DIR, REFERENTIELS_DIR
-from pipelines.sources import source_assets
 from pipelines.sources.territoires.assets import territoires
 from pipelines.sources.territoires.examples import referentiel_rows
 from pipelines.sources.territoires.reader import verify
-from pipelines.warehouse.dbt import BUILD_ARGS
-from tests.conftest import materialize_direct, run_cli, run_dbt
+from tests.conftest import build_direct, materialize_direct, run_cli
 
 
 def _folder(root: Path, code: str, yml: str, **files: str) -> Path:
@@ -139,25 +136,7 @@ def without_folders(tmp_path_factory):
     raw = base / "raw"
     (raw / "sig_ville").mkdir(parents=True)
     (raw / "sig_ville" / "listeqp2024-cog2024.csv").write_text(LISTE, encoding="utf-8")
-    warehouse = base / "warehouse.duckdb"
-    # every unpartitioned raw asset (the folders of the absent sources give empty tables)
-    result = materialize_direct(
-        [a for a in source_assets if a.partitions_def is None], raw, warehouse
-    )
-    assert result.success
-    with duckdb.connect(str(warehouse)) as con:  # the yearly sources, empty (no file)
-        for table in ("programmations", "bilans"):
-            replace_table(con, table, None)
-    done = run_dbt(
-        warehouse,
-        base,
-        *BUILD_ARGS,
-        "--select",
-        "+dim_qpv +ref_perimetre_qpv",
-        "--indirect-selection",
-        "cautious",
-    )
-    assert done.returncode == 0, done.stdout[-4000:]
+    warehouse = build_direct(raw, base, "dim_qpv", "ref_perimetre_qpv")
     con = duckdb.connect(str(warehouse), read_only=True)
     yield con
     con.close()
