@@ -6,7 +6,8 @@ row (IPRO 2019: lower-case names, ``,`` separator, quoted fields, decimal point,
 the old name TX_TOT_EPREC), a 2024-geography XLSX (documentation sheet, moving header), the
 demo's Compas-style workbook with its mapping, a reference-value file and an official-format
 2015 <-> 2024 correspondence file. The marts are compared with an independent read of the files,
-all rows and all columns (one build per module: pytest-xdist runs a module in one worker).
+all rows and all columns (one build per module, source assets and dbt: tests/conftest.py
+``build_direct``; pytest-xdist runs a module in one worker).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pipelines.settings import (
 )
 from pipelines.sources.referentiels.reader import read_reference_file
 from pipelines.sources.territoires.examples import referentiel_rows
-from tests.conftest import build, shared_data
+from tests.conftest import build_direct, shared_data
 
 SEEDS = DBT_PROJECT_DIR / "seeds"
 QPV = re.compile(r"^Q[PN](\d{3}|02[AB])\d{2}[0-9NMIC]$")
@@ -105,9 +106,15 @@ def warehouse(tmp_path_factory):
     (raw / "referentiels").mkdir()
     (raw / "referentiels" / "passage_qp2015_qp2024.csv").write_text(PASSAGE, encoding="utf-8")
     (raw / "referentiels" / "valeurs_reference.csv").write_text(REFERENCES, encoding="utf-8")
-    result = build(raw, base)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
-    con = duckdb.connect(str(base / "warehouse.duckdb"), read_only=True)
+    marts = (
+        "indicateurs_qpv",
+        "taux_emploi_quartier",
+        "fiche_quartier",
+        "agregats_qpv",
+        "indicateurs_references",
+        "dim_qpv",
+    )
+    con = duckdb.connect(str(build_direct(raw, base, *marts)), read_only=True)
     yield {"con": con, "raw": raw, "real": real, "base": base}
     con.close()
 
@@ -492,7 +499,6 @@ def test_taux_emploi_quartier_on_real_files(warehouse):
     assert got[("QP059020", 2022)][0] == pytest.approx(40.0)
     secret = {(r[0], r[1]) for r in rows if r[5]}
     assert secret == {k for k, v in expected.items() if v[0] is None}
-    assert (warehouse["base"] / "marts" / "taux_emploi_quartier.parquet").is_file()
     con = warehouse["con"]
     n = con.execute("select count(*) from marts.dim_qpv where geographie = '2015'").fetchone()[0]
     assert n == 1400  # every QPV of the DEMO files (IPRO has 1,345)
