@@ -117,7 +117,7 @@ def actions(raw: Path) -> dict[tuple, dict[str, Any]]:
         key = (line["territoire"], line["annee"], line["dossier"])
         action = out.setdefault(
             key,
-            {"qpv": line["qpv"], "orientation": line["orientation"], "demande": 0.0, "accorde": 0.0},
+            {"qpv": line["qpv"], "demande": 0.0, "accorde": 0.0},
         )
         action["demande"] += line["demande"] or 0
         action["accorde"] += line["accorde"] or 0
@@ -245,9 +245,12 @@ def test_croisement_taux_emploi_is_the_latest_millesime_or_the_2015_predecessor(
         if code.startswith("QN"):
             before = by_2024.get(code, [])
             # one-to-one links only (a merged QPV gets no carried rate)
-            source = before[0] if len(before) == 1 and len(
-                [x for x in links if x["code_qpv_2015"] == before[0]]
-            ) == 1 else None
+            source = (
+                before[0]
+                if len(before) == 1
+                and len([x for x in links if x["code_qpv_2015"] == before[0]]) == 1
+                else None
+            )
         found = {m: v for (c, m), v in ipro.items() if c == source and m <= annee}
         if not found:
             assert value is None, (annee, code)
