@@ -333,6 +333,21 @@ def load(con: duckdb.DuckDBPyConnection, territory: Territory, year: int) -> Rep
             [t, year],
         ),
     )
+    # programmation x observation per QPV (seed 002); beneficiaries masked as in the exports
+    q(
+        "croisement",
+        _masked(
+            _df(
+                con,
+                """
+                select * from marts.croisement_qpv_annee where territoire = ? and annee = ?
+                order by code_qpv = 'SANS_QPV', code_qpv
+                """,
+                [t, year],
+            ),
+            "croisement_qpv_annee",
+        ),
+    )
     q(
         "porteurs",
         _df(
