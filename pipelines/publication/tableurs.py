@@ -84,12 +84,10 @@ def published(
         con.unregister(name)
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
-    return con.execute(
-        "select column_name, data_type from information_schema.columns "
-        "where table_schema = 'marts' and table_name = ? order by ordinal_position",
-        [table],
-    ).fetchall()
+def _columns(con: duckdb.DuckDBPyConnection, source: str) -> list[tuple[str, str]]:
+    """(name, type) of the columns of a relation as published (masking adds
+    ``secret_statistique``)."""
+    return [(r[0], r[1]) for r in con.execute(f"describe select * from {source}").fetchall()]
 
 
 def _csv_expression(name: str, kind: str) -> str | None:
@@ -117,9 +115,9 @@ def _csv_expression(name: str, kind: str) -> str | None:
     )
 
 
-def write_csv_fr(con: duckdb.DuckDBPyConnection, table: str, source: str, path: Path) -> Path:
+def write_csv_fr(con: duckdb.DuckDBPyConnection, source: str, path: Path) -> Path:
     """``source`` (a published mart) to ``path`` as a CSV an Excel-FR opens in columns."""
-    exprs = [e for n, k in _columns(con, table) if (e := _csv_expression(n, k)) is not None]
+    exprs = [e for n, k in _columns(con, source) if (e := _csv_expression(n, k)) is not None]
     tmp = path.with_suffix(".csv.tmp")
     con.execute(
         f"COPY (select {', '.join(exprs)} from {source}) TO ? "
@@ -352,21 +350,22 @@ def export_spreadsheets(
     out = Path(out)
     result = SpreadsheetExport()
     specs = load_specs()
-    tables = {
-        t: _columns(con, t)
+    names = [
+        t
         for (t,) in con.execute(
             "select table_name from information_schema.tables where table_schema = 'marts' "
             "order by 1"
         ).fetchall()
-    }
+    ]
     with ExitStack() as stack:
         # each mart as published (small counts masked) once, for the CSV and every workbook
-        sources = {t: stack.enter_context(published(con, t, specs)) for t in tables}
+        sources = {t: stack.enter_context(published(con, t, specs)) for t in names}
+        tables = {t: _columns(con, sources[t]) for t in names}
         if csv:
             (out / "csv").mkdir(parents=True, exist_ok=True)
             for table in tables:
                 path = out / "csv" / f"{table}.csv"
-                result.csv_files.append(write_csv_fr(con, table, sources[table], path))
+                result.csv_files.append(write_csv_fr(con, sources[table], path))
         if not {"ref_territoires", "ref_perimetre_qpv"} <= set(tables_in(con, "referentiels")):
             return result
         (out / "tableurs").mkdir(parents=True, exist_ok=True)
