@@ -70,6 +70,7 @@ class ProgrammationWriter(FolderWriter):
             "Date de dépôt du bilan intermédiaire",
             "Date de dépôt du bilan",
             "Nombre de réunions de suivi",
+            "Date de demande de report",
         ]
         rows: list[list[str]] = []
         for a in gen.actions[year]:
@@ -100,6 +101,7 @@ class ProgrammationWriter(FolderWriter):
                         fr_date(a.date_bilan_intermediaire),
                         fr_date(a.date_bilan),
                         str(a.reunions),
+                        fr_date(a.date_report),
                     ]
                 )
         rows = self._with_duplicates(rows, 2, near_duplicate_columns=(15,))
