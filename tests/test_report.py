@@ -358,3 +358,19 @@ def test_pdf_is_printed(demo_build, tmp_path):
     assert pages >= 6, pages  # one chapter per page at least
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "rapport_VM.pdf").write_bytes(data)
+
+
+def test_rules_not_verifiable_listed_apart(rapports, warehouse):
+    """The VM 2027 report lists the rules the loaded data cannot check, with the mart's counts,
+    named by their French description (never counted among the respected rules)."""
+    page = parse(rapports["VM"])
+    assert page.marts["table-regles-non-verifiables"] == "regles_non_verifiables"
+    expected = warehouse.execute(
+        "select description, nb_actions_non_verifiables from marts.regles_non_verifiables "
+        "where territoire = 'VM' and annee = 2027 order by all"
+    ).fetchall()
+    shown = sorted(
+        (r["_cells"]["description"][1], int(r["_cells"]["nb_actions_non_verifiables"][0]))
+        for r in page.tables["table-regles-non-verifiables"]
+    )
+    assert shown == sorted(expected) and expected

@@ -408,6 +408,22 @@ def load(con: duckdb.DuckDBPyConnection, territory: Territory, year: int) -> Rep
         ),
     )
 
+    # rules the loaded data cannot check that year: listed apart, never counted as respected
+    q(
+        "regles_non_verifiables",
+        _df(
+            con,
+            """
+            select regle, financeur, statut, nb_actions_concernees, nb_actions_non_verifiables,
+                   motif, description, source_libelle, citation
+            from marts.regles_non_verifiables
+            where territoire = ? and annee = ?
+            order by statut, regle
+            """,
+            [t, year],
+        ),
+    )
+
     # the territory's rules in force that year (none: the report says so, not « aucune infraction »)
     q(
         "regles",

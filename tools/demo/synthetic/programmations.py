@@ -80,6 +80,7 @@ class ProgrammationWriter(FolderWriter):
             "Nombre de réunions de suivi",
             "Orientation transversale",
             "Projets de Quartier",
+            "Date de demande de report",
         ]
         rows: list[list[str]] = []
         for a in gen.actions[year]:
@@ -112,6 +113,7 @@ class ProgrammationWriter(FolderWriter):
                         str(a.reunions),
                         code_label(a.transversal),
                         self.projet_quartier(a),
+                        fr_date(a.date_report),
                     ]
                 )
         rows = self._with_duplicates(rows, 2, near_duplicate_columns=(15,))
