@@ -169,6 +169,7 @@ SHEETS = {
     "lieux_qpv": "Lieux par QPV",
     "passage_qpv_2015_2024": "Passage QPV 2015-2024",
     "porteurs_programmation": "Porteurs",
+    "regles_non_verifiables": "Règles non vérifiables",
     "subventions_scdl": "Subventions (SCDL)",
     "synthese_programmation": "Synthèse programmation",
     "taux_emploi_quartier": "Taux d'emploi par quartier",
