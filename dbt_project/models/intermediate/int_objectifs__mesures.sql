@@ -153,13 +153,37 @@ longues as (
     on beneficiaires, beneficiaires_femmes, part_femmes_beneficiaires
     into name mesure value valeur
 
+),
+
+effectifs as (
+
+    select
+        territoire,
+        annee,
+        orientation_code,
+        sum(total) as total,
+        sum(femmes) as femmes,
+        least(sum(femmes), sum(hommes)) as plus_petit_sexe
+    from beneficiaires_deux_fois
+    group by territoire, annee, orientation_code
+
 )
 
 select
-    territoire,
-    annee,
-    orientation_code,
-    mesure,
-    cast(round(valeur, 2) as decimal(18, 2)) as valeur
+    longues.territoire,
+    longues.annee,
+    longues.orientation_code,
+    longues.mesure,
+    cast(round(longues.valeur, 2) as decimal(18, 2)) as valeur,
+    case longues.mesure
+        when 'beneficiaires' then effectifs.total
+        when 'beneficiaires_femmes' then effectifs.femmes
+        when 'part_femmes_beneficiaires' then effectifs.plus_petit_sexe
+    end as effectif_secret
 from longues
-where valeur is not null
+left join effectifs
+    on
+        longues.territoire = effectifs.territoire
+        and longues.annee = effectifs.annee
+        and longues.orientation_code = effectifs.orientation_code
+where longues.valeur is not null

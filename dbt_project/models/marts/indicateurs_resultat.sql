@@ -87,7 +87,9 @@ territoires as (
         synthese.montant_accorde_credits_specifiques,
         synthese.montant_accorde_droit_commun,
         beneficiaires.valeur as beneficiaires,
+        beneficiaires.effectif_secret as effectif_beneficiaires,
         part_femmes.valeur as part_femmes_beneficiaires,
+        part_femmes.effectif_secret as effectif_part_femmes,
         objectifs.nb_objectifs,
         objectifs.nb_objectifs_suivis,
         objectifs.nb_objectifs_atteints,
@@ -122,56 +124,65 @@ lignes as (
             {
                 'rang': 1, 'rubrique': 'Mise en œuvre du contrat', 'code': 'actions_programmees',
                 'libelle': 'Actions programmées', 'unite': 'actions',
-                'valeur': cast(territoires.nb_actions as decimal(18, 2))
+                'valeur': cast(territoires.nb_actions as decimal(18, 2)),
+                'effectif': cast(null as bigint)
             },
             {
                 'rang': 2, 'rubrique': 'Mise en œuvre du contrat', 'code': 'qpv_concernes',
                 'libelle': 'QPV concernés par au moins une action', 'unite': 'QPV',
-                'valeur': cast(territoires.nb_qpv_concernes as decimal(18, 2))
+                'valeur': cast(territoires.nb_qpv_concernes as decimal(18, 2)),
+                'effectif': cast(null as bigint)
             },
             {
                 'rang': 3, 'rubrique': 'Mise en œuvre du contrat',
                 'code': 'credits_specifiques',
                 'libelle': 'Crédits spécifiques de la politique de la ville accordés',
                 'unite': 'euros',
-                'valeur': cast(territoires.montant_accorde_credits_specifiques as decimal(18, 2))
+                'valeur': cast(territoires.montant_accorde_credits_specifiques as decimal(18, 2)),
+                'effectif': cast(null as bigint)
             },
             {
                 'rang': 4, 'rubrique': 'Dispositifs de droit commun mobilisés',
                 'code': 'droit_commun',
                 'libelle': 'Crédits de droit commun accordés aux actions de la programmation',
                 'unite': 'euros',
-                'valeur': cast(territoires.montant_accorde_droit_commun as decimal(18, 2))
+                'valeur': cast(territoires.montant_accorde_droit_commun as decimal(18, 2)),
+                'effectif': cast(null as bigint)
             },
             {
                 'rang': 5, 'rubrique': 'Mise en œuvre du contrat', 'code': 'beneficiaires',
                 'libelle': 'Bénéficiaires des actions (bilans)', 'unite': 'personnes',
-                'valeur': cast(territoires.beneficiaires as decimal(18, 2))
+                'valeur': cast(territoires.beneficiaires as decimal(18, 2)),
+                'effectif': cast(territoires.effectif_beneficiaires as bigint)
             },
             {
                 'rang': 6, 'rubrique': 'Mise en œuvre du contrat',
                 'code': 'part_femmes_beneficiaires',
                 'libelle': 'Part des femmes parmi les bénéficiaires (bilans)', 'unite': '%',
-                'valeur': cast(territoires.part_femmes_beneficiaires as decimal(18, 2))
+                'valeur': cast(territoires.part_femmes_beneficiaires as decimal(18, 2)),
+                'effectif': cast(territoires.effectif_part_femmes as bigint)
             },
             {
                 'rang': 7, 'rubrique': 'Indicateurs de résultats du contrat',
                 'code': 'objectifs_suivis',
                 'libelle': 'Objectifs du contrat observés dans l''entrepôt', 'unite': 'objectifs',
-                'valeur': cast(territoires.nb_objectifs_suivis as decimal(18, 2))
+                'valeur': cast(territoires.nb_objectifs_suivis as decimal(18, 2)),
+                'effectif': cast(null as bigint)
             },
             {
                 'rang': 8, 'rubrique': 'Indicateurs de résultats du contrat',
                 'code': 'objectifs_atteints',
                 'libelle': 'Objectifs du contrat atteints', 'unite': 'objectifs',
-                'valeur': cast(territoires.nb_objectifs_atteints as decimal(18, 2))
+                'valeur': cast(territoires.nb_objectifs_atteints as decimal(18, 2)),
+                'effectif': cast(null as bigint)
             },
             {
                 'rang': 9, 'rubrique': 'Renouvellement urbain',
                 'code': 'montant_renouvellement_urbain',
                 'libelle': 'Montant accordé aux actions des sites NPNRU/PNRU (part de leurs QPV)',
                 'unite': 'euros',
-                'valeur': cast(territoires.montant_renouvellement_urbain as decimal(18, 2))
+                'valeur': cast(territoires.montant_renouvellement_urbain as decimal(18, 2)),
+                'effectif': cast(null as bigint)
             },
             {
                 'rang': 10, 'rubrique': 'Renouvellement urbain',
@@ -179,21 +190,24 @@ lignes as (
                 'libelle': 'Avancement contractuel, financier et opérationnel du projet '
                 || 'de renouvellement urbain',
                 'unite': 'revue de projet',
-                'valeur': cast(null as decimal(18, 2))
+                'valeur': cast(null as decimal(18, 2)),
+                'effectif': cast(null as bigint)
             },
             {
                 'rang': 11, 'rubrique': 'Dispositifs de la politique de la ville',
                 'code': 'montant_cites_educatives',
                 'libelle': 'Montant accordé aux actions des cités éducatives (part de leurs QPV)',
                 'unite': 'euros',
-                'valeur': cast(territoires.montant_cites_educatives as decimal(18, 2))
+                'valeur': cast(territoires.montant_cites_educatives as decimal(18, 2)),
+                'effectif': cast(null as bigint)
             },
             {
                 'rang': 12, 'rubrique': 'Dispositifs de la politique de la ville',
                 'code': 'montant_cites_emploi',
                 'libelle': 'Montant accordé aux actions des cités de l''emploi (part de leurs QPV)',
                 'unite': 'euros',
-                'valeur': cast(territoires.montant_cites_emploi as decimal(18, 2))
+                'valeur': cast(territoires.montant_cites_emploi as decimal(18, 2)),
+                'effectif': cast(null as bigint)
             },
             {
                 'rang': 13, 'rubrique': 'Bailleurs sociaux',
@@ -201,7 +215,8 @@ lignes as (
                 'libelle': 'Actions de gestion urbaine de proximité en contrepartie '
                 || 'de l''abattement de TFPB',
                 'unite': 'actions',
-                'valeur': cast(null as decimal(18, 2))
+                'valeur': cast(null as decimal(18, 2)),
+                'effectif': cast(null as bigint)
             }
         ]) as ligne
     from territoires
@@ -218,7 +233,8 @@ colonnes as (
         struct_extract(ligne, 'code') as code,
         struct_extract(ligne, 'libelle') as libelle,
         struct_extract(ligne, 'unite') as unite,
-        struct_extract(ligne, 'valeur') as valeur
+        struct_extract(ligne, 'valeur') as valeur,
+        struct_extract(ligne, 'effectif') as effectif_secret
     from lignes
 
 )
@@ -232,6 +248,7 @@ select
     libelle as libelle_indicateur,
     unite,
     valeur,
+    effectif_secret,
     case when valeur is null then 'non renseigné' else 'renseigné' end as statut,
     case
         when code in ('avancement_renouvellement_urbain', 'actions_tfpb')

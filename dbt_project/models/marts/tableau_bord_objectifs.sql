@@ -63,7 +63,8 @@ observes as (
     select
         annees.annee,
         objectifs.*,
-        mesures.valeur as valeur_observee
+        mesures.valeur as valeur_observee,
+        mesures.effectif_secret
     from annees
     inner join objectifs
         on
@@ -95,6 +96,7 @@ final as (
         mesure_libelle as mesure,
         orientation_code,
         valeur_observee,
+        effectif_secret,
         cast(valeur_observee - cible as decimal(18, 2)) as ecart,
         case
             when valeur_observee is null or cible is null then 'non renseigné'

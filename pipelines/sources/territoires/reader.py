@@ -390,7 +390,7 @@ def check_zonages(frame: pd.DataFrame | None, errors: list[str]) -> None:
     keyed = frame.assign(
         _cle=frame["code_zonage"].fillna(frame["type_zonage"].fillna("") + "|" + frame["nom"])
     )
-    for key, rows in keyed.groupby("_cle", sort=False):
+    for _key, rows in keyed.groupby("_cle", sort=False):
         for column in ("type_zonage", "nom", "annee_debut", "annee_fin"):
             values = rows[column].fillna("").unique()
             if len(values) > 1:
@@ -417,6 +417,12 @@ def check_objectifs(frame: pd.DataFrame | None, errors: list[str]) -> None:
             errors.append(
                 f"{row.fichier_source}: ligne {row.ligne}, colonne sens: valeur manquante "
                 "(au_moins ou au_plus) alors que la cible est donnée"
+            )
+        if row.annee_debut is None and row.annee_cible is None:
+            errors.append(
+                f"{row.fichier_source}: ligne {row.ligne}, colonnes annee_debut et annee_cible: "
+                "les deux sont vides (l'objectif est suivi à partir de annee_debut, jusqu'à "
+                "annee_cible)"
             )
         if row.orientation_code is not None and row.mesure is None:
             errors.append(
