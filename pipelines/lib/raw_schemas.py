@@ -8,6 +8,10 @@ Shared tables: ``raw.rejets`` (one row per rejected line or cell: file, sheet, l
 value, reason), ``raw.ingestion_log`` (one row per file read: SHA-256, size, rows read / loaded
 / rejected) and ``raw.anomalies`` (rows kept but worth a look); each source replaces only its
 own rows there.
+
+Why this module is long: it is the single declaration of every raw table (one schema per source
+and per file kind of the territory folders), kept in one place on purpose so that the sources,
+dbt's ``_sources.yml`` and the tests read the same list.
 """
 
 from __future__ import annotations
