@@ -394,6 +394,23 @@ def load(con: duckdb.DuckDBPyConnection, territory: Territory, year: int) -> Rep
         ),
     )
 
+    # --- objectifs du contrat (objectifs.csv of the territory folder): that year's row of each
+    q(
+        "objectifs",
+        _masked(
+            _df(
+                con,
+                """
+                select * from marts.tableau_bord_objectifs where territoire = ? and annee = ?
+                order by case statut when 'non atteint' then 0 when 'en cours' then 1
+                         when 'atteint' then 2 else 3 end, code_objectif
+                """,
+                [t, year],
+            ),
+            "tableau_bord_objectifs",
+        ),
+    )
+
     # --- contrôles
     q(
         "controles",

@@ -6,6 +6,11 @@ Counts of people are masked under the statistical-secrecy threshold in what is p
 
 Tables with a GEOMETRY column are written as GeoParquet (DuckDB spatial writes the ``geo``
 metadata with the CRS) by DuckDB itself.
+
+``indicateurs_resultat`` (the result indicators of the annual meeting of each contrat de ville,
+seed 004 annex 8) is also written as one CSV per territory and year,
+``indicateurs_resultat/<territoire>_<annee>.csv``, the file a territory sends for the yearly
+regional synthesis.
 """
 
 from dataclasses import dataclass, field
@@ -16,6 +21,7 @@ import duckdb
 
 from geo.export import export_dim_qpv
 from pipelines.duckdb_utils import tables_in
+from pipelines.publication.cells import neutralise_formula
 from pipelines.publication.scdl import ScdlExport, export_scdl
 from pipelines.publication.secret import load_specs, mask_counts
 from pipelines.publication.tableurs import SpreadsheetExport, export_spreadsheets
@@ -38,6 +44,7 @@ class MartsExport:
     geo_files: dict = field(default_factory=dict)
     scdl: ScdlExport | None = None
     spreadsheets: SpreadsheetExport | None = None
+    result_files: list[Path] = field(default_factory=list)
 
 
 def export_marts(con: duckdb.DuckDBPyConnection, out: Path, log=None) -> MartsExport:
@@ -91,7 +98,61 @@ def export_marts(con: duckdb.DuckDBPyConnection, out: Path, log=None) -> MartsEx
             f"Tableurs: {len(result.spreadsheets.csv_files)} CSV dans {out}/csv, "
             f"{len(result.spreadsheets.workbooks)} classeur(s) dans {out}/tableurs"
         )
+    if "indicateurs_resultat" in tables:
+        result.result_files = export_result_indicators(con, out)
+        result.written["indicateurs_resultat_fichiers"] = len(result.result_files)
+        if log:
+            log.info(
+                f"indicateurs de résultats: {len(result.result_files)} fichier(s) dans "
+                f"{out / RESULT_FOLDER}"
+            )
     return result
+
+
+#: folder of the per territory and year CSV of indicateurs_resultat, under the marts folder
+RESULT_FOLDER = "indicateurs_resultat"
+#: its columns, in the order a person reads them (names and French labels, no internal code)
+RESULT_COLUMNS = (
+    "territoire",
+    "annee",
+    "rubrique",
+    "libelle_indicateur",
+    "valeur",
+    "unite",
+    "statut",
+    "motif_non_renseigne",
+    "source",
+)
+
+
+def export_result_indicators(con: duckdb.DuckDBPyConnection, out: Path) -> list[Path]:
+    """``marts.indicateurs_resultat`` as one CSV per territory and year (UTF-8 with BOM, ``;``,
+    decimal comma: opens as is in a French spreadsheet), in the order of the indicators, with
+    statistical secrecy applied to the beneficiary figures."""
+    folder = Path(out) / RESULT_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.csv"):
+        old.unlink()
+    frame = con.execute(
+        f"select {', '.join(RESULT_COLUMNS)}, effectif_secret from marts.indicateurs_resultat "
+        "order by territoire, annee, rang"
+    ).df()
+    specs = load_specs()
+    if "indicateurs_resultat" in specs:
+        frame = mask_counts(frame, specs["indicateurs_resultat"])
+        frame.loc[frame["secret_statistique"], "statut"] = "masqué (secret statistique)"
+    frame = frame[list(RESULT_COLUMNS)].copy()
+    for column in frame.select_dtypes(include="object").columns:
+        # no text a spreadsheet would evaluate (pipelines/publication/cells.py)
+        frame[column] = frame[column].map(
+            lambda v: neutralise_formula(v) if isinstance(v, str) else v
+        )
+    written = []
+    for (territoire, annee), rows in frame.groupby(["territoire", "annee"], sort=True):
+        target = folder / f"{territoire}_{int(annee)}.csv"
+        rows.to_csv(target, sep=";", decimal=",", index=False, encoding="utf-8-sig")
+        written.append(target)
+    return written
 
 
 def build_export_asset():

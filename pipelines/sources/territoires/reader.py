@@ -10,7 +10,9 @@ of ``data/raw/territoires/`` holds
   official list whose communes belong to the EPCI; the default without ``perimetre_qpv.csv``);
 - as needed, CSV files in the shapes of :data:`FILES`: its QPV perimeter, orientation
   hierarchy, action statuses, funding rules, financeur aliases, quartiers d'intérêt
-  communautaire, the scales of its marqueur égalité (each with its period: a territory without
+  communautaire, other zonings (``zonages.csv``: quartiers de veille active, sites NPNRU, cités
+  éducatives...: one row per zoning x covered QPV or commune), the contract's targets
+  (``objectifs.csv``), the scales of its marqueur égalité (each with its period: a territory without
   one has no marqueur, and its programmations' marqueur column is not judged). A
   ``territoire`` column is optional in them; when present it must be the folder's code.
 
@@ -18,6 +20,10 @@ The folder's name is the territory's code (``VM``, ``CAMVS``...: upper-case lett
 ``_``), the one programmation and bilan files use. Every error names the file, the line and
 the column; :func:`verify` collects them all (``observatoire territoire verifier``), the
 ingestion asset stops at the first folder that has any.
+
+Why this module is long: every file kind of a territory folder is checked here, with the checks
+that span rows (a marqueur scale's period, a zoning's rows, an objective's code), so that one
+command (``observatoire territoire verifier``) reports every error of a folder at once.
 """
 
 from __future__ import annotations
@@ -42,6 +48,34 @@ QPV_CODE = re.compile(f"{QPV_2015.pattern}|{QPV_2024.pattern}")
 INTEGER = re.compile(r"^-?\d+$")
 DECIMAL = re.compile(r"^-?\d+([.,]\d+)?$")
 BOOLEAN = re.compile(r"^(true|false)$", re.IGNORECASE)
+COMMUNE_CODE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
+#: zoning types of zonages.csv (value in the file -> French label); the QPV are not one of them:
+#: they are the contract's perimeter (perimetre_qpv.csv)
+ZONAGE_TYPES = {
+    "quartier_veille_active": "quartier de veille active",
+    "quartier_interet_communautaire": "quartier d'intérêt communautaire",
+    "site_renouvellement_urbain": "site NPNRU/PNRU",
+    "cite_educative": "cité éducative",
+    "programme_reussite_educative": "programme de réussite éducative (PRE)",
+    "cite_emploi": "cité de l'emploi",
+    "autre": "autre zonage",
+}
+#: measures of the warehouse an objective of objectifs.csv can be observed with (column
+#: mesure -> French label); computed by int_objectifs__mesures for a territory and a year, for
+#: the whole programmation or for the objective's orientation_code
+MESURES = {
+    "nb_actions": "nombre d'actions programmées",
+    "nb_actions_financees": "nombre d'actions financées",
+    "nb_porteurs": "nombre de porteurs",
+    "nb_qpv_concernes": "nombre de QPV concernés par une action",
+    "montant_accorde": "montant accordé (euros)",
+    "montant_accorde_credits_specifiques": "montant accordé en crédits spécifiques (euros)",
+    "montant_accorde_droit_commun": "montant accordé en droit commun (euros)",
+    "part_actions_cpo": "part des actions sous convention pluriannuelle (CPO)",
+    "beneficiaires": "nombre de bénéficiaires (bilans)",
+    "beneficiaires_femmes": "nombre de bénéficiaires femmes (bilans)",
+    "part_femmes_beneficiaires": "part des femmes parmi les bénéficiaires (bilans)",
+}
 #: columns the reader adds to every file's rows
 _ADDED = ("territoire", "fichier_source", "ligne")
 
@@ -100,6 +134,36 @@ FILES: dict[str, FileSpec] = {
         "territoires_quartiers_interet_communautaire",
         ("nom",),
         patterns=(("population", INTEGER, "un nombre entier"),),
+    ),
+    "zonages.csv": FileSpec(
+        "territoires_zonages",
+        ("type_zonage", "nom", "source_seed"),
+        years=("annee_debut", "annee_fin"),
+        patterns=(
+            (
+                "type_zonage",
+                re.compile("^(" + "|".join(ZONAGE_TYPES) + ")$"),
+                "un type de zonage (" + ", ".join(ZONAGE_TYPES) + ")",
+            ),
+            ("code_qpv", QPV_CODE, "un code QPV (QP059020, QN05920M)"),
+            ("code_commune", COMMUNE_CODE, "un code commune INSEE à 5 caractères (59392)"),
+            ("population", INTEGER, "un nombre entier"),
+        ),
+    ),
+    "objectifs.csv": FileSpec(
+        "territoires_objectifs",
+        ("code", "libelle", "source_seed", "citation"),
+        years=("annee_reference", "annee_debut", "annee_cible"),
+        patterns=(
+            ("cible", DECIMAL, "un nombre (20 ou 34,5), ou vide"),
+            ("valeur_reference", DECIMAL, "un nombre (10 ou 18,8), ou vide"),
+            ("sens", re.compile(r"^(au_moins|au_plus)$"), "au_moins ou au_plus"),
+            (
+                "mesure",
+                re.compile("^(" + "|".join(MESURES) + ")$"),
+                "une mesure de l'entrepôt (" + ", ".join(MESURES) + "), ou vide",
+            ),
+        ),
     ),
     "marqueur_egalite.csv": FileSpec(
         "territoires_marqueur_egalite",
@@ -305,6 +369,68 @@ def check_marqueur_scales(frame: pd.DataFrame | None, errors: list[str]) -> None
             )
 
 
+def check_zonages(frame: pd.DataFrame | None, errors: list[str]) -> None:
+    """Each row of zonages.csv covers a QPV or a commune; the rows of one zoning (same
+    ``code_zonage``, else same type and name) agree on its type, name and period, and a period
+    does not end before it starts."""
+    if frame is None or frame.empty:
+        return
+    for row in frame.itertuples():
+        if row.code_qpv is None and row.code_commune is None:
+            errors.append(
+                f"{row.fichier_source}: ligne {row.ligne}, colonnes code_qpv et code_commune: "
+                "les deux sont vides (une ligne couvre un QPV ou une commune)"
+            )
+        debut, fin = row.annee_debut, row.annee_fin
+        if debut and fin and YEAR.match(debut) and YEAR.match(fin) and int(fin) < int(debut):
+            errors.append(
+                f"{row.fichier_source}: ligne {row.ligne}, colonne annee_fin: {fin} avant "
+                f"annee_debut {debut}"
+            )
+    keyed = frame.assign(
+        _cle=frame["code_zonage"].fillna(frame["type_zonage"].fillna("") + "|" + frame["nom"])
+    )
+    for _key, rows in keyed.groupby("_cle", sort=False):
+        for column in ("type_zonage", "nom", "annee_debut", "annee_fin"):
+            values = rows[column].fillna("").unique()
+            if len(values) > 1:
+                first = rows.iloc[0]
+                errors.append(
+                    f"{first['fichier_source']}: zonage « {first['nom']} »: colonne {column}: "
+                    f"valeurs différentes selon les lignes ({', '.join(map(str, values))}, "
+                    f"lignes {', '.join(str(x) for x in rows['ligne'])}): un zonage a un seul "
+                    "type, un seul nom et une seule période"
+                )
+
+
+def check_objectifs(frame: pd.DataFrame | None, errors: list[str]) -> None:
+    """An objective's code appears once; a target needs its direction (``sens``) to be judged,
+    and an ``orientation_code`` only restricts an observed measure."""
+    if frame is None or frame.empty:
+        return
+    for row in frame[frame["code"].duplicated()].itertuples():
+        errors.append(
+            f"{row.fichier_source}: ligne {row.ligne}, colonne code: « {row.code} » en double"
+        )
+    for row in frame.itertuples():
+        if row.cible is not None and row.sens is None:
+            errors.append(
+                f"{row.fichier_source}: ligne {row.ligne}, colonne sens: valeur manquante "
+                "(au_moins ou au_plus) alors que la cible est donnée"
+            )
+        if row.annee_debut is None and row.annee_cible is None:
+            errors.append(
+                f"{row.fichier_source}: ligne {row.ligne}, colonnes annee_debut et annee_cible: "
+                "les deux sont vides (l'objectif est suivi à partir de annee_debut, jusqu'à "
+                "annee_cible)"
+            )
+        if row.orientation_code is not None and row.mesure is None:
+            errors.append(
+                f"{row.fichier_source}: ligne {row.ligne}, colonne orientation_code: sans "
+                "mesure, l'orientation ne sert à rien (remplir mesure ou vider orientation_code)"
+            )
+
+
 def read_territory(folder: Path, errors: list[str]) -> Territory:
     """One territory folder; every problem is appended to ``errors`` (file, line, column)."""
     code = folder.name
@@ -328,6 +454,8 @@ def read_territory(folder: Path, errors: list[str]) -> Territory:
         if (folder / name).is_file():
             territory.tables[spec.table] = read_referentiel(folder, name, spec, errors)
     check_marqueur_scales(territory.tables.get("territoires_marqueur_egalite"), errors)
+    check_zonages(territory.tables.get("territoires_zonages"), errors)
+    check_objectifs(territory.tables.get("territoires_objectifs"), errors)
     perimetre = values.get("perimetre")
     has_list = "territoires_perimetre_qpv" in territory.tables
     if perimetre == "liste" and not has_list:
