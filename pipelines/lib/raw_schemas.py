@@ -142,7 +142,10 @@ RAW_TABLES: dict[str, list[tuple[str, str]]] = {
         ("autres_colonnes", "VARCHAR"),
         ("source_fichier", "VARCHAR"),
         ("source_feuille", "VARCHAR"),
-        ("source_ligne", "BIGINT"),        # what the bilan says of the action (issue 15): realisation, planned beneficiaries,
+        (
+            "source_ligne",
+            "BIGINT",
+        ),  # what the bilan says of the action (issue 15): realisation, planned beneficiaries,
         # results, residents' participation, and every declared age band / public as JSON
         ("realisation", "VARCHAR"),
         ("motif_non_realisation", "VARCHAR"),
