@@ -58,8 +58,8 @@ per_action as (
         count(distinct realisation) > 1 as realisation_incoherente,
         min(motif_non_realisation) as motif_non_realisation,
         max(beneficiaires_prevus) as beneficiaires_prevus,
-        sum(beneficiaires_ligne) as beneficiaires_realises,
-        sum(beneficiaires_ligne) filter (where qpv_residence like 'Q%')
+        cast(sum(beneficiaires_ligne) as bigint) as beneficiaires_realises,
+        cast(sum(beneficiaires_ligne) filter (where qpv_residence like 'Q%') as bigint)
             as beneficiaires_residents_qpv,
         min(indicateur_resultat) as indicateur_resultat,
         max(resultat_attendu) as resultat_attendu,

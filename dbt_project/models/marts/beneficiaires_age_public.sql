@@ -51,9 +51,10 @@ grouped as (
         modalite_libelle,
         bool_or(hors_referentiel) as hors_referentiel,
         count(distinct dossier) as nb_actions,
-        sum(effectif) as effectif
+        cast(sum(effectif) as bigint) as effectif
     from joined
-    group by territoire, annee, orientation_code, qpv_residence, dimension,
+    group by
+        territoire, annee, orientation_code, qpv_residence, dimension,
         coalesce(modalite_code, 'HORS_REFERENTIEL'), modalite_libelle
 
 ),

@@ -22,7 +22,7 @@ financees as (
         count(distinct dossier) as nb_actions_financees
     from {{ ref('int_suivi__programmations') }}
     where montant_accorde > 0
-    group by 1, 2, 3
+    group by territoire, annee, coalesce(orientation_n1_code, orientation_code, 'NON_RENSEIGNE')
 
 ),
 
@@ -36,7 +36,7 @@ motifs as (
         count(*) as nb
     from actions
     where realisation in ('non', 'partiellement') and motif_non_realisation is not null
-    group by 1, 2, 3, 4
+    group by territoire, annee, orientation_code, motif_non_realisation
 
 ),
 
@@ -46,18 +46,18 @@ motifs_principaux as (
         territoire,
         annee,
         orientation_code,
-        string_agg(motif || ' (' || nb || ')', ' ; ' order by nb desc, motif)
+        string_agg(motif || ' (' || nb || ')', ' ; ' order by nb desc, motif asc)
             as motifs_principaux
     from (
         select
             *,
             row_number() over (
-                partition by territoire, annee, orientation_code order by nb desc, motif
+                partition by territoire, annee, orientation_code order by nb desc, motif asc
             ) as rang
         from motifs
     )
     where rang <= 3
-    group by 1, 2, 3
+    group by territoire, annee, orientation_code
 
 ),
 
@@ -75,10 +75,13 @@ grouped as (
         count(*) filter (where realisation is null) as nb_realisation_non_renseignee,
         count(*) filter (where realisation_incoherente) as nb_realisation_incoherente,
         count(*) filter (where beneficiaires_prevus is not null) as nb_actions_avec_prevision,
-        coalesce(sum(beneficiaires_prevus), 0) as beneficiaires_prevus,
-        coalesce(sum(beneficiaires_realises) filter (where beneficiaires_prevus is not null), 0)
-            as beneficiaires_realises_prevus,
-        coalesce(sum(beneficiaires_realises), 0) as beneficiaires_realises,
+        cast(coalesce(sum(beneficiaires_prevus), 0) as bigint) as beneficiaires_prevus,
+        cast(
+            coalesce(
+                sum(beneficiaires_realises) filter (where beneficiaires_prevus is not null), 0
+            ) as bigint
+        ) as beneficiaires_realises_prevus,
+        cast(coalesce(sum(beneficiaires_realises), 0) as bigint) as beneficiaires_realises,
         count(*) filter (
             where resultat_attendu is not null and resultat_obtenu is not null
         ) as nb_actions_avec_resultat,

@@ -30,16 +30,16 @@ unnested as (
 )
 
 select
-    territoire,
-    annee,
-    dossier,
-    qpv_residence,
-    declare.dimension as dimension,
+    unnested.territoire,
+    unnested.annee,
+    unnested.dossier,
+    unnested.qpv_residence,
+    declare.dimension,
     declare.code as modalite_code,
     declare.libelle as modalite_libelle,
-    declare.libelle_fichier as libelle_fichier,
+    declare.libelle_fichier,
     declare.code is null as hors_referentiel,
-    declare.effectif as effectif,
-    source_fichier,
-    source_ligne
+    declare.effectif,
+    unnested.source_fichier,
+    unnested.source_ligne
 from unnested
