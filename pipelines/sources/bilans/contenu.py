@@ -81,7 +81,7 @@ _PREFIX = re.compile(
 _RANGE = re.compile(r"^(?:de )?(\d{1,3}) ?(?:-|a|/|au) ?(\d{1,3}) ?ans?$")
 _UNDER = re.compile(r"^(?:moins de|- de|-de|< ?|<= ?|jusqu'a) ?(\d{1,3}) ?ans?$")
 _OVER = re.compile(
-    r"^(?:(\d{1,3}) ?ans? ?(?:et|ou) ?(?:plus|\+)|(?:plus de|\+ de|\+de|> ?|>= ?)(\d{1,3}) ?ans?"
+    r"^(?:(\d{1,3}) ?ans? ?(?:et|ou) ?(?:plus|\+)|(?:plus de|\+ ?de|>=?) ?(\d{1,3}) ?ans?"
     r"|(\d{1,3}) ?ans? ?\+|(\d{1,3}) ?\+ ?(?:ans?)?)$"
 )
 

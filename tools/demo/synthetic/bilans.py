@@ -308,8 +308,8 @@ class BilanWriter(FolderWriter):
         path = folder / f"VM_bilans_{year}_{DEMO_TOKEN}.csv"
         _write_csv(
             path,
-            f"{MENTION} — bilans {year} Valenciennes Métropole ; cellule volontairement "
-            f"fautive : {BROKEN['VM']}",
+            f"{MENTION} — bilans {year} Valenciennes Métropole (cellule volontairement "
+            f"fautive : {BROKEN['VM']})",
             header,
             rows,
             ";",
