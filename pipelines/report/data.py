@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from pipelines.publication.secret import MaskSpec, load_specs, mask_counts
+from pipelines.publication.secret import load_specs, mask_counts
 
 # Key indicators of the observation part (fiche_quartier columns, ref_indicateurs codes).
 KEY_INDICATORS = [
@@ -133,43 +133,6 @@ def _map_rows(
 def _masked(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     specs = load_specs()
     return mask_counts(frame, specs[table]) if table in specs else frame
-
-
-#: The age bands and publics of a territory and year, summed over orientations and places of
-#: residence: the bands of one dimension add up to the year's total, so they are masked as a
-#: group (complementary masking, pipelines/publication/secret.py rule 6).
-AGE_PUBLIC_SPEC = MaskSpec(counts=["effectif"], derived=["part_pct"], groups=["dimension"])
-
-
-def age_public(con: duckdb.DuckDBPyConnection, territory: str, year: int) -> pd.DataFrame:
-    """Beneficiaries by age band and type of public (beneficiaires_age_public) of a territory
-    and year, all orientations and places of residence together, small counts masked."""
-    frame = _df(
-        con,
-        """
-        with cells as (
-            select dimension, modalite_code, modalite_libelle,
-                   bool_or(hors_referentiel) as hors_referentiel,
-                   cast(sum(effectif) as bigint) as effectif
-            from marts.beneficiaires_age_public
-            where territoire = ? and annee = ?
-            group by all
-        ),
-        total as (
-            select sum(total) as total from marts.beneficiaires_genre
-            where territoire = ? and annee = ?
-        )
-        select cells.*, round(100.0 * effectif / nullif(total.total, 0), 1) as part_pct
-        from cells, total
-        order by dimension = 'public', dimension, hors_referentiel,
-                 case modalite_code when 'moins_16' then 1 when '16_25' then 2
-                     when '26_64' then 3 when '65_plus' then 4 when 'non_renseigne' then 6
-                     else 5 end,
-                 modalite_libelle
-        """,
-        [territory, year, territory, year],
-    )
-    return mask_counts(frame, AGE_PUBLIC_SPEC)
 
 
 def load(con: duckdb.DuckDBPyConnection, territory: Territory, year: int) -> ReportData:
@@ -420,7 +383,21 @@ def load(con: duckdb.DuckDBPyConnection, territory: Territory, year: int) -> Rep
             "bilans_realisation",
         ),
     )
-    q("age_public", age_public(con, t, year))
+    q(
+        "age_public",
+        _masked(
+            _df(
+                con,
+                "select * from marts.beneficiaires_age_public_orientation "
+                "where territoire = ? and annee = ? order by orientation_code, "
+                "case dimension when 'tranche_age' then 1 when 'public' then 2 else 3 end, "
+                "hors_referentiel, ordre_modalite, "
+                "modalite_libelle",
+                [t, year],
+            ),
+            "beneficiaires_age_public_orientation",
+        ),
+    )
     q(
         "marqueur",
         _df(
