@@ -8,6 +8,10 @@ Shared tables: ``raw.rejets`` (one row per rejected line or cell: file, sheet, l
 value, reason), ``raw.ingestion_log`` (one row per file read: SHA-256, size, rows read / loaded
 / rejected) and ``raw.anomalies`` (rows kept but worth a look); each source replaces only its
 own rows there.
+
+Why this module is long: every raw table is declared here, and only here, with the writers that
+every source shares; a schema split off into its source's package would be a table some build
+creates without its columns (the bilans alone hold 34 columns).
 """
 
 from __future__ import annotations

@@ -22,6 +22,12 @@ rejected with the column named; the optional fields of the action (planned benef
 results, participation) are emptied and reported when unreadable, the line kept. A line whose
 age total differs from its sex total is reported as ``incoherence_totaux``, bands summing to
 more than the stated total or a public larger than the total as ``effectif_superieur_total``.
+
+Why this module is long: a bilan is one source read in two layouts that must give the same row
+(the wide columns and the long lines meet in the same counts, the same declared bands and the
+same anomalies), and the coherence checks of a row (sexes, bands, publics, stated total,
+repeated action × residence) read all of its counts together; the référentiels and the small
+cell parsers live apart in :mod:`.contenu`.
 """
 
 from __future__ import annotations
@@ -382,16 +388,8 @@ def _long_rows(view: TableColumns, row: dict[str, Any], aliases: dict[str, str])
         )
         record["_ages_hors_referentiel"] = hors
         out.append(record)
-    return pd.DataFrame(
-        out,
-        columns=[
-            *row.keys(),
-            *COUNT_COLUMNS,
-            "total_beneficiaires",
-            "effectifs_declares",
-            "_ages_hors_referentiel",
-        ],
-    ).loc[:, lambda f: ~f.columns.duplicated()]
+    extra = [*COUNT_COLUMNS, "total_beneficiaires", "effectifs_declares", "_ages_hors_referentiel"]
+    return pd.DataFrame(out, columns=list(dict.fromkeys([*row.keys(), *extra])))
 
 
 def _band_code(column: str | None) -> str | None:
