@@ -141,6 +141,25 @@ def test_wide_bilan_read_in_full(tmp_path) -> None:
     assert over.loc[4, "colonne"] == "Demandeurs d'emploi" and "(9)" in over.loc[4, "message"]
     assert list(by_type["incoherence_totaux"].ligne) == [5]
     assert "supérieur" in by_type["incoherence_totaux"].iloc[0].message
+    assert "incoherence_action" not in by_type  # D1's two lines agree
+
+
+def test_action_answers_that_disagree_between_lines(tmp_path) -> None:
+    path = write(
+        tmp_path / "VM_bilans_2026.csv",
+        "N° dossier;Action réalisée;QPV de résidence;Femmes;Bénéficiaires prévus\n"
+        "D1;Oui;QN05920M;3;20\n"
+        "D1;Non;Hors QPV;1;20\n"
+        "D2;Oui;QN05920M;3;20\n"
+        "D2;Oui;Hors QPV;1;25\n",
+    )
+    found = parse_bilans([path]).anomalies
+    found = found[found.type == "incoherence_action"].set_index("dossier")
+    assert found.loc["D1", "colonne"] == "réalisation"
+    assert found.loc["D1", "valeur_brute"] == "oui, non"
+    assert "lignes 2, 3" in found.loc["D1", "message"]
+    assert found.loc["D2", "colonne"] == "bénéficiaires prévus"
+    assert found.loc["D2", "valeur_brute"] == "20, 25"
 
 
 # -- the long layout ------------------------------------------------------------------------------

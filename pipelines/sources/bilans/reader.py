@@ -431,7 +431,8 @@ def parse_bilans(
     public count exceeds the total (``effectif_superieur_total``), age bands outside the
     référentiel (``tranche_age_hors_referentiel``), unknown long-layout values
     (``modalite_inconnue``), unreadable optional cells (``effectif_illisible``,
-    ``participation_illisible``), repeated action × residence pairs (``doublon_dossier``) and,
+    ``participation_illisible``), an action's answers that differ between its lines
+    (``incoherence_action``), repeated action × residence pairs (``doublon_dossier``) and,
     with ``known_qpv``, a residence QPV code absent from the references (``qpv_inconnu``).
     """
     aliases = load_aliases(extra_aliases)
@@ -597,4 +598,48 @@ def _bilan_anomalies(df: pd.DataFrame) -> list[dict[str, Any]]:
                     ),
                 }
             )
-    return anomalies
+    return anomalies + _action_disagreements(df)
+
+
+#: The action's answers, repeated on each of its lines: one value expected per action.
+ACTION_ANSWERS = {
+    "realisation": "réalisation",
+    "beneficiaires_prevus": "bénéficiaires prévus",
+    "resultat_attendu": "résultat attendu",
+    "resultat_obtenu": "résultat obtenu",
+    "participation_habitants": "participation des habitants",
+}
+
+
+def _action_disagreements(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """One ``incoherence_action`` per action and answer whose lines give different values (the
+    marts keep the lowest realisation and the largest number: said in the message)."""
+    found: list[dict[str, Any]] = []
+    keys = ["territoire", "annee", "dossier"]
+    for column, label in ACTION_ANSWERS.items():
+        values = df[[*keys, column, "source_fichier", "source_ligne"]].dropna(subset=[column])
+        if values.empty:
+            continue
+        values = values.assign(_v=values[column].astype(str))
+        counts = values.groupby(keys, dropna=False)["_v"].transform("nunique")
+        for _, group in values[counts > 1].groupby(keys, dropna=False, sort=False):
+            first = group.iloc[0]
+            seen = ", ".join(dict.fromkeys(group["_v"]))
+            found.append(
+                {
+                    "type": "incoherence_action",
+                    "fichier": first["source_fichier"],
+                    "ligne": first["source_ligne"],
+                    "dossier": first["dossier"],
+                    "colonne": label,
+                    "valeur_brute": seen,
+                    "message": (
+                        f"{first['source_fichier']}, lignes "
+                        f"{', '.join(str(x) for x in group['source_ligne'])}: dossier "
+                        f"{first['dossier']}, {label} différents selon les lignes ({seen}): "
+                        "lignes gardées ; les marts retiennent la réalisation la plus basse et "
+                        "le plus grand nombre"
+                    ),
+                }
+            )
+    return found
