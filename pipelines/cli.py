@@ -231,6 +231,64 @@ def report(
             click.echo(f"  {r.pdf_error}", err=True)
 
 
+@main.group(help="Exports des marts publiés pour d'autres outils.")
+def export() -> None:
+    pass
+
+
+@export.command(
+    "excel",
+    help="Classeurs Excel (un par territoire et année de programmation) et CSV Excel-FR (;, "
+    "virgule décimale, BOM) des marts de l'entrepôt publié, secret statistique appliqué.",
+)
+@click.option(
+    "--warehouse",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=lambda: str(Paths.from_env().warehouse),
+    show_default="OBSERVATOIRE_WAREHOUSE",
+)
+@click.option(
+    "--dossier",
+    "folder",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("export_excel"),
+    show_default=True,
+    help="Dossier où écrire csv/ et tableurs/.",
+)
+@click.option("--territoire", "territories", multiple=True, help="Code du territoire (VM...).")
+@click.option("--annee", "years", type=int, multiple=True, help="Année de programmation.")
+@click.option("--sans-csv", is_flag=True, help="Les classeurs seulement.")
+def export_excel(
+    warehouse: Path,
+    folder: Path,
+    territories: tuple[str, ...],
+    years: tuple[int, ...],
+    sans_csv: bool,
+) -> None:
+    import duckdb
+
+    from pipelines.duckdb_utils import load_spatial
+    from pipelines.publication.tableurs import export_spreadsheets
+
+    if not warehouse.is_file():
+        raise click.ClickException(f"{warehouse}: entrepôt introuvable (observatoire build)")
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        load_spatial(con)
+        result = export_spreadsheets(con, folder, list(territories), list(years), csv=not sans_csv)
+    finally:
+        con.close()
+    if territories and not result.workbooks:
+        raise click.ClickException(
+            f"aucun classeur écrit : territoire(s) {', '.join(territories)}"
+            + (f", année(s) {', '.join(map(str, years))}" if years else "")
+            + " sans donnée dans l'entrepôt"
+        )
+    click.echo(f"{len(result.csv_files)} CSV dans {folder / 'csv'}")
+    for path in result.workbooks:
+        click.echo(f"classeur : {path}")
+
+
 @main.group(help="Dossiers de territoire (data/raw/territoires/<code>/ : territoire.yml...).")
 def territoire() -> None:
     pass

@@ -268,3 +268,22 @@ def test_dagster_instance_holds_the_build(demo_build):
     ).asset_materialization.metadata["build_id"].value in {
         p.stem for p in (demo_build / "builds").glob("*.json")
     }
+
+
+def test_the_instance_files_are_dagster_s_own(demo_build):
+    """The build's event log (pipelines/warehouse/instance.py keeps one engine per database) is
+    written in Dagster's own SQLite files: Dagster's default storage reads the same events."""
+    import dagster as dg
+    from dagster._core.storage.event_log import SqliteEventLogStorage
+
+    from pipelines.warehouse.instance import SqliteEventLogStorageMemeMoteur
+
+    home = demo_build / "dagster_home"
+    instance = dg.DagsterInstance.from_config(str(home))
+    assert isinstance(instance.event_log_storage, SqliteEventLogStorageMemeMoteur)
+    [run] = instance.get_runs()
+    plain = SqliteEventLogStorage(str(home / "history" / "runs"))
+    events = plain.get_logs_for_run(run.run_id)
+    assert len(events) == len(instance.all_logs(run.run_id)) > 500
+    key = dg.AssetKey(["marts", "dim_qpv"])
+    assert plain.get_latest_materialization_events([key])[key] is not None

@@ -121,9 +121,9 @@ def _kill_when(proc: subprocess.Popen, marker: str | None, delay: float) -> str:
 def test_kill_9_at_several_points_then_a_failed_build_keep_the_published_warehouse(
     demo_build, tmp_path
 ):
-    """kill -9 during ingestion, during dbt and just before publication, then a build that
-    fails on a blocking dbt check: the published warehouse and marts never change, a reader
-    querying them all along never fails, and the next build cleans what the killed ones left."""
+    """kill -9 during ingestion and during dbt, then a build that fails on a blocking dbt
+    check: the published warehouse and marts never change, a reader querying them all along
+    never fails, and the next build cleans what the killed ones left."""
     raw = tmp_path / "raw"
     shutil.copytree(demo_build / "raw", raw)
     shutil.copy(demo_build / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
@@ -161,11 +161,11 @@ def test_kill_9_at_several_points_then_a_failed_build_keep_the_published_warehou
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     try:
-        points = (
-            ("✔ raw__insee_valeurs", 0.0),
-            ("✔ raw__programmations", 3.0),
-            ("✔ rapport__", 0.0),
-        )
+        # during ingestion, then during dbt (6 s: dbt has started its models; its child process
+        # dies too); a kill once the staging is complete leaves the same kind of leftovers, whose
+        # cleaning and the publication's own atomicity are tested without a build
+        # (test_publication.py, test_reliability_publication.py)
+        points = (("✔ raw__insee_valeurs", 0.0), ("✔ raw__programmations", 6.0))
         for marker, delay in points:
             _kill_when(_start_build(raw, tmp_path), marker, delay)
             unchanged(f"at {marker}")

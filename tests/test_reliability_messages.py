@@ -307,7 +307,15 @@ def test_a_build_says_which_file_and_lines_failed_a_blocking_check(tmp_path):
     paths = Paths(raw, tmp_path / "out" / "warehouse.duckdb", tmp_path / "out" / "marts")
     paths.staging_dir.mkdir(parents=True)
     assert materialize_direct(source_assets, raw, paths.staging_warehouse).success
-    done = run_dbt(paths.staging_warehouse, paths.staging_dir / "dbt", *BUILD_ARGS)
+    # the models of both files (and their tests), not the whole project
+    select = [
+        "--select",
+        "+stg_references__valeurs",
+        "ref_indicateurs",
+        "+int_suivi__actions_financeurs",
+    ]
+    select += ["--indirect-selection", "cautious"]
+    done = run_dbt(paths.staging_warehouse, paths.staging_dir / "dbt", *BUILD_ARGS, *select)
     assert done.returncode == 1, done.stdout[-3000:]
     message = _failure(Progress(io.StringIO(), 0), tmp_path / "absent.log", paths)
     assert message.startswith("contrôle(s) bloquant(s) en échec, rien n'est publié:")

@@ -203,6 +203,33 @@ def test_small_counts_are_masked(rapports, warehouse):
         assert (valeur, texte) == ("", "s"), (orientation, qpv)
 
 
+def test_croisement_table_equals_its_mart_with_small_counts_masked(rapports, warehouse):
+    """« Financements et réalités des quartiers »: one row per QPV of the mart, its figures, the
+    beneficiaries under the threshold printed 's'."""
+    page = parse(rapports["CAMVS"])
+    assert page.marts["table-croisement"] == "croisement_qpv_annee"
+    cells = {r["_cle"]: r["_cells"] for r in page.tables["table-croisement"]}
+    rows = warehouse.execute(
+        "select code_qpv, montant_accorde, euros_par_habitant, beneficiaires, taux_emploi, "
+        "ecart_part_familles_monoparentales_epci from marts.croisement_qpv_annee "
+        "where territoire = 'CAMVS' and annee = 2026"
+    ).fetchall()
+    assert len(cells) == len(rows) == 11
+    for code, accorde, par_habitant, beneficiaires, taux, ecart in rows:
+        row = cells[code]
+        assert float(row["montant_accorde"][0]) == pytest.approx(float(accorde))
+        if par_habitant is not None:
+            assert float(row["euros_par_habitant"][0]) == pytest.approx(par_habitant)
+        if taux is not None:
+            assert float(row["taux_emploi"][0]) == pytest.approx(taux)
+        if ecart is not None:
+            assert float(row["ecart_part_familles_monoparentales_epci"][0]) == pytest.approx(ecart)
+        if 0 < beneficiaires < 5:
+            assert row["beneficiaires"] == ("", "s"), code
+        else:
+            assert int(row["beneficiaires"][0]) == beneficiaires, code
+
+
 def test_cli_errors_name_what_is_known(demo_build, tmp_path):
     wh = str(demo_build / "warehouse.duckdb")
     unknown = run_cli("report", "--territoire", "Lille", "--warehouse", wh, "--no-pdf")
@@ -363,3 +390,19 @@ def test_realisation_and_age_public_sections(rapports, warehouse):
         "and effectif >= 5 limit 1"
     ).fetchone()
     assert int(cells[(orientation, "Demandeurs d'emploi")]["effectif"][0]) == demandeurs
+
+
+def test_rules_not_verifiable_listed_apart(rapports, warehouse):
+    """The VM 2027 report lists the rules the loaded data cannot check, with the mart's counts,
+    named by their French description (never counted among the respected rules)."""
+    page = parse(rapports["VM"])
+    assert page.marts["table-regles-non-verifiables"] == "regles_non_verifiables"
+    expected = warehouse.execute(
+        "select description, nb_actions_non_verifiables from marts.regles_non_verifiables "
+        "where territoire = 'VM' and annee = 2027 order by all"
+    ).fetchall()
+    shown = sorted(
+        (r["_cells"]["description"][1], int(r["_cells"]["nb_actions_non_verifiables"][0]))
+        for r in page.tables["table-regles-non-verifiables"]
+    )
+    assert shown == sorted(expected) and expected

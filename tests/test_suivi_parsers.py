@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from openpyxl import Workbook
 
@@ -294,6 +295,28 @@ def test_territory_and_year_columns_win_over_the_file_name(tmp_path) -> None:
     rows = parse_programmations([path]).rows
     assert list(rows.territoire) == ["ABC", "ABC"]
     assert list(rows.annee.astype("object").where(rows.annee.notna(), None)) == [2031, None]
+
+
+def test_transversal_theme_projet_de_quartier_and_scale_are_read(tmp_path) -> None:
+    path = write(
+        tmp_path / "CABBALR_programmation_2022.csv",
+        "Dossier;Action;Priorité transversale;Échelle;Projets de Quartier;Financeur;"
+        "Montant sollicité\n"
+        "D1;Action;T2 - La lutte contre les discriminations;Communale;Oui;Etat;100\n"
+        "D2;Action;Aller-vers;Intercommunale;Non;Etat;100\n"
+        "D3;Action;;;;Etat;100\n",
+    )
+    result = parse_programmations([path])
+    assert result.rejects.empty
+    rows = result.rows
+    assert list(rows.thematique_transversale_code) == ["T2", "Aller-vers", None]
+    assert list(rows.thematique_transversale_libelle) == [
+        "La lutte contre les discriminations",
+        None,
+        None,
+    ]
+    assert list(rows.echelle) == ["Communale", "Intercommunale", None]
+    assert [None if pd.isna(v) else bool(v) for v in rows.projet_quartier] == [True, False, None]
 
 
 def test_empty_and_headerless_files_raise(tmp_path) -> None:

@@ -14,7 +14,7 @@ where
         or (unite in ('EUR', 'part', 'annees', 'nombre') and seuil_nombre is null)
         or (unite = 'date' and seuil_date is null)
         or (
-            unite = 'date_n_plus_1'
+            unite in ('date_n', 'date_n_plus_1')
             and (seuil_mois is null or seuil_jour is null or seuil_mois not between 1 and 12)
         )
         or (unite = 'niveau' and seuil_niveau is null)
@@ -23,7 +23,15 @@ where
         or (controle = 'part_public_qpv' and unite <> 'part')
         or (controle = 'cpo_duree' and unite <> 'annees')
         or (controle like 'nombre%' and unite <> 'nombre')
-        or (controle = 'niveau_marqueur' and unite <> 'niveau')
-        or (controle like 'date%' and unite not in ('date', 'date_n_plus_1'))
+        or (controle in ('niveau_marqueur', 'marqueur_annee_precedente') and unite <> 'niveau')
+        or (controle like 'date%' and unite not in ('date', 'date_n', 'date_n_plus_1'))
+        or (
+            controle = 'bilan_annee_precedente'
+            and (unite <> 'bilan' or valeur not in ('final', 'provisoire_ou_final'))
+        )
+        or (
+            controle = 'montant_droit_commun_meme_financeur'
+            and (unite <> 'EUR' or financeur is null)
+        )
         or (controle = 'part_montant_volet' and condition_volet is null)
     )

@@ -333,6 +333,21 @@ def load(con: duckdb.DuckDBPyConnection, territory: Territory, year: int) -> Rep
             [t, year],
         ),
     )
+    # programmation x observation per QPV (seed 002); beneficiaries masked as in the exports
+    q(
+        "croisement",
+        _masked(
+            _df(
+                con,
+                """
+                select * from marts.croisement_qpv_annee where territoire = ? and annee = ?
+                order by code_qpv = 'SANS_QPV', code_qpv
+                """,
+                [t, year],
+            ),
+            "croisement_qpv_annee",
+        ),
+    )
     q(
         "porteurs",
         _df(
@@ -416,6 +431,22 @@ def load(con: duckdb.DuckDBPyConnection, territory: Territory, year: int) -> Rep
             select * from marts.controles_programmation
             where territoire = ? and annee = ? and resultat <> 'conforme'
             order by niveau_controle desc, regle, dossier
+            """,
+            [t, year],
+        ),
+    )
+
+    # rules the loaded data cannot check that year: listed apart, never counted as respected
+    q(
+        "regles_non_verifiables",
+        _df(
+            con,
+            """
+            select regle, financeur, statut, nb_actions_concernees, nb_actions_non_verifiables,
+                   motif, description, source_libelle, citation
+            from marts.regles_non_verifiables
+            where territoire = ? and annee = ?
+            order by statut, regle
             """,
             [t, year],
         ),

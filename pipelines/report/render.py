@@ -329,7 +329,8 @@ def context(d: ReportData) -> dict:
         "effort_map_rows": effort_map_rows,
         "effort_geographies": effort_geographies,
         "year_summary": next((r for r in _records(d["synthese"]) if r["annee"] == d.year), None),
-        "regles_evaluables": int(_first(d["regles"], "nb_regles_evaluables") or 0),
+        "regles_evaluables": int(_first(d["regles"], "nb_regles_evaluables") or 0)
+        - sum(1 for r in _records(d["regles_non_verifiables"]) if r["statut"] == "non_verifiable"),
     }
 
 

@@ -45,10 +45,10 @@ def seed_partial_parse(target: Path) -> None:
     """Give a build's dbt target the project's last parse (``partial_parse.msgpack``), so dbt
     re-parses only the files changed since (none, usually) instead of the whole project."""
     project = dbt_project()
-    parsed = Path(project.project_dir) / project.target_path / "partial_parse.msgpack"
-    if parsed.is_file() and not (target / parsed.name).exists():
+    parsed = Path(project.project_dir) / project.target_path / PARSE_STATE
+    if parsed.is_file() and not (target / "partial_parse.msgpack").exists():
         target.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(parsed, target / parsed.name)
+        shutil.copy2(parsed, target / "partial_parse.msgpack")
 
 
 @cache
@@ -95,10 +95,22 @@ class ProjectDbtResource(DbtCliResource):
         return Version(__version__)
 
 
+#: The project's parse as ``observatoire-dbt`` left it, kept apart from dbt's own
+#: ``partial_parse.msgpack``, which other dbt runs in the project (sqlfluff's dbt templater,
+#: a plain ``dbt`` command) overwrite with a parse keyed on their own profile.
+PARSE_STATE = "observatoire_partial_parse.msgpack"
+
+
 def _parse(project: DbtProject) -> None:
     ProjectDbtResource(project_dir=project, dbt_executable=dbt_executable()).cli(
         ["parse", "--quiet"], target_path=project.target_path
     ).wait()
+    target = Path(project.project_dir) / project.target_path
+    parsed = target / "partial_parse.msgpack"
+    if parsed.is_file():
+        tmp = target / f".{PARSE_STATE}.tmp"
+        shutil.copy2(parsed, tmp)
+        tmp.replace(target / PARSE_STATE)
 
 
 def prepare_manifest(force: bool = False) -> None:

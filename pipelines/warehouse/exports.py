@@ -1,4 +1,5 @@
-"""Export asset: every mart of the ``marts`` schema to ``MARTS_DIR/<table>.parquet``.
+"""Export asset: every mart of the ``marts`` schema to ``MARTS_DIR/<table>.parquet``, and as
+Excel-FR CSV and workbooks (``csv/``, ``tableurs/``).
 
 Counts of people are masked under the statistical-secrecy threshold in what is published
 (``pipelines/publication/secret.py``); the warehouse keeps the true values.
@@ -17,6 +18,7 @@ from geo.export import export_dim_qpv
 from pipelines.duckdb_utils import tables_in
 from pipelines.publication.scdl import ScdlExport, export_scdl
 from pipelines.publication.secret import load_specs, mask_counts
+from pipelines.publication.tableurs import SpreadsheetExport, export_spreadsheets
 from pipelines.warehouse.dbt import mart_names
 from pipelines.warehouse.resources import ProjectFolders, Warehouse
 
@@ -35,11 +37,13 @@ class MartsExport:
     masked_cells: dict[str, int] = field(default_factory=dict)
     geo_files: dict = field(default_factory=dict)
     scdl: ScdlExport | None = None
+    spreadsheets: SpreadsheetExport | None = None
 
 
 def export_marts(con: duckdb.DuckDBPyConnection, out: Path, log=None) -> MartsExport:
     """Every table of the ``marts`` schema to ``out/<table>.parquet`` (secret statistique
-    applied), ``dim_qpv`` also as GeoParquet/GeoPackage/GeoJSON, ``subventions_scdl`` as SCDL.
+    applied), ``dim_qpv`` also as GeoParquet/GeoPackage/GeoJSON, ``subventions_scdl`` as SCDL,
+    and the Excel-FR CSV and workbooks (:mod:`pipelines.publication.tableurs`).
 
     Paths reach DuckDB as bound parameters and table names as quoted identifiers: a marts folder
     such as ``/srv/l'observation/marts`` is written like any other."""
@@ -80,6 +84,13 @@ def export_marts(con: duckdb.DuckDBPyConnection, out: Path, log=None) -> MartsEx
             for name, fields in result.scdl.incomplete.items():
                 log.warning(f"SCDL {name}: champs à compléter {fields}")
         result.written["scdl_fichiers"] = len(result.scdl.files)
+    # Excel-FR: csv/<mart>.csv (;, BOM, decimal comma) and tableurs/<territoire>_<annee>.xlsx
+    result.spreadsheets = export_spreadsheets(con, out)
+    if log:
+        log.info(
+            f"Tableurs: {len(result.spreadsheets.csv_files)} CSV dans {out}/csv, "
+            f"{len(result.spreadsheets.workbooks)} classeur(s) dans {out}/tableurs"
+        )
     return result
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import sys
 import time
@@ -20,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from pipelines.settings import DEFAULT_DAGSTER_HOME, Paths
+from pipelines.settings import Paths
 
 
 class Progress(logging.Handler):
@@ -145,19 +144,6 @@ def failure_reason(error) -> str:
     return "échec (voir les étapes ci-dessus)"
 
 
-def open_instance():
-    """The persistent Dagster instance (``DAGSTER_HOME``, else ``.dagster_home`` of the project):
-    ``make ui`` shows the runs, materializations and check results of the CLI's builds."""
-    import dagster as dg
-
-    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME)
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
-    return dg.DagsterInstance.from_config(str(home))
-
-
 def run_build(
     paths: Paths,
     record: bool = True,
@@ -221,6 +207,7 @@ def run_build(
     # Dagster and dbt are imported only once a build is needed (seconds of imports)
     from pipelines.warehouse.automation import BUILD_JOB, SUIVI_JOB
     from pipelines.warehouse.dbt import dbt_node_count, prepare_manifest
+    from pipelines.warehouse.instance import open_instance
 
     tie_dbt_to_process()  # dbt (parse, build) dies with this process, even on kill -9
     try:

@@ -4,7 +4,8 @@
 -- over its financeur lines, the date its final bilan was handed in (programmation column, else
 -- the earliest date of its bilan rows), whether it targets a quartier d'intérêt communautaire,
 -- and its marqueur égalité placed on the scale the territory has in force that year (none for a
--- territory without a marqueur scale).
+-- territory without a marqueur scale). Its transversal theme (int_suivi__programmations, first
+-- line) and whether a line says it belongs to a projet de quartier (NULL: no such column).
 with
 
 lignes as (
@@ -85,6 +86,9 @@ actions as (
         arg_min(statut_libelle, source_ligne) as statut_libelle,
         arg_min(statut_code, source_ligne) as statut_code,
         arg_min(statut_categorie, source_ligne) as statut_categorie,
+        arg_min(thematique_code, source_ligne) as thematique_code,
+        arg_min(thematique_libelle, source_ligne) as thematique_libelle,
+        bool_or(projet_quartier) as projet_quartier,
         max(cout_total) as cout_total,
         max(couts_indirects) as couts_indirects,
         max(achats) as achats,

@@ -3,7 +3,13 @@
 -- the result. The SQL depends on the rule's controle (which measure) and sens (min, max, egal,
 -- cible), never on its name: a new threshold, year or territory is a new line of the CSV.
 -- Results: conforme, infraction, non_remis (a document owed, still missing after its deadline),
--- a_venir (a document not handed in yet, deadline not reached), non_renseigne (value missing).
+-- a_venir (a document not handed in yet, deadline not reached), non_renseigne (value missing),
+-- a_examiner (a project to review, not a breach: marqueur of the previous programmation below a
+-- level), non_verifiable (the loaded data cannot tell: previous year's programmation not loaded,
+-- previous action not found, or a date column absent from every file of the year; never counted
+-- as conforme, listed in the mart regles_non_verifiables).
+-- The previous year's action of a project: same territory, year N-1, same dossier base (a CPO
+-- tranche) or same porteur (SIRET, else name) and same intitulé (accents and case ignored).
 {%- set date_reference = var('date_reference', none) -%}
 {%- if date_reference -%}
     {%- set date_reference_sql = "cast('" ~ date_reference ~ "' as date)" -%}
@@ -28,6 +34,63 @@ actions as (
 financeurs as (
 
     select * from {{ ref('int_suivi__actions_financeurs') }}
+
+),
+
+financeurs_ref as (
+
+    select
+        financeur,
+        nature as institution,
+        type_credit
+    from {{ ref('ref_financeurs') }}
+
+),
+
+precedentes as (
+
+    select
+        courantes.territoire,
+        courantes.annee,
+        courantes.dossier,
+        string_agg(distinct anciennes.dossier, ', ' order by anciennes.dossier)
+            as dossier_precedent,
+        max(anciennes.date_bilan) as date_bilan_precedent,
+        max(anciennes.marqueur_rang) as marqueur_rang_precedent,
+        arg_max(anciennes.marqueur_egalite, anciennes.marqueur_rang) as marqueur_precedent,
+        max(anciennes.echelle_marqueur) as echelle_marqueur_precedente
+    from actions as courantes
+    inner join actions as anciennes
+        on
+            courantes.territoire = anciennes.territoire
+            and courantes.annee - 1 = anciennes.annee
+            and (
+                courantes.dossier_base = anciennes.dossier_base
+                or (
+                    coalesce(
+                        courantes.porteur_siret, {{ normalise_libelle('courantes.porteur_nom') }}
+                    )
+                    = coalesce(
+                        anciennes.porteur_siret, {{ normalise_libelle('anciennes.porteur_nom') }}
+                    )
+                    and {{ normalise_libelle('courantes.intitule') }}
+                    = {{ normalise_libelle('anciennes.intitule') }}
+                )
+            )
+    group by courantes.territoire, courantes.annee, courantes.dossier
+
+),
+
+-- The programmation years loaded per territory, and whether a date column is filled on at least
+-- one action of the year (else the files of that year do not carry it).
+annees_chargees as (
+
+    select
+        territoire,
+        annee,
+        count(date_demande_report) > 0 as date_demande_report_chargee
+    from actions
+    group by territoire, annee
 
 ),
 
@@ -68,13 +131,35 @@ applicables as (
         actions.date_fin_action,
         actions.date_demande_report,
         actions.source_fichier,
-        actions.annee
+        actions.annee,
+        actions.statut_categorie,
+        precedentes.dossier_precedent,
+        precedentes.date_bilan_precedent,
+        precedentes.marqueur_rang_precedent,
+        precedentes.marqueur_precedent,
+        precedentes.echelle_marqueur_precedente,
+        annee_precedente.annee is not null as programmation_precedente_chargee,
+        coalesce(annee_courante.date_demande_report_chargee, false)
+            as date_demande_report_chargee
     from regles
     inner join actions
         on
             regles.territoire = actions.territoire
             and actions.annee >= regles.annee_debut
             and actions.annee <= coalesce(regles.annee_fin, actions.annee)
+    left join precedentes
+        on
+            actions.territoire = precedentes.territoire
+            and actions.annee = precedentes.annee
+            and actions.dossier = precedentes.dossier
+    left join annees_chargees as annee_courante
+        on
+            actions.territoire = annee_courante.territoire
+            and actions.annee = annee_courante.annee
+    left join annees_chargees as annee_precedente
+        on
+            actions.territoire = annee_precedente.territoire
+            and actions.annee - 1 = annee_precedente.annee
     where
         (regles.condition_statut is null or regles.condition_statut = actions.statut_code)
         and (
@@ -113,13 +198,25 @@ candidats as (
             applicables.condition_nature is null
             or {{ normalise_libelle('applicables.condition_nature') }}
             = {{ normalise_libelle('financeurs.nature_subvention') }}
-        ) as retenu
+        ) as retenu,
+        -- droit commun of the same institution as the rule's financeur (Région droit commun
+        -- for a rule on the Région's crédits spécifiques)
+        coalesce(
+            financeur_ligne.type_credit = 'droit_commun'
+            and financeur_ligne.institution = financeur_regle.institution
+            and financeurs.financeur <> applicables.financeur,
+            false
+        ) as droit_commun_meme_financeur
     from applicables
     left join financeurs
         on
             applicables.territoire = financeurs.territoire
             and applicables.annee = financeurs.annee
             and applicables.dossier = financeurs.dossier
+    left join financeurs_ref as financeur_ligne
+        on financeurs.financeur = financeur_ligne.financeur
+    left join financeurs_ref as financeur_regle
+        on applicables.financeur = financeur_regle.financeur
 
 ),
 
@@ -130,7 +227,9 @@ montants as (
         dossier,
         count(financeur) filter (where retenu) as nb_lignes_financeur,
         sum(montant_demande) filter (where retenu) as montant_demande,
-        sum(montant_accorde) filter (where retenu) as montant_accorde
+        sum(montant_accorde) filter (where retenu) as montant_accorde,
+        coalesce(sum(montant_accorde) filter (where droit_commun_meme_financeur), 0)
+            as montant_droit_commun
     from candidats
     group by regle_cle, dossier
 
@@ -149,6 +248,18 @@ mesures as (
                 then coalesce(montants.montant_accorde, 0) > 0
             when applicables.controle = 'date_bilan'
                 then coalesce(montants.montant_accorde, 0) > 0
+            -- a project carried on from the previous year: found there, or a reconduction
+            when applicables.controle in ('bilan_annee_precedente', 'marqueur_annee_precedente')
+                then
+                    applicables.dossier_precedent is not null
+                    or applicables.statut_categorie like 'reconduite%'
+            -- a request for prorogation concerns an action ending after 31/12 of its year
+            when applicables.controle = 'date_demande_prorogation'
+                then
+                    applicables.date_fin_action > make_date(applicables.annee, 12, 31)
+                    and (applicables.financeur is null or montants.nb_lignes_financeur > 0)
+            when applicables.controle = 'montant_droit_commun_meme_financeur'
+                then coalesce(montants.montant_demande, 0) > 0
             -- the marqueur is the territory's instrument: no scale in force, nothing to judge
             when applicables.controle = 'niveau_marqueur'
                 then applicables.echelle_marqueur is not null
@@ -172,21 +283,60 @@ mesures as (
             when 'part_public_qpv' then applicables.part_public_qpv
             when 'nombre_reunions_suivi' then applicables.nombre_reunions_suivi
             when 'niveau_marqueur' then applicables.marqueur_rang
+            when 'marqueur_annee_precedente' then applicables.marqueur_rang_precedent
+            when 'montant_droit_commun_meme_financeur' then montants.montant_droit_commun
         end as valeur_nombre,
         case applicables.controle
             when 'date_bilan' then applicables.date_bilan
             when 'date_bilan_intermediaire' then applicables.date_bilan_intermediaire
             when 'date_fin_action' then applicables.date_fin_action
             when 'date_demande_report' then applicables.date_demande_report
+            when 'date_demande_prorogation' then applicables.date_demande_report
+            when 'bilan_annee_precedente'
+                then
+                    case
+                        when applicables.valeur = 'provisoire_ou_final'
+                            then
+                                coalesce(
+                                    applicables.date_bilan_precedent,
+                                    applicables.date_bilan_intermediaire
+                                )
+                        else applicables.date_bilan_precedent
+                    end
         end as valeur_date,
         case
             when applicables.controle = 'niveau_marqueur' then seuil_marqueur.rang
+            when applicables.controle = 'marqueur_annee_precedente'
+                then seuil_marqueur_precedent.rang
             else applicables.seuil_nombre
         end as seuil_comparable,
-        coalesce(
-            applicables.seuil_date,
-            make_date(applicables.annee + 1, applicables.seuil_mois, applicables.seuil_jour)
-        ) as echeance
+        case
+            when applicables.unite = 'date_n'
+                then make_date(applicables.annee, applicables.seuil_mois, applicables.seuil_jour)
+            else
+                coalesce(
+                    applicables.seuil_date,
+                    make_date(
+                        applicables.annee + 1, applicables.seuil_mois, applicables.seuil_jour
+                    )
+                )
+        end as echeance,
+        case
+            when
+                applicables.controle in ('bilan_annee_precedente', 'marqueur_annee_precedente')
+                and not applicables.programmation_precedente_chargee
+                then 'programmation de l''année précédente non chargée'
+            when
+                applicables.controle in ('bilan_annee_precedente', 'marqueur_annee_precedente')
+                and applicables.dossier_precedent is null
+                then
+                    'action de l''année précédente non retrouvée (ni même dossier, ni même '
+                    || 'porteur avec le même intitulé)'
+            when
+                applicables.controle = 'date_demande_prorogation'
+                and not applicables.date_demande_report_chargee
+                then 'date de demande de report absente des fichiers de l''année'
+        end as motif_non_verifiable
     from applicables
     inner join montants
         on
@@ -197,6 +347,11 @@ mesures as (
             applicables.territoire = seuil_marqueur.territoire
             and applicables.echelle_marqueur = seuil_marqueur.echelle
             and applicables.seuil_niveau = seuil_marqueur.niveau
+    left join marqueurs as seuil_marqueur_precedent
+        on
+            applicables.territoire = seuil_marqueur_precedent.territoire
+            and applicables.echelle_marqueur_precedente = seuil_marqueur_precedent.echelle
+            and applicables.seuil_niveau = seuil_marqueur_precedent.niveau
 
 ),
 
@@ -205,6 +360,19 @@ evaluees as (
     select
         *,
         case
+            when motif_non_verifiable is not null then 'non_verifiable'
+            when controle = 'bilan_annee_precedente'
+                then case when valeur_date is not null then 'conforme' else 'non_remis' end
+            when controle = 'marqueur_annee_precedente'
+                then
+                    case
+                        when valeur_nombre is null or seuil_comparable is null
+                            then 'non_renseigne'
+                        when valeur_nombre < seuil_comparable then 'a_examiner'
+                        else 'conforme'
+                    end
+            -- an action prorogated without any request, in a year whose files carry the dates
+            when controle = 'date_demande_prorogation' and valeur_date is null then 'infraction'
             when controle like 'date%' and valeur_date is not null
                 then
                     case
@@ -248,11 +416,12 @@ final as (
         sens,
         unite,
         case
-            when unite in ('date', 'date_n_plus_1') then cast(echeance as varchar)
+            when unite in ('date', 'date_n', 'date_n_plus_1') then cast(echeance as varchar)
             else valeur
         end as seuil,
         case
             when controle = 'niveau_marqueur' then marqueur_egalite
+            when controle = 'marqueur_annee_precedente' then marqueur_precedent
             when valeur_date is not null then cast(valeur_date as varchar)
             when unite = 'part' then cast(round(valeur_nombre, 4) as varchar)
             when unite = 'EUR' then cast(round(valeur_nombre, 2) as varchar)
@@ -268,6 +437,8 @@ final as (
         end as ecart,
         resultat,
         resultat in ('infraction', 'non_remis') as en_infraction,
+        dossier_precedent,
+        motif_non_verifiable,
         condition_statut,
         condition_rang,
         condition_nature,

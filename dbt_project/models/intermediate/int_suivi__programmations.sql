@@ -5,7 +5,9 @@
 -- (matched on its code at any level: CABBALR's programmations name a priorité, Valenciennes' an
 -- orientation), rolled up to the level-1 orientation and the level-2 objectif. Unmatched
 -- financeurs and orientations are kept, with financeur = 'NON_RECONNU' / orientation_reconnue =
--- false, for the controls to report.
+-- false, for the controls to report. The transversal theme typed in the file (CABBALR's
+-- priorité transversale, CAMVS's fil rouge, VM's orientation transversale) is matched on the
+-- transversal level-1 nodes of the hierarchy (code, else label): thematique_code / _libelle.
 with
 
 programmations as (
@@ -139,6 +141,21 @@ noeuds as (
 
 ),
 
+-- The transversal themes of each hierarchy (level-1 nodes flagged transversal: VM's
+-- orientations transversales, CABBALR's priorités transversales, CAMVS's fils rouges), matched
+-- on the code typed in the file, else on its label (a file may give the label alone).
+themes as (
+
+    select
+        referentiel,
+        cast(code as varchar) as code,
+        libelle,
+        {{ normalise_libelle('libelle') }} as cle_libelle
+    from orientations
+    where transversal and cast(niveau as integer) = 1
+
+),
+
 -- Each node with its level-1 (orientation) and level-2 (objectif) ancestors; the hierarchies
 -- have at most 3 levels (ref_orientations.niveau). CABBALR's priorités (level 2) have no parent
 -- pilier in the seed: their level-1 ancestor is NULL.
@@ -246,7 +263,15 @@ final as (
         joined.*,
         coalesce(orientation_n1.libelle, joined.orientation_libelle)
             as orientation_n1_libelle,
-        objectif_n2.libelle as objectif_n2_libelle
+        objectif_n2.libelle as objectif_n2_libelle,
+        coalesce(theme_code.code, theme_libelle.code) as thematique_code,
+        coalesce(
+            theme_code.libelle,
+            theme_libelle.libelle,
+            joined.thematique_transversale_libelle,
+            joined.thematique_transversale_code
+        ) as thematique_libelle,
+        coalesce(theme_code.code, theme_libelle.code) is not null as thematique_reconnue
     from joined
     left join noeuds as orientation_n1
         on
@@ -256,6 +281,17 @@ final as (
         on
             joined.referentiel = objectif_n2.referentiel
             and joined.objectif_n2_code = objectif_n2.code
+    left join themes as theme_code
+        on
+            joined.referentiel = theme_code.referentiel
+            and joined.thematique_transversale_code = theme_code.code
+    left join themes as theme_libelle
+        on
+            joined.referentiel = theme_libelle.referentiel
+            and {{ normalise_libelle(
+                'coalesce(joined.thematique_transversale_libelle, '
+                ~ 'joined.thematique_transversale_code)'
+            ) }} = theme_libelle.cle_libelle
 
 )
 

@@ -53,10 +53,14 @@ final as (
         end as seuil_nombre,
         case when unite = 'date' then try_cast(valeur as date) end as seuil_date,
         case
-            when unite = 'date_n_plus_1' then try_cast(split_part(valeur, '-', 1) as integer)
+            when
+                unite in ('date_n', 'date_n_plus_1')
+                then try_cast(split_part(valeur, '-', 1) as integer)
         end as seuil_mois,
         case
-            when unite = 'date_n_plus_1' then try_cast(split_part(valeur, '-', 2) as integer)
+            when
+                unite in ('date_n', 'date_n_plus_1')
+                then try_cast(split_part(valeur, '-', 2) as integer)
         end as seuil_jour,
         case when unite = 'niveau' then valeur end as seuil_niveau,
         description,

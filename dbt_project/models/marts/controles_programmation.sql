@@ -1,8 +1,10 @@
 -- Funding-rule failures to follow up: one row per action x broken rule (niveau_controle =
 -- 'action') and one row per territory year x broken territory-level rule (niveau_controle =
 -- 'territoire', dossier NULL), with the threshold, the observed value and a French message an
--- instructor can act on. Conforming evaluations stay in int_suivi__controles_actions and
--- int_suivi__controles_territoire.
+-- instructor can act on; plus the projects to review (resultat a_examiner, not a breach).
+-- Conforming evaluations stay in int_suivi__controles_actions and
+-- int_suivi__controles_territoire; rules the loaded data cannot check are in
+-- regles_non_verifiables.
 {#- French display of a value of the rule's unit (numbers with a space as thousands separator
     and a decimal comma, shares in %, dates dd/mm/yyyy), a template whose placeholders
     __NOMBRE__, __DATE__, __TEXTE__ and __UNITE__ are replaced by column names below. -#}
@@ -51,7 +53,7 @@ with
 actions as (
 
     select * from {{ ref('int_suivi__controles_actions') }}
-    where en_infraction
+    where en_infraction or resultat = 'a_examiner'
 
 ),
 
@@ -111,6 +113,7 @@ lignes as (
         condition_nature,
         condition_quartier,
         cast(null as varchar) as condition_volet,
+        dossier_precedent,
         description,
         source_seed,
         source_libelle,
@@ -146,6 +149,7 @@ lignes as (
         cast(null as varchar) as condition_nature,
         cast(null as varchar) as condition_quartier,
         condition_volet,
+        cast(null as varchar) as dossier_precedent,
         description,
         source_seed,
         source_libelle,
@@ -225,6 +229,35 @@ phrases as (
                 then 'Bilan intermédiaire' || coalesce(' remis le ' || valeur_fr, ' non remis')
             when 'date_fin_action' then 'Fin de l''action au ' || valeur_fr
             when 'date_demande_report' then 'Demande de report reçue le ' || valeur_fr
+            when 'date_demande_prorogation'
+                then
+                    coalesce(
+                        'Demande de report (prorogation au-delà du 31/12) reçue le ' || valeur_fr
+                        || ' après la date limite du ' || seuil_fr,
+                        'Action prorogée au-delà du 31/12 sans date de demande de report (date '
+                        || 'limite du ' || seuil_fr || ')'
+                    )
+            when 'bilan_annee_precedente'
+                then
+                    case
+                        when seuil = 'final' then 'Bilan final'
+                        else 'Bilan provisoire ou final'
+                    end
+                    || ' de l''action ' || cast(annee - 1 as varchar)
+                    || coalesce(' (dossier ' || dossier_precedent || ')', '')
+                    || ' non remis : condition du versement pour une action reconduite'
+            when 'marqueur_annee_precedente'
+                then
+                    'Marqueur égalité de niveau ' || coalesce(valeur_fr, 'non renseigné')
+                    || ' lors de la programmation ' || cast(annee - 1 as varchar)
+                    || coalesce(' (dossier ' || dossier_precedent || ')', '')
+                    || ', inférieur au niveau ' || seuil_fr
+                    || ' : projet à examiner en réunion partenariale'
+            when 'montant_droit_commun_meme_financeur'
+                then
+                    'Crédits spécifiques ' || coalesce(financeur_court, 'du financeur')
+                    || ' demandés pour un projet qui reçoit ' || valeur_fr
+                    || ' de crédits de droit commun du même financeur : non éligible'
             when 'part_actions_cpo' then 'Part des actions sous CPO de ' || valeur_fr
             when 'nombre_actions_suivi_renforce'
                 then 'Nombre d''actions en suivi renforcé de ' || valeur_fr
@@ -269,8 +302,16 @@ final as (
         valeur_observee,
         unite,
         ecart,
+        dossier_precedent,
         sujet
         || case
+            -- complete sentences in sujet
+            when
+                controle in (
+                    'date_demande_prorogation', 'bilan_annee_precedente',
+                    'marqueur_annee_precedente', 'montant_droit_commun_meme_financeur'
+                )
+                then ''
             when resultat = 'non_remis' then ' à la date limite du ' || seuil_fr
             when controle like 'date%' and sens = 'max'
                 then
@@ -308,7 +349,7 @@ final as (
                     financeur is not null
                     and controle not in (
                         'montant_demande', 'montant_accorde', 'part_demande_cout', 'date_bilan',
-                        'part_montant_volet'
+                        'part_montant_volet', 'montant_droit_commun_meme_financeur'
                     )
                     then 'demande ' || financeur_court
             end,

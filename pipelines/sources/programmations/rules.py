@@ -94,6 +94,9 @@ PROGRAMMATION_COLUMNS = [
     "qpv_texte",
     "echelle",
     "statut_libelle",
+    "thematique_transversale_code",
+    "thematique_transversale_libelle",
+    "projet_quartier",
     "cout_total",
     "couts_indirects",
     "achats",
@@ -135,6 +138,8 @@ PROGRAMMATION_FIELDS = {
     "qpv",
     "echelle",
     "statut",
+    "thematique_transversale",
+    "projet_quartier",
     "cout_total",
     "couts_indirects",
     "achats",
@@ -257,6 +262,7 @@ def _programmation_frame(view: TableColumns) -> pd.DataFrame:
     orientation_code, orientation_libelle = view.map_pair("orientation", split_code)
     objectif_code, objectif_libelle = view.map_pair("objectif", split_code)
     sous_code, sous_libelle = view.map_pair("sous_objectif", split_code)
+    transversale_code, transversale_libelle = view.map_pair("thematique_transversale", split_code)
     has_sous = ~_is_none(sous_code)
     objectif_parent = np.where(has_sous, objectif_code, None)
     objectif_code = np.where(has_sous, sous_code, objectif_code)
@@ -293,6 +299,9 @@ def _programmation_frame(view: TableColumns) -> pd.DataFrame:
         "_qpv_brut": view.text("qpv"),
         "echelle": view.text("echelle"),
         "statut_libelle": view.text("statut"),
+        "thematique_transversale_code": transversale_code,
+        "thematique_transversale_libelle": transversale_libelle,
+        "projet_quartier": view.parse("projet_quartier", parse_bool),
         "cout_total": view.amounts("cout_total"),
         "couts_indirects": view.amounts("couts_indirects"),
         "achats": view.amounts("achats"),
@@ -563,7 +572,7 @@ def _typed_programmations(df: pd.DataFrame) -> pd.DataFrame:
         df[col] = pd.to_numeric(df[col], errors="raise").astype("Float64")
     for col in ("annee", "cpo_duree", "rang_financement", "nombre_reunions_suivi", "source_ligne"):
         df[col] = pd.to_numeric(df[col], errors="raise").astype("Int64")
-    for col in ("serie_pluriannuelle", "siret_valide", "cpo", "suivi_renforce"):
+    for col in ("serie_pluriannuelle", "siret_valide", "cpo", "suivi_renforce", "projet_quartier"):
         df[col] = df[col].astype("boolean")
     return df
 

@@ -98,6 +98,12 @@ def write_synthetic_demo(raw_dir: Path, referentiels_dir: Path, seed: int = 2026
                     lines_prog.append(
                         f"    règle {rule.label} (valeur {rule.valeur}): {verdict} cette année"
                     )
+                elif rule.regle == "marqueur_precedent_examen":
+                    lines_prog.append(
+                        f"    règle {rule.label} (valeur {rule.valeur}): {counts[rule.label]} "
+                        "projet(s) à examiner planté(s), plus ceux que le tirage des marqueurs "
+                        "de l'année précédente donne (à examiner, pas des infractions)"
+                    )
                 else:
                     lines_prog.append(
                         f"    règle {rule.label} (valeur {rule.valeur}): "

@@ -59,6 +59,7 @@ class Action:
     suivi_renforce: bool = False
     realisee: bool = True
     continuation: bool = False
+    previous: Action | None = None  # the action of the previous year it continues
     violations: list[str] = field(default_factory=list)
 
     def funding(self, code: str) -> Funding | None:

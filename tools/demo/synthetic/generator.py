@@ -46,7 +46,9 @@ class TerritoryGenerator:
         self.qic = [r for r in refs.extra["qic"] if r.get("territoire") == plan.code]
         self.statuts = refs.statuts_of(plan.code)
         self.levels_marqueur = refs.marqueur_levels(plan.echelle_marqueur)
-        self.financeurs = list(FINANCEUR_LABELS[plan.code])
+        self.financeurs = [
+            c for c in FINANCEUR_LABELS[plan.code] if not c.endswith("_DROIT_COMMUN")
+        ]
         self.epci_code = "CABBALR_FCS" if "CABBALR_FCS" in self.financeurs else "EPCI"
         self.porteurs = self._porteurs()
         self.actions: dict[int, list[Action]] = {}
@@ -231,6 +233,8 @@ class TerritoryGenerator:
             action.dossier += "-01"
         if rng.random() < 0.12:  # prorogation to the next spring, within the limit
             action.date_fin = date(year + 1, rng.choice((3, 6)), rng.choice((15, 30)))
+            # its request for the extension, on time (before 15/11; no draw: same demo)
+            action.date_report = date(year, 11, 1 + int(action.cout_total) % 13)
         if porteur.type == CONSEIL_CITOYEN and self.min_expenses and qic is None:
             # The seed exempts conseils citoyens from the minimum expenses: show one below it.
             action.rescale(_round(self.min_expenses * rng.uniform(0.5, 0.9), 100))
@@ -271,6 +275,7 @@ class TerritoryGenerator:
             date_fin=date(year, 12, 31),
             reunions=rng.randint(2, 4),
             continuation=True,
+            previous=previous,
         )
         for f in action.fundings:
             f.accorde = f.demande if rng.random() < 0.8 else _round((f.demande or 0) * 0.9)

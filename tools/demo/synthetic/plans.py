@@ -16,6 +16,10 @@ FIXED_TIMESTAMP = (2026, 1, 1, 0, 0, 0)
 NON_ACTION_RULES = {
     "caf_majoration_investissement_qpv": "majoration possible (pas une contrainte sur une action)",
     "evaluation_copil_par_an": "obligation du contrat, pas d'une action",
+    "bilan_2021_renouvellement": (
+        "porte sur les actions 2021, année hors de la démonstration : règle non vérifiable "
+        "(programmation de l'année précédente non chargée)"
+    ),
 }
 # Year-level targets: judged on all the actions of a year, not on one action.
 TARGET_RULES = {
@@ -67,6 +71,8 @@ FINANCEUR_LABELS: dict[str, dict[str, tuple[str, ...]]] = {
     "CABBALR": {
         "ETAT_BOP147": ("Etat (ANCT)", "ANCT"),
         "CABBALR_FCS": ("Fonds de Cohésion Sociale", "FCS"),
+        # only on the actions that break the Région's exclusion rule (violations.py)
+        "REGION_DROIT_COMMUN": ("Région droit commun",),
         "COMMUNE": ("Commune",),
         "REGION": ("Région Hauts-de-France", "Région"),
         "DEPARTEMENT": ("Département du Pas-de-Calais", "Département"),

@@ -43,6 +43,14 @@ class ProgrammationWriter(FolderWriter):
             return "Intercommunale"
         return "Communale" if len(a.qpv) <= 1 else "Regroupement de communes"
 
+    def projet_quartier(self, a: Action) -> str:
+        """VM (000): an action asking a commune's funds answers the commune's Projet de
+        Quartier; CAMVS (004): the contract is declined in projets de quartier, an action aimed at
+        named QPV belongs to theirs. Derived from the action, no random draw."""
+        if a.territoire == "VM":
+            return "Oui" if a.funding("COMMUNE") else "Non"
+        return "Oui" if a.qpv is not None and not a.qic else "Non"
+
     def write_vm(self, gen: TerritoryGenerator, year: int) -> Path:
         rng = self.rng
         header = [
@@ -70,6 +78,9 @@ class ProgrammationWriter(FolderWriter):
             "Date de dépôt du bilan intermédiaire",
             "Date de dépôt du bilan",
             "Nombre de réunions de suivi",
+            "Orientation transversale",
+            "Projets de Quartier",
+            "Date de demande de report",
         ]
         rows: list[list[str]] = []
         for a in gen.actions[year]:
@@ -100,6 +111,9 @@ class ProgrammationWriter(FolderWriter):
                         fr_date(a.date_bilan_intermediaire),
                         fr_date(a.date_bilan),
                         str(a.reunions),
+                        code_label(a.transversal),
+                        self.projet_quartier(a),
+                        fr_date(a.date_report),
                     ]
                 )
         rows = self._with_duplicates(rows, 2, near_duplicate_columns=(15,))
@@ -139,6 +153,7 @@ class ProgrammationWriter(FolderWriter):
             "Marqueur égalité",
             "Part du public QPV",
             "Date de demande de report",
+            "Échelle",
         ]
         rows: list[list[str]] = []
         for a in gen.actions[year]:
@@ -170,6 +185,7 @@ class ProgrammationWriter(FolderWriter):
                         a.marqueur,
                         f"{round(a.part_qpv * 100)}%",
                         fr_date(a.date_report),
+                        self.echelle(a),
                     ]
                 )
         rows = self._with_duplicates(rows, 2)
@@ -214,6 +230,8 @@ class ProgrammationWriter(FolderWriter):
             "Objectif",
             "Fil rouge",
             "QPV",
+            "Échelle",
+            "Projet de quartier",
             "Statut",
             "Coût total",
             "Coûts indirects",
@@ -246,6 +264,8 @@ class ProgrammationWriter(FolderWriter):
                 a.leaf.code,
                 a.transversal.libelle if a.transversal and self.rng.random() < 0.5 else None,
                 self.qpv_cell(gen, a),
+                self.echelle(a),
+                self.projet_quartier(a),
                 (a.statut or {}).get("libelle"),
                 a.cout_total,
                 a.couts_indirects,

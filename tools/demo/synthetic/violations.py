@@ -23,6 +23,7 @@ class TerritoryGeneratorLike(Protocol):
     module: a protocol rather than an import keeps the modules free of cycles)."""
 
     rng: random.Random
+    actions: dict[int, list[Action]]
     statuts: list[dict[str, str]]
     qic: list[dict[str, str]]
     levels_marqueur: list[str]
@@ -36,9 +37,9 @@ class TerritoryGeneratorLike(Protocol):
 
 
 def _deadline(rule: Rule, year: int) -> date:
-    if rule.unite == "date_n_plus_1":
+    if rule.unite in ("date_n", "date_n_plus_1"):
         month, day = (int(x) for x in rule.valeur.split("-"))
-        return date(year + 1, month, day)
+        return date(year + (rule.unite == "date_n_plus_1"), month, day)
     return date.fromisoformat(rule.valeur)
 
 
@@ -109,6 +110,56 @@ def _inj_bilan_intermediaire(gen: TerritoryGeneratorLike, rule: Rule, a: Action)
 
 def _inj_prorogation(gen: TerritoryGeneratorLike, rule: Rule, a: Action) -> None:
     a.date_fin = _deadline(rule, a.annee) + timedelta(days=gen.rng.randint(15, 60))
+    a.date_report = date(a.annee, 11, 3)  # the request itself on time
+
+
+def _inj_prorogation_request(gen: TerritoryGeneratorLike, rule: Rule, a: Action) -> None:
+    """A prorogation into N+1 asked after the day before 15/11 of year N."""
+    if rule.financeur:
+        gen.ensure_funding(a, rule.financeur)
+    a.date_fin = date(a.annee + 1, 3, 31)
+    a.date_report = _deadline(rule, a.annee) + timedelta(days=gen.rng.randint(3, 30))
+
+
+def _previous_of(gen: TerritoryGeneratorLike, a: Action) -> Action | None:
+    """The action of the previous year ``a`` continues: its own, else one made so (same porteur
+    and intitulé as a previous-year action no other action continues)."""
+    if a.previous is not None:
+        return a.previous
+    earlier = gen.actions.get(a.annee - 1, [])
+    taken = {id(x.previous) for year in gen.actions.values() for x in year if x.previous}
+    free = [p for p in earlier if id(p) not in taken and not p.cpo]
+    if not free:
+        return None
+    prev = gen.rng.choice(free)
+    a.porteur, a.intitule, a.previous = prev.porteur, prev.intitule, prev
+    return prev
+
+
+def _inj_bilan_previous(gen: TerritoryGeneratorLike, rule: Rule, a: Action) -> None:
+    """A reconducted action whose previous-year action has no final bilan."""
+    prev = _previous_of(gen, a)
+    gen.set_statut(a, rule.condition_statut)
+    if prev is not None:
+        prev.date_bilan = None
+
+
+def _inj_marqueur_previous(gen: TerritoryGeneratorLike, rule: Rule, a: Action) -> None:
+    """A project whose previous-year action had a marqueur below the level (to review)."""
+    prev = _previous_of(gen, a)
+    gen.set_statut(a)
+    levels = gen.levels_marqueur
+    if prev is not None and rule.valeur in levels:
+        prev.marqueur = levels[0]
+
+
+def _inj_droit_commun(gen: TerritoryGeneratorLike, rule: Rule, a: Action) -> None:
+    """Crédits spécifiques of a financeur on a project its droit commun also funds."""
+    funding = gen.ensure_funding(a, rule.financeur or "REGION", 0.15)
+    funding.nature = "Fonctionnement"
+    if a.funding(f"{funding.code}_DROIT_COMMUN") is None:
+        amount = _round(a.cout_total * 0.1)
+        a.fundings.append(Funding(f"{funding.code}_DROIT_COMMUN", amount, amount))
 
 
 def _inj_reunions(gen: TerritoryGeneratorLike, rule: Rule, a: Action) -> None:
@@ -171,6 +222,10 @@ INJECTORS: dict[str, Callable[[TerritoryGeneratorLike, Rule, Action], None]] = {
     "region_investissement_max": _inj_region_amount,
     "qic_credits_anct": _inj_qic,
     "report_demande_date_limite": _inj_report,
+    "prorogation_demande_date_limite": _inj_prorogation_request,
+    "bilan_annee_precedente_reconduction": _inj_bilan_previous,
+    "marqueur_precedent_examen": _inj_marqueur_previous,
+    "region_specifiques_exclus_si_droit_commun": _inj_droit_commun,
 }
 
 
