@@ -130,6 +130,10 @@ def _map_rows(
     )
 
 
+#: Its columns start with the display order (orientation_code, ordre_modalite, modalite_libelle).
+AGE_PUBLIC = "beneficiaires_age_public_orientation"
+
+
 def _masked(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     specs = load_specs()
     return mask_counts(frame, specs[table]) if table in specs else frame
@@ -385,34 +389,10 @@ def load(con: duckdb.DuckDBPyConnection, territory: Territory, year: int) -> Rep
             "beneficiaires_genre",
         ),
     )
-    # --- bilans read in full: realisation by orientation, age bands and publics of the year
-    q(
-        "realisation",
-        _masked(
-            _df(
-                con,
-                "select * from marts.bilans_realisation where territoire = ? and annee = ? "
-                "order by orientation_code",
-                [t, year],
-            ),
-            "bilans_realisation",
-        ),
-    )
-    q(
-        "age_public",
-        _masked(
-            _df(
-                con,
-                "select * from marts.beneficiaires_age_public_orientation "
-                "where territoire = ? and annee = ? order by orientation_code, "
-                "case dimension when 'tranche_age' then 1 when 'public' then 2 else 3 end, "
-                "hors_referentiel, ordre_modalite, "
-                "modalite_libelle",
-                [t, year],
-            ),
-            "beneficiaires_age_public_orientation",
-        ),
-    )
+    # --- bilans read in full: realisation, age bands and publics by orientation (masked)
+    for key, mart in (("realisation", "bilans_realisation"), ("age_public", AGE_PUBLIC)):
+        sql = f"select * from marts.{mart} where territoire = ? and annee = ? order by all"
+        q(key, _masked(_df(con, sql, [t, year]), mart))
     q(
         "marqueur",
         _df(

@@ -40,16 +40,28 @@ totals as (
 )
 
 select
-    grouped.*,
-    round(100.0 * grouped.effectif / nullif(totals.total, 0), 1) as part_pct,
-    case grouped.modalite_code
-        when 'moins_16' then 1
-        when '16_25' then 2
-        when '26_64' then 3
-        when '65_plus' then 4
-        when 'non_renseigne' then 6
+    grouped.territoire,
+    grouped.annee,
+    grouped.orientation_code,
+    -- display order: canonical bands, bands outside the référentiel, age not given, publics,
+    -- unknown values (the report orders its rows by its first columns)
+    case
+        when grouped.dimension = 'public' then 7
+        when grouped.dimension = 'inconnue' then 8
+        when grouped.modalite_code = 'moins_16' then 1
+        when grouped.modalite_code = '16_25' then 2
+        when grouped.modalite_code = '26_64' then 3
+        when grouped.modalite_code = '65_plus' then 4
+        when grouped.modalite_code = 'non_renseigne' then 6
         else 5
-    end as ordre_modalite
+    end as ordre_modalite,
+    grouped.modalite_libelle,
+    grouped.orientation_libelle,
+    grouped.dimension,
+    grouped.modalite_code,
+    grouped.hors_referentiel,
+    grouped.effectif,
+    round(100.0 * grouped.effectif / nullif(totals.total, 0), 1) as part_pct
 from grouped
 left join totals
     on
