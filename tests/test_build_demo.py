@@ -196,8 +196,14 @@ def test_beneficiaires_genre_equals_raw_bilans(con, demo_build):
     for path in sorted((demo_build / "raw" / "bilans").glob("*.csv")):
         territoire = path.name.split("_")[0]
         year = int(re.search(r"20\d\d", path.name).group())
+        sexes = ("Femmes", "Hommes", "Sexe non renseigné")
         for row in csv_rows(path):
-            for k, col in enumerate(("Femmes", "Hommes", "Sexe non renseigné")):
+            if "Tranche d'âge ou public" in row:  # long layout: one line per sex, band, public
+                if row["Tranche d'âge ou public"] in sexes:
+                    k = sexes.index(row["Tranche d'âge ou public"])
+                    expected[(territoire, year)][k] += int(row["Effectif"])
+                continue
+            for k, col in enumerate(sexes):
                 expected[(territoire, year)][k] += int(row[col] or 0)
     got = {
         (t, y): [f, h, n]

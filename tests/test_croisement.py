@@ -181,7 +181,8 @@ def test_croisement_amounts_and_rows_recomputed_from_raw(con, demo_build):
 
 
 def test_croisement_beneficiaires_are_the_bilans_residents(con, demo_build):
-    """Sample: CABBALR, whose bilans are a CSV; residents of each QPV summed over the bilans."""
+    """Sample: CABBALR, whose bilans are a CSV (long layout); residents of each QPV summed over
+    the bilans."""
     raw = demo_build / "raw"
     expected: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
     for annee in YEARS["CABBALR"]:
@@ -190,7 +191,12 @@ def test_croisement_beneficiaires_are_the_bilans_residents(con, demo_build):
             if not isinstance(codes, list) or len(codes) != 1:
                 continue
             counts = expected[(annee, codes[0])]
-            for i, column in enumerate(("Femmes", "Hommes", "Sexe non renseigné")):
+            sexes = ("Femmes", "Hommes", "Sexe non renseigné")
+            if "Tranche d'âge ou public" in row:  # long layout: one line per sex, band, public
+                if row["Tranche d'âge ou public"] in sexes:
+                    counts[sexes.index(row["Tranche d'âge ou public"])] += int(row["Effectif"])
+                continue
+            for i, column in enumerate(sexes):
                 counts[i] += int(row[column] or 0)
     rows = con.execute(
         "select annee, code_qpv, beneficiaires_femmes, beneficiaires_hommes, "

@@ -360,6 +360,38 @@ def test_pdf_is_printed(demo_build, tmp_path):
     (ARTIFACTS / "rapport_VM.pdf").write_bytes(data)
 
 
+def test_realisation_and_age_public_sections(rapports, warehouse):
+    """The bilans read in full: realisation by orientation as in bilans_realisation, and the
+    age/public breakdown with its small counts masked ('s')."""
+    page = parse(rapports["CABBALR"])
+    rows = {r["_cle"]: r["_cells"] for r in page.tables["table-realisation"]}
+    expected = warehouse.execute(
+        "select orientation_code, nb_realisees, taux_realisation from marts.bilans_realisation "
+        "where territoire = 'CABBALR' and annee = 2023"
+    ).fetchall()
+    assert expected and len(rows) == len(expected)
+    for code, realisees, taux in expected:
+        assert int(rows[code]["nb_realisees"][0]) == realisees
+        assert float(rows[code]["taux_realisation"][0]) == pytest.approx(taux)
+    cells = {
+        tuple(r["_cle"].split("|")[i] for i in (0, 3)): r["_cells"]
+        for r in page.tables["table-age-public"]
+    }
+    small = warehouse.execute(
+        "select orientation_code, modalite_libelle from marts.beneficiaires_age_public_orientation "
+        "where territoire = 'CABBALR' and annee = 2023 and effectif between 1 and 4"
+    ).fetchall()
+    assert any(label == "Jeunes NEET" for _, label in small)  # the planted unknown value
+    for key in small:
+        assert cells[key]["effectif"] == ("", "s"), key
+    orientation, demandeurs = warehouse.execute(
+        "select orientation_code, effectif from marts.beneficiaires_age_public_orientation "
+        "where territoire = 'CABBALR' and annee = 2023 and modalite_code = 'demandeurs_emploi' "
+        "and effectif >= 5 limit 1"
+    ).fetchone()
+    assert int(cells[(orientation, "Demandeurs d'emploi")]["effectif"][0]) == demandeurs
+
+
 def test_rules_not_verifiable_listed_apart(rapports, warehouse):
     """The VM 2027 report lists the rules the loaded data cannot check, with the mart's counts,
     named by their French description (never counted among the respected rules)."""

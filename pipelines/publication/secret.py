@@ -14,8 +14,11 @@ Rule, per row of a table whose count columns add up to its total column:
 4. derived columns (shares) are masked whenever a count of their row is;
 5. the row gets ``secret_statistique = true`` when anything in it was masked.
 
-A table publishes no total across its rows here; a mart that adds one must declare it so that
-the masking also protects columns.
+Rows that add up to a total published elsewhere (the age bands of a cell of
+``beneficiaires_age_public`` add up to ``beneficiaires_genre.total``) are tied by ``groupe``
+columns: 6. within a group of rows (same values of the ``groupe`` columns), when exactly one
+count is masked, the smallest other non-zero count of the group is masked too (complementary
+masking across rows).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class MaskSpec:
     counts: list[str] = field(default_factory=list)
     total: str | None = None
     derived: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
 
 
 def load_specs(path: Path = SPEC_FILE) -> dict[str, MaskSpec]:
@@ -55,8 +59,10 @@ def load_specs(path: Path = SPEC_FILE) -> dict[str, MaskSpec]:
                 spec.total = row["colonne"]
             elif role == "derive":
                 spec.derived.append(row["colonne"])
+            elif role == "groupe":
+                spec.groups.append(row["colonne"])
             else:
-                raise ValueError(f"{path}: rôle inconnu {role!r} (compte, total, derive)")
+                raise ValueError(f"{path}: rôle inconnu {role!r} (compte, total, derive, groupe)")
     return specs
 
 
@@ -94,4 +100,31 @@ def mask_counts(frame: pd.DataFrame, spec: MaskSpec, seuil: int | None = None) -
                     out.at[idx, c] = None
         flags.append(bool(masked))
     out["secret_statistique"] = flags
+    if spec.groups and len(counts) == 1 and not out.empty:
+        _mask_groups(out, counts[0], spec)
     return out
+
+
+def _mask_groups(out: pd.DataFrame, count: str, spec: MaskSpec) -> None:
+    """Rule 6: in each group of rows with exactly one masked count, mask the smallest other
+    non-zero count of the group (in place)."""
+    keys = out[spec.groups].astype(str).agg("|".join, axis=1)
+    for _, positions in out.groupby(keys, sort=False).indices.items():
+        index = out.index[positions]
+        values = out.loc[index, count]
+        masked = [i for i in index if values[i] is None or pd.isna(values[i])]
+        masked = [i for i in masked if out.at[i, "secret_statistique"]]
+        if len(masked) != 1:
+            continue
+        others = sorted(
+            (values[i], i)
+            for i in index
+            if i not in masked and not pd.isna(values[i]) and values[i] > 0
+        )
+        if others:
+            i = others[0][1]
+            out.at[i, count] = None
+            for c in spec.derived:
+                if c in out:
+                    out.at[i, c] = None
+            out.at[i, "secret_statistique"] = True

@@ -130,6 +130,10 @@ def _map_rows(
     )
 
 
+#: Its columns start with the display order (orientation_code, ordre_modalite, modalite_libelle).
+AGE_PUBLIC = "beneficiaires_age_public_orientation"
+
+
 def _masked(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     specs = load_specs()
     return mask_counts(frame, specs[table]) if table in specs else frame
@@ -385,6 +389,10 @@ def load(con: duckdb.DuckDBPyConnection, territory: Territory, year: int) -> Rep
             "beneficiaires_genre",
         ),
     )
+    # --- bilans read in full: realisation, age bands and publics by orientation (masked)
+    for key, mart in (("realisation", "bilans_realisation"), ("age_public", AGE_PUBLIC)):
+        sql = f"select * from marts.{mart} where territoire = ? and annee = ? order by all"
+        q(key, _masked(_df(con, sql, [t, year]), mart))
     q(
         "marqueur",
         _df(

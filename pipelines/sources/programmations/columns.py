@@ -304,10 +304,11 @@ class TableColumns:
         self.error_reason[new] = reasons if isinstance(reasons, str) else reasons[new]
         self.error |= new
 
-    def others_json(self) -> np.ndarray:
-        """The unmapped columns of each line as JSON ``{"column": "text"}`` (empty ones out)."""
+    def others_json(self, exclude: set[int] | None = None) -> np.ndarray:
+        """The unmapped columns of each line as JSON ``{"column": "text"}`` (empty ones out);
+        ``exclude``: columns a source reads itself (a bilan's declared age bands)."""
         cmap = self.table.cmap
-        known = set(cmap.fields.values()) | {w[2] for w in cmap.wide}
+        known = set(cmap.fields.values()) | {w[2] for w in cmap.wide} | (exclude or set())
         others = [idx for idx in range(self.cells.shape[1]) if idx not in known]
         names = [self.column_name(idx) for idx in others]
         n = len(self)
