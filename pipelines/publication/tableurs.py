@@ -202,10 +202,16 @@ def _territories(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     ).fetchall()
 
 
+#: The marts whose years are programmation years (a workbook per territory and such year);
+#: other marts with a year (targets' years, zonings' periods) do not make workbooks of their own.
+YEAR_MARTS = ("synthese_programmation", "depenses_orientation")
+
+
 def _years(con: duckdb.DuckDBPyConnection, tables: dict, territory: str) -> list[int]:
+    """The programmation years of a territory."""
     years: set[int] = set()
-    for table, columns in tables.items():
-        names = {n for n, _ in columns}
+    for table in [t for t in YEAR_MARTS if t in tables] or list(tables):
+        names = {n for n, _ in tables[table]}
         if {"territoire", "annee"} <= names:
             years |= {
                 int(r[0])

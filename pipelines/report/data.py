@@ -5,6 +5,10 @@ formats them, it adds, averages or divides nothing. Counts of people pass throug
 statistical-secrecy masking of the published exports (``pipelines/publication/secret.py``)
 before they reach the page. Names of territories and indicator definitions come from the
 referentiels (text, not figures); the list of source files from the ingestion log.
+
+Why this module is long: one reader per section of the report (observation, programmation,
+croisement, bilans, objectives, controls, equality marker), each a few queries of its mart, kept
+together so that every figure the report prints is traceable to a mart in one file.
 """
 
 from __future__ import annotations
