@@ -63,6 +63,8 @@ class SpreadsheetExport:
 
     csv_files: list[Path] = field(default_factory=list)
     workbooks: list[Path] = field(default_factory=list)
+    #: why no workbook was written (too many territories for a build), else None
+    skipped: str | None = None
 
 
 @contextmanager
@@ -350,9 +352,14 @@ def export_spreadsheets(
     territories: list[str] | None = None,
     years: list[int] | None = None,
     csv: bool = True,
+    latest_only: bool = False,
+    max_territories: int | None = None,
+    sources: dict[str, str] | None = None,
 ) -> SpreadsheetExport:
     """``out/csv/<mart>.csv`` for every mart and ``out/tableurs/*.xlsx`` per territory and
-    year (those given, else all)."""
+    year (those given, else all; the latest year of each with ``latest_only``). With more
+    territories than ``max_territories``, no workbook: ``skipped`` says why (a national build
+    would write hundreds; ``observatoire export excel --territoire`` writes those wanted)."""
     out = Path(out)
     result = SpreadsheetExport()
     specs = load_specs()
@@ -365,7 +372,8 @@ def export_spreadsheets(
     ]
     with ExitStack() as stack:
         # each mart as published (small counts masked) once, for the CSV and every workbook
-        sources = {t: stack.enter_context(published(con, t, specs)) for t in names}
+        if sources is None:  # the caller may have published them already (export_marts)
+            sources = {t: stack.enter_context(published(con, t, specs)) for t in names}
         tables = {t: _columns(con, sources[t]) for t in names}
         if csv:
             (out / "csv").mkdir(parents=True, exist_ok=True)
@@ -376,11 +384,21 @@ def export_spreadsheets(
             return result
         (out / "tableurs").mkdir(parents=True, exist_ok=True)
         descriptions = _descriptions()
-        for territory in _territories(con):
-            if territories and territory[0] not in territories:
-                continue
+        chosen_territories = [
+            t for t in _territories(con) if not territories or t[0] in territories
+        ]
+        if max_territories is not None and len(chosen_territories) > max_territories:
+            result.skipped = (
+                f"{len(chosen_territories)} territoires (plus de {max_territories}) : aucun "
+                "classeur écrit par la construction ; observatoire export excel --territoire "
+                "<code> écrit ceux d'un territoire"
+            )
+            return result
+        for territory in chosen_territories:
             found = _years(con, tables, territory[0])
             chosen = [y for y in found if not years or y in years]
+            if latest_only and chosen:
+                chosen = chosen[-1:]
             if found and not chosen:
                 continue
             for year in chosen or [None]:

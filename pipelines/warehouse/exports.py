@@ -13,6 +13,8 @@ seed 004 annex 8) is also written as one CSV per territory and year,
 regional synthesis.
 """
 
+import os
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from pipelines.duckdb_utils import tables_in
 from pipelines.publication.cells import neutralise_formula
 from pipelines.publication.scdl import ScdlExport, export_scdl
 from pipelines.publication.secret import load_specs, mask_counts
-from pipelines.publication.tableurs import SpreadsheetExport, export_spreadsheets
+from pipelines.publication.tableurs import SpreadsheetExport, export_spreadsheets, published
 from pipelines.warehouse.dbt import mart_names
 from pipelines.warehouse.resources import ProjectFolders, Warehouse
 
@@ -59,21 +61,26 @@ def export_marts(con: duckdb.DuckDBPyConnection, out: Path, log=None) -> MartsEx
     result = MartsExport(out)
     tables = sorted(tables_in(con, "marts"))
     specs = load_specs()
+    with ExitStack() as stack:
+        # each mart as published (statistical secrecy applied, pipelines/publication) once,
+        # for the Parquet file, the CSV and the workbooks
+        sources = {t: stack.enter_context(published(con, t, specs)) for t in tables}
+        result = _export_published(con, out, tables, specs, sources, result, log)
+    return result
+
+
+def _export_published(con, out, tables, specs, sources, result: MartsExport, log):
     for table in tables:
         target = out / f"{table}.parquet"
         tmp = target.with_suffix(".parquet.tmp")
-        source = f"marts.{quote_identifier(table)}"
+        source = sources[table]
         if table in specs:
-            # published figures respect statistical secrecy (pipelines/publication)
-            frame = mask_counts(con.execute(f"select * from {source}").df(), specs[table])
-            result.masked_cells[table] = int(frame["secret_statistique"].sum())
-            con.register("_publie", frame)
-            source = "_publie"
+            result.masked_cells[table] = con.execute(
+                f"select count(*) from {source} where secret_statistique"
+            ).fetchone()[0]
         con.execute(
             f"COPY (SELECT * FROM {source}) TO ? (FORMAT parquet, COMPRESSION zstd)", [str(tmp)]
         )
-        if source == "_publie":
-            con.unregister("_publie")
         tmp.replace(target)
         rows = con.execute(f"select count(*) from marts.{quote_identifier(table)}").fetchone()[0]
         result.written[table] = rows
@@ -92,12 +99,17 @@ def export_marts(con: duckdb.DuckDBPyConnection, out: Path, log=None) -> MartsEx
                 log.warning(f"SCDL {name}: champs à compléter {fields}")
         result.written["scdl_fichiers"] = len(result.scdl.files)
     # Excel-FR: csv/<mart>.csv (;, BOM, decimal comma) and tableurs/<territoire>_<annee>.xlsx
-    result.spreadsheets = export_spreadsheets(con, out)
+    # (the latest programmation year of each territory, up to WORKBOOKS_MAX territories)
+    result.spreadsheets = export_spreadsheets(
+        con, out, latest_only=True, max_territories=workbooks_max(), sources=sources
+    )
     if log:
         log.info(
             f"Tableurs: {len(result.spreadsheets.csv_files)} CSV dans {out}/csv, "
             f"{len(result.spreadsheets.workbooks)} classeur(s) dans {out}/tableurs"
         )
+        if result.spreadsheets.skipped:
+            log.warning(f"Classeurs: {result.spreadsheets.skipped}")
     if "indicateurs_resultat" in tables:
         result.result_files = export_result_indicators(con, out)
         result.written["indicateurs_resultat_fichiers"] = len(result.result_files)
@@ -153,6 +165,16 @@ def export_result_indicators(con: duckdb.DuckDBPyConnection, out: Path) -> list[
         rows.to_csv(target, sep=";", decimal=",", index=False, encoding="utf-8-sig")
         written.append(target)
     return written
+
+
+#: Most territories whose workbooks a build writes (``OBSERVATOIRE_CLASSEURS_MAX``): an EPCI's
+#: or a department's build writes them, a national one (344 territories) leaves them to
+#: ``observatoire export excel``.
+WORKBOOKS_MAX = 20
+
+
+def workbooks_max() -> int:
+    return int(os.environ.get("OBSERVATOIRE_CLASSEURS_MAX", WORKBOOKS_MAX))
 
 
 def build_export_asset():
