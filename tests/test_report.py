@@ -406,3 +406,48 @@ def test_rules_not_verifiable_listed_apart(rapports, warehouse):
         for r in page.tables["table-regles-non-verifiables"]
     )
     assert shown == sorted(expected) and expected
+
+
+def test_a_report_that_fails_does_not_stop_the_others(demo_build, tmp_path, monkeypatch):
+    """One territory's report failing (a geometry GEOS refuses, say) leaves the others written
+    and says which one failed and why (the build prints it: AVERTISSEMENT)."""
+    import pipelines.report as report_module
+    from pipelines.report import connect, latest_reports
+
+    real_load = report_module.load
+
+    def load(con, territory, year):
+        if territory.code == "CAMVS":
+            raise RuntimeError("TopologyException: side location conflict")
+        return real_load(con, territory, year)
+
+    monkeypatch.setattr(report_module, "load", load)
+    con = connect(demo_build / "warehouse.duckdb")
+    try:
+        reports = latest_reports(con, tmp_path, pdf=False)
+    finally:
+        con.close()
+    failed = {r.territory: r.error for r in reports if r.error}
+    assert failed == {"CAMVS": "RuntimeError: TopologyException: side location conflict"}
+    written = sorted(p.name for p in tmp_path.glob("rapport_*.html"))
+    assert written == sorted(r.html.name for r in reports if not r.error) and len(written) == 2
+
+
+def test_a_national_build_leaves_the_reports_to_the_command(demo_build, tmp_path, monkeypatch):
+    """Beyond OBSERVATOIRE_RAPPORTS_MAX territories a build writes no report (344 PDFs at 8 s
+    each would double a national build) and says which command writes them."""
+    import shutil
+
+    from pipelines.report.assets import rapports_annuels
+    from tests.conftest import materialize_direct
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(demo_build / "warehouse.duckdb", warehouse)
+    monkeypatch.setenv("OBSERVATOIRE_RAPPORTS_MAX", "2")
+    monkeypatch.setenv("OBSERVATOIRE_RAPPORT_PDF", "0")
+    result = materialize_direct([rapports_annuels], tmp_path / "raw", warehouse)
+    [event] = result.get_asset_materialization_events()
+    reason = event.materialization.metadata["erreur"].value
+    assert reason.startswith("3 territoires (plus de 2, OBSERVATOIRE_RAPPORTS_MAX)")
+    assert "observatoire report --territoire" in reason
+    assert not (tmp_path / "m" / "rapport").exists()

@@ -196,11 +196,13 @@ def load(con: duckdb.DuckDBPyConnection, territory: Territory, year: int) -> Rep
         ),
     )
     # Contours of the territory's map: projected to the CRS its surfaces were computed in
-    # (Lambert-93 in the metropole, the local UTM zone overseas), simplified to 5 m.
+    # (Lambert-93 in the metropole, the local UTM zone overseas), made valid again (a valid
+    # contour can self-touch once projected: QN04705M, where GEOS's precision reduction
+    # stopped the report), snapped to 1 m, simplified to 5 m.
     projection = """
-        ST_SimplifyPreserveTopology(ST_ReducePrecision(
-            ST_Transform(geom, 'EPSG:4326', coalesce(crs_surface, 'EPSG:2154'), always_xy := true),
-            1.0), 5.0)
+        ST_SimplifyPreserveTopology(ST_ReducePrecision(ST_MakeValid(
+            ST_Transform(geom, 'EPSG:4326', coalesce(crs_surface, 'EPSG:2154'), always_xy := true)
+            ), 1.0), 5.0)
     """
     q(
         "contours",

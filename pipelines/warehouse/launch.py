@@ -334,7 +334,9 @@ def _failure(progress: Progress, log: Path, paths: Paths | None = None) -> str:
 
 
 def _report(progress: Progress, result, paths: Paths) -> None:
-    """The build summary, from the publication asset's metadata."""
+    """The build summary, from the publication and report assets' metadata."""
+    import dagster as dg
+
     from pipelines.warehouse.publication import KEY
 
     metadata = {}
@@ -359,4 +361,25 @@ def _report(progress: Progress, result, paths: Paths) -> None:
         pdfs = sum(1 for r in rapports if r.with_suffix(".pdf").exists())
         progress.echo(
             f"Rapports annuels ({len(rapports)} HTML, {pdfs} PDF): {paths.marts_dir / 'rapport'}"
+        )
+    # a report that could not be written does not stop the publication of the data, but is said
+    report_metadata = {}
+    for event in result.get_asset_materialization_events():
+        if event.asset_key == dg.AssetKey(["rapport", "rapports_annuels"]):
+            report_metadata = event.materialization.metadata
+    failed = (
+        dict(report_metadata["rapports_en_echec"].value or {})
+        if ("rapports_en_echec" in report_metadata)
+        else {}
+    )
+    if "erreur" in report_metadata:
+        progress.echo(
+            f"AVERTISSEMENT : rapports annuels non écrits : {report_metadata['erreur'].value}"
+        )
+    if failed:
+        progress.echo(
+            f"AVERTISSEMENT : {len(failed)} rapport(s) annuel(s) non écrit(s) (les données sont "
+            "publiées) : "
+            + " ; ".join(f"{code} ({reason})" for code, reason in sorted(failed.items())[:5])
+            + (" ..." if len(failed) > 5 else "")
         )
