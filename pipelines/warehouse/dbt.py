@@ -6,8 +6,10 @@ environment variable is changed during a build.
 """
 
 import json
+import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Mapping
 from functools import cache, cached_property
 from pathlib import Path
@@ -102,22 +104,47 @@ PARSE_STATE = "observatoire_partial_parse.msgpack"
 
 
 def _parse(project: DbtProject) -> None:
-    ProjectDbtResource(project_dir=project, dbt_executable=dbt_executable()).cli(
-        ["parse", "--quiet"], target_path=project.target_path
-    ).wait()
+    """``dbt parse`` of the project, one process at a time (a file lock: pytest's workers, a
+    build and ``dagster dev`` may all find the manifest stale at once), into a folder of its
+    own whose files then replace the project's target files one ``os.replace`` each: a reader
+    never sees a half-written manifest.json."""
+    import fcntl
+
     target = Path(project.project_dir) / project.target_path
-    parsed = target / "partial_parse.msgpack"
-    if parsed.is_file():
-        tmp = target / f".{PARSE_STATE}.tmp"
-        shutil.copy2(parsed, tmp)
-        tmp.replace(target / PARSE_STATE)
+    target.mkdir(parents=True, exist_ok=True)
+    with (target / ".parse.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if manifest_is_fresh(project):  # parsed by another process while this one waited
+            return
+        work = Path(tempfile.mkdtemp(prefix=".parse-", dir=target))
+        try:
+            ProjectDbtResource(project_dir=project, dbt_executable=dbt_executable()).cli(
+                ["parse", "--quiet"], target_path=work
+            ).wait()
+            parsed = work / "partial_parse.msgpack"
+            if parsed.is_file():
+                shutil.copy2(parsed, work / PARSE_STATE)
+            # the manifest last: its date is what manifest_is_fresh compares
+            names = sorted(
+                (p.name for p in work.iterdir() if p.is_file()),
+                key=lambda name: name == "manifest.json",
+            )
+            for name in names:
+                os.replace(work / name, target / name)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def prepare_manifest(force: bool = False) -> None:
     """Parse the dbt project (writes target/manifest.json) unless it is up to date."""
     ensure_spatial_installed()
     project = dbt_project()
-    if force or not manifest_is_fresh(project):
+    if force:
+        # the manifest's date is older than now: _parse re-checks freshness under its lock
+        manifest = Path(project.manifest_path)
+        if manifest.is_file():
+            os.utime(manifest, (0, 0))
+    if not manifest_is_fresh(project):
         _parse(project)
 
 
