@@ -408,8 +408,3 @@ def export_spreadsheets(
                     write_workbook(con, path, territory, year, tables, sources, descriptions)
                 )
     return result
-
-
-def starts_like_formula(text: str) -> bool:
-    """True for a text a spreadsheet would evaluate (tests and checks of the outputs)."""
-    return text.startswith(FORMULA_STARTS)
