@@ -45,6 +45,29 @@ def test_colonnes_renseignees_names_each_column_holding_nulls():
     assert con.execute(sql).fetchall() == []
 
 
+def _render_valeurs_admises(model: str, valeurs: dict) -> str:
+    text = (GENERIC.parent / "valeurs_admises.sql").read_text(encoding="utf-8")
+    body = re.search(r"{% test valeurs_admises\(model, valeurs\) %}(.*){% endtest %}", text, re.S)
+    return jinja2.Template(body.group(1)).render(model=model, valeurs=valeurs, adapter=_Adapter)
+
+
+def test_valeurs_admises_names_each_value_outside_its_list():
+    con = duckdb.connect()
+    con.execute(
+        "create table t as select * from (values ('a', 1, true), ('l''x', 2, false),"
+        " ('z', 9, true), ('z', null, null), (null, 3, false)) v(statut, niveau, actif)"
+    )
+    valeurs = {"statut": ["a", "l'x"], "niveau": [1, 2, 3], "actif": [True, False]}
+    sql = _render_valeurs_admises("t", valeurs)
+    # 'z' twice outside the statut list, 9 once outside niveau; NULL passes, as accepted_values
+    assert sorted(con.execute(sql).fetchall()) == [("niveau", "9", 1), ("statut", "z", 2)]
+    con.execute("delete from t where statut = 'z'")
+    assert con.execute(sql).fetchall() == []
+    assert con.execute(_render_valeurs_admises("t", {"actif": [True]})).fetchall() == [
+        ("actif", "false", 2)
+    ]
+
+
 def test_a_build_runs_data_tests_but_not_unit_tests():
     assert BUILD_ARGS[0] == "build"
     assert BUILD_ARGS[BUILD_ARGS.index("--exclude-resource-type") + 1] == "unit_test"
@@ -73,3 +96,13 @@ def test_no_column_level_not_null_left(folder):
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"data_tests: \[[^\]]*not_null", text), path
         assert not re.search(r"^\s+- not_null\s*$", text, re.M), path
+
+
+@pytest.mark.parametrize("folder", ["models", "seeds"])
+def test_closed_lists_are_one_test_per_model(folder):
+    """Closed lists of values are declared once per model (valeurs_admises), not one
+    accepted_values node per column; one with a config of its own (severity) is the exception."""
+    for path in (DBT_PROJECT_DIR / folder).rglob("*.yml"):
+        text = path.read_text(encoding="utf-8")
+        for block in re.findall(r"- accepted_values:\n((?:\s{6,}.*\n)+)", text):
+            assert "config:" in block, (path, block)

@@ -166,6 +166,12 @@ def _failed_run(tmp_path: Path) -> Paths:
         f" ('VM', '{raw}/programmations/VM_programmation_2027.csv', 3))"
         " t(territoire, source_fichier, source_ligne)"
     )
+    con.execute(
+        "create table staging.stg_suivi__bilans as select * from (values "
+        f"('ok', 1, '{raw}/bilans/b.csv', 2), ('inconnu', 1, '{raw}/bilans/b.csv', 3),"
+        f" ('ko', 7, '{raw}/bilans/b.csv', 4), (NULL, NULL, '{raw}/bilans/b.csv', 5))"
+        " t(statut, niveau, source_fichier, source_ligne)"
+    )
     con.execute("create table marts.depenses as select NULL::varchar as territoire, 2 as annee")
     con.close()
 
@@ -187,6 +193,7 @@ def _failed_run(tmp_path: Path) -> Paths:
         "seed.p.ref": model("ref_indicateurs", "referentiels"),
         "model.p.prog": model("stg_suivi__programmations", "staging"),
         "model.p.depenses": model("depenses", "marts"),
+        "model.p.bilans": model("stg_suivi__bilans", "staging"),
         "test.p.rel": test(
             "relationships_valeurs_indicateur",
             "relationships",
@@ -208,6 +215,12 @@ def _failed_run(tmp_path: Path) -> Paths:
             "model.p.prog",
             {"colonnes": ["source_fichier", "territoire"]},
         ),
+        "test.p.valeurs": test(
+            "valeurs_admises_bilans",
+            "valeurs_admises",
+            "model.p.bilans",
+            {"valeurs": {"statut": ["ok", "ko"], "niveau": [1, 2, 3]}},
+        ),
         "test.p.depenses": test(
             "colonnes_renseignees_depenses",
             "colonnes_renseignees",
@@ -225,6 +238,7 @@ def _failed_run(tmp_path: Path) -> Paths:
         {"unique_id": "test.p.rel", "status": "fail", "failures": 2},
         {"unique_id": "test.p.warn", "status": "warn", "failures": 2},
         {"unique_id": "test.p.prog", "status": "fail", "failures": 1},
+        {"unique_id": "test.p.valeurs", "status": "fail", "failures": 2},
         {"unique_id": "test.p.depenses", "status": "fail", "failures": 1},
         {
             "unique_id": "test.p.singulier",
@@ -252,6 +266,11 @@ def test_failed_tests_are_explained_with_files_and_lines(tmp_path):
         # the cause comes from the staging warning on the same column
         "stg_suivi__programmations: colonne « territoire » vide — code territoire introuvable"
         " (2 ligne(s)): programmations/vm_programmation_2028.csv lignes 3, 4",
+        # one test for the closed lists of a model: each column outside its list, NULL admitted
+        "stg_suivi__bilans: « statut » hors des valeurs admises (ok, ko) (1 ligne(s)):"
+        " bilans/b.csv ligne 3 (« inconnu »)",
+        "stg_suivi__bilans: « niveau » hors des valeurs admises (1, 2, 3) (1 ligne(s)):"
+        " bilans/b.csv ligne 4 (« 7 »)",
         "assert_lignes: contrôle assert_lignes en échec (2 ligne(s)):"
         " programmations/vm_programmation_2028.csv lignes 3, 4",
         "depenses: colonne « territoire » vide — code territoire introuvable (1 ligne(s)) ;"

@@ -24,14 +24,22 @@ def _meta_message(node: dict) -> str | None:
     return (node.get("config", {}).get("meta") or {}).get("message")
 
 
+def _sql_text(value) -> str:
+    """A YAML value as DuckDB casts the column's value to text (``true``, not ``True``)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _test_checks(node: dict, nodes: dict, columns: list[str]) -> list[tuple[str, str, str]]:
     """(column, what is wrong in French, SQL predicate of its failing rows in ``_m``) for a
     generic test of the model's columns; [] for another test (its own SQL is run instead)."""
     meta = node.get("test_metadata") or {}
     kwargs, name = meta.get("kwargs") or {}, meta.get("name")
-    wanted = (
-        kwargs.get("colonnes") if name == "colonnes_renseignees" else [kwargs.get("column_name")]
-    )
+    if name == "colonnes_renseignees":
+        wanted = kwargs.get("colonnes")
+    elif name == "valeurs_admises":
+        wanted = list(kwargs.get("valeurs") or {})
+    else:
+        wanted = [kwargs.get("column_name")]
     if not wanted or not all(c in columns for c in wanted):
         return []
     out = []
@@ -42,8 +50,9 @@ def _test_checks(node: dict, nodes: dict, columns: list[str]) -> list[tuple[str,
         elif name == "unique":
             dup = f"{q} in (select {q} from _m group by 1 having count(*) > 1)"
             out.append((column, f"« {column} » en double", dup))
-        elif name == "accepted_values":
-            values = [str(v) for v in kwargs.get("values") or []]
+        elif name in ("accepted_values", "valeurs_admises"):
+            listed = kwargs["valeurs"][column] if name == "valeurs_admises" else kwargs["values"]
+            values = [_sql_text(v) for v in listed or []]
             admitted = ", ".join(sql_literal(v) for v in values) or "NULL"
             what = f"« {column} » hors des valeurs admises ({', '.join(values[:8])})"
             out.append((column, what, f"cast({q} as varchar) not in ({admitted})"))
