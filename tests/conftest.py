@@ -23,6 +23,10 @@ from tests.demo_build import DemoBuildError, build_demo
 os.environ.setdefault("OBSERVATOIRE_RAPPORT_PDF", "0")
 os.environ["DAGSTER_DISABLE_TELEMETRY"] = "1"
 
+#: For a build whose test reads tables only: no rapport annuel, no workbook (a build writes none
+#: beyond this many territories, and says so).
+NO_DOCUMENTS = {"OBSERVATOIRE_RAPPORTS_MAX": "0", "OBSERVATOIRE_CLASSEURS_MAX": "0"}
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 DEMO_DIR = ROOT / "data" / "demo"

@@ -17,7 +17,7 @@ from pipelines.sources.programmations.assets import programmations
 from pipelines.sources.programmations.partitions import ANNEE, partition_of
 from pipelines.sources.territoires.assets import territoires
 from pipelines.warehouse.automation import BUILD_JOB, SUIVI_JOB, changed_years
-from tests.conftest import materialize_direct, run_cli
+from tests.conftest import NO_DOCUMENTS, materialize_direct, run_cli
 
 PROG_HEADER = (
     "N° dossier;Exercice;Code SIRET;Raison sociale du porteur;Intitulé de l'action;Orientation;"
@@ -285,6 +285,7 @@ def test_cli_build_one_year(demo_build, tmp_path):
         str(warehouse),
         "--marts-dir",
         str(tmp_path / "marts"),
+        env=NO_DOCUMENTS,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "(années 2027)" in result.stdout
