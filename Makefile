@@ -61,7 +61,10 @@ report: install
 		--marts-dir $(OBSERVATOIRE_MARTS_DIR)
 
 # pytest runs in two workers; its one demo build runs dbt build (every dbt data and unit test).
-test: install install-chromium test-python lint
+# The linters run beside it (they use a core while pytest's workers wait on each other), each
+# one's output printed whole when it ends.
+test: install install-chromium
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-python lint
 
 test-python: install
 	$(BIN)/python -m pytest -q --durations=15
