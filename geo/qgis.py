@@ -531,11 +531,13 @@ def write_project(
     title: str,
     crs: str,
     extent: tuple[float, float, float, float] | None = None,
+    name: str | None = None,
 ) -> Path:
-    """A ``.qgz`` project (zip holding ``<name>.qgs``) beside the GeoPackage ``gpkg_name``."""
+    """A ``.qgz`` project (zip holding ``<name>.qgs``, ``name`` by default the stem of
+    ``path``) beside the GeoPackage ``gpkg_name``."""
     text = project_xml(gpkg_name, layers, title, crs, extent)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(f"{Path(path).stem}.qgs", text.encode("utf-8"))
+        archive.writestr(f"{name or Path(path).stem}.qgs", text.encode("utf-8"))
     Path(path).write_bytes(buffer.getvalue())
     return Path(path)

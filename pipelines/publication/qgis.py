@@ -203,12 +203,12 @@ def classes(
         return ()
     quantiles = np.quantile(data, np.linspace(0, 1, len(colors) + 1))
     factor = 10**decimals
-    lows = [np.floor(quantiles[0] * factor) / factor]
+    lows = [round(float(np.floor(quantiles[0] * factor)) / factor, decimals)]
     for q in quantiles[1:-1]:
-        edge = round(float(q), decimals)
+        edge = round(float(q), decimals)  # a Python float: its repr goes into the rule
         if edge > lows[-1]:
             lows.append(edge)
-    top = np.ceil(quantiles[-1] * factor) / factor
+    top = round(float(np.ceil(quantiles[-1] * factor)) / factor, decimals)
     bounds = [*lows, max(top, lows[-1])]
     count = len(bounds) - 1
     # light to dark over the whole ramp whatever the number of classes
@@ -219,7 +219,12 @@ def classes(
         low, high = bounds[i], bounds[i + 1]
         last = i == count - 1
         condition = f'"{column}" >= {low!r} AND "{column}" {"<=" if last else "<"} {high!r}'
-        label = f"{_number(low, decimals)} à {_number(high, decimals)}{suffix}"
+        shown = high if last or decimals else high - 1  # counts: 2 à 11, then 12 à 50
+        label = (
+            f"{_number(low, decimals)}{suffix}"
+            if shown <= low
+            else f"{_number(low, decimals)} à {_number(shown, decimals)}{suffix}"
+        )
         rules.append(Rule(label, picks[i], condition))
     return tuple(rules)
 
@@ -479,7 +484,7 @@ def _places_layers(con, lieux: str, dim_qpv: str) -> tuple[list[_Layer], list[st
     for geography in GEOGRAPHIES:
         frame = query_frame(
             con,
-            f"""select l.* exclude (statut, geographie_qpv), d.geom
+            f"""select l.* exclude (statut), d.geom
             from {lieux} as l
             inner join {dim_qpv} as d on d.code_qpv = l.code_qpv
             where l.statut = 'dans_qpv' and l.geographie_qpv = ? and d.geom is not null
@@ -649,7 +654,15 @@ def export_qgis(
     extent = _extent([layer.frame for layer in layers])
     project = folder / PROJECT_NAME
     tmp_project = folder / f".tmp_{PROJECT_NAME}"
-    write_project(tmp_project, GPKG_NAME, _project_layers(layers), PROJECT_TITLE, CRS, extent)
+    write_project(
+        tmp_project,
+        GPKG_NAME,
+        _project_layers(layers),
+        PROJECT_TITLE,
+        CRS,
+        extent,
+        name=Path(PROJECT_NAME).stem,
+    )
     tmp_project.replace(project)
     result.gpkg, result.project = gpkg, project
     if log:
