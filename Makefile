@@ -12,7 +12,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_DISABLE_TELEMETRY := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install install-chromium run build demo report test test-python lint ui clean bench \
+.PHONY: install install-chromium install-qgis run build demo report test test-python lint ui clean bench \
 	bench-geo
 
 $(STAMP): pyproject.toml constraints.txt
@@ -40,6 +40,19 @@ install-chromium:
 		echo "chromium absent et non installable ici (PDF et test navigateur sautés)"; \
 	fi
 
+# Debian's python3-qgis opens the QGIS kit (marts/qgis/) headless in tests/test_qgis.py, run by
+# /usr/bin/python3 (QGIS's own Python, not the venv's). Installed like chromium when missing;
+# elsewhere that test is skipped with a message.
+install-qgis:
+	@if QT_QPA_PLATFORM=offscreen /usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1; then \
+		echo "python3-qgis: installé"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-qgis \
+			>/dev/null) || echo "python3-qgis: installation impossible (test QGIS sauté)"; \
+	else \
+		echo "python3-qgis absent et non installable ici (test QGIS sauté)"; \
+	fi
+
 # The build's last asset writes the rapport annuel of each territory into data/marts/rapport/.
 run: demo install-chromium
 	$(BIN)/observatoire build --raw-dir $(OBSERVATOIRE_RAW_DIR) \
@@ -51,7 +64,7 @@ report: install
 		--marts-dir $(OBSERVATOIRE_MARTS_DIR)
 
 # pytest runs in two workers; its one demo build runs dbt build (every dbt data and unit test).
-test: install install-chromium test-python lint
+test: install install-chromium install-qgis test-python lint
 
 test-python: install
 	$(BIN)/python -m pytest -q --durations=15

@@ -23,6 +23,11 @@ how to draw them; this module writes
 
 The QML and project XML follow what QGIS 3.22 writes itself (``QgsMapLayer.saveNamedStyle``,
 ``QgsProject.write``), reduced to the elements it needs: QGIS fills the others with its defaults.
+
+Why this module is long: a QGIS style and a QGIS project are two XML formats with many nested
+elements (symbols, rules, labels, field configuration, layer tree, CRS), written here element by
+element; the style is written once and reused both in the GeoPackage's ``layer_styles`` and in
+the project's layers, so both belong together, apart from any knowledge of the marts.
 """
 
 from __future__ import annotations
@@ -277,9 +282,10 @@ def _labeling(root: ET.Element, style: Style) -> None:
         settings,
         "rendering",
         {
+            # minScale: the most zoomed-out scale denominator the labels show at
             "scaleVisibility": "1" if style.label_max_scale else "0",
-            "scaleMin": str(style.label_max_scale),
-            "scaleMax": "1",
+            "minScale": str(style.label_max_scale),
+            "maxScale": "0",
             "obstacle": "1",
             "upsidedownLabels": "0",
             "displayAll": "0",
@@ -294,7 +300,9 @@ def _fields(root: ET.Element, style: Style, columns: Sequence[str]) -> None:
         for name in columns:
             if name not in style.decimals:
                 continue
-            element = ET.SubElement(configuration, "field", {"name": name, "configurationFlags": "None"})
+            element = ET.SubElement(
+                configuration, "field", {"name": name, "configurationFlags": "None"}
+            )
             widget = ET.SubElement(element, "editWidget", {"type": "Range"})
             config = ET.SubElement(widget, "config")
             options = ET.SubElement(config, "Option", {"type": "Map"})
@@ -304,7 +312,9 @@ def _fields(root: ET.Element, style: Style, columns: Sequence[str]) -> None:
     aliases = ET.SubElement(root, "aliases")
     for index, name in enumerate(columns):
         ET.SubElement(
-            aliases, "alias", {"index": str(index), "field": name, "name": style.aliases.get(name, "")}
+            aliases,
+            "alias",
+            {"index": str(index), "field": name, "name": style.aliases.get(name, "")},
         )
 
 
@@ -468,7 +478,9 @@ def project_xml(
         group = groups.get(layer.group)
         if group is None:
             group = ET.SubElement(
-                tree, "layer-tree-group", {"name": layer.group, "checked": "Qt::Checked", "expanded": "1"}
+                tree,
+                "layer-tree-group",
+                {"name": layer.group, "checked": "Qt::Checked", "expanded": "1"},
             )
             groups[layer.group] = group
         ET.SubElement(
@@ -484,7 +496,9 @@ def project_xml(
             },
         )
     if extent is not None:
-        canvas = ET.SubElement(root, "mapcanvas", {"name": "theMapCanvas", "annotationsVisible": "1"})
+        canvas = ET.SubElement(
+            root, "mapcanvas", {"name": "theMapCanvas", "annotationsVisible": "1"}
+        )
         ET.SubElement(canvas, "units").text = "meters"
         box = ET.SubElement(canvas, "extent")
         for key, value in zip(("xmin", "ymin", "xmax", "ymax"), extent, strict=True):
@@ -495,9 +509,10 @@ def project_xml(
     for index, layer in enumerate(layers):
         element = style_element(layer.style, layer.columns, tag="maplayer")
         element.set("type", "vector")
-        element.set("geometry", {"polygon": "Polygon", "point": "Point", "line": "Line"}[
-            layer.style.geometry
-        ])
+        element.set(
+            "geometry",
+            {"polygon": "Polygon", "point": "Point", "line": "Line"}[layer.style.geometry],
+        )
         # header elements first, as QGIS writes them
         header = [
             ("id", _layer_id(layer, index)),

@@ -247,6 +247,36 @@ def test_export_qgis_command(demo_build: Path, tmp_path: Path):
     assert "entrepôt introuvable" in missing.stderr
 
 
+def test_secrecy_applies_as_in_the_parquet_exports(warehouse, tmp_path: Path, monkeypatch):
+    """The kit reads every mart as published: a mart declared with counts (here, for the test,
+    the population of carte_effort_qpv, with a threshold of 2,000) has them masked in its layer
+    exactly as in its Parquet file."""
+    import pipelines.publication.qgis as kit_module
+    from pipelines.publication.secret import MaskSpec, load_specs
+
+    specs = {**load_specs(), "carte_effort_qpv": MaskSpec(counts=["population"])}
+    monkeypatch.setattr(kit_module, "load_specs", lambda: specs)
+    monkeypatch.setenv("OBSERVATOIRE_SEUIL_SECRET", "2000")
+    result = kit_module.export_qgis(warehouse, tmp_path)
+    with sqlite3.connect(result.gpkg) as gpkg:
+        layer = pd.read_sql(
+            "select territoire, annee, code_qpv, population, secret_statistique "
+            "from effort_qpv_2024",
+            gpkg,
+        )
+    mart = warehouse.execute(
+        "select territoire, annee, code_qpv, population as vraie from marts.carte_effort_qpv "
+        "where geographie_contour = '2024' and geom is not null"
+    ).df()
+    merged = layer.merge(mart, on=["territoire", "annee", "code_qpv"])
+    small = merged[(merged.vraie > 0) & (merged.vraie < 2000)]
+    assert len(small) > 0
+    assert small.population.isna().all()
+    assert (small.secret_statistique == 1).all()
+    big = merged[merged.vraie >= 2000]
+    assert (big.population == big.vraie).all()
+
+
 def _qgis_python() -> Path:
     if not QGIS_PYTHON.is_file():
         pytest.skip(f"{QGIS_PYTHON} absent : QGIS (python3-qgis) non installé")

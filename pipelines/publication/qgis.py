@@ -30,6 +30,11 @@ type. Field aliases are the French column labels of the workbooks (:mod:`.libell
 
 Statistical secrecy applies as in the Parquet exports: every mart is read as published
 (:func:`pipelines.publication.tableurs.published`).
+
+Why this module is long: each of the six kinds of layer has its own SQL (joins to the contours,
+the latest year, the zonings' union of contours), its own classes and legend, and its own line
+in the project; they share the typed reading of DuckDB rows and the class computation, and are
+kept in one place so that a layer and its style are read together.
 """
 
 from __future__ import annotations
@@ -150,16 +155,27 @@ def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> gpd.Ge
     for name, kind in kinds.items():
         col = _quote(name)
         if name == "geom":
-            select.append(f"ST_AsWKB({col}) as {col}")
+            # a mart read through its masked copy (a pandas frame) has its geometry as WKB
+            select.append(f"ST_AsWKB({col}) as {col}" if kind.startswith("GEOMETRY") else col)
         elif kind == "BOOLEAN" or kind.startswith(("DECIMAL", "DOUBLE", "FLOAT", "REAL")):
             select.append(col)
-        elif kind in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
-                      "USMALLINT", "UINTEGER", "UBIGINT"):
+        elif kind in (
+            "TINYINT",
+            "SMALLINT",
+            "INTEGER",
+            "BIGINT",
+            "HUGEINT",
+            "UTINYINT",
+            "USMALLINT",
+            "UINTEGER",
+            "UBIGINT",
+        ):
             select.append(f"cast({col} as bigint) as {col}")
         else:
             select.append(f"cast({col} as varchar) as {col}")
     frame = con.execute(
-        f"select {', '.join(select)} from ({sql})", params or []  # noqa: S608
+        f"select {', '.join(select)} from ({sql})",
+        params or [],  # noqa: S608
     ).df()
     for name, kind in kinds.items():
         if name == "geom":
@@ -168,13 +184,24 @@ def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> gpd.Ge
             frame[name] = frame[name].astype("boolean")
         elif kind.startswith("DECIMAL"):
             scale = int(kind.rstrip(")").split(",")[1]) if "," in kind else 0
-            frame[name] = pd.to_numeric(frame[name].astype("Float64"), errors="coerce").astype(
-                float
-            ).round(scale)
+            frame[name] = (
+                pd.to_numeric(frame[name].astype("Float64"), errors="coerce")
+                .astype(float)
+                .round(scale)
+            )
         elif kind.startswith(("DOUBLE", "FLOAT", "REAL")):
             frame[name] = frame[name].astype(float)
-        elif kind in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
-                      "USMALLINT", "UINTEGER", "UBIGINT"):
+        elif kind in (
+            "TINYINT",
+            "SMALLINT",
+            "INTEGER",
+            "BIGINT",
+            "HUGEINT",
+            "UTINYINT",
+            "USMALLINT",
+            "UINTEGER",
+            "UBIGINT",
+        ):
             frame[name] = frame[name].astype("Int64")
         else:
             frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
@@ -432,8 +459,9 @@ def _map_layers(con, taux: str | None, effort: str | None) -> list[_Layer]:
                         "polygon",
                         kind="rules",
                         rules=(
-                            *classes(frame["euros_par_habitant"], "euros_par_habitant", ORANGES,
-                                     "€/hab."),
+                            *classes(
+                                frame["euros_par_habitant"], "euros_par_habitant", ORANGES, "€/hab."
+                            ),
                             NO_DATA,
                         ),
                         outline="90,90,90,255",
@@ -505,8 +533,12 @@ def _places_layers(con, lieux: str, dim_qpv: str) -> tuple[list[_Layer], list[st
                     "polygon",
                     kind="rules",
                     rules=(
-                        Rule("Secret statistique (1 à 4)", "200,200,200,255",
-                             '"secret_statistique"', "dense5"),
+                        Rule(
+                            "Secret statistique (1 à 4)",
+                            "200,200,200,255",
+                            '"secret_statistique"',
+                            "dense5",
+                        ),
                         *classes(frame["nb_lieux"], "nb_lieux", PURPLES, "lieux", 0),
                         NO_DATA,
                     ),
