@@ -277,6 +277,95 @@ def test_secrecy_applies_as_in_the_parquet_exports(warehouse, tmp_path: Path, mo
     assert (big.population == big.vraie).all()
 
 
+def _square(lon: float, lat: float, size: float = 0.01) -> str:
+    return (
+        f"POLYGON(({lon} {lat}, {lon + size} {lat}, {lon + size} {lat + size}, "
+        f"{lon} {lat + size}, {lon} {lat}))"
+    )
+
+
+@pytest.fixture()
+def places_warehouse(tmp_path: Path):
+    """A warehouse with only dim_qpv and lieux_qpv (two QPV 2024, two types of place, one count
+    under the secrecy threshold): the marts of the demo have no place yet."""
+    con = duckdb.connect(str(tmp_path / "lieux.duckdb"))
+    con.execute("load spatial")
+    con.execute("create schema marts")
+    con.execute(
+        "create table marts.dim_qpv as select * from (values "
+        f"('QN05901M', 'Quartier A', '2024', 'VM', ST_GeomFromText('{_square(3.50, 50.35)}')), "
+        f"('QN05902M', 'Quartier B', '2024', 'VM', ST_GeomFromText('{_square(3.53, 50.36)}'))"
+        ") as t(code_qpv, libelle_qpv, geographie, territoire, geom)"
+    )
+    con.execute(
+        "create table marts.lieux_qpv as select * from (values "
+        "('2024', 'équipement', 'dans_qpv', 'QN05901M', 'Quartier A', 'VM', false, 12, 3, 0, 60.0),"
+        "('2024', 'équipement', 'dans_qpv', 'QN05902M', 'Quartier B', 'VM', false, 8, 2, 1, 40.0),"
+        "('2024', 'domicile des bénéficiaires', 'dans_qpv', 'QN05901M', 'Quartier A', 'VM', "
+        "true, null, null, null, null),"
+        "('2024', 'équipement', 'hors_qpv', null, null, null, false, 5, 1, 0, null)"
+        ") as t(geographie_qpv, type_lieu, statut, code_qpv, libelle_qpv, territoire, "
+        "secret_statistique, nb_lieux, nb_dossiers, nb_ambigus, part_type)"
+    )
+    yield con
+    con.close()
+
+
+def test_places_layer_one_project_layer_per_type(places_warehouse, tmp_path: Path):
+    from pipelines.publication.qgis import export_qgis
+
+    result = export_qgis(places_warehouse, tmp_path / "out")
+    assert result.layers["lieux_qpv_2024"] == 3  # the places inside a QPV, not hors_qpv
+    assert result.layers["qpv_2024"] == 2 and result.layers["qpv_2015"] == 0
+    notes = " ".join(result.notes)
+    assert "carte_taux_emploi absente" in notes and "int_zonages__qpv absente" in notes
+    with sqlite3.connect(result.gpkg) as gpkg:
+        rows = gpkg.execute(
+            "select code_qpv, type_lieu, nb_lieux, secret_statistique from lieux_qpv_2024 "
+            "order by type_lieu, code_qpv"
+        ).fetchall()
+        assert _declared(gpkg, "lieux_qpv_2024")["nb_lieux"] == "INTEGER"
+    assert rows == [
+        ("QN05901M", "domicile des bénéficiaires", None, 1),
+        ("QN05901M", "équipement", 12, 0),
+        ("QN05902M", "équipement", 8, 0),
+    ]
+    with zipfile.ZipFile(result.project) as archive:
+        text = archive.read("observatoire.qgs").decode("utf-8")
+    assert "équipement (QPV 2024)" in text and "domicile des bénéficiaires (QPV 2024)" in text
+    assert "&quot;type_lieu&quot; = 'équipement'" in text
+    if QGIS_PYTHON.is_file():
+        seen = _open_with_qgis(result.project, result.gpkg, tmp_path)
+        if seen is not None:
+            layer = seen["project"]["équipement (QPV 2024)"]
+            assert layer["valid"] and layer["features"] == 2
+            assert layer["rules"]["Sans donnée"] == 0
+            secret = seen["project"]["domicile des bénéficiaires (QPV 2024)"]
+            assert secret["rules"]["Secret statistique (1 à 4)"] == 1
+
+
+def _open_with_qgis(project: Path, gpkg: Path, tmp_path: Path) -> dict | None:
+    """What QGIS (headless, its own Python) sees of the kit, or None where it cannot run."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PYTHON", "VIRTUAL_ENV"))
+    }
+    env.update(QT_QPA_PLATFORM="offscreen", XDG_RUNTIME_DIR=str(tmp_path), HOME=str(tmp_path))
+    done = subprocess.run(
+        [str(QGIS_PYTHON), str(CHECK), str(project), str(gpkg)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    if "No module named 'qgis'" in done.stderr:
+        return None
+    assert done.stdout.strip(), done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def _qgis_python() -> Path:
     if not QGIS_PYTHON.is_file():
         pytest.skip(f"{QGIS_PYTHON} absent : QGIS (python3-qgis) non installé")
@@ -296,23 +385,9 @@ def _qgis_python() -> Path:
 
 
 def test_qgis_opens_the_kit_headless(kit: Path, tmp_path: Path):
-    python = _qgis_python()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("PYTHON", "VIRTUAL_ENV"))
-    }
-    env.update(QT_QPA_PLATFORM="offscreen", XDG_RUNTIME_DIR=str(tmp_path), HOME=str(tmp_path))
-    done = subprocess.run(
-        [str(python), str(CHECK), str(kit / "observatoire.qgz"), str(kit / "observatoire.gpkg")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert done.stdout.strip(), done.stderr[-3000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    _qgis_python()
+    seen = _open_with_qgis(kit / "observatoire.qgz", kit / "observatoire.gpkg", tmp_path)
+    assert seen is not None
     assert seen["read"] is True
     assert seen["crs"] == "EPSG:2154"
     assert seen["absolute_paths"] is False

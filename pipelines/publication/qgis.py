@@ -276,10 +276,16 @@ def _latest(frame: gpd.GeoDataFrame, year: str, flag: str) -> gpd.GeoDataFrame:
 
 def _qpv_layers(con, source: str) -> list[_Layer]:
     layers = []
+    # the centroid's coordinates: the layer has the contour itself
+    kept = [
+        _quote(r[0])
+        for r in con.execute(f"describe select * from {source}").fetchall()  # noqa: S608
+        if r[0] not in ("centroide_lon", "centroide_lat")
+    ]
     for geography, outline in (("2024", "200,30,30,255"), ("2015", "30,70,200,255")):
         frame = query_frame(
             con,
-            f"select * exclude (centroide_lon, centroide_lat) from {source} "  # noqa: S608
+            f"select {', '.join(kept)} from {source} "  # noqa: S608
             "where geographie = ? and geom is not null order by code_qpv",
             [geography],
         )
