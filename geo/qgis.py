@@ -163,6 +163,12 @@ def _symbol(
     _data_defined(layer, {"size": size_expression} if size_expression else None)
 
 
+def _key(text: str) -> str:
+    """A rule's key (QGIS wants a unique id): derived from the rule, so that the same data
+    gives the same style text."""
+    return "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"observatoire-qpv/regle/{text}")) + "}"
+
+
 def _renderer(root: ET.Element, style: Style) -> None:
     if style.kind == "rules":
         renderer = ET.SubElement(
@@ -170,14 +176,14 @@ def _renderer(root: ET.Element, style: Style) -> None:
             "renderer-v2",
             {"type": "RuleRenderer", "forceraster": "0", "symbollevels": "0", "enableorderby": "0"},
         )
-        rules = ET.SubElement(renderer, "rules", {"key": "{" + str(uuid.uuid4()) + "}"})
+        rules = ET.SubElement(renderer, "rules", {"key": _key("racine")})
         symbols = ET.SubElement(renderer, "symbols")
         for index, rule in enumerate(style.rules):
             ET.SubElement(
                 rules,
                 "rule",
                 {
-                    "key": "{" + str(uuid.uuid4()) + "}",
+                    "key": _key(f"{index}|{rule.label}|{rule.filter}"),
                     "symbol": str(index),
                     "label": rule.label,
                     "filter": rule.filter if rule.filter is not None else "ELSE",

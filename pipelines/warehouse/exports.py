@@ -204,6 +204,7 @@ def build_export_asset():
                 "dossier": dg.MetadataValue.path(str(out)),
                 "marts": dg.MetadataValue.json(result.written),
                 "lignes_avec_secret_statistique": dg.MetadataValue.json(result.masked_cells),
+                "kit_qgis": dg.MetadataValue.json(result.qgis.layers if result.qgis else {}),
             }
         )
 
