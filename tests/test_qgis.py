@@ -419,3 +419,23 @@ def test_qgis_opens_the_kit_headless(kit: Path, tmp_path: Path):
         (total,) = gpkg.execute("select count(*) from taux_emploi_qpv_2024").fetchone()
     assert rules["Sans donnée"] == without
     assert sum(rules.values()) == total
+
+
+def test_rows_typed_for_the_geopackage_and_contours_valid_once_projected():
+    from pipelines.publication.qgis import query_frame
+
+    con = duckdb.connect()
+    con.execute("load spatial")
+    frame = query_frame(
+        con,
+        "select true as drapeau, 12::bigint as nombre, 1234.565::decimal(18, 2) as montant, "
+        "ST_GeomFromText('POLYGON((3.5 50.3, 3.51 50.31, 3.51 50.3, 3.5 50.31, 3.5 50.3))') "
+        "as geom",
+    )
+    assert str(frame["drapeau"].dtype) == "boolean"
+    assert str(frame["nombre"].dtype) == "Int64"
+    assert frame["montant"].iloc[0] == 1234.57  # DECIMAL(18, 2): to the cent
+    assert frame.crs.to_epsg() == 2154
+    # a self-crossing ring (a bow tie) comes out valid, still one MultiPolygon
+    assert frame.geometry.is_valid.all()
+    assert list(frame.geometry.geom_type) == ["MultiPolygon"]

@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo.contours import polygonal_multipolygons
 from geo.qgis import (
     ProjectLayer,
     Rule,
@@ -210,8 +211,16 @@ def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> gpd.Ge
         np.array([None if v is None or v is pd.NA else bytes(v) for v in wkb], dtype=object)
     )
     gdf = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"), crs="EPSG:4326")
-    gdf = gdf.rename_geometry("geom")
-    return gdf.to_crs(CRS)
+    gdf = gdf.rename_geometry("geom").to_crs(CRS)
+    # a contour valid in WGS84 may self-touch once projected (QN04705M in the reports): made
+    # valid again, its polygonal parts kept, so that QGIS's and GDAL's checks pass
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    invalid = ~shapely.is_missing(geoms) & ~shapely.is_valid(geoms)
+    if invalid.any():
+        geoms = geoms.copy()
+        geoms[invalid] = polygonal_multipolygons(shapely.make_valid(geoms[invalid]))
+        gdf["geom"] = gpd.GeoSeries(geoms, index=gdf.index, crs=CRS)
+    return gdf
 
 
 def _number(value: float, decimals: int = 1) -> str:
