@@ -215,7 +215,10 @@ def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> gpd.Ge
     # a contour valid in WGS84 may self-touch once projected (QN04705M in the reports): made
     # valid again, its polygonal parts kept, so that QGIS's and GDAL's checks pass
     geoms = np.asarray(gdf.geometry.values, dtype=object)
-    invalid = ~shapely.is_missing(geoms) & ~shapely.is_valid(geoms)
+    # GeometryCollections (a repair's leftovers) too: a layer has one geometry type
+    invalid = ~shapely.is_missing(geoms) & (
+        ~shapely.is_valid(geoms) | (shapely.get_type_id(geoms) == 7)
+    )
     if invalid.any():
         geoms = geoms.copy()
         geoms[invalid] = polygonal_multipolygons(shapely.make_valid(geoms[invalid]))
@@ -720,7 +723,11 @@ def export_qgis(
 
 
 def _extent(frames: list[gpd.GeoDataFrame]) -> tuple[float, float, float, float] | None:
-    bounds = [f.total_bounds for f in frames if not f.empty and f.geometry.notna().any()]
+    bounds = [
+        f.total_bounds
+        for f in frames
+        if not f.empty and (~shapely.is_missing(f.geometry.values) & ~f.geometry.is_empty).any()
+    ]
     if not bounds:
         return None
     stacked = np.array(bounds)
