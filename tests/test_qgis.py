@@ -439,3 +439,11 @@ def test_rows_typed_for_the_geopackage_and_contours_valid_once_projected():
     # a self-crossing ring (a bow tie) comes out valid, still one MultiPolygon
     assert frame.geometry.is_valid.all()
     assert list(frame.geometry.geom_type) == ["MultiPolygon"]
+
+
+def test_dim_qpv_gpkg_booleans_are_booleans(demo_build: Path):
+    """The plain GeoPackage of dim_qpv (beside the kit) has its booleans as BOOLEAN too."""
+    with sqlite3.connect(demo_build / "marts" / "dim_qpv.gpkg") as gpkg:
+        types = _declared(gpkg, "dim_qpv")
+    assert types["geometrie_reparee"] == "BOOLEAN"
+    assert types["densite_hab_km2"] == "REAL"
