@@ -318,7 +318,8 @@ def test_places_layer_one_project_layer_per_type(places_warehouse, tmp_path: Pat
     assert result.layers["lieux_qpv_2024"] == 3  # the places inside a QPV, not hors_qpv
     assert result.layers["qpv_2024"] == 2 and result.layers["qpv_2015"] == 0
     notes = " ".join(result.notes)
-    assert "carte_taux_emploi absente" in notes and "int_zonages__qpv absente" in notes
+    assert "Carte du taux d'emploi : table absente" in notes
+    assert "Zonages : la correspondance des zonages et des QPV n'est pas dans l'entrepôt" in notes
     with sqlite3.connect(result.gpkg) as gpkg:
         rows = gpkg.execute(
             "select code_qpv, type_lieu, nb_lieux, secret_statistique from lieux_qpv_2024 "

@@ -329,7 +329,10 @@ def _qpv_layers(con, source: str) -> list[_Layer]:
 
 def _zoning_layers(con, dim_qpv: str) -> tuple[list[_Layer], list[str]]:
     if "int_zonages__qpv" not in tables_in(con, "intermediate"):
-        return [], ["Zonages : table intermediate.int_zonages__qpv absente de l'entrepôt."]
+        return [], [
+            "Zonages : la correspondance des zonages et des QPV n'est pas dans l'entrepôt, "
+            "couche non écrite."
+        ]
     has_spending = "depenses_zonage" in tables_in(con, "marts")
     spending = (
         """
@@ -571,7 +574,7 @@ def _places_layers(con, lieux: str, dim_qpv: str) -> tuple[list[_Layer], list[st
                 split_by="type_lieu",
             )
         )
-    notes = [] if layers else ["Lieux : lieux_qpv n'a aucun lieu dans un QPV, couche non écrite."]
+    notes = [] if layers else ["Lieux : aucun lieu géocodé dans un QPV, couche non écrite."]
     return layers, notes
 
 
@@ -647,9 +650,12 @@ def export_qgis(
         layers += zonings
         result.notes += notes
         layers += _map_layers(con, source("carte_taux_emploi"), source("carte_effort_qpv"))
-        for name in ("carte_taux_emploi", "carte_effort_qpv"):
+        for name, title in (
+            ("carte_taux_emploi", "Carte du taux d'emploi"),
+            ("carte_effort_qpv", "Carte de l'effort financier"),
+        ):
             if name not in marts:
-                result.notes.append(f"Cartes : marts.{name} absente, couche non écrite.")
+                result.notes.append(f"{title} : table absente de l'entrepôt, couche non écrite.")
         lieux = source("lieux_qpv")
         if lieux:
             places, notes = _places_layers(con, lieux, dim_qpv)
