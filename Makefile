@@ -21,7 +21,7 @@ define pip_install
 		|| $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[$(1)]'
 endef
 
-.PHONY: install install-chromium run build demo report test test-python lint ui clean bench \
+.PHONY: install install-chromium install-qgis run build demo report test test-python lint ui clean bench \
 	bench-geo
 
 # uv installs the pinned set in seconds (pip: about a minute on this 2-core machine); pip
@@ -50,6 +50,19 @@ install-chromium:
 		echo "chromium absent et non installable ici (PDF et test navigateur sautés)"; \
 	fi
 
+# Debian's python3-qgis opens the QGIS kit (marts/qgis/) headless in tests/test_qgis.py, run by
+# /usr/bin/python3 (QGIS's own Python, not the venv's). Installed like chromium when missing;
+# elsewhere that test is skipped with a message.
+install-qgis:
+	@if QT_QPA_PLATFORM=offscreen /usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1; then \
+		echo "python3-qgis: installé"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-qgis \
+			>/dev/null) || echo "python3-qgis: installation impossible (test QGIS sauté)"; \
+	else \
+		echo "python3-qgis absent et non installable ici (test QGIS sauté)"; \
+	fi
+
 # The build's last asset writes the rapport annuel of each territory into data/marts/rapport/.
 run: demo install-chromium
 	$(BIN)/observatoire build --raw-dir $(OBSERVATOIRE_RAW_DIR) \
@@ -63,7 +76,7 @@ report: install
 # pytest runs in two workers; its one demo build runs dbt build (every dbt data and unit test).
 # The linters run beside it (they use a core while pytest's workers wait on each other), each
 # one's output printed whole when it ends.
-test: install install-chromium
+test: install install-chromium install-qgis
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-python lint
 
 test-python: install

@@ -85,16 +85,22 @@ def dim_qpv_frame(
 
 
 def _for_ogr(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Attribute types GDAL writes without loss: nullable integers / booleans kept, no objects."""
+    """Attribute types GDAL writes without loss: nullable integers and booleans kept (a
+    BOOLEAN column with NULLs comes from DuckDB as objects: written as a GeoPackage BOOLEAN, not
+    as text), no other objects."""
     out = gdf.copy()
     for col in out.columns:
         if col == out.geometry.name:
             continue
         series = out[col]
         if isinstance(series.dtype, pd.BooleanDtype):
-            out[col] = series.astype(object).where(series.notna(), None)
-        elif series.dtype == object:
-            out[col] = series.where(series.notna(), None)
+            continue
+        if series.dtype == object:
+            present = series.dropna()
+            if len(present) and all(isinstance(v, bool | np.bool_) for v in present):
+                out[col] = series.astype("boolean")
+            else:
+                out[col] = series.where(series.notna(), None)
     return out
 
 

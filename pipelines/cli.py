@@ -289,6 +289,50 @@ def export_excel(
         click.echo(f"classeur : {path}")
 
 
+@export.command(
+    "qgis",
+    help="Kit QGIS : un GeoPackage de couches thématiques stylées (QPV 2024 et 2015, zonages, "
+    "taux d'emploi, effort financier, lieux) et un projet .qgz qui les ouvre, secret statistique "
+    "appliqué.",
+)
+@click.option(
+    "--warehouse",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=lambda: str(Paths.from_env().warehouse),
+    show_default="OBSERVATOIRE_WAREHOUSE",
+)
+@click.option(
+    "--dossier",
+    "folder",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("export_qgis"),
+    show_default=True,
+    help="Dossier où écrire qgis/observatoire.gpkg et qgis/observatoire.qgz.",
+)
+def export_qgis_command(warehouse: Path, folder: Path) -> None:
+    import duckdb
+
+    from pipelines.duckdb_utils import load_spatial
+    from pipelines.publication.qgis import QgisExportError, export_qgis
+
+    if not warehouse.is_file():
+        raise click.ClickException(f"{warehouse}: entrepôt introuvable (observatoire build)")
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        load_spatial(con)
+        result = export_qgis(con, folder)
+    except QgisExportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        con.close()
+    click.echo(f"GeoPackage : {result.gpkg}")
+    click.echo(f"projet QGIS : {result.project}")
+    for layer, count in result.layers.items():
+        click.echo(f"  {layer} : {count} entité(s)")
+    for note in result.notes:
+        click.echo(f"  {note}")
+
+
 @main.group(help="Dossiers de territoire (data/raw/territoires/<code>/ : territoire.yml...).")
 def territoire() -> None:
     pass

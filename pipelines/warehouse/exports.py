@@ -5,7 +5,8 @@ Counts of people are masked under the statistical-secrecy threshold in what is p
 (``pipelines/publication/secret.py``); the warehouse keeps the true values.
 
 Tables with a GEOMETRY column are written as GeoParquet (DuckDB spatial writes the ``geo``
-metadata with the CRS) by DuckDB itself.
+metadata with the CRS) by DuckDB itself. The map marts also go to the QGIS kit,
+``qgis/observatoire.gpkg`` and ``qgis/observatoire.qgz`` (:mod:`pipelines.publication.qgis`).
 
 ``indicateurs_resultat`` (the result indicators of the annual meeting of each contrat de ville,
 seed 004 annex 8) is also written as one CSV per territory and year,
@@ -24,6 +25,7 @@ import duckdb
 from geo.export import export_dim_qpv
 from pipelines.duckdb_utils import tables_in
 from pipelines.publication.cells import neutralise_formula
+from pipelines.publication.qgis import QgisExport, export_qgis
 from pipelines.publication.scdl import ScdlExport, export_scdl
 from pipelines.publication.secret import load_specs, mask_counts
 from pipelines.publication.tableurs import SpreadsheetExport, export_spreadsheets, published
@@ -47,6 +49,7 @@ class MartsExport:
     scdl: ScdlExport | None = None
     spreadsheets: SpreadsheetExport | None = None
     result_files: list[Path] = field(default_factory=list)
+    qgis: QgisExport | None = None
 
 
 def export_marts(con: duckdb.DuckDBPyConnection, out: Path, log=None) -> MartsExport:
@@ -91,6 +94,9 @@ def _export_published(con, out, tables, specs, sources, result: MartsExport, log
         result.geo_files = export_dim_qpv(con, out)
         if log:
             log.info(f"dim_qpv: {sorted(str(p) for p in result.geo_files.values())}")
+    if "dim_qpv" in tables:
+        # the QGIS kit: qgis/observatoire.gpkg (styled layers) and qgis/observatoire.qgz
+        result.qgis = export_qgis(con, out, sources=sources, log=log)
     if "subventions_scdl" in tables:
         result.scdl = export_scdl(con, out)
         if log:
@@ -198,6 +204,7 @@ def build_export_asset():
                 "dossier": dg.MetadataValue.path(str(out)),
                 "marts": dg.MetadataValue.json(result.written),
                 "lignes_avec_secret_statistique": dg.MetadataValue.json(result.masked_cells),
+                "kit_qgis": dg.MetadataValue.json(result.qgis.layers if result.qgis else {}),
             }
         )
 
