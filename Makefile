@@ -12,8 +12,8 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_DISABLE_TELEMETRY := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install install-chromium run build demo report test test-python lint ui clean bench \
-	bench-geo
+.PHONY: install install-chromium install-postgis run build demo report test test-python lint ui \
+	clean bench bench-geo
 
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,22 @@ install-chromium:
 		echo "chromium absent et non installable ici (PDF et test navigateur sautés)"; \
 	fi
 
+# PostgreSQL 15 + PostGIS 3 (Debian postgresql-15-postgis-3): tests/test_postgis.py starts a
+# throw-away server of its own on a free local port (initdb in a temporary folder) to check
+# `observatoire publish`. Installed when missing and the machine allows it (root with apt-get);
+# elsewhere those tests are skipped with a message. No server is left running.
+install-postgis:
+	@if ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1 \
+		&& ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "postgis: $$(ls -d /usr/share/postgresql/*/extension/postgis.control | head -1)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			postgresql-15-postgis-3 >/dev/null) \
+			|| echo "postgis: installation impossible (tests PostGIS sautés)"; \
+	else \
+		echo "PostgreSQL/PostGIS absent et non installable ici (tests PostGIS sautés)"; \
+	fi
+
 # The build's last asset writes the rapport annuel of each territory into data/marts/rapport/.
 run: demo install-chromium
 	$(BIN)/observatoire build --raw-dir $(OBSERVATOIRE_RAW_DIR) \
@@ -51,7 +67,7 @@ report: install
 		--marts-dir $(OBSERVATOIRE_MARTS_DIR)
 
 # pytest runs in two workers; its one demo build runs dbt build (every dbt data and unit test).
-test: install install-chromium test-python lint
+test: install install-chromium install-postgis test-python lint
 
 test-python: install
 	$(BIN)/python -m pytest -q --durations=15
