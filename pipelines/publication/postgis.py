@@ -216,7 +216,9 @@ def _attach(con: duckdb.DuckDBPyConnection, url: str) -> None:
     try:
         con.execute(f"ATTACH {sql_literal(url)} AS {_ATTACHED} (TYPE postgres)")
     except duckdb.Error as err:
-        reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        text = text.replace(url, hide_password(url))  # DuckDB's message quotes the URL
+        reason = re.sub(r'^.*?Unable to connect to Postgres at "[^"]*":\s*', "", text)
         raise PostgisError(
             f"serveur PostgreSQL injoignable ({hide_password(url)}) : {reason}"
         ) from None
@@ -236,9 +238,9 @@ def _ensure_postgis(con: duckdb.DuckDBPyConnection) -> None:
 
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
-    for line in text.splitlines():
-        if line.strip().startswith("ERROR:"):
-            return line.strip()
+    found = re.search(r"(ERROR|FATAL):\s+(.*)", text)  # PostgreSQL's own message
+    if found:
+        return found.group(2).strip()
     return text.splitlines()[0] if text else type(err).__name__
 
 

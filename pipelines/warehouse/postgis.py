@@ -12,8 +12,6 @@ are published already, the PostGIS schema stays as it was, and the build summary
 :func:`pipelines.warehouse.launch._report`).
 """
 
-from __future__ import annotations
-
 import dagster as dg
 
 from pipelines.publication.postgis import (
