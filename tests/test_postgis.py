@@ -171,8 +171,8 @@ def test_every_mart_round_trips_as_in_the_parquet_exports(published, server):
     assert (
         masked
         == duck.execute(
-            f"select count(*) from read_parquet('{published['marts'] / 'beneficiaires_genre.parquet'}')"
-            " where secret_statistique"
+            "select count(*) from read_parquet(?) where secret_statistique",
+            [str(published["marts"] / "beneficiaires_genre.parquet")],
         ).fetchone()[0]
     )
 
