@@ -242,6 +242,13 @@ def test_types_geometries_comments_and_read_only_role(published, server):
     )[0]
     first = duck.execute("select column_name from (describe marts.dim_qpv) limit 1").fetchone()[0]
     assert comments == (description, columns[first])
+    geom_comment = _query(
+        con,
+        f"select col_description(attrelid, attnum) from pg_attribute where attrelid = "
+        f"'{SCHEMA}.dim_qpv'::regclass and attname = 'geom'",
+    )[0][0]
+    assert geom_comment.startswith(columns["geom"])
+    assert geom_comment.endswith("Lambert-93 (EPSG:2154), type MultiPolygon.")
     # the read-only role reads every table and writes none
     role = "observatoire_lecture"
     privileges = _query(

@@ -289,8 +289,8 @@ def _copy_table(
             "Vrai quand un effectif de la ligne est masqué (secret statistique)"
             if name == "secret_statistique"
             else ""
-        ) + projected.get(name, "")
-        text = text.strip()
+        )
+        text = (text + projected.get(name, "")).strip()
         if text:
             statements.append(
                 f"comment on column {qualified}.{quote_identifier(name)} is {_text(text)}"
