@@ -21,7 +21,7 @@ define pip_install
 		|| $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[$(1)]'
 endef
 
-.PHONY: install install-chromium install-qgis run build demo report test test-python lint ui clean bench \
+.PHONY: install install-chromium install-qgis install-postgis run build demo report test test-python lint ui clean bench \
 	bench-geo
 
 # uv installs the pinned set in seconds (pip: about a minute on this 2-core machine); pip
@@ -63,6 +63,22 @@ install-qgis:
 		echo "python3-qgis absent et non installable ici (test QGIS sauté)"; \
 	fi
 
+# PostgreSQL 15 + PostGIS 3 (Debian postgresql-15-postgis-3): tests/test_postgis.py starts a
+# throw-away server of its own on a free local port (initdb in a temporary folder) to check
+# `observatoire publish`. Installed when missing and the machine allows it (root with apt-get);
+# elsewhere those tests are skipped with a message. No server is left running.
+install-postgis:
+	@if ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1 \
+		&& ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "postgis: $$(ls -d /usr/share/postgresql/*/extension/postgis.control | head -1)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			postgresql-15-postgis-3 >/dev/null) \
+			|| echo "postgis: installation impossible (tests PostGIS sautés)"; \
+	else \
+		echo "PostgreSQL/PostGIS absent et non installable ici (tests PostGIS sautés)"; \
+	fi
+
 # The build's last asset writes the rapport annuel of each territory into data/marts/rapport/.
 run: demo install-chromium
 	$(BIN)/observatoire build --raw-dir $(OBSERVATOIRE_RAW_DIR) \
@@ -76,7 +92,7 @@ report: install
 # pytest runs in two workers; its one demo build runs dbt build (every dbt data and unit test).
 # The linters run beside it (they use a core while pytest's workers wait on each other), each
 # one's output printed whole when it ends.
-test: install install-chromium install-qgis
+test: install install-chromium install-qgis install-postgis
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-python lint
 
 test-python: install

@@ -333,6 +333,63 @@ def export_qgis_command(warehouse: Path, folder: Path) -> None:
         click.echo(f"  {note}")
 
 
+@main.command(
+    help="Publie les marts de l'entrepôt publié (secret statistique appliqué, géométries en "
+    "Lambert-93, commentaires du mémento) dans un schéma d'un serveur PostgreSQL/PostGIS, "
+    "remplacé d'un coup : un échec laisse le schéma précédent intact.",
+)
+@click.option(
+    "--postgres",
+    "url",
+    envvar="OBSERVATOIRE_POSTGRES_URL",
+    required=True,
+    metavar="URL",
+    help="Connexion libpq (postgresql://utilisateur@serveur:5432/base ou « host=... "
+    "dbname=... ») ; mot de passe par PGPASSWORD ou ~/.pgpass. Défaut : "
+    "OBSERVATOIRE_POSTGRES_URL.",
+)
+@click.option(
+    "--schema",
+    default="observatoire",
+    show_default=True,
+    envvar="OBSERVATOIRE_POSTGRES_SCHEMA",
+    help="Schéma où publier les marts (remplacé à chaque publication).",
+)
+@click.option(
+    "--role-lecture",
+    "role",
+    default="observatoire_lecture",
+    show_default=True,
+    envvar="OBSERVATOIRE_POSTGRES_ROLE_LECTURE",
+    help="Rôle en lecture seule sur le schéma (créé NOLOGIN s'il n'existe pas ; "
+    "GRANT <rôle> TO <analyste> pour donner l'accès).",
+)
+@click.option(
+    "--warehouse",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=lambda: str(Paths.from_env().warehouse),
+    show_default="OBSERVATOIRE_WAREHOUSE",
+)
+def publish(url: str, schema: str, role: str, warehouse: Path) -> None:
+    from pipelines.publication.postgis import PostgisError, hide_password, publish_warehouse
+
+    try:
+        from pipelines.warehouse.dbt import prepare_manifest
+
+        prepare_manifest()  # the marts' YAML descriptions become the tables' comments
+    except Exception:  # noqa: BLE001 - comments are a help: published without them
+        click.echo("mémento illisible (dbt parse) : tables publiées sans commentaires", err=True)
+    try:
+        result = publish_warehouse(warehouse, url, schema, role)
+    except PostgisError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(
+        f"{len(result.rows)} marts ({sum(result.rows.values())} lignes) publiés dans "
+        f"{hide_password(url)}, schéma {schema} ({result.seconds:.1f} s) ; lecture : "
+        f"GRANT {role} TO <analyste>"
+    )
+
+
 @main.group(help="Dossiers de territoire (data/raw/territoires/<code>/ : territoire.yml...).")
 def territoire() -> None:
     pass

@@ -2,13 +2,16 @@
 
 The asset graph follows the data: sources (raw files -> ``raw`` tables) -> dbt (référentiels,
 staging, intermediate, marts) -> exports and report -> ``publication/entrepot``, which swaps the
-build in. ``observatoire build`` runs the same job with its own folders and progress logger.
+build in -> ``publication/postgis`` (only when ``OBSERVATOIRE_POSTGRES_URL`` is set), which copies
+the published marts to the team's PostGIS. ``observatoire build`` runs the same job with its own
+folders and progress logger.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
+from pipelines.publication.postgis import settings_from_env
 from pipelines.report.assets import rapports_annuels
 from pipelines.settings import ENV_MARTS_DIR, ENV_RAW_DIR, ENV_WAREHOUSE
 from pipelines.sources import source_assets
@@ -21,6 +24,7 @@ from pipelines.warehouse.automation import (
 )
 from pipelines.warehouse.dbt import build_dbt_assets, dbt_resource, mart_names
 from pipelines.warehouse.exports import build_export_asset
+from pipelines.warehouse.postgis import build_postgis_asset
 from pipelines.warehouse.publication import build_publication_asset
 from pipelines.warehouse.resources import ProjectFolders, Warehouse
 
@@ -50,6 +54,8 @@ def build_definitions(
     ]
     upstream = [key for asset in assets for key in asset.keys]
     assets.append(build_publication_asset(upstream, mart_names()))
+    if settings_from_env() is not None:  # OBSERVATOIRE_POSTGRES_URL: the marts to PostGIS too
+        assets.append(build_postgis_asset())
     return dg.Definitions(
         assets=assets,
         jobs=[build_entrepot, suivi_par_annee],

@@ -383,3 +383,30 @@ def _report(progress: Progress, result, paths: Paths) -> None:
             + " ; ".join(f"{code} ({reason})" for code, reason in sorted(failed.items())[:5])
             + (" ..." if len(failed) > 5 else "")
         )
+    _report_postgis(progress, result)
+
+
+def _report_postgis(progress: Progress, result) -> None:
+    """The line of the optional copy to PostGIS: a server down never fails the build (the
+    warehouse is published), it is said as an AVERTISSEMENT."""
+    from pipelines.warehouse.postgis import KEY
+
+    metadata = {}
+    for event in result.get_asset_materialization_events():
+        if event.asset_key == KEY:
+            metadata = event.materialization.metadata
+    if not metadata:
+        return
+    server = metadata["serveur"].value if "serveur" in metadata else ""
+    schema = metadata["schema"].value if "schema" in metadata else ""
+    if "erreur" in metadata:
+        progress.echo(
+            f"AVERTISSEMENT : marts non publiés dans PostgreSQL {server} (schéma {schema} "
+            f"inchangé ; l'entrepôt est publié) : {metadata['erreur'].value}"
+        )
+    elif "lignes_par_mart" in metadata:
+        rows = metadata["lignes_par_mart"].value or {}
+        progress.echo(
+            f"Marts publiés dans PostgreSQL {server}, schéma {schema} ({len(rows)} tables, "
+            f"{sum(rows.values())} lignes)"
+        )
