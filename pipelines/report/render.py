@@ -10,7 +10,9 @@ page against the warehouse.
 from __future__ import annotations
 
 import datetime as dt
+import html as html_lib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -20,7 +22,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from pipelines.report import charts, formats
+from pipelines.report import charts, formats, labels
 from pipelines.report.data import ReportData
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -71,6 +73,11 @@ def _v(value):
     if value is None or (not isinstance(value, (list, tuple)) and pd.isna(value)):
         return ""
     return str(value)
+
+
+def _css_string(text: str) -> str:
+    """A text inside a CSS string of the page's style (quotes and backslashes escaped)."""
+    return Markup(text.replace("\\", "\\\\").replace('"', '\\"').replace("<", "\\3C "))
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -259,6 +266,40 @@ def _equality_marker_chart(d: ReportData) -> str:
     )
 
 
+def table_of_contents(d: ReportData) -> list[tuple[str, int, str]]:
+    """(target id, level, title) of each chapter and sub-section: the contents on page 1 and
+    the headings' text (the PDF's page numbers are found by this text)."""
+    return [
+        ("territoire", 1, "1. Le territoire et ses quartiers prioritaires"),
+        ("les-qpv", 2, "Les quartiers prioritaires du contrat"),
+        ("passage", 2, "Le changement de géographie 2015 → 2024"),
+        ("observation", 1, f"2. Observation des quartiers ({d.millesime or 'aucun millésime'})"),
+        ("taux-emploi", 2, "Taux d'emploi des 15-64 ans"),
+        ("indicateurs", 2, "Indicateurs clés par quartier"),
+        ("references", 2, "L'ensemble des QPV du territoire et les références"),
+        ("fiches", 2, "Fiches quartier"),
+        ("suivi", 1, f"3. Suivi de la programmation {d.year}"),
+        ("annees", 2, "Les années de programmation"),
+        ("depenses", 2, "Dépenses par orientation et par financeur"),
+        ("effort", 2, "Effort financier par quartier"),
+        ("croisement", 2, "Financements et réalités des quartiers"),
+        ("zonages", 2, "Dépenses dans les autres zonages du contrat"),
+        ("porteurs", 2, "Les porteurs"),
+        ("realisation", 2, "Réalisation des actions (bilans)"),
+        ("age-public", 2, "Âge et types de public des bénéficiaires"),
+        ("objectifs", 2, f"Objectifs du contrat en {d.year}"),
+        ("indicateurs-resultat", 2, "Indicateurs de résultats du contrat de ville"),
+        ("egalite", 1, "4. Égalité femmes-hommes"),
+        ("beneficiaires-residence", 2, "Bénéficiaires par orientation et quartier de résidence"),
+        ("marqueur", 2, "Le marqueur égalité"),
+        ("controles", 1, "5. Contrôles à suivre"),
+        ("regles-non-verifiables", 2, "Règles non vérifiables avec les données chargées"),
+        ("methodologie", 1, "6. Méthodologie et sources"),
+        ("definitions", 2, "Définitions (mémento des indicateurs)"),
+        ("fichiers", 2, "Sources chargées dans l'entrepôt"),
+    ]
+
+
 def context(d: ReportData) -> dict:
     """The template's variables."""
     rates = d["taux_emploi"]
@@ -277,16 +318,23 @@ def context(d: ReportData) -> dict:
         else "montant_accorde"
     )
     effort_geographies = sorted(set(effort["geographie_programmation"].dropna()))
+    toc = table_of_contents(d)
     return {
         "d": d,
         "t": d.territory,
+        "toc": toc,
+        "titles": {target: title for target, _, title in toc},
+        "running_header": _css_string(f"{d.territory.name} – contrat de ville"),
+        "footer_note": _css_string(
+            "Données de démonstration (suivi fictif)" if d.demo else "observatoire-qpv"
+        ),
         "f": formats,
         "v": _v,
         "rec": _records,
         "first": _first,
         "comparability": COMPARABILITY,
         "fiche_fields": FICHE_FIELDS,
-        "generated_on": dt.date.today().strftime("%d/%m/%Y"),
+        "generated_on": labels.french_date(dt.date.today()),
         "commune_map": Markup(_commune_map(d)),
         "crosswalk_map": Markup(_crosswalk_map(d)),
         "employment_map": Markup(
@@ -356,8 +404,69 @@ def chromium() -> str | None:
     return None
 
 
+def _chromium_print(exe: str, html: Path, pdf: Path, timeout: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="observatoire-chromium-") as profile:
+        cmd = [
+            exe,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--no-pdf-header-footer",
+            f"--print-to-pdf={pdf}",
+            html.resolve().as_uri(),
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0 or not pdf.exists() or pdf.stat().st_size == 0:
+        pdf.unlink(missing_ok=True)
+        raise RuntimeError(
+            f"{html}: Chromium n'a pas produit le PDF (code {proc.returncode}) : "
+            f"{proc.stderr.strip().splitlines()[-1:] if proc.stderr else ''}"
+        )
+
+
+#: One entry of the table of contents: its target id and title (the heading's exact text).
+TOC_ENTRY = re.compile(r'<li class="toc-(?:1|2)" data-cible="([^"]+)" data-titre="([^"]+)"')
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.replace("\u00a0", " ").replace("\u202f", " ").split())
+
+
+def pdf_pages_text(pdf: Path) -> list[str] | None:
+    """The text of each page of a PDF (poppler's pdftotext), or None where it is missing."""
+    exe = shutil.which("pdftotext")
+    if exe is None:
+        return None
+    proc = subprocess.run([exe, str(pdf), "-"], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.split("\f")
+
+
+def heading_pages(pages: list[str], titles: list[tuple[str, str]]) -> dict[str, int]:
+    """The page of each heading of the table of contents: the first page after the contents
+    (page 1) and after the previous heading whose text has a line equal to the title."""
+    found: dict[str, int] = {}
+    lines = [[_normalise(line) for line in page.splitlines()] for page in pages]
+    # the contents may run over page 1: headings are searched after its last entry
+    last = _normalise(html_lib.unescape(titles[-1][1])) if titles else ""
+    start = next((i + 1 for i, page in enumerate(lines) if last in page), 1)
+    for target, title in titles:
+        wanted = _normalise(html_lib.unescape(title))
+        for number in range(start, len(lines)):
+            if wanted in lines[number]:
+                found[target] = number + 1
+                start = number
+                break
+    return found
+
+
 def print_pdf(html: Path, pdf: Path, timeout: int = 120) -> Path:
-    """Print ``html`` to ``pdf`` with headless Chromium (no network: the page needs none)."""
+    """Print ``html`` to ``pdf`` with headless Chromium (no network: the page needs none).
+
+    Page numbers and running headers are CSS ``@page`` margin boxes (Chromium 131 and later).
+    The table of contents gets its page numbers from a first print: the page of each heading is
+    read with ``pdftotext``, written into the contents (fixed-width places, so that nothing
+    moves) and the page printed again. Without ``pdftotext`` the contents has no numbers."""
     exe = chromium()
     if exe is None:
         raise FileNotFoundError(
@@ -365,21 +474,23 @@ def print_pdf(html: Path, pdf: Path, timeout: int = 120) -> Path:
             "ou donner son chemin dans OBSERVATOIRE_CHROMIUM"
         )
     tmp = pdf.with_name(f".{pdf.name}.tmp")
-    with tempfile.TemporaryDirectory(prefix="observatoire-chromium-") as profile:
-        cmd = [
-            exe,
-            *CHROMIUM_FLAGS,
-            f"--user-data-dir={profile}",
-            "--no-pdf-header-footer",
-            f"--print-to-pdf={tmp}",
-            html.resolve().as_uri(),
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    if proc.returncode != 0 or not tmp.exists() or tmp.stat().st_size == 0:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(
-            f"{html}: Chromium n'a pas produit le PDF (code {proc.returncode}) : "
-            f"{proc.stderr.strip().splitlines()[-1:] if proc.stderr else ''}"
+    _chromium_print(exe, html, tmp, timeout)
+    source = html.read_text(encoding="utf-8")
+    titles = TOC_ENTRY.findall(source)
+    pages = pdf_pages_text(tmp) if titles else None
+    if pages:
+        numbers = heading_pages(pages, titles)
+        numbered = re.sub(
+            r'<span class="toc-page" data-cible="([^"]+)"></span>',
+            lambda m: f'<span class="toc-page" data-cible="{m.group(1)}">'
+            f"{numbers.get(m.group(1), '')}</span>",
+            source,
         )
+        second = html.with_name(f".{html.stem}.pagine.html")
+        try:
+            second.write_text(numbered, encoding="utf-8")
+            _chromium_print(exe, second, tmp, timeout)
+        finally:
+            second.unlink(missing_ok=True)
     tmp.replace(pdf)
     return pdf
