@@ -16,6 +16,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -113,12 +115,38 @@ def _reference_note(rates: pd.DataFrame, level: str) -> str | None:
     return " ; ".join(parts)
 
 
+def map_numbers(d: ReportData) -> dict[str, int]:
+    """The number of each contour on the maps (by name), explained by the key under each map."""
+    contours = d["contours"]
+    if contours.empty:
+        return {}
+    ordered = sorted(
+        _records(contours), key=lambda r: (str(r["libelle_qpv"] or ""), r["code_qpv"])
+    )
+    return {r["code_qpv"]: i + 1 for i, r in enumerate(ordered)}
+
+
+def map_key(d: ReportData) -> str:
+    """The numbered key of the maps: number, quartier's name, commune."""
+    numbers = map_numbers(d)
+    if not numbers:
+        return ""
+    rows = {r["code_qpv"]: r for r in _records(d["contours"])}
+    items = "".join(
+        f"<li><b>{n}</b> {html_lib.escape(str(rows[c]['libelle_qpv'] or c))}"
+        f" <span class='code'>{html_lib.escape(str(rows[c]['noms_communes'] or ''))}</span></li>"
+        for c, n in sorted(numbers.items(), key=lambda item: item[1])
+    )
+    return f"<ol class='cle-carte'>{items}</ol>"
+
+
 def _category_map(d: ReportData, category: dict[str, str], title: str, legend: str) -> str:
     """The territory's contours coloured by a category per QPV code (read from a mart)."""
     contours = d["contours"]
     if contours.empty or d.extent is None:
         return ""
     unknown = "non renseigné"
+    numbers = map_numbers(d)
     names = sorted({category.get(c, unknown) for c in contours["code_qpv"]})
     colors = {n: charts.CATEGORIES[i % len(charts.CATEGORIES)] for i, n in enumerate(names)}
     areas = [
@@ -127,7 +155,7 @@ def _category_map(d: ReportData, category: dict[str, str], title: str, legend: s
             path=r["chemin"],
             value=None,
             info=category.get(r["code_qpv"], unknown),
-            label=r["code_qpv"][-4:],
+            label=str(numbers.get(r["code_qpv"], "")),
             x=r["x"],
             y=r["y"],
         )
@@ -145,20 +173,10 @@ def _commune_map(d: ReportData) -> str:
         d,
         main_commune,
         "Les QPV du territoire, colorés par leur commune principale",
-        "Commune principale du QPV (étiquette : fin du code QPV)",
+        "Commune principale du QPV (numéros : voir la liste des quartiers)",
     )
 
 
-LINK_TYPES = {
-    "un_pour_un": "reconduit : un QPV 2015 pour un QPV 2024",
-    "fusion": "fusion de plusieurs QPV 2015",
-    "scission": "issu de la scission d'un QPV 2015",
-    "recomposition": "recomposition (plusieurs liens)",
-    "entree": "nouveau QPV 2024",
-    "entre_ou_non_relie": "nouveau QPV 2024 ou lien absent de la table",
-    "sortie": "sorti de la géographie prioritaire",
-    "sorti_ou_non_relie": "sorti ou lien absent de la table",
-}
 
 
 def _crosswalk_map(d: ReportData) -> str:
@@ -167,7 +185,7 @@ def _crosswalk_map(d: ReportData) -> str:
     for r in _records(d["passage"]):
         for code in (r["code_qpv_2024"], r["code_qpv_2015"]):
             if code and code not in category:
-                category[code] = LINK_TYPES.get(r["type_lien"], r["type_lien"])
+                category[code] = labels.label(labels.LINK_TYPES, r["type_lien"])
     return _category_map(
         d,
         category,
@@ -177,15 +195,23 @@ def _crosswalk_map(d: ReportData) -> str:
 
 
 def _value_map(
-    d: ReportData, rows: list[dict], column: str, title: str, unit: str, palette: str
+    d: ReportData,
+    rows: list[dict],
+    column: str,
+    title: str,
+    unit: str,
+    palette: str,
+    symbols: bool = False,
+    unit_symbol: str = "",
 ) -> str:
+    numbers = map_numbers(d)
     areas = [
         charts.Area(
             code=r["code_qpv"],
             path=r["chemin"],
             value=None if pd.isna(r[column]) else float(r[column]),
-            info=f"{r['code_qpv']} {r.get('libelle_qpv') or ''} : {formats.number(r[column], 1)}",
-            label=r["code_qpv"][-4:],
+            info=f"{r.get('libelle_qpv') or r['code_qpv']} : {formats.number(r[column], 1)}",
+            label=str(numbers.get(r["code_qpv"], "")),
             x=r["x"],
             y=r["y"],
         )
@@ -193,18 +219,23 @@ def _value_map(
     ]
     if not areas or d.extent is None:
         return ""
-    return charts.choropleth(areas, d.extent, title, unit, palette=palette)
+    return charts.choropleth(
+        areas, d.extent, title, unit, palette=palette, symbols=symbols, unit_symbol=unit_symbol
+    )
 
 
 def _orientations_chart(d: ReportData) -> str:
     rows = _records(d["depenses_orientation"])
     bars: dict[str, charts.Bar] = {}
     for r in rows:
-        label = f"{r['orientation_code']} {r['orientation_libelle'] or ''}".strip()
+        label = r["orientation_libelle"] or r["orientation_code"] or "?"
         bar = bars.setdefault(r["orientation_code"], charts.Bar(label, []))
         bar.segments.append(
-            charts.Segment(r["financeur_nom"] or r["financeur"] or "?", r["montant_accorde"])
+            charts.Segment(funder_short(r["financeur_nom"], r["financeur"]), r["montant_accorde"])
         )
+    grid_totals = {code: total for code, _, _, total in orientation_grid(d).rows}
+    for code, bar in bars.items():
+        bar.shown_total = grid_totals.get(code)
     return charts.stacked_bars(
         list(bars.values()),
         "€",
@@ -215,8 +246,13 @@ def _orientations_chart(d: ReportData) -> str:
 def _funders_chart(d: ReportData) -> str:
     bars = [
         charts.Bar(
-            f"{r['financeur_nom'] or r['financeur']} ({r['type_credit'] or '?'})",
-            [charts.Segment(r["type_credit"] or "non renseigné", r["montant_accorde"])],
+            f"{funder_short(r['financeur_nom'], r['financeur'])}",
+            [
+                charts.Segment(
+                    labels.label(labels.CREDIT_TYPES, r["type_credit"] or "non_renseigne"),
+                    r["montant_accorde"],
+                )
+            ],
             shown_total=r["montant_accorde"],
         )
         for r in _records(d["depenses_financeur"])
@@ -235,7 +271,7 @@ def _beneficiaries_chart(d: ReportData) -> str:
         masked = bool(r.get("secret_statistique"))
         bars.append(
             charts.Bar(
-                f"{r['orientation_code']} {r['orientation_libelle'] or ''}"
+                f"{r['orientation_libelle'] or r['orientation_code']}"
                 + (" (secret)" if masked else ""),
                 segments,
                 shown_total=r["total"],
@@ -264,6 +300,80 @@ def _equality_marker_chart(d: ReportData) -> str:
     return charts.stacked_bars(
         bars, "€", f"Montants accordés {d.year} par niveau du marqueur égalité"
     )
+
+
+def funder_short(name: str | None, code: str | None = None) -> str:
+    """A financeur's name short enough for a column or a legend: « État – crédits spécifiques »
+    for « État – crédits spécifiques « Politique de la Ville » (programme BOP 147, ANCT) »."""
+    text = (name or code or "financeur non renseigné").split(" (")[0]
+    return text.replace(" « Politique de la Ville »", "").strip()
+
+
+@dataclass
+class Grid:
+    """Montants accordés by orientation (rows) and financeur (columns), with totals: sums of
+    the rows of depenses_orientation (its rows are orientation x financeur x type of credit)."""
+
+    funders: list[tuple[str, str]]  # (financeur code, short name), largest total first
+    rows: list[tuple[str, str, dict[str, Decimal], Decimal]]  # code, label, cells, total
+    totals: dict[str, Decimal]
+    total: Decimal
+
+
+def orientation_grid(d: ReportData) -> Grid:
+    frame = d["depenses_orientation"]
+    cells: dict[str, dict[str, Decimal]] = {}
+    names: dict[str, str] = {}
+    labels_: dict[str, str] = {}
+    for r in _records(frame):
+        funder = r["financeur"] or "?"
+        names[funder] = funder_short(r["financeur_nom"], r["financeur"])
+        code = r["orientation_code"] or "?"
+        labels_[code] = r["orientation_libelle"] or "orientation non reconnue"
+        amount = Decimal(str(r["montant_accorde"])) if _v(r["montant_accorde"]) else Decimal(0)
+        row = cells.setdefault(code, {})
+        row[funder] = row.get(funder, Decimal(0)) + amount
+    totals: dict[str, Decimal] = {}
+    for row in cells.values():
+        for funder, amount in row.items():
+            totals[funder] = totals.get(funder, Decimal(0)) + amount
+    order = sorted(totals, key=lambda f: (-totals[f], names[f]))
+    rows = [
+        (code, labels_[code], row, sum(row.values(), Decimal(0)))
+        for code, row in sorted(cells.items())
+    ]
+    return Grid(
+        [(f, names[f]) for f in order], rows, totals, sum(totals.values(), Decimal(0))
+    )
+
+
+def _source_groups(d: ReportData) -> list[dict]:
+    """The loaded files that concern the territory, grouped under their source's public name
+    (« INSEE, base activité-emploi (IPRO) des QPV, millésime 2022 »): another territory's
+    programmation, bilans or référentiels are left out."""
+    code = d.territory.code
+    others = {c for c in d.territory_codes if c != code}
+    groups: dict[str, dict] = {}
+    for r in _records(d["sources"]):
+        path = str(r["fichier"] or "")
+        base = path.replace("\\", "/").split("/")[-1]
+        folder = path.replace("\\", "/").split("/")[-2] if "/" in path else ""
+        prefix = base.split("_")[0]
+        if prefix in others or (r["source"] == "territoires" and folder in others):
+            continue
+        name = labels.source_name(r["source"], base)
+        group = groups.setdefault(
+            name,
+            {"name": name, "source": r["source"], "files": [], "lues": 0, "chargees": 0,
+             "rejetees": 0},
+        )
+        group["files"].append(base)
+        for key, column in (
+            ("lues", "lignes_lues"), ("chargees", "lignes_chargees"),
+            ("rejetees", "lignes_rejetees"),
+        ):
+            group[key] += int(r[column]) if _v(r[column]) else 0
+    return list(groups.values())
 
 
 def table_of_contents(d: ReportData) -> list[tuple[str, int, str]]:
@@ -319,7 +429,44 @@ def context(d: ReportData) -> dict:
     )
     effort_geographies = sorted(set(effort["geographie_programmation"].dropna()))
     toc = table_of_contents(d)
+    qpv_names = {r["code_qpv"]: r["libelle_qpv"] for r in _records(d["qpv"]) if r["libelle_qpv"]}
+    for r in _records(d["passage"]):
+        for year in ("2015", "2024"):
+            if r[f"code_qpv_{year}"] and r[f"libelle_qpv_{year}"]:
+                qpv_names.setdefault(r[f"code_qpv_{year}"], r[f"libelle_qpv_{year}"])
+    funders = d["depenses_financeur"]
+    unknown_credit = [
+        r["montant_accorde"] for r in _records(funders) if r["type_credit"] == "non_renseigne"
+    ]
+    orientation_names: dict[str, str] = {}
+    for key in ("depenses_orientation", "beneficiaires_orientation", "realisation"):
+        for r in _records(d[key]):
+            if r.get("orientation_libelle"):
+                orientation_names.setdefault(r["orientation_code"], r["orientation_libelle"])
+    groups: dict[tuple, dict] = {}
+    for r in _records(d["controles"]):
+        key = (r["regle"], r["description"], r["niveau_controle"])
+        group = groups.setdefault(
+            key,
+            {
+                "regle": r["regle"],
+                "description": r["description"] or r["regle"],
+                "niveau": r["niveau_controle"],
+                "source_libelle": r["source_libelle"],
+                "citation": r["citation"],
+                "rows": [],
+            },
+        )
+        group["rows"].append(r)
     return {
+        "source_groups": _source_groups(d),
+        "lb": labels,
+        "control_groups": list(groups.values()),
+        "orientation_names": orientation_names,
+        "qpv_names": qpv_names,
+        "grid": orientation_grid(d),
+        "funder_short": funder_short,
+        "credit_unknown": sum(unknown_credit) if unknown_credit else None,
         "d": d,
         "t": d.territory,
         "toc": toc,
@@ -336,6 +483,7 @@ def context(d: ReportData) -> dict:
         "fiche_fields": FICHE_FIELDS,
         "generated_on": labels.french_date(dt.date.today()),
         "commune_map": Markup(_commune_map(d)),
+        "map_key": Markup(map_key(d)),
         "crosswalk_map": Markup(_crosswalk_map(d)),
         "employment_map": Markup(
             _value_map(
@@ -371,6 +519,8 @@ def context(d: ReportData) -> dict:
                 ),
                 "€ par habitant" if effort_column == "euros_par_habitant" else "€ accordés",
                 "sequential",
+                symbols=effort_column == "montant_accorde",
+                unit_symbol="€",
             )
         ),
         "effort_column": effort_column,
