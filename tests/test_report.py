@@ -451,3 +451,198 @@ def test_a_national_build_leaves_the_reports_to_the_command(demo_build, tmp_path
     assert reason.startswith("3 territoires (plus de 2, OBSERVATOIRE_RAPPORTS_MAX)")
     assert "observatoire report --territoire" in reason
     assert not (tmp_path / "m" / "rapport").exists()
+
+
+class VisibleCells(HTMLParser):
+    """The visible text of every table cell, without the secondary code (``class="code"``)
+    that follows a name; and the whole visible text of the page (no ``<style>``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells: list[str] = []
+        self.text: list[str] = []
+        self._cell: list[str] | None = None
+        self._hidden = 0  # depth inside a code span or a style element
+        self._stack: list[bool] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        hidden = tag == "style" or "code" in (a.get("class") or "").split()
+        if tag in {"td", "th"}:
+            self._cell = []
+        if tag not in {"br", "meta", "rect", "path", "circle"}:
+            self._stack.append(hidden)
+            self._hidden += hidden
+
+    def handle_endtag(self, tag):
+        if tag in {"td", "th"} and self._cell is not None:
+            self.cells.append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        if tag not in {"br", "meta", "rect", "path", "circle"} and self._stack:
+            self._hidden -= self._stack.pop()
+
+    def handle_data(self, data):
+        if self._hidden:
+            return
+        self.text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_no_visible_code_where_the_referentiel_has_a_label(rapports, warehouse):
+    """A person reads names and French labels: no cell shows only a QPV code whose name is
+    known, a residence, credit, link or rule code, an orientation code, a hashed file name; no
+    caption speaks of « mart » or « seed »; territories by their names."""
+    names = dict(warehouse.execute("select code_qpv, libelle_qpv from marts.dim_qpv").fetchall())
+    rules = {
+        r[0]
+        for r in warehouse.execute(
+            "select distinct regle from referentiels.ref_regles_financement"
+        ).fetchall()
+    }
+    orientations = {
+        r[0]
+        for r in warehouse.execute(
+            "select distinct orientation_code from marts.depenses_orientation"
+        ).fetchall()
+    }
+    fixed = {
+        "HORS_QPV",
+        "NON_RENSEIGNE",
+        "SANS_QPV",
+        "credits_specifiques",
+        "droit_commun",
+        "non_renseigne",
+        "un_pour_un",
+        "fusion",
+        "entre_ou_non_relie",
+        "tranche_age",
+        "non_verifiable",
+        "partiellement_verifiable",
+        "non_controlable",
+    }
+    for code, path in rapports.items():
+        page = VisibleCells()
+        page.feed(path.read_text(encoding="utf-8"))
+        for cell in page.cells:
+            assert not (cell in names and names[cell]), (code, cell)
+            assert cell not in fixed | rules | orientations, (code, cell)
+            assert not re.fullmatch(r"(QP|QN)\d{3}\w+ .*", cell), (code, cell)
+            assert not re.fullmatch(r"[0-9a-f]{12,64}", cell), (code, cell)
+        text = " ".join(" ".join(page.text).split())
+        provenance_free = re.sub(r"Table de l'entrepôt : [^.]*\.", "", text)
+        assert not re.search(r"\bmarts? [a-z_]+_[a-z_]+", provenance_free), code
+        assert not re.search(r"\bseed\b", provenance_free, re.IGNORECASE), code
+        assert "epci 2" not in text and "france FRANCE" not in text, code
+        assert "Sommaire" in text and "page" not in page.cells, code
+
+
+def test_orientation_financeur_grid_totals_equal_the_marts(rapports, warehouse):
+    """The grid's cells are the mart's orientation x financeur amounts, its column totals the
+    financeurs' amounts of depenses_financeur, its grand total the year's montant accordé."""
+    for code, year in DERNIERE_ANNEE.items():
+        page = parse(rapports[code])
+        rows = {r["_cle"]: r["_cells"] for r in page.tables["table-orientations"]}
+        cells = warehouse.execute(
+            "select orientation_code, financeur, sum(montant_accorde) "
+            "from marts.depenses_orientation where territoire = ? and annee = ? group by all",
+            [code, year],
+        ).fetchall()
+        for orientation, funder, amount in cells:
+            assert float(rows[orientation][funder][0]) == pytest.approx(float(amount))
+        by_funder = warehouse.execute(
+            "select financeur, sum(montant_accorde) from marts.depenses_financeur "
+            "where territoire = ? and annee = ? group by all",
+            [code, year],
+        ).fetchall()
+        for funder, amount in by_funder:
+            assert float(rows["total"][funder][0]) == pytest.approx(float(amount)), funder
+        total = warehouse.execute(
+            "select montant_accorde from marts.synthese_programmation "
+            "where territoire = ? and annee = ?",
+            [code, year],
+        ).fetchone()[0]
+        assert float(rows["total"]["total"][0]) == pytest.approx(float(total))
+        assert rows["total"]["total"][1].replace("\u202f", "") == (f"{round(float(total))}\xa0€")
+
+
+def test_zonages_and_result_indicators_equal_their_marts(rapports, warehouse):
+    """Issue #15's marts in the report: depenses_zonage and indicateurs_resultat."""
+    page = parse(rapports["VM"])
+    zonages = {r["_cle"]: r["_cells"] for r in page.tables["table-zonages"]}
+    expected = warehouse.execute(
+        "select code_zonage, orientation_code, nb_actions, montant_accorde_zonage "
+        "from marts.depenses_zonage where territoire = 'VM' and annee = 2027"
+    ).fetchall()
+    assert len(zonages) == len(expected) > 0
+    for zonage, orientation, nb, amount in expected:
+        row = zonages[f"{zonage}|{orientation}"]
+        assert int(row["nb_actions"][0]) == nb
+        assert float(row["montant_accorde_zonage"][0]) == pytest.approx(float(amount))
+        assert row["code_zonage"][1] != zonage  # its name is shown
+    results = {r["_cle"]: r["_cells"] for r in page.tables["table-indicateurs-resultat"]}
+    expected = warehouse.execute(
+        "select code_indicateur, valeur, statut, effectif_secret from marts.indicateurs_resultat "
+        "where territoire = 'VM' and annee = 2027"
+    ).fetchall()
+    assert len(results) == len(expected) > 5
+    for indicator, value, status, smallest in expected:
+        row = results[indicator]
+        assert row["statut"][0] == status
+        if value is not None and not (smallest is not None and smallest < 5):
+            assert float(row["valeur"][0]) == pytest.approx(float(value)), indicator
+
+
+def test_pdf_has_page_numbers_running_headers_and_a_numbered_contents(demo_build, tmp_path):
+    """The PDF (Chromium, @page margin boxes) numbers its pages « page n / N », repeats the
+    territory's name at the top of each page but the first, and its contents on page 1 give the
+    page where each chapter starts."""
+    _chromium()
+    from pipelines.report.render import pdf_pages_text
+
+    out = tmp_path / "cabbalr.html"
+    result = run_cli(
+        "report",
+        "--territoire",
+        "CABBALR",
+        "--out",
+        str(out),
+        "--warehouse",
+        str(demo_build / "warehouse.duckdb"),
+    )
+    assert result.returncode == 0, result.stderr
+    pages = pdf_pages_text(out.with_suffix(".pdf"))
+    if pages is None:
+        pytest.skip("pdftotext (poppler-utils) absent : texte du PDF non lisible")
+    pages = [p for p in pages if p.strip()]
+    total = len(pages)
+    assert total >= 8
+    for number, text in enumerate(pages, start=1):
+        assert f"page {number} / {total}" in text, number
+        if number > 1:
+            assert "contrat de ville" in text.split("\n", 3)[0] + text, number
+    import shutil
+    import subprocess
+
+    layout = subprocess.run(
+        [
+            shutil.which("pdftotext"),
+            "-layout",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            str(out.with_suffix(".pdf")),
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    contents = " ".join(layout.split())
+    assert "Sommaire" in contents
+    for title in ("4. Égalité femmes-hommes", "6. Méthodologie et sources"):
+        found = re.search(re.escape(title) + r"\s+(\d+)", contents)
+        assert found, title
+        page = int(found.group(1))
+        assert title in " ".join(pages[page - 1].split()), (title, page)

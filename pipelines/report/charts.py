@@ -168,9 +168,7 @@ def _scale_bar(vb: tuple, width: int, map_height: int) -> str:
         f"<g class='echelle'><rect x='{x - 4:.1f}' y='{y - 16}' width='{px + 8:.1f}' height='22' "
         "fill='white' fill-opacity='0.8'/>"
         f"<path d='M{x:.1f},{y - 4} V{y} H{x + px:.1f} V{y - 4}' fill='none' stroke='#222' "
-        "stroke-width='1.5'/>"
-        + _text(x + px / 2, y - 6, label, 10, "middle")
-        + "</g>"
+        "stroke-width='1.5'/>" + _text(x + px / 2, y - 6, label, 10, "middle") + "</g>"
     )
 
 
@@ -225,9 +223,7 @@ def choropleth(
         # one-signed values: sequential classes (quantiles), the darkest furthest from 0
         breaks = _quantile_breaks(values, len(SEQUENTIAL))
         colours = (
-            SEQUENTIAL_NEGATIVE[-len(breaks) - 1 :]
-            if values and max(values) <= 0
-            else SEQUENTIAL
+            SEQUENTIAL_NEGATIVE[-len(breaks) - 1 :] if values and max(values) <= 0 else SEQUENTIAL
         )
 
         def shade(v: float) -> str:
@@ -306,7 +302,8 @@ def choropleth(
                 f"<circle cx='{x:.0f}' cy='{cy - r:.0f}' r='{r:.1f}' fill='{SEQUENTIAL[3]}' "
                 "fill-opacity='0.65' stroke='#08306b'/>"
             )
-            out.append(_text(x + r + 6, cy - r + 4, f"{number(largest * share, 0)} {unit_symbol}", 10))
+            caption = f"{number(largest * share, 0)} {unit_symbol}"
+            out.append(_text(x + r + 6, cy - r + 4, caption, 10))
             x += 2 * r + 120
         y += 2 * radius_max * px_per_m + 8
         legend = [item for item in legend if item[0] == NO_DATA]

@@ -119,6 +119,10 @@ def clean_text(text) -> str:
     out = re.sub(r"^seed \(([^)]*)\)$", r"rapprochement par \1", out)
     out = re.sub(r"^seed\b\s*", "référentiel du projet ", out)
     out = re.sub(r"^dim_qpv \((.*)\)$", r"\1", out)
+    out = re.sub(r"\b[Ll]a seed\b", "le document source", out)
+    out = re.sub(r"\b[Ll]es seeds\b", "les documents sources", out)
+    out = re.sub(r"\bseeds? \d+(?: et \d+)*", "le document source", out)
+    out = re.sub(r"\bseeds?\b", "document source", out)
     for word, reading in TEXT_WORDS:
         out = out.replace(word, reading)
     return out

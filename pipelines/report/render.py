@@ -120,9 +120,7 @@ def map_numbers(d: ReportData) -> dict[str, int]:
     contours = d["contours"]
     if contours.empty:
         return {}
-    ordered = sorted(
-        _records(contours), key=lambda r: (str(r["libelle_qpv"] or ""), r["code_qpv"])
-    )
+    ordered = sorted(_records(contours), key=lambda r: (str(r["libelle_qpv"] or ""), r["code_qpv"]))
     return {r["code_qpv"]: i + 1 for i, r in enumerate(ordered)}
 
 
@@ -175,8 +173,6 @@ def _commune_map(d: ReportData) -> str:
         "Les QPV du territoire, colorés par leur commune principale",
         "Commune principale du QPV (numéros : voir la liste des quartiers)",
     )
-
-
 
 
 def _crosswalk_map(d: ReportData) -> str:
@@ -342,9 +338,7 @@ def orientation_grid(d: ReportData) -> Grid:
         (code, labels_[code], row, sum(row.values(), Decimal(0)))
         for code, row in sorted(cells.items())
     ]
-    return Grid(
-        [(f, names[f]) for f in order], rows, totals, sum(totals.values(), Decimal(0))
-    )
+    return Grid([(f, names[f]) for f in order], rows, totals, sum(totals.values(), Decimal(0)))
 
 
 def _source_groups(d: ReportData) -> list[dict]:
@@ -364,12 +358,19 @@ def _source_groups(d: ReportData) -> list[dict]:
         name = labels.source_name(r["source"], base)
         group = groups.setdefault(
             name,
-            {"name": name, "source": r["source"], "files": [], "lues": 0, "chargees": 0,
-             "rejetees": 0},
+            {
+                "name": name,
+                "source": r["source"],
+                "files": [],
+                "lues": 0,
+                "chargees": 0,
+                "rejetees": 0,
+            },
         )
         group["files"].append(base)
         for key, column in (
-            ("lues", "lignes_lues"), ("chargees", "lignes_chargees"),
+            ("lues", "lignes_lues"),
+            ("chargees", "lignes_chargees"),
             ("rejetees", "lignes_rejetees"),
         ):
             group[key] += int(r[column]) if _v(r[column]) else 0
@@ -532,6 +533,54 @@ def context(d: ReportData) -> dict:
     }
 
 
+_TABLE = re.compile(r"<table\b[^>]*>.*?</table>", re.S)
+_ROW = re.compile(r"<tr\b[^>]*>.*?</tr>", re.S)
+_CELL = re.compile(r"<t([dh])\b[^>]*>.*?</t\1>", re.S)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def _cell_text(cell: str) -> str:
+    return " ".join(html_lib.unescape(_TAG.sub("", cell)).split())
+
+
+def drop_empty_columns(page: str) -> str:
+    """Leave out of each table the columns with no value on any row (a dash or nothing), and
+    say which under the table: a reader sees what is missing, not a column of dashes."""
+
+    def one(match: re.Match) -> str:
+        table = match.group(0)
+        if "colspan" in table or "<thead>" not in table:
+            return table
+        rows = _ROW.findall(table)
+        if len(rows) < 2:
+            return table
+        cells = [_CELL.findall(row) for row in rows]
+        head = [m.group(0) for m in _CELL.finditer(rows[0])]
+        body = [[m.group(0) for m in _CELL.finditer(row)] for row in rows[1:]]
+        if any(len(r) != len(head) for r in body) or len(cells) < 2:
+            return table
+        empty = [
+            i
+            for i in range(len(head))
+            if all(_cell_text(r[i]) in {"", formats.MISSING} for r in body)
+        ]
+        if not empty or len(empty) == len(head):
+            return table
+        out = table
+        for row, row_cells in zip(rows, [head, *body], strict=True):
+            kept = row
+            for i in empty:
+                kept = kept.replace(row_cells[i], "", 1)
+            out = out.replace(row, kept, 1)
+        names = ", ".join(f"« {_cell_text(head[i])} »" for i in empty)
+        return (
+            f'{out}\n<p class="manque">Sans valeur pour ce territoire et cette année, donc '
+            f"omise(s) : {names}.</p>"
+        )
+
+    return _TABLE.sub(one, page)
+
+
 def render_html(d: ReportData) -> str:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -539,7 +588,7 @@ def render_html(d: ReportData) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return env.get_template("rapport.html.j2").render(**context(d))
+    return drop_empty_columns(env.get_template("rapport.html.j2").render(**context(d)))
 
 
 def chromium() -> str | None:
@@ -632,8 +681,10 @@ def print_pdf(html: Path, pdf: Path, timeout: int = 120) -> Path:
         numbers = heading_pages(pages, titles)
         numbered = re.sub(
             r'<span class="toc-page" data-cible="([^"]+)"></span>',
-            lambda m: f'<span class="toc-page" data-cible="{m.group(1)}">'
-            f"{numbers.get(m.group(1), '')}</span>",
+            lambda m: (
+                f'<span class="toc-page" data-cible="{m.group(1)}">'
+                f"{numbers.get(m.group(1), '')}</span>"
+            ),
             source,
         )
         second = html.with_name(f".{html.stem}.pagine.html")
