@@ -579,7 +579,14 @@ def test_zonages_and_result_indicators_equal_their_marts(rapports, warehouse):
         row = zonages[f"{zonage}|{orientation}"]
         assert int(row["nb_actions"][0]) == nb
         assert float(row["montant_accorde_zonage"][0]) == pytest.approx(float(amount))
-        assert row["code_zonage"][1] != zonage  # its name is shown
+        assert row["orientation_code"][1] != orientation  # its libellé is shown
+    names = warehouse.execute(
+        "select distinct code_zonage, nom_zonage from marts.depenses_zonage "
+        "where territoire = 'VM' and annee = 2027"
+    ).fetchall()
+    html = rapports["VM"].read_text(encoding="utf-8")
+    for zonage, name in names:
+        assert re.search(rf'data-zonage="{zonage}"><th colspan="6">{re.escape(name)} ', html)
     results = {r["_cle"]: r["_cells"] for r in page.tables["table-indicateurs-resultat"]}
     expected = warehouse.execute(
         "select code_indicateur, valeur, statut, effectif_secret from marts.indicateurs_resultat "
@@ -646,3 +653,68 @@ def test_pdf_has_page_numbers_running_headers_and_a_numbered_contents(demo_build
         assert found, title
         page = int(found.group(1))
         assert title in " ".join(pages[page - 1].split()), (title, page)
+
+
+def _squares(values: list[float | None]):
+    """Four 1 km squares side by side (projected metres, y negated as ST_AsSVG writes it)."""
+    from pipelines.report.charts import Area
+
+    areas = [
+        Area(
+            code=f"Q{i}",
+            path=f"M {i * 2000} 0 L {i * 2000 + 1000} 0 L {i * 2000 + 1000} -1000 "
+            f"L {i * 2000} -1000 Z",
+            value=value,
+            info=f"quartier {i}",
+            label=str(i + 1),
+            x=i * 2000 + 500,
+            y=500,
+        )
+        for i, value in enumerate(values)
+    ]
+    return areas, (0.0, 0.0, 2000.0 * len(values), 1000.0)
+
+
+def test_maps_scale_bar_one_signed_classes_and_proportional_symbols():
+    """Every map has a scale bar; values of one sign get sequential classes (no empty positive
+    class for gaps that are all negative); amounts are circles whose area is proportional to
+    the value, on grey contours."""
+    from pipelines.report import charts
+
+    areas, extent = _squares([-20.0, -12.5, -5.0, -1.0])
+    svg = charts.choropleth(areas, extent, "écart", "points", palette="diverging")
+    assert "class='echelle'" in svg and " km</text>" in svg
+    legend = re.findall(r"<text[^>]*>(-?[\d,\u202f]+ à -?[\d,\u202f]+)</text>", svg)
+    assert legend and all(text.count("-") == 2 for text in legend), legend
+    assert not set(charts.DIVERGING) & set(re.findall(r"fill='(#[0-9a-f]{6})'", svg))
+
+    both = charts.choropleth(*_squares([-3.0, 4.0]), "écart", "points", palette="diverging")
+    assert charts.DIVERGING[0] in both and charts.DIVERGING[-1] in both
+
+    areas, extent = _squares([400.0, 100.0, None, 25.0])
+    svg = charts.choropleth(areas, extent, "montants", "€ accordés", symbols=True, unit_symbol="€")
+    map_part = svg.split("class='echelle'")[0]
+    radii = [
+        float(r) for r in re.findall(r"<circle cx='[-\d.]+' cy='[-\d.]+' r='([\d.]+)'", map_part)
+    ]
+    assert len(radii) == 3  # the area without value has no circle
+    # areas proportional to the values 400, 100, 25: radii in the ratio 4 : 2 : 1
+    assert radii[0] / radii[1] == pytest.approx(2, rel=0.02)
+    assert radii[1] / radii[2] == pytest.approx(2, rel=0.05)
+    assert "fill='#f2f2f2'" in map_part  # contours in grey, no choropleth of amounts
+
+
+def test_labels_of_the_report():
+    from pipelines.report import labels
+
+    assert labels.french_date("2026-09-01") == "1er septembre 2026"
+    assert labels.french_date("2027-12-13") == "13 décembre 2027"
+    assert labels.residence("HORS_QPV", {}) == "hors QPV"
+    assert labels.residence("QN05901M", {"QN05901M": "Chasse Royale"}) == "Chasse Royale (QN05901M)"
+    assert labels.clean_text("instruction, partie III (seed 004, annexe 8)") == (
+        "instruction, partie III (annexe 8)"
+    )
+    assert "pop_municipale" not in labels.clean_text("moyenne pondérée par pop_municipale")
+    assert labels.source_name("insee", "IPRO_2022.csv") == (
+        "INSEE, base activité-emploi (IPRO) des QPV, millésime 2022"
+    )

@@ -533,6 +533,8 @@ def context(d: ReportData) -> dict:
     }
 
 
+#: Tables of at most this many rows (header included) are kept on one page.
+SHORT_TABLE_ROWS = 14
 _TABLE = re.compile(r"<table\b[^>]*>.*?</table>", re.S)
 _ROW = re.compile(r"<tr\b[^>]*>.*?</tr>", re.S)
 _CELL = re.compile(r"<t([dh])\b[^>]*>.*?</t\1>", re.S)
@@ -549,9 +551,12 @@ def drop_empty_columns(page: str) -> str:
 
     def one(match: re.Match) -> str:
         table = match.group(0)
+        rows = _ROW.findall(table)
+        if 2 < len(rows) <= SHORT_TABLE_ROWS:
+            # a short table is never split over two pages (no orphan rows on a page)
+            table = table.replace("<table ", '<table data-entier="1" ', 1)
         if "colspan" in table or "<thead>" not in table:
             return table
-        rows = _ROW.findall(table)
         if len(rows) < 2:
             return table
         cells = [_CELL.findall(row) for row in rows]
