@@ -534,7 +534,7 @@ def context(d: ReportData) -> dict:
 
 
 #: Tables of at most this many rows (header included) are kept on one page.
-SHORT_TABLE_ROWS = 14
+SHORT_TABLE_ROWS = 12
 _TABLE = re.compile(r"<table\b[^>]*>.*?</table>", re.S)
 _ROW = re.compile(r"<tr\b[^>]*>.*?</tr>", re.S)
 _CELL = re.compile(r"<t([dh])\b[^>]*>.*?</t\1>", re.S)
@@ -593,7 +593,13 @@ def render_html(d: ReportData) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return drop_empty_columns(env.get_template("rapport.html.j2").render(**context(d)))
+    page = drop_empty_columns(env.get_template("rapport.html.j2").render(**context(d)))
+    # a contents entry whose part is not in the page (no rule left unverifiable...) is left out
+    return re.sub(
+        r'<li class="toc-\d" data-cible="([^"]+)".*?</li>\n?',
+        lambda m: m.group(0) if f'id="{m.group(1)}"' in page else "",
+        page,
+    )
 
 
 def chromium() -> str | None:
