@@ -305,6 +305,15 @@ def funder_short(name: str | None, code: str | None = None) -> str:
     return text.replace(" « Politique de la Ville »", "").strip()
 
 
+def funder_name(name: str | None, code: str | None, territory_codes: list[str]) -> str:
+    """A financeur's full name without a parenthesis about the territories of the référentiel
+    (« (Nord ; Pas-de-Calais pour CABBALR) »): it says nothing to this territory's reader."""
+    text = name or code or "financeur non renseigné"
+    for other in territory_codes:
+        text = re.sub(rf" \([^()]*\b{re.escape(other)}\b[^()]*\)", "", text)
+    return text
+
+
 @dataclass
 class Grid:
     """Montants accordés by orientation (rows) and financeur (columns), with totals: sums of
@@ -421,6 +430,10 @@ def context(d: ReportData) -> dict:
         else "ecart_france_points"
     )
     gap_reference = "de l'EPCI" if gap_column == "ecart_epci_points" else "de la France"
+    emploi = d["carte_emploi"]
+    if emploi.empty or emploi[gap_column].isna().all():
+        # no reference rate known for the territory: the map shows the rate itself
+        gap_column, gap_reference = "taux_emploi", None
     effort = d["carte_effort"]
     effort_map_rows = _records(effort)
     effort_column = (
@@ -467,6 +480,7 @@ def context(d: ReportData) -> dict:
         "qpv_names": qpv_names,
         "grid": orientation_grid(d),
         "funder_short": funder_short,
+        "funder_name": lambda r: funder_name(r["financeur_nom"], r["financeur"], d.territory_codes),
         "credit_unknown": sum(unknown_credit) if unknown_credit else None,
         "d": d,
         "t": d.territory,
@@ -491,9 +505,13 @@ def context(d: ReportData) -> dict:
                 d,
                 [r for r in employment_map_rows if r.get("chemin")],
                 gap_column,
-                f"Écart du taux d'emploi au taux {gap_reference} ({d.millesime})",
-                f"Écart au taux d'emploi {gap_reference}, en points",
-                "diverging",
+                f"Écart du taux d'emploi au taux {gap_reference} ({d.millesime})"
+                if gap_reference
+                else f"Taux d'emploi des 15-64 ans ({d.millesime})",
+                f"Écart au taux d'emploi {gap_reference}, en points"
+                if gap_reference
+                else "Taux d'emploi des 15-64 ans, en %",
+                "diverging" if gap_reference else "sequential",
             )
         ),
         "employment_map_rows": employment_map_rows,
