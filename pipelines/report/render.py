@@ -5,6 +5,12 @@ charts and maps (:mod:`pipelines.report.charts`), all inline, no script, no font
 fetched. Each table carries ``data-mart`` (the mart its rows come from) and each cell
 ``data-colonne`` / ``data-valeur`` (the raw value), so that a test, or a reader, can check the
 page against the warehouse.
+
+Why this module is long: it holds everything between the marts' rows and the printed page that
+the template cannot do alone (the maps' numbering and key, the orientation x financeur grid, the
+controls grouped by rule, the sources by public name, the contents and the empty columns left
+out) and the two-pass PDF print that numbers the contents; each piece is short, and keeping them
+together keeps the page's logic in one place beside its template.
 """
 
 from __future__ import annotations
