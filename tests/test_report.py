@@ -624,10 +624,10 @@ def test_pdf_has_page_numbers_running_headers_and_a_numbered_contents(demo_build
     pages = [p for p in pages if p.strip()]
     total = len(pages)
     assert total >= 8
+    header = "Artois Lys Romane – contrat de ville"  # the territory's name, every page but 1
     for number, text in enumerate(pages, start=1):
         assert f"page {number} / {total}" in text, number
-        if number > 1:
-            assert "contrat de ville" in text.split("\n", 3)[0] + text, number
+        assert (header in " ".join(text.split())) == (number > 1), number
     import shutil
     import subprocess
 
