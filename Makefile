@@ -37,9 +37,9 @@ install: $(STAMP)
 demo: install
 	$(BIN)/python -m tools.demo --raw-dir $(OBSERVATOIRE_RAW_DIR)
 
-# Debian's chromium prints the report's PDF and runs the report's browser test. Installed when
-# missing and the machine allows it (root with apt-get); elsewhere the PDF and that test are
-# skipped with a message.
+# Debian's chromium prints the report's PDF and runs the report's browser test; pdftotext
+# (poppler-utils) numbers the PDF's table of contents. Installed when missing and the machine
+# allows it (root with apt-get); elsewhere the PDF and those tests are skipped with a message.
 install-chromium:
 	@if command -v chromium >/dev/null 2>&1; then \
 		echo "chromium: $$(command -v chromium)"; \
@@ -48,6 +48,12 @@ install-chromium:
 			>/dev/null) || echo "chromium: installation impossible (PDF et test navigateur sautés)"; \
 	else \
 		echo "chromium absent et non installable ici (PDF et test navigateur sautés)"; \
+	fi
+	@# pdftotext (poppler-utils) numbers the PDF's table of contents and reads it in the tests
+	@if ! command -v pdftotext >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+		command -v apt-get >/dev/null 2>&1; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null \
+			|| echo "pdftotext : installation impossible (sommaire du PDF sans numéros)"; \
 	fi
 
 # Debian's python3-qgis opens the QGIS kit (marts/qgis/) headless in tests/test_qgis.py, run by

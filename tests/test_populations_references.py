@@ -226,6 +226,6 @@ def test_report_prints_one_reference_per_level(demo_build, territory):
     if territory == "CABBALR":
         assert france is None  # no value quoted by its own documents
     else:
-        assert france[3] == {"VM": "64,3", "CAMVS": "65,0"}[territory]
+        assert france[3] == {"VM": "64,3\xa0%", "CAMVS": "65,0\xa0%"}[territory]
         assert france[4] == "valeur citée" and france[2].startswith("non indiqué")
     assert printed["epci|pop_municipale"][2] == "2023"

@@ -451,3 +451,270 @@ def test_a_national_build_leaves_the_reports_to_the_command(demo_build, tmp_path
     assert reason.startswith("3 territoires (plus de 2, OBSERVATOIRE_RAPPORTS_MAX)")
     assert "observatoire report --territoire" in reason
     assert not (tmp_path / "m" / "rapport").exists()
+
+
+class VisibleCells(HTMLParser):
+    """The visible text of every table cell, without the secondary code (``class="code"``)
+    that follows a name; and the whole visible text of the page (no ``<style>``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells: list[str] = []
+        self.text: list[str] = []
+        self._cell: list[str] | None = None
+        self._hidden = 0  # depth inside a code span or a style element
+        self._stack: list[bool] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        hidden = tag == "style" or "code" in (a.get("class") or "").split()
+        if tag in {"td", "th"}:
+            self._cell = []
+        if tag not in {"br", "meta", "rect", "path", "circle"}:
+            self._stack.append(hidden)
+            self._hidden += hidden
+
+    def handle_endtag(self, tag):
+        if tag in {"td", "th"} and self._cell is not None:
+            self.cells.append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        if tag not in {"br", "meta", "rect", "path", "circle"} and self._stack:
+            self._hidden -= self._stack.pop()
+
+    def handle_data(self, data):
+        if self._hidden:
+            return
+        self.text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_no_visible_code_where_the_referentiel_has_a_label(rapports, warehouse):
+    """A person reads names and French labels: no cell shows only a QPV code whose name is
+    known, a residence, credit, link or rule code, an orientation code, a hashed file name; no
+    caption speaks of « mart » or « seed »; territories by their names."""
+    names = dict(warehouse.execute("select code_qpv, libelle_qpv from marts.dim_qpv").fetchall())
+    rules = {
+        r[0]
+        for r in warehouse.execute(
+            "select distinct regle from referentiels.ref_regles_financement"
+        ).fetchall()
+    }
+    orientations = {
+        r[0]
+        for r in warehouse.execute(
+            "select distinct orientation_code from marts.depenses_orientation"
+        ).fetchall()
+    }
+    fixed = {
+        "HORS_QPV",
+        "NON_RENSEIGNE",
+        "SANS_QPV",
+        "credits_specifiques",
+        "droit_commun",
+        "non_renseigne",
+        "un_pour_un",
+        "fusion",
+        "entre_ou_non_relie",
+        "tranche_age",
+        "non_verifiable",
+        "partiellement_verifiable",
+        "non_controlable",
+    }
+    for code, path in rapports.items():
+        page = VisibleCells()
+        page.feed(path.read_text(encoding="utf-8"))
+        for cell in page.cells:
+            assert not (cell in names and names[cell]), (code, cell)
+            assert cell not in fixed | rules | orientations, (code, cell)
+            assert not re.fullmatch(r"(QP|QN)\d{3}\w+ .*", cell), (code, cell)
+            assert not re.fullmatch(r"[0-9a-f]{12,64}", cell), (code, cell)
+        text = " ".join(" ".join(page.text).split())
+        provenance_free = re.sub(r"Table de l'entrepôt : [^.]*\.", "", text)
+        assert not re.search(r"\bmarts? [a-z_]+_[a-z_]+", provenance_free), code
+        assert not re.search(r"\bseed\b", provenance_free, re.IGNORECASE), code
+        assert "epci 2" not in text and "france FRANCE" not in text, code
+        assert "Sommaire" in text, code
+
+
+def test_orientation_financeur_grid_totals_equal_the_marts(rapports, warehouse):
+    """The grid's cells are the mart's orientation x financeur amounts, its column totals the
+    financeurs' amounts of depenses_financeur, its grand total the year's montant accordé."""
+    for code, year in DERNIERE_ANNEE.items():
+        page = parse(rapports[code])
+        rows = {r["_cle"]: r["_cells"] for r in page.tables["table-orientations"]}
+        cells = warehouse.execute(
+            "select orientation_code, financeur, sum(montant_accorde) "
+            "from marts.depenses_orientation where territoire = ? and annee = ? group by all",
+            [code, year],
+        ).fetchall()
+        for orientation, funder, amount in cells:
+            assert float(rows[orientation][funder][0]) == pytest.approx(float(amount))
+        by_funder = warehouse.execute(
+            "select financeur, sum(montant_accorde) from marts.depenses_financeur "
+            "where territoire = ? and annee = ? group by all",
+            [code, year],
+        ).fetchall()
+        for funder, amount in by_funder:
+            assert float(rows["total"][funder][0]) == pytest.approx(float(amount)), funder
+        total = warehouse.execute(
+            "select montant_accorde from marts.synthese_programmation "
+            "where territoire = ? and annee = ?",
+            [code, year],
+        ).fetchone()[0]
+        assert float(rows["total"]["total"][0]) == pytest.approx(float(total))
+        assert rows["total"]["total"][1].replace("\u202f", "") == (f"{round(float(total))}\xa0€")
+
+
+def test_zonages_and_result_indicators_equal_their_marts(rapports, warehouse):
+    """Issue #15's marts in the report: depenses_zonage and indicateurs_resultat."""
+    page = parse(rapports["VM"])
+    zonages = {r["_cle"]: r["_cells"] for r in page.tables["table-zonages"]}
+    expected = warehouse.execute(
+        "select code_zonage, orientation_code, nb_actions, montant_accorde_zonage "
+        "from marts.depenses_zonage where territoire = 'VM' and annee = 2027"
+    ).fetchall()
+    assert len(zonages) == len(expected) > 0
+    for zonage, orientation, nb, amount in expected:
+        row = zonages[f"{zonage}|{orientation}"]
+        assert int(row["nb_actions"][0]) == nb
+        assert float(row["montant_accorde_zonage"][0]) == pytest.approx(float(amount))
+        assert row["orientation_code"][1] != orientation  # its libellé is shown
+    names = warehouse.execute(
+        "select distinct code_zonage, nom_zonage from marts.depenses_zonage "
+        "where territoire = 'VM' and annee = 2027"
+    ).fetchall()
+    html = rapports["VM"].read_text(encoding="utf-8")
+    for zonage, name in names:
+        assert re.search(rf'data-zonage="{zonage}"><th colspan="6">{re.escape(name)} ', html)
+    results = {r["_cle"]: r["_cells"] for r in page.tables["table-indicateurs-resultat"]}
+    expected = warehouse.execute(
+        "select code_indicateur, valeur, statut, effectif_secret from marts.indicateurs_resultat "
+        "where territoire = 'VM' and annee = 2027"
+    ).fetchall()
+    assert len(results) == len(expected) > 5
+    for indicator, value, status, smallest in expected:
+        row = results[indicator]
+        assert row["statut"][0] == status
+        if value is not None and not (smallest is not None and smallest < 5):
+            assert float(row["valeur"][0]) == pytest.approx(float(value)), indicator
+
+
+def test_pdf_has_page_numbers_running_headers_and_a_numbered_contents(demo_build, tmp_path):
+    """The PDF (Chromium, @page margin boxes) numbers its pages « page n / N », repeats the
+    territory's name at the top of each page but the first, and its contents on page 1 give the
+    page where each chapter starts."""
+    _chromium()
+    from pipelines.report.render import pdf_pages_text
+
+    out = tmp_path / "cabbalr.html"
+    result = run_cli(
+        "report",
+        "--territoire",
+        "CABBALR",
+        "--out",
+        str(out),
+        "--warehouse",
+        str(demo_build / "warehouse.duckdb"),
+    )
+    assert result.returncode == 0, result.stderr
+    pages = pdf_pages_text(out.with_suffix(".pdf"))
+    if pages is None:
+        pytest.skip("pdftotext (poppler-utils) absent : texte du PDF non lisible")
+    pages = [p for p in pages if p.strip()]
+    total = len(pages)
+    assert total >= 8
+    header = "Artois Lys Romane – contrat de ville"  # the territory's name, every page but 1
+    for number, text in enumerate(pages, start=1):
+        assert f"page {number} / {total}" in text, number
+        assert (header in " ".join(text.split())) == (number > 1), number
+    import shutil
+    import subprocess
+
+    layout = subprocess.run(
+        [
+            shutil.which("pdftotext"),
+            "-layout",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            str(out.with_suffix(".pdf")),
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    contents = " ".join(layout.split())
+    assert "Sommaire" in contents
+    for title in ("4. Égalité femmes-hommes", "6. Méthodologie et sources"):
+        found = re.search(re.escape(title) + r"\s+(\d+)", contents)
+        assert found, title
+        page = int(found.group(1))
+        assert title in " ".join(pages[page - 1].split()), (title, page)
+
+
+def _squares(values: list[float | None]):
+    """Four 1 km squares side by side (projected metres, y negated as ST_AsSVG writes it)."""
+    from pipelines.report.charts import Area
+
+    areas = [
+        Area(
+            code=f"Q{i}",
+            path=f"M {i * 2000} 0 L {i * 2000 + 1000} 0 L {i * 2000 + 1000} -1000 "
+            f"L {i * 2000} -1000 Z",
+            value=value,
+            info=f"quartier {i}",
+            label=str(i + 1),
+            x=i * 2000 + 500,
+            y=500,
+        )
+        for i, value in enumerate(values)
+    ]
+    return areas, (0.0, 0.0, 2000.0 * len(values), 1000.0)
+
+
+def test_maps_scale_bar_one_signed_classes_and_proportional_symbols():
+    """Every map has a scale bar; values of one sign get sequential classes (no empty positive
+    class for gaps that are all negative); amounts are circles whose area is proportional to
+    the value, on grey contours."""
+    from pipelines.report import charts
+
+    areas, extent = _squares([-20.0, -12.5, -5.0, -1.0])
+    svg = charts.choropleth(areas, extent, "écart", "points", palette="diverging")
+    assert "class='echelle'" in svg and " km</text>" in svg
+    legend = re.findall(r"<text[^>]*>(-?[\d,\u202f]+ à -?[\d,\u202f]+)</text>", svg)
+    assert legend and all(text.count("-") == 2 for text in legend), legend
+    assert not set(charts.DIVERGING) & set(re.findall(r"fill='(#[0-9a-f]{6})'", svg))
+
+    both = charts.choropleth(*_squares([-3.0, 4.0]), "écart", "points", palette="diverging")
+    assert charts.DIVERGING[0] in both and charts.DIVERGING[-1] in both
+
+    areas, extent = _squares([400.0, 100.0, None, 25.0])
+    svg = charts.choropleth(areas, extent, "montants", "€ accordés", symbols=True, unit_symbol="€")
+    map_part = svg.split("class='echelle'")[0]
+    radii = [
+        float(r) for r in re.findall(r"<circle cx='[-\d.]+' cy='[-\d.]+' r='([\d.]+)'", map_part)
+    ]
+    assert len(radii) == 3  # the area without value has no circle
+    # areas proportional to the values 400, 100, 25: radii in the ratio 4 : 2 : 1
+    assert radii[0] / radii[1] == pytest.approx(2, rel=0.02)
+    assert radii[1] / radii[2] == pytest.approx(2, rel=0.05)
+    assert "fill='#f2f2f2'" in map_part  # contours in grey, no choropleth of amounts
+
+
+def test_labels_of_the_report():
+    from pipelines.report import labels
+
+    assert labels.french_date("2026-09-01") == "1er septembre 2026"
+    assert labels.french_date("2027-12-13") == "13 décembre 2027"
+    assert labels.residence("HORS_QPV", {}) == "hors QPV"
+    assert labels.residence("QN05901M", {"QN05901M": "Chasse Royale"}) == "Chasse Royale (QN05901M)"
+    assert labels.clean_text("instruction, partie III (seed 004, annexe 8)") == (
+        "instruction, partie III (annexe 8)"
+    )
+    assert "pop_municipale" not in labels.clean_text("moyenne pondérée par pop_municipale")
+    assert labels.source_name("insee", "IPRO_2022.csv") == (
+        "INSEE, base activité-emploi (IPRO) des QPV, millésime 2022"
+    )

@@ -28,6 +28,8 @@ CATEGORIES = [
 ]
 DIVERGING = ["#b2182b", "#ef8a62", "#fddbc7", "#d1e5f0", "#67a9cf", "#2166ac"]
 SEQUENTIAL = ["#eff3ff", "#bdd7e7", "#6baed6", "#3182bd", "#08519c"]
+#: one-signed negative values (a gap below the reference): darker is further below
+SEQUENTIAL_NEGATIVE = ["#a50f15", "#de2d26", "#fb6a4a", "#fcae91", "#fee5d9"]
 NO_DATA = "#e0e0e0"
 FONT = "font-family='DejaVu Sans, Arial, sans-serif'"
 
@@ -67,7 +69,7 @@ def _wrap(text: str, width: int) -> list[str]:
             current = f"{current} {word}".strip()
     if current:
         lines.append(current)
-    return lines[:3] or [""]
+    return lines or [""]
 
 
 def stacked_bars(
@@ -81,7 +83,12 @@ def stacked_bars(
                 series.append(seg.series)
     colors = _colors(series)
     left_margin, right_margin, bar_height, step = 250, 110, 18, 40
-    legend_height = 20 * math.ceil(len(series) / 3) + 10
+    legend_lines = [_wrap(name, 50) for name in series]
+    legend_rows = [
+        max(len(legend_lines[k]) for k in range(i, min(i + 2, len(series))))
+        for i in range(0, len(series), 2)
+    ]
+    legend_height = sum(14 * n + 8 for n in legend_rows) + 10
     height = 30 + step * max(len(bars), 1) + legend_height
     largest = max(
         [sum(max(s.value or 0, 0) for s in b.segments) for b in bars] + [1e-9],
@@ -97,7 +104,7 @@ def stacked_bars(
         out.append(_text(10, 30, "Aucune donnée pour cette année."))
     for i, bar in enumerate(bars):
         y = 20 + i * step
-        for j, line in enumerate(_wrap(bar.label, 38)):
+        for j, line in enumerate(_wrap(bar.label, 38)[:3]):
             out.append(
                 _text(left_margin - 8, y + 12 + 12 * j - 6 * (len(line) > 0), line, 10, "end")
             )
@@ -114,12 +121,15 @@ def stacked_bars(
             x += w
         if bar.shown_total is not None:
             out.append(_text(x + 6, y + 13, f"{number(bar.shown_total, decimals)} {unit}", 10))
-    y0 = 30 + step * len(bars)
-    for k, name in enumerate(series):
-        col, row = k % 3, k // 3
-        x, y = 10 + col * (width // 3), y0 + row * 20
-        out.append(f"<rect x='{x}' y='{y}' width='12' height='12' fill='{colors[name]}'/>")
-        out.append(_text(x + 18, y + 10, name[:40], 10))
+    y = 30 + step * len(bars)
+    for i, n_lines in enumerate(legend_rows):
+        for k in range(2 * i, min(2 * i + 2, len(series))):
+            x = 10 + (k % 2) * (width // 2)
+            name = series[k]
+            out.append(f"<rect x='{x}' y='{y}' width='12' height='12' fill='{colors[name]}'/>")
+            for j, line in enumerate(legend_lines[k]):
+                out.append(_text(x + 18, y + 10 + 14 * j, line, 10))
+        y += 14 * n_lines + 8
     out.append("</svg>")
     return "".join(out)
 
@@ -145,6 +155,23 @@ def _quantile_breaks(values: list[float], n: int) -> list[float]:
     return [v[min(len(v) - 1, round(len(v) * k / n))] for k in range(1, n)]
 
 
+def _scale_bar(vb: tuple, width: int, map_height: int) -> str:
+    """A scale bar (1, 2 or 5 x 10^k metres, about a fifth of the map) at its bottom left."""
+    px_per_m = min(width / vb[2], map_height / vb[3])
+    target = vb[2] / 5
+    power = 10 ** math.floor(math.log10(max(target, 1.0)))
+    length = max(m * power for m in (1, 2, 5) if m * power <= target) if target >= 1 else 1
+    px = length * px_per_m
+    label = f"{number(length / 1000, 0 if length >= 1000 else 1)} km"
+    x, y = width - px - 20, map_height - 12
+    return (
+        f"<g class='echelle'><rect x='{x - 4:.1f}' y='{y - 16}' width='{px + 8:.1f}' height='22' "
+        "fill='white' fill-opacity='0.8'/>"
+        f"<path d='M{x:.1f},{y - 4} V{y} H{x + px:.1f} V{y - 4}' fill='none' stroke='#222' "
+        "stroke-width='1.5'/>" + _text(x + px / 2, y - 6, label, 10, "middle") + "</g>"
+    )
+
+
 def choropleth(
     areas: list[Area],
     extent: tuple[float, float, float, float],
@@ -154,9 +181,14 @@ def choropleth(
     categories: dict[str, str] | None = None,
     decimals: int = 1,
     width: int = 760,
+    symbols: bool = False,
+    unit_symbol: str = "",
 ) -> str:
-    """A choropleth (palette 'sequential' or 'diverging', centred on 0) or, with ``categories``
-    (area.info -> colour), a categorical map; areas without value are grey and said so."""
+    """A choropleth or, with ``categories`` (area.info -> colour), a categorical map; areas
+    without value are grey and said so. Palette 'diverging' (centred on 0) only when the values
+    have both signs, sequential classes otherwise. With ``symbols`` (amounts), circles whose
+    area is proportional to the value on grey contours. A scale bar in every map (the paths
+    are in projected metres)."""
     xmin, ymin, xmax, ymax = extent
     dx, dy = max(xmax - xmin, 1.0), max(ymax - ymin, 1.0)
     pad = 0.04 * max(dx, dy)
@@ -169,7 +201,7 @@ def choropleth(
         fill = {a.code: categories.get(a.info, NO_DATA) for a in areas}
         legend = list(categories.items())
         legend = [(color, label) for label, color in legend]
-    elif palette == "diverging":
+    elif palette == "diverging" and values and min(values) < 0 < max(values):
         bound = max([abs(v) for v in values] + [1e-9])
         negative = [-bound * k / 3 for k in (2, 1)]
         positive = [bound * k / 3 for k in (1, 2)]
@@ -188,27 +220,36 @@ def choropleth(
             for i in range(len(DIVERGING))
         ]
     else:
+        # one-signed values: sequential classes (quantiles), the darkest furthest from 0
         breaks = _quantile_breaks(values, len(SEQUENTIAL))
+        colours = (
+            SEQUENTIAL_NEGATIVE[-len(breaks) - 1 :] if values and max(values) <= 0 else SEQUENTIAL
+        )
 
         def shade(v: float) -> str:
             for i, b in enumerate(breaks):
                 if v < b:
-                    return SEQUENTIAL[i]
-            return SEQUENTIAL[len(breaks)]
+                    return colours[i]
+            return colours[len(breaks)]
 
         fill = {a.code: shade(a.value) if a.value is not None else NO_DATA for a in areas}
         if values:
             bounds = [min(values), *breaks, max(values)]
             legend = [
                 (
-                    SEQUENTIAL[i],
+                    colours[i],
                     f"{number(bounds[i], decimals)} à {number(bounds[i + 1], decimals)}",
                 )
                 for i in range(len(bounds) - 1)
             ]
     if any(a.value is None for a in areas) and categories is None:
         legend.append((NO_DATA, "sans donnée (voir tableau)"))
-    legend_height = 18 * len(legend) + 30
+    symbol_height = (
+        2 * 0.06 * max(vb[2], vb[3]) * min(width / vb[2], map_height / vb[3]) + 8
+        if symbols and values
+        else 0
+    )
+    legend_height = 18 * len(legend) + 30 + int(symbol_height)
     out = [
         f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} "
         f"{map_height + legend_height}' width='{width}' style='max-width:100%;height:auto' "
@@ -218,13 +259,26 @@ def choropleth(
         f"viewBox='{vb[0]:.0f} {vb[1]:.0f} {vb[2]:.0f} {vb[3]:.0f}' "
         "preserveAspectRatio='xMidYMid meet'>",
     ]
-    label_size = vb[2] / 70
+    label_size = vb[2] / 55
+    if symbols:
+        fill = {a.code: "#f2f2f2" for a in areas}
     for a in areas:
         out.append(
             f"<path d='{a.path}' fill='{fill[a.code]}' stroke='#333' "
             f"stroke-width='1' vector-effect='non-scaling-stroke' fill-rule='evenodd'>"
             f"<title>{escape(a.info)}</title></path>"
         )
+    largest = max([v for v in values if v > 0] + [0.0])
+    radius_max = 0.06 * max(vb[2], vb[3])
+    if symbols and largest > 0:
+        for a in sorted(areas, key=lambda a: -(a.value or 0)):
+            if a.value and a.value > 0 and a.x is not None:
+                r = radius_max * math.sqrt(a.value / largest)
+                out.append(
+                    f"<circle cx='{a.x:.0f}' cy='{-a.y:.0f}' r='{r:.0f}' fill='{SEQUENTIAL[3]}' "
+                    "fill-opacity='0.65' stroke='#08306b' stroke-width='1' "
+                    f"vector-effect='non-scaling-stroke'><title>{escape(a.info)}</title></circle>"
+                )
     for a in areas:
         if a.label and a.x is not None and a.y is not None:
             out.append(
@@ -234,8 +288,25 @@ def choropleth(
                 f"paint-order='stroke'>{escape(a.label)}</text>"
             )
     out.append("</svg>")
+    out.append(_scale_bar(vb, width, map_height))
     y = map_height + 16
     out.append(_text(10, y, unit, 11, font_weight="bold"))
+    if symbols and largest > 0:
+        # reference circles at the drawn scale: the largest value, a half and a tenth of it
+        px_per_m = min(width / vb[2], map_height / vb[3])
+        x = 40.0
+        for share in (1.0, 0.5, 0.1):
+            r = radius_max * math.sqrt(share) * px_per_m
+            cy = y + 8 + radius_max * px_per_m
+            out.append(
+                f"<circle cx='{x:.0f}' cy='{cy - r:.0f}' r='{r:.1f}' fill='{SEQUENTIAL[3]}' "
+                "fill-opacity='0.65' stroke='#08306b'/>"
+            )
+            caption = f"{number(largest * share, 0)} {unit_symbol}"
+            out.append(_text(x + r + 6, cy - r + 4, caption, 10))
+            x += 2 * r + 120
+        y += 2 * radius_max * px_per_m + 8
+        legend = [item for item in legend if item[0] == NO_DATA]
     for i, (color, label) in enumerate(legend):
         yy = y + 8 + 18 * i
         out.append(f"<rect x='10' y='{yy}' width='14' height='12' fill='{color}' stroke='#333'/>")

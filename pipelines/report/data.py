@@ -61,6 +61,8 @@ class ReportData:
     extent: tuple[float, float, float, float] | None = None
     demo: bool = False
     secrecy_threshold: int = 5
+    #: codes of every territory of the warehouse (to leave the others' files out of the sources)
+    territory_codes: list[str] = field(default_factory=list)
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.tables[name]
@@ -358,6 +360,18 @@ def load(con: duckdb.DuckDBPyConnection, territory: Territory, year: int) -> Rep
             "croisement_qpv_annee",
         ),
     )
+    # other zonings of the contract (cités éducatives, NPNRU sites, QIC...): € by orientation
+    q(
+        "zonages",
+        _df(
+            con,
+            """
+            select * from marts.depenses_zonage where territoire = ? and annee = ?
+            order by type_zonage, nom_zonage, orientation_code
+            """,
+            [t, year],
+        ),
+    )
     q(
         "porteurs",
         _df(
@@ -422,6 +436,20 @@ def load(con: duckdb.DuckDBPyConnection, territory: Territory, year: int) -> Rep
                 [t, year],
             ),
             "tableau_bord_objectifs",
+        ),
+    )
+
+    # result indicators of the instruction of 4 January 2023 (annex 8): counts masked
+    q(
+        "indicateurs_resultat",
+        _masked(
+            _df(
+                con,
+                "select * from marts.indicateurs_resultat where territoire = ? and annee = ? "
+                "order by rang",
+                [t, year],
+            ),
+            "indicateurs_resultat",
         ),
     )
 
@@ -516,4 +544,5 @@ def load(con: duckdb.DuckDBPyConnection, territory: Territory, year: int) -> Rep
         extent=extent,
         demo=demo,
         secrecy_threshold=threshold(),
+        territory_codes=[x.code for x in territories(con)],
     )
