@@ -192,7 +192,7 @@ def load_emploi(con, territory: Territory, year: int) -> FocusNote:
         text = (
             f"En {latest}, le taux d'emploi des 15-64 ans de l'ensemble des "
             f"{total_rate['nb_qpv']} QPV du territoire est de "
-            f"{formats.percent(total_rate['valeur'])} ({total_rate['methode']})."
+            f"{formats.percent(total_rate['valeur'])}. Méthode : {total_rate['methode']}."
         )
         refs = [
             f"{label} {formats.percent(first(last, f'taux_emploi_{level}'))} "
@@ -225,7 +225,10 @@ def load_emploi(con, territory: Territory, year: int) -> FocusNote:
         elif not reasons.empty:
             note.summary.append(
                 f"L'évolution entre {millesimes[-2]} et {latest} n'est pas publiée : "
-                f"{COMPARABILITY.get(reasons.index[0], reasons.index[0])}."
+                f"{COMPARABILITY.get(reasons.index[0], reasons.index[0])}".replace(
+                    "non publiée : ", ""
+                )
+                + " (précaution INSEE)."
             )
     if codes:
         nb_actions = rows_sum(bilans, "nb_actions_financees")

@@ -21,7 +21,6 @@ from pipelines.report import charts, formats
 from pipelines.report.data import Territory
 from pipelines.report.focus_common import (
     COMPARABILITY,
-    NATURE,
     aggregates,
     code_label,
     published,
@@ -127,7 +126,7 @@ def _references(con, territory: Territory, millesime, indicators: list[str]) -> 
     return {(r["territoire_type"], r["indicateur"]): r for r in records(frame)}
 
 
-def _reference_cell(ref: dict | None, kind: str) -> str:
+def reference_cell(ref: dict | None, kind: str) -> str:
     """« 191 885 (2023) » for a published value, « 53,8 % (valeur citée, document de 2019) »."""
     if ref is None:
         return formats.MISSING
@@ -237,10 +236,12 @@ def load_quartier(con, territory: Territory, year: int, qpv: str) -> FocusNote:
     zonings = query(
         con,
         f"""
-        select distinct code_zonage, type_zonage_libelle, nom, code_qpv, annee_debut, annee_fin,
-               population, source_libelle
+        select code_zonage, any_value(type_zonage_libelle) as type_zonage_libelle,
+               any_value(nom) as nom, string_agg(distinct code_qpv, ', ') as code_qpv,
+               any_value(population) as population, any_value(source_libelle) as source_libelle
         from referentiels.ref_zonages
-        where territoire = ? and code_qpv in ({code_marks}) order by type_zonage_libelle, nom
+        where territoire = ? and code_qpv in ({code_marks})
+        group by code_zonage order by type_zonage_libelle, nom
         """,
         [t, *all_codes],
     )
@@ -346,6 +347,13 @@ def load_quartier(con, territory: Territory, year: int, qpv: str) -> FocusNote:
         text += f", sur {formats.number(dim['surface_km2'], 2)} km²"
     note.summary.append(text + ".")
     predecessors = [c for c in obs_codes if c != qpv]
+    if dim["geographie"] != "2015" and not predecessors:
+        kinds = sorted({LINK_TYPES.get(k, k) for k in links["type_lien"].dropna()})
+        note.summary.append(
+            "Aucun QPV 2015 à indicateurs publiés ne lui correspond"
+            + (f" ({', '.join(kinds)})" if kinds else "")
+            + " : les bases INSEE, publiées dans la géographie 2015, ne le décrivent pas."
+        )
     if predecessors:
         kinds = sorted({LINK_TYPES.get(k, k) for k in links["type_lien"].dropna()})
         note.summary.append(
@@ -365,10 +373,7 @@ def load_quartier(con, territory: Territory, year: int, qpv: str) -> FocusNote:
                 "QPV du territoire"
             )
         if epci is not None:
-            text += (
-                f" et {formats.percent(epci['valeur'])} dans l'EPCI "
-                f"({NATURE.get(epci['nature'], epci['nature'])}, {epci['millesime_libelle']})"
-            )
+            text += f" et {reference_cell(epci, 'percent')} dans l'EPCI"
         note.summary.append(text + ".")
     if year_row is not None:
         text = (
@@ -405,7 +410,7 @@ def load_quartier(con, territory: Territory, year: int, qpv: str) -> FocusNote:
             for level in ("epci", "france"):
                 ref = refs.get((level, col))
                 row[level] = ref["valeur"] if ref is not None else None
-                row[f"{level}_note"] = _reference_cell(ref, kind2)
+                row[f"{level}_note"] = reference_cell(ref, kind2)
             row["_kind"] = kind2
             rows.append(row)
         table = Table(
@@ -567,7 +572,7 @@ def load_quartier(con, territory: Territory, year: int, qpv: str) -> FocusNote:
                 [
                     Column("type_zonage_libelle", "Zonage"),
                     Column("nom", "Nom"),
-                    Column("code_qpv", "QPV couvert"),
+                    Column("code_qpv", "QPV couverts (codes 2015 et 2024)"),
                     Column("population", "Population", "number"),
                     Column("source_libelle", "Source"),
                 ],
