@@ -116,6 +116,17 @@ def load_egalite(con, territory: Territory, year: int) -> FocusNote:
                 femmes,
             )
         )
+    women = agg.get("part_femmes")
+    if women is not None:
+        note.figures.append(
+            Figure(
+                formats.percent(women["valeur"]),
+                f"de femmes dans la population des {women['nb_qpv']} QPV ({millesime})",
+                "agregats_qpv",
+                "valeur",
+                women["valeur"],
+            )
+        )
     rate_f, rate = agg.get("taux_emploi_femmes"), agg.get("taux_emploi")
     if rate_f is not None:
         note.figures.append(
@@ -180,6 +191,11 @@ def load_egalite(con, territory: Territory, year: int) -> FocusNote:
         )
         if share is not None:
             text += f", soit {formats.percent(share)} de femmes parmi les bénéficiaires déclarés"
+            if women is not None and not missing(women["valeur"]):
+                text += (
+                    f", pour {formats.percent(women['valeur'])} de femmes dans la population "
+                    f"des QPV ({millesime})"
+                )
         note.summary.append(text + ".")
     else:
         note.summary.append(f"Aucun bilan {year} ne déclare de bénéficiaires par sexe.")
