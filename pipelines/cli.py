@@ -168,7 +168,8 @@ def fetch(raw_dir: Path, sources: tuple[str, ...], base_urls: tuple[str, ...], f
 
 
 @main.command(
-    help="Écrit le rapport annuel (HTML autonome + PDF) d'un territoire à partir des marts.",
+    help="Écrit le rapport annuel (HTML autonome + PDF) d'un territoire à partir des marts ; "
+    "avec --focus, une note focus thématique.",
 )
 @click.option(
     "--territoire",
@@ -201,7 +202,9 @@ def fetch(raw_dir: Path, sources: tuple[str, ...], base_urls: tuple[str, ...], f
     "theme",
     help="Écrit une note focus (« Focus Osé ») au lieu du rapport : emploi, egalite, quartier.",
 )
-@click.option("--qpv", help="Code du QPV de la note focus « quartier » (QN05933M, QP059033...).")
+@click.option(
+    "--qpv", help="Code du QPV de la note focus « quartier » (seul, il vaut --focus quartier)."
+)
 def report(
     territory: str | None,
     year: int | None,
