@@ -218,21 +218,29 @@ def load_egalite(con, territory: Territory, year: int) -> FocusNote:
             f"Le territoire n'a pas d'échelle du marqueur égalité en vigueur pour {year}."
         )
 
+    for r in records(transversal):
+        note.summary.append(
+            f"{formats.number(r['nb_actions'])} actions {year} relèvent de la thématique "
+            f"transversale « {r['thematique_libelle']} » : "
+            f"{formats.currency(r['montant_accorde'])} accordés "
+            f"({formats.share(r['part_accorde_annee'])} du montant de l'année)."
+        )
+    known = fiches.dropna(subset=["taux_emploi_femmes"]) if "taux_emploi_femmes" in fiches else None
+    if known is not None and not known.empty:
+        low = known.loc[known["taux_emploi_femmes"].idxmin()]
+        high = known.loc[known["taux_emploi_femmes"].idxmax()]
+        note.summary.append(
+            f"En {millesime}, le taux d'emploi des femmes de 15 à 64 ans va de "
+            f"{formats.percent(low['taux_emploi_femmes'])} ({low['libelle_qpv']}) à "
+            f"{formats.percent(high['taux_emploi_femmes'])} ({high['libelle_qpv']}) selon le "
+            "quartier."
+        )
+
     # 1. beneficiaries by sex
     block = Block("beneficiaires-sexe", f"Les bénéficiaires des actions {year} par sexe")
     if benef.empty:
         block.empty = f"Aucun bilan {year} ne déclare de bénéficiaires par sexe."
     else:
-        block.items.append(
-            Chart(
-                "graphique-beneficiaires-sexe",
-                beneficiaries_chart(
-                    records(benef), f"Bénéficiaires {year} par orientation et par sexe"
-                ),
-                "Bénéficiaires déclarés dans les bilans (mart beneficiaires_genre_orientation) ; "
-                "les segments masqués par le secret statistique ne sont pas dessinés.",
-            )
-        )
         block.items.append(
             Table(
                 "table-beneficiaires-sexe",
@@ -241,6 +249,16 @@ def load_egalite(con, territory: Territory, year: int) -> FocusNote:
                 records(benef),
                 caption=f"Effectifs inférieurs à {note.secrecy_threshold} masqués (« s »), "
                 "avec masquage complémentaire.",
+            )
+        )
+        block.items.append(
+            Chart(
+                "graphique-beneficiaires-sexe",
+                beneficiaries_chart(
+                    records(benef), f"Bénéficiaires {year} par orientation et par sexe"
+                ),
+                "Bénéficiaires déclarés dans les bilans (mart beneficiaires_genre_orientation) ; "
+                "les segments masqués par le secret statistique ne sont pas dessinés.",
             )
         )
         by_qpv_rows = [
