@@ -170,7 +170,7 @@ def cells(table: Table, row: dict, columns: list[Column] | None = None) -> list[
                 "raw": raw(value),
                 "column": col.key,
                 "mart": col.mart,
-                "numeric": col.kind != "text",
+                "numeric": col.kind not in {"text", "note"},
             }
         )
     return out
