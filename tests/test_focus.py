@@ -292,3 +292,40 @@ def test_the_pdf_is_printed_by_chromium(demo_build, tmp_path):
             ["pdftoppm", "-r", "50", "-png", str(pdf), str(ARTIFACTS / "focus_quartier")],
             check=True,
         )
+
+
+# -- the note's model, without a warehouse ----------------------------------------------------
+
+
+def test_a_sum_over_a_masked_count_is_withheld():
+    import pandas as pd
+
+    from pipelines.report.focus_model import masked_sum
+
+    published = pd.DataFrame(
+        {"femmes": [12.0, None], "total": [20.0, 9.0], "secret_statistique": [False, True]}
+    )
+    assert masked_sum(published, "femmes") == (None, True)  # 12 + s would give s away
+    assert masked_sum(published, "total") == (29.0, False)
+    assert masked_sum(pd.DataFrame(), "total") == (None, False)
+
+
+def test_theme_names_and_empty_columns():
+    from pipelines.report.focus_model import (
+        Column,
+        FocusUsageError,
+        Table,
+        shown_columns,
+        theme_code,
+    )
+
+    assert theme_code(" Égalité ") == "egalite" and theme_code("EMPLOI") == "emploi"
+    with pytest.raises(FocusUsageError, match="thèmes disponibles : emploi"):
+        theme_code("logement")
+    table = Table(
+        "t",
+        "taux_emploi_quartier",
+        [Column("qpv", "QPV"), Column("ecart_commune_points", "Écart commune", "points")],
+        [{"qpv": "QP059024 Lecocq", "ecart_commune_points": None}],
+    )
+    assert [c.key for c in shown_columns(table)] == ["qpv"]  # no commune value: no column
