@@ -168,7 +168,8 @@ def fetch(raw_dir: Path, sources: tuple[str, ...], base_urls: tuple[str, ...], f
 
 
 @main.command(
-    help="Écrit le rapport annuel (HTML autonome + PDF) d'un territoire à partir des marts.",
+    help="Écrit le rapport annuel (HTML autonome + PDF) d'un territoire à partir des marts ; "
+    "avec --focus, une note focus thématique.",
 )
 @click.option(
     "--territoire",
@@ -196,6 +197,14 @@ def fetch(raw_dir: Path, sources: tuple[str, ...], base_urls: tuple[str, ...], f
     show_default="OBSERVATOIRE_MARTS_DIR",
 )
 @click.option("--pdf/--no-pdf", default=True, show_default=True, help="Imprime aussi le PDF.")
+@click.option(
+    "--focus",
+    "theme",
+    help="Écrit une note focus (« Focus Osé ») au lieu du rapport : emploi, egalite, quartier.",
+)
+@click.option(
+    "--qpv", help="Code du QPV de la note focus « quartier » (seul, il vaut --focus quartier)."
+)
 def report(
     territory: str | None,
     year: int | None,
@@ -203,9 +212,14 @@ def report(
     warehouse: Path,
     marts_dir: Path,
     pdf: bool,
+    theme: str | None,
+    qpv: str | None,
 ) -> None:
     from pipelines.report import ReportError, write_latest_reports, write_report
 
+    if theme is not None or qpv is not None:
+        _focus(theme or "quartier", territory, year, qpv, out, warehouse, marts_dir, pdf)
+        return
     try:
         if territory is None:
             if year is not None or out is not None:
@@ -225,6 +239,27 @@ def report(
         raise click.ClickException(str(exc)) from exc
     for r in reports:
         click.echo(f"rapport {r.territory} {r.year}: {r.html}")
+        if r.pdf:
+            click.echo(f"  PDF: {r.pdf}")
+        elif r.pdf_error:
+            click.echo(f"  {r.pdf_error}", err=True)
+
+
+def _focus(theme, territory, year, qpv, out, warehouse, marts_dir, pdf) -> None:
+    """`report --focus`: a note focus per territory (an unknown theme or QPV exits with 2)."""
+    from pipelines.report import ReportError
+    from pipelines.report.focus import FocusUsageError, write_focus
+
+    try:
+        results = write_focus(
+            warehouse, theme, territory, year, qpv, out, marts_dir / "rapport", pdf=pdf
+        )
+    except FocusUsageError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except ReportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for r in results:
+        click.echo(f"note focus {r.theme} {r.territory} {r.year}: {r.html}")
         if r.pdf:
             click.echo(f"  PDF: {r.pdf}")
         elif r.pdf_error:
