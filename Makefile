@@ -13,7 +13,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
 .PHONY: install install-chromium run build demo report test test-python lint ui clean bench \
-	bench-geo
+	bench-geo bench-memoire
 
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -75,6 +75,13 @@ bench: install
 # peak memory of the project's path, a geopandas.sjoin baseline and the floor.
 bench-geo: install
 	$(BIN)/python -m tools.bench_geo
+
+# Memory of each reader against the size of its file (tools/bench_memoire.py): prints JSON
+# (size, peak RSS increase, ratio, within the bound of docs/donnees-brutes.md). TAILLE_MO=50 by
+# default; `make bench-memoire TAILLE_MO=5` for a quick check.
+TAILLE_MO ?= 50
+bench-memoire: install
+	$(BIN)/python -m tools.bench_memoire --taille-mo $(TAILLE_MO)
 
 ui: install
 	mkdir -p $(DAGSTER_HOME)

@@ -95,6 +95,7 @@ class SpillWriter:
             con = duckdb.connect(str(self._folder.path / "lecture.duckdb"))
             con.execute(f"SET memory_limit = '{SPILL_MEMORY}'")
             con.execute("SET threads = 1")
+            con.execute("SET preserve_insertion_order = false")  # the order is an ORDER BY
             con.execute(f"SET temp_directory = {sql_string(str(self._folder.path / 'tmp'))}")
             ddl = ", ".join(
                 [f'"{n}" {t}' for n, t in self.types.items()]
@@ -116,6 +117,7 @@ class SpillWriter:
             con.execute("INSERT INTO rows SELECT * FROM _batch")
         finally:
             con.unregister("_batch")
+        con.execute("CHECKPOINT")  # the rows to disk: DuckDB keeps uncheckpointed rows in memory
         self._count += n
         self._pending = []
 
@@ -172,37 +174,25 @@ class SpillWriter:
                 frame[name] = value
             frame = frame[output]
             self._pending = []
-            return SpilledTable([frame], output, len(frame))
+            return SpilledTable([Part(frame)], output, len(frame))
+        # constants and the mapped column are applied when the Parquet file is read (a constant
+        # in the sorted SELECT makes DuckDB's sort run out of its memory limit)
         self.flush()
         con = self._open()
-        exprs = []
-        for name in output:
-            if name in constants:
-                expr = _literal(constants[name])
-                if constants[name] is None:
-                    expr = f"NULL::{self.types.get(name, 'VARCHAR')}"
-            elif mapped is not None and name == mapped[0] and mapped[2]:
-                con.execute("CREATE OR REPLACE TABLE _mapping (k VARCHAR, v VARCHAR)")
-                con.executemany("INSERT INTO _mapping VALUES (?, ?)", list(mapped[2].items()))
-                expr = (
-                    f'coalesce((SELECT m.v FROM _mapping m WHERE m.k = rows."{mapped[1]}"), '
-                    f'rows."{name}")'
-                )
-            else:
-                expr = f'"{name}"'
-            exprs.append(f'{expr} AS "{name}"')
+        columns = ", ".join(f'"{n}"' for n in output if n in self.types)
         keys = ", ".join(f'"{n}"' for n in self.order)
         order = f" ORDER BY {keys}" if keys else ""
         assert self._folder is not None
         target = self._folder.path / "lignes.parquet"
         con.execute(
-            f"COPY (SELECT {', '.join(exprs)} FROM rows{order}) TO {sql_string(str(target))} "
+            f"COPY (SELECT {columns} FROM rows{order}) TO {sql_string(str(target))} "
             "(FORMAT parquet)"
         )
         count = self._count
         folder = self._folder
         self.close()
-        return SpilledTable([target], output, count, [folder])
+        part = Part(target, constants, mapped if mapped and mapped[2] else None)
+        return SpilledTable([part], output, count, [folder])
 
     def close(self) -> None:
         """Forget the rows (and delete the spill database; a Parquet result stays)."""
@@ -215,26 +205,60 @@ class SpillWriter:
                 (self._folder.path / name).unlink(missing_ok=True)
 
 
-class SpilledTable:
-    """Rows in parts, each a Parquet file on disk or a (small) pandas frame, one after the
-    other, with their columns and count: what a raw-table writer inserts part by part."""
+class Part:
+    """One part of a :class:`SpilledTable`: a Parquet file or a pandas frame, with columns set to
+    one value (``constants``) and one column computed from another (``mapped`` = (column,
+    from, mapping): ``mapping[from]``, else the column's own value), applied when it is read."""
 
     def __init__(
         self,
-        parts: list[Path | pd.DataFrame],
-        columns: list[str],
-        count: int,
-        keep: list[Any] | None = None,
+        data: Path | pd.DataFrame,
         constants: dict[str, Any] | None = None,
-        base: list[str] | None = None,
+        mapped: tuple[str, str, dict[str, str]] | None = None,
+    ) -> None:
+        self.data = data
+        self.constants = dict(constants or {})
+        self.mapped = mapped
+
+    def with_constants(self, constants: dict[str, Any]) -> Part:
+        return Part(self.data, {**self.constants, **constants}, self.mapped)
+
+    def frame_or_sql(self, columns: list[str]) -> pd.DataFrame | str:
+        """A pandas frame, or a FROM item reading the Parquet file (path, constants and mapping
+        quoted: no bound parameter needed), with ``columns`` in this order."""
+        if isinstance(self.data, pd.DataFrame):
+            frame = self.data
+            if self.mapped is not None:
+                column, source, mapping = self.mapped
+                frame = frame.assign(**{column: frame[source].map(mapping).fillna(frame[column])})
+            return frame.assign(**self.constants)[columns] if self.constants else frame[columns]
+        exprs = []
+        for name in columns:
+            if name in self.constants:
+                exprs.append(f'{_literal(self.constants[name])} AS "{name}"')
+            elif self.mapped is not None and name == self.mapped[0]:
+                _, source, mapping = self.mapped
+                cases = " ".join(
+                    f"WHEN {sql_string(k)} THEN {sql_string(v)}" for k, v in mapping.items()
+                )
+                exprs.append(f'CASE "{source}" {cases} ELSE "{name}" END AS "{name}"')
+            else:
+                exprs.append(f'"{name}"')
+        return f"(SELECT {', '.join(exprs)} FROM read_parquet({sql_string(str(self.data))}))"
+
+
+class SpilledTable:
+    """Rows in parts (:class:`Part`), each a Parquet file on disk or a (small) pandas frame,
+    one after the other, with their columns and count: what a raw-table writer inserts part by
+    part."""
+
+    def __init__(
+        self, parts: list[Part], columns: list[str], count: int, keep: list[Any] | None = None
     ) -> None:
         self.parts = parts
-        #: the columns of the parts (the constants may add others)
-        self.base_columns = list(base or columns)
         self.columns = list(columns)
         self.count = count
         self._keep = keep or []  # the temporary folders, removed with the last reference
-        self.constants = dict(constants or {})
         self._frame: pd.DataFrame | None = None
 
     def __len__(self) -> int:
@@ -250,35 +274,19 @@ class SpilledTable:
     def assign(self, **constants: Any) -> SpilledTable:
         """The same rows with some columns set to one value (``source`` of a shared table)."""
         return SpilledTable(
-            self.parts,
+            [p.with_constants(constants) for p in self.parts],
             [*self.columns, *[c for c in constants if c not in self.columns]],
             self.count,
             self._keep,
-            {**self.constants, **constants},
-            self.base_columns,
         )
 
     def copy(self) -> SpilledTable:
         return self.assign()
 
     def frames_or_sql(self):
-        """Each part: a pandas frame (constants applied) or a FROM item reading its Parquet
-        file (path and constants quoted: no bound parameter needed)."""
+        """Each part: a pandas frame or a FROM item reading its Parquet file."""
         for part in self.parts:
-            if isinstance(part, pd.DataFrame):
-                yield part.assign(**self.constants) if self.constants else part
-                continue
-            star = "*"
-            replaced = [n for n in self.constants if n in self.base_columns]
-            added = [n for n in self.constants if n not in self.base_columns]
-            if replaced:
-                star += (
-                    " REPLACE ("
-                    + ", ".join(f'{_literal(self.constants[n])} AS "{n}"' for n in replaced)
-                    + ")"
-                )
-            extra = "".join(f', {_literal(self.constants[n])} AS "{n}"' for n in added)
-            yield f"(SELECT {star}{extra} FROM read_parquet({sql_string(str(part))}))"
+            yield part.frame_or_sql(self.columns)
 
     def to_pandas(self) -> pd.DataFrame:
         """The rows as one pandas frame (for tests and small files: the memory the spill
@@ -298,7 +306,7 @@ class SpilledTable:
                     con.close()
             frames = [f for f in frames if len(f)] or frames[:1]
             self._frame = (
-                pd.concat(frames, ignore_index=True)[self.columns]
+                pd.concat(frames, ignore_index=True)
                 if frames
                 else pd.DataFrame(columns=self.columns)
             )
@@ -315,8 +323,6 @@ class SpilledTable:
     @staticmethod
     def union(tables: list[SpilledTable]) -> SpilledTable:
         """Several spilled tables of the same columns, one after the other."""
-        if any(t.constants for t in tables):
-            raise ValueError("union of spilled tables with constants")
         return SpilledTable(
             [p for t in tables for p in t.parts],
             tables[0].columns,
