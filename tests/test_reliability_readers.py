@@ -440,13 +440,40 @@ def _readers(tmp_path: Path, name: str):
         yield "lieux", lambda: read_points(duckdb.connect(), path), PointsError
 
 
+def _peak_reset() -> bool:
+    """Set this process's peak memory (VmHWM) to its current memory; False if not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def _assert_named_or_loaded(tmp_path: Path, name: str) -> None:
+    """Every reader either loads the file or fails naming it in one line, and its peak memory
+    rises by no more than the bound of docs/donnees-brutes.md (5 x the file size + the
+    constant; where the peak can be reset: Linux)."""
+    size = (tmp_path / name).stat().st_size
     for label, call, error in _readers(tmp_path, name):
+        measured = _peak_reset()
+        before = _status_bytes("VmRSS")
         try:
             call()
         except error as err:
             assert name in str(err), (label, str(err))
             assert "\n" not in str(err).strip() or label == "lieux", (label, str(err))
+        if measured:
+            rise = _status_bytes("VmHWM") - before
+            assert rise <= 5 * size + tables.MEMORY_CONSTANT, (label, rise)
 
 
 @FUZZ
