@@ -191,7 +191,8 @@ def read(reader: str, path: Path) -> int:
 
         result = read_insee_file(path)
         # values_table: the values on disk (an older version held them in ``values``)
-        return len(getattr(result, "values_table", None) or result.values)
+        table = getattr(result, "values_table", None)
+        return len(table if table is not None else result.values)
     if reader == "programmations":
         from pipelines.sources.programmations.rules import parse_programmations
 

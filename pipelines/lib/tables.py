@@ -15,8 +15,10 @@ Every reader of a tabular source goes through :func:`read_tables`:
 * **Field counts** (:meth:`Table.field_count_error`, :func:`csv_shape`): a CSV record with more
   or fewer fields than its header is the reader's reject, never read shifted.
 * **Duplicate headers** (:func:`check_unique_header`): refused, naming both positions.
-* **Memory** (:func:`check_fits`): a CSV is read as a stream; a file whose reading would not fit
-  in the available memory is refused before reading.
+* **Memory** (:func:`check_fits`): a CSV is read as a stream (:func:`stream_csv` keeps none of
+  its rows: a :class:`CsvStream` reads them from disk at each iteration); a file whose reading
+  would not fit in the available memory (the reader's factor x its size + MEMORY_CONSTANT) is
+  refused before reading.
 * **Header row**, :func:`find_header`, the one detector: among the first ``scan`` rows, the row
   with the highest score given by the source's ``score(rows, k)`` (header aliases for the
   programmations, mapped columns for Compas, QPV codes below it for the INSEE bases...); the

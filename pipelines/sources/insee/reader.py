@@ -8,6 +8,16 @@ reason, and ``report`` counts rows read = loaded + rejected.
 The base of a value (``source``) is the one the file name or a parameter gives, else the one
 base publishing the variable's name (:mod:`.dictionary`, which reports ambiguous names and
 files reaching no indicator). The millésime: a column, else a parameter, else the file name.
+
+Memory (:func:`read_insee_file`): a CSV is read from disk again at each pass and its values,
+rejects and row keys are spilled to disk by batches (:mod:`pipelines.lib.spill`), so that the
+peak memory stays within :data:`MEMORY_FACTOR` x the file size above a constant
+(docs/donnees-brutes.md); the result is the one a reading in memory gives, row for row.
+
+Why this module is long: the reading of a base is one sequence of passes over the same rows
+(header and sample, column kinds, row keys and duplicates, values) sharing the same decisions
+(code column, decimal mark, millésime column, kinds); split across modules, a pass could drift
+from the others and values would land under another variable or territory.
 """
 
 from __future__ import annotations
