@@ -245,9 +245,11 @@ def _iter_csv_rows(path: Path, label: str, delimiter: str, encoding: str):
             raise IngestionError(f"{label}: ligne {line}: CSV illisible ({err})") from None
 
 
-#: Peak memory of reading a CSV in memory, as a multiple of its size (measured: about 95 for
-#: an INSEE base read into long values, 245 for a local indicator table; see
-#: docs/donnees-brutes.md), plus a constant for the interpreter and libraries.
+#: Peak memory of reading a CSV in memory, as a multiple of its size, for the readers that hold
+#: its rows (measured by ``make bench-memoire``: programmations 20, bilans 35, QPV list 16; a
+#: local indicator table up to 245, its own factor), plus a constant for the interpreter,
+#: libraries and reading buffers; the INSEE reader, which streams, announces 5
+#: (docs/donnees-brutes.md).
 CSV_MEMORY_FACTOR = 100
 MEMORY_CONSTANT = 300 * 2**20
 
