@@ -21,8 +21,8 @@ define pip_install
 		|| $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[$(1)]'
 endef
 
-.PHONY: install install-chromium install-qgis install-postgis run build demo report test test-python lint ui clean bench \
-	bench-geo
+.PHONY: install install-chromium install-qgis install-postgis run build demo report test \
+	test-python lint ui clean bench bench-geo bench-memoire
 
 # uv installs the pinned set in seconds (pip: about a minute on this 2-core machine); pip
 # installs uv itself, and everything when uv cannot run here.
@@ -123,6 +123,13 @@ bench: install
 # peak memory of the project's path, a geopandas.sjoin baseline and the floor.
 bench-geo: install
 	$(BIN)/python -m tools.bench_geo
+
+# Memory of each reader against the size of its file (tools/bench_memoire.py): prints JSON
+# (size, peak RSS increase, ratio, within the bound of docs/donnees-brutes.md). TAILLE_MO=50 by
+# default; `make bench-memoire TAILLE_MO=5` for a quick check.
+TAILLE_MO ?= 50
+bench-memoire: install
+	$(BIN)/python -m tools.bench_memoire --taille-mo $(TAILLE_MO)
 
 ui: install
 	mkdir -p $(DAGSTER_HOME)

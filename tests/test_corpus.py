@@ -105,3 +105,21 @@ def test_unknown_qpv_code_reported_with_file_line_column_and_row_kept():
     assert "VM_bilans_2027_qpv_inconnu.csv, ligne 3" in anomaly["message"]
     # without a reference set, nothing is reported (the parsers stay usable alone)
     assert parse_bilans([CORPUS / "VM_bilans_2027_qpv_inconnu.csv"]).anomalies.empty
+
+
+def test_programmation_workbook_with_a_stale_dimension_tag_loads_every_action():
+    """The sheet's <dimension> tag says A1:AE6 (openpyxl alone would stop at row 6: 5 actions);
+    the 40 actions written are all loaded, with their amounts."""
+    from openpyxl import load_workbook
+
+    path = CORPUS / "VM_programmation_2027_dimension_perimee.xlsx"
+    workbook = load_workbook(path, read_only=True)
+    assert workbook.active.max_row == 6  # what the tag announces
+    workbook.close()
+    result = parse_programmations([path])
+    assert len(result.rows) == 40 and result.rejects.empty
+    assert sorted(result.rows.dossier) == [f"2027-{k:03d}" for k in range(1, 41)]
+    # 1,000 € x k granted and 1,000 € x k + 500 € requested for action k = 1..40
+    assert result.rows.montant_accorde.sum() == sum(1000 * k for k in range(1, 41)) == 820_000
+    assert result.rows.montant_demande.sum() == 840_000
+    assert result.files[0]["lignes_lues"] == result.files[0]["lignes_chargees"] == 40

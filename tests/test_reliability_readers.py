@@ -440,13 +440,40 @@ def _readers(tmp_path: Path, name: str):
         yield "lieux", lambda: read_points(duckdb.connect(), path), PointsError
 
 
+def _peak_reset() -> bool:
+    """Set this process's peak memory (VmHWM) to its current memory; False if not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def _assert_named_or_loaded(tmp_path: Path, name: str) -> None:
+    """Every reader either loads the file or fails naming it in one line, and its peak memory
+    rises by no more than the bound of docs/donnees-brutes.md (5 x the file size + the
+    constant; where the peak can be reset: Linux)."""
+    size = (tmp_path / name).stat().st_size
     for label, call, error in _readers(tmp_path, name):
+        measured = _peak_reset()
+        before = _status_bytes("VmRSS")
         try:
             call()
         except error as err:
             assert name in str(err), (label, str(err))
             assert "\n" not in str(err).strip() or label == "lieux", (label, str(err))
+        if measured:
+            rise = _status_bytes("VmHWM") - before
+            assert rise <= 5 * size + tables.MEMORY_CONSTANT, (label, rise)
 
 
 @FUZZ
@@ -490,3 +517,96 @@ def test_fuzz_random_xlsx_shapes(tmp_path, rows, ref, header):
     clean = [[c.replace("\r", "") if isinstance(c, str) else c for c in r] for r in rows]
     workbook_with_dimension(tmp_path / "IPRO_2022.xlsx", clean or [[None]], ref)
     _assert_named_or_loaded(tmp_path, "IPRO_2022.xlsx")
+
+
+# -- memory: the INSEE reader spills its values to disk, with the same result -----------------
+
+
+def _read_all(path: Path):
+    try:
+        got = read_insee_file(path)
+    except IngestionError as err:
+        return str(err)
+    return got.values, got.rejects, got.report, got.anomalies
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "IPRO_2022_tronque.csv",
+        "IPRO_2022_champs_en_trop.csv",
+        "DEMO_2031_inconnus.csv",
+        "IPRO_2022_qpv_en_double.csv",
+        "repetee",
+        "classeur",
+        "sans_base",
+    ],
+)
+def test_insee_values_spilled_to_disk_are_those_kept_in_memory(name, tmp_path, monkeypatch):
+    """A file read with batches of 3 rows (every value, reject and row key goes through the
+    spill database, as for a file of hundreds of MB) gives the same values, rejects (file,
+    line, column, reason), counts and messages, in the same order, as one read in memory."""
+    from pipelines.lib import spill
+
+    if name == "repetee":  # exact repetitions (rejected as duplicates) and a bad cell
+        path = write_csv(
+            tmp_path / "IPRO_2022.csv",
+            [
+                ";".join(HEADER),
+                "QN05920M;A;50,1;40",
+                "QN05921M;B;51,2;abc",
+                "QN05920M;A;50,1;40",
+                "XX;C;1;2",
+                "QN05922M;C;;s",
+                "QN05920M;A;50,1;40",
+            ],
+        )
+    elif name == "classeur":
+        path = workbook_with_dimension(tmp_path / "IPRO_2022.xlsx", insee_rows(9), None)
+    elif name == "sans_base":  # no base in the name: each variable's base by its name
+        path = tmp_path / "extrait_qpv_2022.csv"
+        shutil.copy(CORPUS / "IPRO_2022_tronque.csv", path)
+    else:
+        path = CORPUS / name
+    in_memory = _read_all(path)
+    monkeypatch.setattr(spill, "BATCH_ROWS", 3)
+    on_disk = _read_all(path)
+    if isinstance(in_memory, str):
+        assert on_disk == in_memory
+        return
+    for before, after in zip(in_memory[:2], on_disk[:2], strict=True):
+        pd.testing.assert_frame_equal(
+            before.reset_index(drop=True), after.reset_index(drop=True), check_dtype=False
+        )
+    assert on_disk[2] == in_memory[2]
+    pd.testing.assert_frame_equal(in_memory[3], on_disk[3])
+    if name == "sans_base":
+        assert set(on_disk[0].source) == {"IPRO", "EXTRAIT"}
+    if name == "repetee":
+        motifs = list(on_disk[1].motif)
+        assert motifs.count("doublon : même ligne que la ligne 2 (ignorée)") == 2
+        assert on_disk[2]["lignes_lues"] == 6 and on_disk[2]["lignes_chargees"] == 3
+
+
+def test_insee_values_on_disk_reach_the_raw_table(tmp_path, monkeypatch):
+    """The spilled values are inserted into raw.insee_valeurs from their Parquet file."""
+    from pipelines.lib import spill
+    from pipelines.lib.raw_schemas import replace_table
+
+    monkeypatch.setattr(spill, "BATCH_ROWS", 3)
+    (tmp_path / "insee").mkdir()
+    shutil.copy(CORPUS / "DEMO_2031_inconnus.csv", tmp_path / "insee" / "DEMO_2031.csv")
+    got = read_insee(context(tmp_path))
+    assert isinstance(got.rows, spill.SpilledTable) and got.rows.parts
+    assert all(isinstance(p.data, Path) for p in got.rows.parts)
+    con = duckdb.connect()
+    try:
+        assert replace_table(con, "insee_valeurs", got.rows) == len(got.rows)
+        table = con.execute("select * from raw.insee_valeurs").df()
+    finally:
+        con.close()
+    expected = got.rows.to_pandas()
+    assert len(table) == len(expected) > 0
+    pd.testing.assert_frame_equal(
+        table[list(expected.columns)], expected, check_dtype=False, check_exact=True
+    )

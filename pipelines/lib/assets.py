@@ -28,6 +28,7 @@ import pandas as pd
 
 from pipelines.duckdb_utils import tables_in
 from pipelines.lib.raw_schemas import replace_file_rows, replace_source_rows, replace_table
+from pipelines.lib.spill import SpilledTable
 from pipelines.lib.tables import IngestionError
 from pipelines.warehouse.resources import ProjectFolders, Warehouse
 
@@ -65,9 +66,13 @@ class Ingested:
     tables: dict[str, pd.DataFrame | None] = field(default_factory=dict)
 
 
-def concat(frames: Iterable[pd.DataFrame | None]) -> pd.DataFrame | None:
-    """The frames one under the other (None when there is none)."""
+def concat(frames: Iterable[pd.DataFrame | SpilledTable | None]) -> Any:
+    """The frames one under the other (None when there is none); rows spilled to disk
+    (:class:`~pipelines.lib.spill.SpilledTable`) stay on disk."""
     kept = [f for f in frames if f is not None]
+    if kept and all(isinstance(f, SpilledTable) for f in kept):
+        return SpilledTable.union(kept)
+    kept = [f.to_pandas() if isinstance(f, SpilledTable) else f for f in kept]
     return pd.concat(kept, ignore_index=True) if kept else None
 
 

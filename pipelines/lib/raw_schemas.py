@@ -24,6 +24,7 @@ import duckdb
 import pandas as pd
 
 from pipelines.lib.files import printable_name, sha256_bytes, sha256_file, unread_files
+from pipelines.lib.spill import SpilledTable
 
 RAW_SCHEMA = "raw"
 #: Amounts in euros: exact to the cent from the reader to the exports (never a DOUBLE, whose
@@ -453,7 +454,17 @@ def _check_columns(table: str, frame: pd.DataFrame | None) -> None:
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
-    """Append the frame's rows to ``raw.<table>`` (columns matched by name); returns them."""
+    """Append the frame's rows to ``raw.<table>`` (columns matched by name); returns them.
+    Rows spilled to disk (:class:`~pipelines.lib.spill.SpilledTable`) are inserted from
+    their files, never loaded in a pandas frame."""
+    if isinstance(frame, SpilledTable):
+        for part in frame.frames_or_sql():
+            if isinstance(part, pd.DataFrame):
+                _insert(con, table, part)
+            else:
+                select = _select_list(table, frame)
+                con.execute(f"INSERT INTO {RAW_SCHEMA}.{table} SELECT {select} FROM {part}")
+        return len(frame)
     con.register("_frame", frame)
     try:
         con.execute(
@@ -482,8 +493,7 @@ def replace_source_rows(
     con.execute(f"DELETE FROM {RAW_SCHEMA}.{table} WHERE source = ?", [source])
     if frame is None or frame.empty:
         return 0
-    frame = frame.copy()
-    frame["source"] = source
+    frame = frame.assign(source=source)
     return _insert(con, table, frame)
 
 

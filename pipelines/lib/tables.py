@@ -15,8 +15,10 @@ Every reader of a tabular source goes through :func:`read_tables`:
 * **Field counts** (:meth:`Table.field_count_error`, :func:`csv_shape`): a CSV record with more
   or fewer fields than its header is the reader's reject, never read shifted.
 * **Duplicate headers** (:func:`check_unique_header`): refused, naming both positions.
-* **Memory** (:func:`check_fits`): a CSV is read as a stream; a file whose reading would not fit
-  in the available memory is refused before reading.
+* **Memory** (:func:`check_fits`): a CSV is read as a stream (:func:`stream_csv` keeps none of
+  its rows: a :class:`CsvStream` reads them from disk at each iteration); a file whose reading
+  would not fit in the available memory (the reader's factor x its size + MEMORY_CONSTANT) is
+  refused before reading.
 * **Header row**, :func:`find_header`, the one detector: among the first ``scan`` rows, the row
   with the highest score given by the source's ``score(rows, k)`` (header aliases for the
   programmations, mapped columns for Compas, QPV codes below it for the INSEE bases...); the
@@ -224,25 +226,30 @@ def _open_text(path: Path, label: str, encoding: str | None = None):
 
 def _csv_rows(path: Path, label: str, delimiter: str, encoding: str) -> list[Row]:
     """Every record of the file (streamed from disk: only the parsed rows are kept)."""
-    rows: list[Row] = []
+    return list(_iter_csv_rows(path, label, delimiter, encoding))
+
+
+def _iter_csv_rows(path: Path, label: str, delimiter: str, encoding: str):
+    """The records of the file one by one, read from disk (nothing kept): constant memory."""
     with _open_text(path, label, encoding) as fh:
         reader = csv.reader(fh, delimiter=delimiter, quotechar='"')
         previous_end = 0
         try:
             for record in reader:
-                if any("\r" in c for c in record):
+                if "\r" in "".join(record):
                     record = [c.replace("\r\n", "\n").replace("\r", "\n") for c in record]
-                rows.append(Row(previous_end + 1, record))
+                yield Row(previous_end + 1, record)
                 previous_end = reader.line_num
         except csv.Error as err:
             line = reader.line_num
             raise IngestionError(f"{label}: ligne {line}: CSV illisible ({err})") from None
-    return rows
 
 
-#: Peak memory of reading a CSV in memory, as a multiple of its size (measured: about 95 for
-#: an INSEE base read into long values, 245 for a local indicator table; see
-#: docs/donnees-brutes.md), plus a constant for the interpreter and libraries.
+#: Peak memory of reading a CSV in memory, as a multiple of its size, for the readers that hold
+#: its rows (measured by ``make bench-memoire``: programmations 20, bilans 35, QPV list 16; a
+#: local indicator table up to 245, its own factor), plus a constant for the interpreter,
+#: libraries and reading buffers; the INSEE reader, which streams, announces 5
+#: (docs/donnees-brutes.md).
 CSV_MEMORY_FACTOR = 100
 MEMORY_CONSTANT = 300 * 2**20
 
@@ -281,22 +288,47 @@ def check_fits(path: Path, factor: float, label: str | None = None) -> None:
         )
 
 
-def read_csv(
-    path: Path,
-    score: Scorer,
-    scan: int,
-    *,
-    lookahead: int = 50,
-    label: str | None = None,
-    memory_factor: float = CSV_MEMORY_FACTOR,
-) -> Table:
-    """A CSV file as a Table; ``header_index`` is None when no row scores (see find_header).
+@dataclass
+class CsvStream:
+    """A CSV file whose header was found, read again from disk each time its rows are iterated
+    (:attr:`data`): the streaming counterpart of a :class:`Table` (same ``header``,
+    ``field_count_error`` and ``where``), for readers whose memory must not grow with the file."""
 
-    The head (``scan + lookahead`` lines) is parsed with every separator of DELIMITERS; the one
-    that gives the best header wins (the first of DELIMITERS on a tie). The file is read as a
-    stream (its text is never held whole in memory).
-    """
-    label = label or str(path)
+    path: Path
+    label: str
+    delimiter: str
+    encoding: str
+    header_row: Row
+    sheet: None = None
+    format: str = "csv"
+    header_index: int = 0
+
+    @property
+    def header(self) -> list[Any]:
+        return self.header_row.cells
+
+    @property
+    def header_line(self) -> int:
+        return self.header_row.line
+
+    @property
+    def data(self):
+        """The rows below the header, parsed from disk again at each call (an iterator)."""
+        rows = _iter_csv_rows(self.path, self.label, self.delimiter, self.encoding)
+        for row in rows:
+            if row.line == self.header_row.line:
+                break
+        yield from rows
+
+    field_count_error = Table.field_count_error
+    where = Table.where
+
+
+def _detect_csv(
+    path: Path, score: Scorer, scan: int, lookahead: int, label: str, memory_factor: float
+) -> tuple[str, str, int] | None:
+    """(encoding, delimiter, header line) of a CSV, from its head (see :func:`read_csv`);
+    None when no row scores."""
     check_fits(path, memory_factor, label)
     encoding = text_encoding(path, label)
     with _open_text(path, label, encoding) as fh:
@@ -313,11 +345,60 @@ def read_csv(
         if found and (best is None or found[1] > best[2]):
             best = (delimiter, sample[found[0]].line, found[1])
     if best is None:
+        return None
+    return encoding, best[0], best[1]
+
+
+def read_csv(
+    path: Path,
+    score: Scorer,
+    scan: int,
+    *,
+    lookahead: int = 50,
+    label: str | None = None,
+    memory_factor: float = CSV_MEMORY_FACTOR,
+) -> Table:
+    """A CSV file as a Table; ``header_index`` is None when no row scores (see find_header).
+
+    The head (``scan + lookahead`` lines) is parsed with every separator of DELIMITERS; the one
+    that gives the best header wins (the first of DELIMITERS on a tie). The file is read as a
+    stream (its text is never held whole in memory).
+    """
+    label = label or str(path)
+    found = _detect_csv(path, score, scan, lookahead, label, memory_factor)
+    if found is None:
         return Table(Path(path), None, "csv", [], None)
-    delimiter, header_line, _ = best
+    encoding, delimiter, header_line = found
     rows = _csv_rows(path, label, delimiter, encoding)
     index = next(k for k, r in enumerate(rows) if r.line == header_line)
     return Table(Path(path), None, "csv", rows, index, delimiter)
+
+
+def stream_csv(
+    path: Path,
+    score: Scorer,
+    scan: int,
+    *,
+    lookahead: int = 50,
+    label: str | None = None,
+    memory_factor: float = CSV_MEMORY_FACTOR,
+) -> CsvStream | None:
+    """A CSV file as a :class:`CsvStream` (its header found as by :func:`read_csv`, its rows
+    read from disk when iterated); None when no row scores. The whole file is parsed once here,
+    so that an unparsable record fails now (« CSV illisible » with its line), as with
+    :func:`read_csv`."""
+    path = Path(path)
+    label = label or str(path)
+    found = _detect_csv(path, score, scan, lookahead, label, memory_factor)
+    if found is None:
+        return None
+    encoding, delimiter, header_line = found
+    header = None
+    for row in _iter_csv_rows(path, label, delimiter, encoding):
+        if row.line == header_line:
+            header = row
+    assert header is not None  # the head parsed with the same dialect has it
+    return CsvStream(path, label, delimiter, encoding, header)
 
 
 #: Most cells (of rows and columns up to the last filled cell of each row) read from one
@@ -493,8 +574,11 @@ def read_tables(
     formats: bool = False,
     label: str | None = None,
     memory_factor: float = CSV_MEMORY_FACTOR,
-) -> list[Table]:
+    stream: bool = False,
+) -> list[Table | CsvStream]:
     """The tables of a CSV (one) or XLSX (one per sheet) file; see read_csv / read_xlsx.
+    With ``stream``, a CSV whose header is found is a :class:`CsvStream` (rows read from disk
+    at each iteration) rather than a Table holding its rows.
 
     Raises IngestionError for a missing, empty or unreadable file or another format.
     """
@@ -512,6 +596,11 @@ def read_tables(
         raise IngestionError(f"{label}: fichier vide")
     if suffix in XLSX_SUFFIXES:
         return read_xlsx(path, score, scan, sheets=sheets, formats=formats, label=label)
+    if stream:
+        found = stream_csv(
+            path, score, scan, lookahead=lookahead, label=label, memory_factor=memory_factor
+        )
+        return [found if found is not None else Table(path, None, "csv", [], None)]
     return [
         read_csv(path, score, scan, lookahead=lookahead, label=label, memory_factor=memory_factor)
     ]

@@ -54,8 +54,8 @@ def read_insee(ctx: ReadContext) -> Ingested:
         )
         for warning in result.anomalies["message"]:
             ctx.log.warning(warning)
-        frames.append(result.values)
-        rejects.append(result.rejects)
+        frames.append(result.values_table)  # on disk: inserted without a pandas frame
+        rejects.append(result.rejects_table)
         anomalies.append(result.anomalies)
         logs.append(
             file_log(
@@ -147,8 +147,8 @@ def check_no_overlap(results: list[InseeFile], dictionary: VariableDictionary) -
     beside the national base, say) would publish it twice: refused, naming both files."""
     seen: dict[tuple[str, int, str], Path] = {}
     for result in results:
-        values = result.values
-        keys = values.loc[values["source"].isin(list(dictionary.bases))]
+        combos = result.combos
+        keys = combos.loc[combos["source"].isin(list(dictionary.bases))]
         keys = keys[["source", "millesime", "variable"]].drop_duplicates()
         for base, year, variable in keys.itertuples(index=False):
             key = (base, int(year), variable)

@@ -8,11 +8,22 @@ reason, and ``report`` counts rows read = loaded + rejected.
 The base of a value (``source``) is the one the file name or a parameter gives, else the one
 base publishing the variable's name (:mod:`.dictionary`, which reports ambiguous names and
 files reaching no indicator). The millésime: a column, else a parameter, else the file name.
+
+Memory (:func:`read_insee_file`): a CSV is read from disk again at each pass and its values,
+rejects and row keys are spilled to disk by batches (:mod:`pipelines.lib.spill`), so that the
+peak memory stays within :data:`MEMORY_FACTOR` x the file size above a constant
+(docs/donnees-brutes.md); the result is the one a reading in memory gives, row for row.
+
+Why this module is long: the reading of a base is one sequence of passes over the same rows
+(header and sample, column kinds, row keys and duplicates, values) sharing the same decisions
+(code column, decimal mark, millésime column, kinds); split across modules, a pass could drift
+from the others and values would land under another variable or territory.
 """
 
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +41,7 @@ from pipelines.lib.cells import (
 from pipelines.lib.codes import COMMUNE, EPCI, FRANCE_CODES, QPV_LIKE, geographie_of
 from pipelines.lib.files import TABLE_SUFFIXES, list_files, years_in_name
 from pipelines.lib.raw_schemas import ANOMALY_COLUMNS, REJECT_COLUMNS, Reject
+from pipelines.lib.spill import SpilledTable, SpillWriter
 from pipelines.lib.tables import IngestionError, Scorer, check_unique_header, read_tables
 from pipelines.sources.insee.dictionary import (
     VariableDictionary,
@@ -37,7 +49,7 @@ from pipelines.sources.insee.dictionary import (
     dictionary_anomalies,
     resolve_bases,
 )
-from pipelines.sources.insee.parameters import millesime_column, year_of
+from pipelines.sources.insee.parameters import MILLESIME_COLUMNS, year_of
 
 # Where a value comes from and what it is about: the key of every long indicator table (INSEE
 # bases here, local providers in pipelines/sources/indicateurs, and their raw tables).
@@ -63,18 +75,43 @@ _GENERIC_TOKENS = {"BASE", "QPV", "QP", "INSEE", "DONNEES", "GEO", "COG", "FICHI
 _AGGREGATE = re.compile(r"ensemble|total|tous les quartiers|france des qp", re.IGNORECASE)
 
 
-@dataclass
 class InseeFile:
-    """What one file gave: long values, rejects and counts."""
+    """What one file gave: long values, rejects and counts.
 
-    path: Path
-    source: str
-    millesime: int | None  # None when a column gives several millésimes (see millesimes)
-    values: pd.DataFrame
-    rejects: pd.DataFrame
-    report: dict = field(default_factory=dict)
-    anomalies: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ANOMALY_COLUMNS))
-    millesimes: list[int] = field(default_factory=list)
+    The values and rejects are on disk (:class:`~pipelines.lib.spill.SpilledTable`,
+    ``values_table`` / ``rejects_table``), read into pandas only when :attr:`values` or
+    :attr:`rejects` is asked for; ``combos`` holds their distinct (source, variable,
+    millésime)."""
+
+    def __init__(
+        self,
+        path: Path,
+        source: str,
+        millesime: int | None,  # None when a column gives several millésimes (see millesimes)
+        values_table: SpilledTable,
+        rejects_table: SpilledTable,
+        report: dict,
+        anomalies: pd.DataFrame,
+        millesimes: list[int],
+        combos: pd.DataFrame,
+    ) -> None:
+        self.path = path
+        self.source = source
+        self.millesime = millesime
+        self.values_table = values_table
+        self.rejects_table = rejects_table
+        self.report = report
+        self.anomalies = anomalies
+        self.millesimes = millesimes
+        self.combos = combos
+
+    @property
+    def values(self) -> pd.DataFrame:
+        return self.values_table.to_pandas()
+
+    @property
+    def rejects(self) -> pd.DataFrame:
+        return self.rejects_table.to_pandas()
 
 
 def source_of(path: Path) -> str:
@@ -166,6 +203,125 @@ def _texts(cells: list[Any], kind: str) -> list[str]:
     return cells if kind == "csv" else [cell_str(c, strip=False) for c in cells]
 
 
+#: Peak memory of reading a CSV base, as a multiple of its size, above a constant (see
+#: docs/donnees-brutes.md « Mémoire »): the rows are read from disk at each pass, the values
+#: and rejects are written to disk by batches (:mod:`pipelines.lib.spill`).
+MEMORY_FACTOR = 5
+HEAD_ROWS = 500  # rows where the code column is found (the decimal mark: the first 200)
+KIND_SAMPLE = 2000  # non-empty values of a column that decide whether it holds numbers
+
+VALUE_TYPES = [
+    ("source", "VARCHAR"),
+    ("millesime", "INTEGER"),
+    ("fichier", "VARCHAR"),
+    ("feuille", "VARCHAR"),
+    ("ligne", "BIGINT"),
+    ("type_territoire", "VARCHAR"),
+    ("code_territoire", "VARCHAR"),
+    ("libelle_territoire", "VARCHAR"),
+    ("geographie", "VARCHAR"),
+    ("variable", "VARCHAR"),
+    ("variable_fichier", "VARCHAR"),
+    ("valeur", "DOUBLE"),
+    ("valeur_texte", "VARCHAR"),
+    ("secret", "BOOLEAN"),
+    ("marqueur_secret", "VARCHAR"),
+]
+REJECT_TYPES = [(n, "BIGINT" if n == "ligne" else "VARCHAR") for n in REJECT_COLUMNS]
+KEY_TYPES = [
+    ("i", "BIGINT"),
+    ("line", "BIGINT"),
+    ("kind", "VARCHAR"),
+    ("code", "VARCHAR"),
+    ("year", "INTEGER"),
+    ("digest", "BIGINT"),
+    ("cell", "VARCHAR"),
+]
+
+
+@dataclass
+class _Layout:
+    """One table (CSV file or sheet) and what its rows tell before values are read."""
+
+    table: Any  # Table or CsvStream
+    sheet: str | None
+    header: list[str]
+    head: list[tuple[int, list[str]]]  # the first HEAD_ROWS non-blank rows (line, texts)
+    width: int = 0
+    filled: set[int] = field(default_factory=set)  # columns with at least one value
+    seen: dict[int, int] = field(default_factory=dict)  # non-empty values looked at
+    numeric: dict[int, int] = field(default_factory=dict)
+    other: dict[int, int] = field(default_factory=dict)
+    year_col: int | None = None
+
+    def rows(self):
+        """(line, texts, misshapen reason) of every non-blank data row, from the table again."""
+        for r in self.table.data:
+            if not r.blank:
+                yield r.line, _texts(r.cells, self.table.format), self.table.field_count_error(r)
+
+
+def _layout(table: Any) -> _Layout:
+    header = _texts(table.header, table.format)
+    check_unique_header(header, normalise_header, table.where())
+    head = []
+    for line, cells, _ in _Layout(table, table.sheet, header, []).rows():
+        head.append((line, cells))
+        if len(head) >= HEAD_ROWS:
+            break
+    return _Layout(table, table.sheet, header, head)
+
+
+def _scan(layout: _Layout, decimal: str) -> None:
+    """One pass over the rows: width, filled columns, number counts of each column's first
+    KIND_SAMPLE non-empty values, and the millésime column (first 200 values all years)."""
+    candidates = {
+        j: [] for j, raw in enumerate(layout.header) if normalise_header(raw) in MILLESIME_COLUMNS
+    }
+    layout.width = len(layout.header)
+    for _, cells, _ in layout.rows():
+        layout.width = max(layout.width, len(cells))
+        for j, cell in enumerate(cells):
+            value = cell.strip()
+            if not value:
+                continue
+            layout.filled.add(j)
+            if j in candidates and len(candidates[j]) < 200:
+                candidates[j].append(value)
+            seen = layout.seen.get(j, 0)
+            if seen >= KIND_SAMPLE:
+                continue
+            layout.seen[j] = seen + 1
+            if value.lower() in SECRET_MARKERS:
+                continue
+            if number_or_none(value, decimal) is not None:
+                layout.numeric[j] = layout.numeric.get(j, 0) + 1
+            else:
+                layout.other[j] = layout.other.get(j, 0) + 1
+    layout.year_col = next(
+        (
+            j
+            for j, values in candidates.items()
+            if values and all(year_of(v) is not None for v in values)
+        ),
+        None,
+    )
+
+
+def _kinds(layout: _Layout, names: list[str], label_col: int | None) -> list[str]:
+    """'number', 'text' or 'skip' (an unnamed column with no value: trailing ``;;;``)."""
+    kinds = []
+    for j, name in enumerate(names):
+        if name.startswith("COLONNE_") and j not in layout.filled:
+            kinds.append("skip")
+        elif j == label_col or name in TEXT_COLUMNS:
+            kinds.append("text")
+        else:
+            numeric, other = layout.numeric.get(j, 0), layout.other.get(j, 0)
+            kinds.append("text" if other and numeric < other else "number")
+    return kinds
+
+
 def read_insee_file(
     path: Path,
     source: str | None = None,
@@ -175,14 +331,27 @@ def read_insee_file(
     """Read one INSEE-style file into long values. Raises IngestionError if unreadable.
 
     ``source`` (the base) and ``millesime`` are parameters that win over the file name; a
-    millésime column wins over both (it gives each row's year)."""
+    millésime column wins over both (it gives each row's year).
+
+    Memory: a CSV is read from disk at each pass (header and dialect, a sample for the code
+    column, the decimal mark and each column's kind, the rows' keys, the values) and what it
+    gives is written to disk by batches, so the reading stays within :data:`MEMORY_FACTOR` x
+    the file size above a constant; a workbook's cells are held (at most
+    :data:`~pipelines.lib.tables.MAX_XLSX_CELLS`)."""
     path = Path(path)
     millesime = millesime or millesime_from_name(path.name)
     source = (source or source_of(path)).strip().upper()
     dictionary = dictionary if dictionary is not None else default_dictionary()
     found = [
         t
-        for t in read_tables(path, _header_scorer(), HEADER_SCAN, lookahead=CODE_LOOKAHEAD)
+        for t in read_tables(
+            path,
+            _header_scorer(),
+            HEADER_SCAN,
+            lookahead=CODE_LOOKAHEAD,
+            memory_factor=MEMORY_FACTOR,
+            stream=True,
+        )
         if t.header_index is not None
     ]
     if not found:
@@ -191,197 +360,63 @@ def read_insee_file(
         raise IngestionError(
             f"{path}: aucune colonne ne contient de codes QPV (QPxxxxxx / QNxxxxxx)"
         )
-    tables = []
-    for t in found:
-        header = _texts(t.header, t.format)
-        check_unique_header(header, normalise_header, t.where())
-        rows = [(r.line, _texts(r.cells, t.format)) for r in t.data if not r.blank]
-        misshapen = {r.line: t.field_count_error(r) for r in t.data if not r.blank}
-        tables.append((t.sheet, header, rows, {k: v for k, v in misshapen.items() if v}))
-    year_cols = [millesime_column(header, rows) for _, header, rows, _ in tables]
-    if millesime is None and any(c is None for c in year_cols):
+    layouts = [_layout(t) for t in found]
+    # the decimal mark of the file, from its cells where it cannot be a thousands separator
+    decimal = decimal_mark(c for lay in layouts for _, cells in lay.head[:200] for c in cells)
+    for lay in layouts:
+        _scan(lay, decimal)
+    if millesime is None and any(lay.year_col is None for lay in layouts):
         raise IngestionError(
             f"{path}: millésime introuvable : l'écrire dans le nom du fichier (année sur 4 "
             "chiffres, ex. IPRO_2022.csv), dans une colonne « millesime » ou « annee », ou dans "
             f"le fichier de paramètres {path.stem}.yml à côté (millesime: 2022)"
         )
-    # the decimal mark of the file, from its cells where it cannot be a thousands separator
-    decimal = decimal_mark(c for _, _, rows, _ in tables for _, cells in rows[:200] for c in cells)
 
-    acc: dict[str, list] = {}
-    rejects: list[dict] = []
+    values = SpillWriter(VALUE_TYPES, order=["_t", "_j", "_i"])
+    rejects = SpillWriter(REJECT_TYPES, order=["_t", "_phase", "_j", "_i"])
 
-    def reject(sheet: str | None, line: int, column: str | None, value, motif: str) -> None:
-        rejects.append(Reject("insee", str(path), sheet, line, column, value, motif).as_dict())
+    def reject(t, phase, j, i, sheet, line, column, value, motif) -> None:
+        row = Reject("insee", str(path), sheet, line, column, value, motif).as_dict()
+        rejects.append((*row.values(), t, phase, j, i))
 
-    read = loaded = rejected = 0
-    territories: dict[tuple[str, str, str | None, int], tuple[int, str | None, int]] = {}
+    counts = {"read": 0, "loaded": 0, "rejected": 0, "values": 0, "secret": 0}
     # variables published in several sheets of a workbook: their values must agree
-    shared = _shared_variables([header for _, header, _, _ in tables])
+    shared = _shared_variables([lay.header for lay in layouts])
     across: dict[tuple[str, str, int, str], tuple[int, str | None, str]] = {}
     number_vars: dict[str, str] = {}  # numeric variables: normalised name -> header as written
-    for (sheet, header, rows, misshapen), year_col in zip(tables, year_cols, strict=True):
-        where = f"{path}{f' [{sheet}]' if sheet else ''}"
-        width = max([len(header)] + [len(r) for _, r in rows])
-        raw_names = header + [""] * (width - len(header))
-        padded = [r + [""] * (width - len(r)) for _, r in rows]
-        lines = [line for line, _ in rows]
-        columns = (
-            [list(c) for c in zip(*padded, strict=True)] if padded else [[] for _ in raw_names]
+    try:
+        for t, lay in enumerate(layouts):
+            _read_table(
+                path,
+                source,
+                t,
+                lay,
+                millesime,
+                decimal,
+                values,
+                reject,
+                counts,
+                shared,
+                across,
+                number_vars,
+            )
+        rejected_total = len(rejects)
+        feuille = layouts[0].sheet if len(layouts) == 1 else None
+        combos = values.distinct(["variable", "millesime"])
+        combos.insert(0, "source", source)
+        bases = resolve_bases(combos, source, number_vars, dictionary)
+        values_table = values.finish(
+            [name for name in LONG_COLUMNS],
+            constants={"fichier": str(path), "feuille": feuille},
+            mapped=("source", "variable", bases.recognised),
         )
-        try:
-            code_col = _find_code_column(columns)
-        except IngestionError as err:
-            raise IngestionError(f"{where}: {err}") from None
-        names = _unique_names(raw_names)
-        label_col = _label_column(names, code_col)
-        kinds = _column_kinds(names, columns, label_col, decimal)
-        if year_col is not None:
-            kinds[year_col] = "skip"  # the row's millésime, not a variable
-
-        keep_rows: list[int] = []
-        row_kind: list[str] = []
-        row_code: list[str] = []
-        row_year: list[int] = []
-        for i, row in enumerate(padded):
-            read += 1
-            # a CSV row whose field count differs from the header's (cut, or with an extra
-            # separator): its values would land under the wrong variables
-            if lines[i] in misshapen:
-                rejected += 1
-                reject(sheet, lines[i], None, ";".join(rows[i][1])[-80:], misshapen[lines[i]])
-                continue
-            kind, code = _territory(row[code_col], row)
-            if kind is None:
-                rejected += 1
-                reject(
-                    sheet,
-                    lines[i],
-                    _name(raw_names, code_col),
-                    row[code_col],
-                    "code territoire non reconnu (ni QPV, commune, EPCI)",
-                )
-                continue
-            year = millesime
-            if year_col is not None:
-                year = year_of(row[year_col])
-                if year is None:
-                    rejected += 1
-                    reject(
-                        sheet,
-                        lines[i],
-                        _name(raw_names, year_col),
-                        row[year_col],
-                        "millésime illisible (année sur 4 chiffres attendue)",
-                    )
-                    continue
-            # one row per territory (and millésime): a second row for the same code is
-            # refused, unless it repeats the first one exactly (then rejected as a duplicate)
-            digest = hash(tuple(c.strip() for j, c in enumerate(row) if j != code_col))
-            first = territories.get((kind, code, sheet, year))
-            if first is not None:
-                if first[2] != digest:
-                    sheet_first = f" [{first[1]}]" if first[1] else ""
-                    sheet_now = f" [{sheet}]" if sheet else ""
-                    raise IngestionError(
-                        f"{path}: {code} a deux lignes aux valeurs différentes : ligne "
-                        f"{first[0]}{sheet_first} et ligne {lines[i]}{sheet_now} : garder une "
-                        "seule ligne par territoire"
-                    )
-                rejected += 1
-                reject(
-                    sheet,
-                    lines[i],
-                    _name(raw_names, code_col),
-                    row[code_col],
-                    f"doublon : même ligne que la ligne {first[0]} (ignorée)",
-                )
-                continue
-            territories[(kind, code, sheet, year)] = (lines[i], sheet, digest)
-            loaded += 1
-            keep_rows.append(i)
-            row_kind.append(kind)
-            row_code.append(code)
-            row_year.append(year)
-        if not keep_rows:
-            continue
-        labels = (
-            [padded[i][label_col].strip() or None for i in keep_rows]
-            if label_col is not None
-            else [None] * len(keep_rows)
-        )
-        out_lines = [lines[i] for i in keep_rows]
-        out_geo = [
-            geographie_of(c) if k == "qpv" else None
-            for k, c in zip(row_kind, row_code, strict=True)
-        ]
-        for j, name in enumerate(names):
-            if j == code_col or kinds[j] == "skip":
-                continue
-            cells = [columns[j][i].strip() for i in keep_rows]
-            n = len(cells)
-            if kinds[j] == "number":
-                number_vars.setdefault(name, raw_names[j])
-            if kinds[j] == "text":
-                valeur: list = [None] * n
-                texte: list = [c or None for c in cells]
-                secret = [False] * n
-                marqueur: list = [None] * n
-                bad: list[int] = []
-            else:
-                lowered = [c.lower() for c in cells]
-                secret = [c in SECRET_MARKERS for c in lowered]
-                valeur = [
-                    None if sec else number_or_none(c, decimal)
-                    for c, sec in zip(cells, secret, strict=True)
-                ]
-                texte = [None] * n
-                marqueur = [
-                    (lo or "vide") if sec else None for lo, sec in zip(lowered, secret, strict=True)
-                ]
-                bad = [k for k in range(n) if not secret[k] and valeur[k] is None]
-                for k in bad:
-                    reject(sheet, out_lines[k], raw_names[j], cells[k], "valeur non numérique")
-            block = {
-                "millesime": row_year,
-                "ligne": out_lines,
-                "type_territoire": row_kind,
-                "code_territoire": row_code,
-                "libelle_territoire": labels,
-                "geographie": out_geo,
-                "variable": [name] * n,
-                "variable_fichier": [raw_names[j]] * n,
-                "valeur": valeur,
-                "valeur_texte": texte,
-                "secret": secret,
-                "marqueur_secret": marqueur,
-            }
-            if name in shared:
-                for k in range(n):
-                    key = (row_kind[k], row_code[k], row_year[k], name)
-                    other = across.setdefault(key, (out_lines[k], sheet, cells[k]))
-                    if other[2] != cells[k]:
-                        raise IngestionError(
-                            f"{path}: {row_code[k]}, {raw_names[j]} : deux valeurs différentes, "
-                            f"« {other[2]} » (feuille {other[1]}, ligne {other[0]}) et "
-                            f"« {cells[k]} » (feuille {sheet}, ligne {out_lines[k]})"
-                        )
-            if bad:
-                good = sorted(set(range(n)).difference(bad))
-                block = {key: [vals[i] for i in good] for key, vals in block.items()}
-            for key, vals in block.items():
-                acc.setdefault(key, []).extend(vals)
-    frame = pd.DataFrame({key: acc.get(key, []) for key in ["millesime", *LONG_COLUMNS[4:]]})
-    frame.insert(0, "source", source)
-    frame.insert(2, "fichier", str(path))
-    frame.insert(3, "feuille", tables[0][0] if len(tables) == 1 else None)
-    frame["millesime"] = frame["millesime"].astype("int32")
-    bases = resolve_bases(frame, source, number_vars, dictionary)
-    anomalies = dictionary_anomalies(path, frame, source, number_vars, bases, dictionary)
-    millesimes = sorted({int(y) for y in frame["millesime"].unique()})
-    frame["ligne"] = frame["ligne"].astype("int64")
-    frame["valeur"] = frame["valeur"].astype("float64")
-    frame["secret"] = frame["secret"].astype(bool)
+        rejects_table = rejects.finish()
+    except BaseException:
+        values.close()
+        rejects.close()
+        raise
+    anomalies = dictionary_anomalies(path, combos, source, number_vars, bases, dictionary)
+    millesimes = sorted({int(y) for y in combos["millesime"].unique()})
     report = {
         "fichier": str(path),
         "source": source,
@@ -391,23 +426,220 @@ def read_insee_file(
         "variables_reconnues": bases.recognised,
         "variables_ambigues": bases.ambiguous,
         "variables_indicateur": bases.reaching,
-        "lignes_lues": read,
-        "lignes_chargees": loaded,
-        "lignes_rejetees": rejected,
-        "valeurs": len(frame),
-        "valeurs_secretes": int(frame["secret"].sum()) if len(frame) else 0,
-        "cellules_rejetees": len(rejects) - rejected,
+        "lignes_lues": counts["read"],
+        "lignes_chargees": counts["loaded"],
+        "lignes_rejetees": counts["rejected"],
+        "valeurs": len(values_table),
+        "valeurs_secretes": counts["secret"],
+        "cellules_rejetees": rejected_total - counts["rejected"],
     }
     return InseeFile(
         path,
         source,
         report["millesime"],
-        frame,
-        pd.DataFrame(rejects, columns=REJECT_COLUMNS),
+        values_table,
+        rejects_table,
         report,
         pd.DataFrame(anomalies, columns=ANOMALY_COLUMNS),
         millesimes,
+        combos,
     )
+
+
+def _read_table(
+    path, source, t, lay, millesime, decimal, values, reject, counts, shared, across, number_vars
+) -> None:
+    """The rows of one table: their keys checked (one row per territory and millésime), then
+    their values written."""
+    sheet = lay.sheet
+    width = lay.width
+    raw_names = lay.header + [""] * (width - len(lay.header))
+    head_columns = [[] for _ in range(width)]
+    for _, cells in lay.head:
+        padded = cells + [""] * (width - len(cells))
+        for j in range(width):
+            head_columns[j].append(padded[j])
+    try:
+        code_col = _find_code_column(head_columns)
+    except IngestionError as err:
+        where = f"{path}{f' [{sheet}]' if sheet else ''}"
+        raise IngestionError(f"{where}: {err}") from None
+    del head_columns
+    names = _unique_names(raw_names)
+    label_col = _label_column(names, code_col)
+    kinds = _kinds(lay, names, label_col)
+    year_col = lay.year_col
+    if year_col is not None:
+        kinds[year_col] = "skip"  # the row's millésime, not a variable
+
+    def status(row, misshapen):
+        """(kind, code, year) of a row, or the reject (column, value, reason) it gets."""
+        if misshapen:
+            return None, (None, ";".join(row)[-80:], misshapen)
+        padded = row + [""] * (width - len(row))
+        kind, code = _territory(padded[code_col], padded)
+        if kind is None:
+            reason = "code territoire non reconnu (ni QPV, commune, EPCI)"
+            return None, (_name(raw_names, code_col), padded[code_col], reason)
+        year = millesime
+        if year_col is not None:
+            year = year_of(padded[year_col])
+            if year is None:
+                reason = "millésime illisible (année sur 4 chiffres attendue)"
+                return None, (_name(raw_names, year_col), padded[year_col], reason)
+        return (kind, code, year, padded), None
+
+    # 1. the rows' keys: one row per territory (and millésime); a second row for the same code
+    # is refused, unless it repeats the first one exactly (then rejected as a duplicate)
+    keys = SpillWriter(KEY_TYPES)
+    try:
+        for i, (line, row, misshapen) in enumerate(lay.rows()):
+            counts["read"] += 1
+            got, bad = status(row, misshapen)
+            if got is None:
+                counts["rejected"] += 1
+                reject(t, 0, 0, i, sheet, line, *bad)
+                continue
+            kind, code, year, padded = got
+            digest = hash(tuple(c.strip() for j, c in enumerate(padded) if j != code_col))
+            keys.append((i, line, kind, code, year, digest, padded[code_col]))
+        duplicates = _duplicates(path, sheet, keys, reject, t, raw_names, code_col, counts)
+        kept = len(keys) - len(duplicates)
+    finally:
+        keys.close()
+    counts["loaded"] += kept
+    if not kept:
+        return
+
+    # 2. the values of the kept rows, column by column of each row
+    columns = [
+        (j, name, raw_names[j], kinds[j])
+        for j, name in enumerate(names)
+        if j != code_col and kinds[j] != "skip"
+    ]
+    conflicts: list[tuple[int, int, str]] = []
+    next_duplicate = iter(duplicates)
+    duplicate = next(next_duplicate, -1)
+    for i, (line, row, misshapen) in enumerate(lay.rows()):
+        if i == duplicate:
+            duplicate = next(next_duplicate, -1)
+            continue
+        got, _ = status(row, misshapen)
+        if got is None:
+            continue
+        kind, code, year, padded = got
+        label = (padded[label_col].strip() or None) if label_col is not None else None
+        geo = geographie_of(code) if kind == "qpv" else None
+        for j, name, raw_name, column_kind in columns:
+            cell = padded[j].strip()
+            if column_kind == "text":
+                valeur, texte, secret, marqueur = None, cell or None, False, None
+            else:
+                lowered = cell.lower()
+                secret = lowered in SECRET_MARKERS
+                valeur = None if secret else number_or_none(cell, decimal)
+                texte = None
+                marqueur = (lowered or "vide") if secret else None
+            if name in shared:
+                key = (kind, code, year, name)
+                other = across.setdefault(key, (line, sheet, cell))
+                if other[2] != cell:
+                    conflicts.append(
+                        (
+                            j,
+                            i,
+                            f"{path}: {code}, {raw_name} : deux valeurs différentes, "
+                            f"« {other[2]} » (feuille {other[1]}, ligne {other[0]}) et "
+                            f"« {cell} » (feuille {sheet}, ligne {line})",
+                        )
+                    )
+            if column_kind == "number" and not secret and valeur is None:
+                reject(t, 1, j, i, sheet, line, raw_name, cell, "valeur non numérique")
+                continue
+            counts["secret"] += secret
+            values.append(
+                (
+                    source,
+                    year,
+                    None,  # fichier, feuille: set once for the file
+                    None,
+                    line,
+                    kind,
+                    code,
+                    label,
+                    geo,
+                    name,
+                    raw_name,
+                    valeur,
+                    texte,
+                    secret,
+                    marqueur,
+                    t,
+                    j,
+                    i,
+                )
+            )
+    if conflicts:
+        raise IngestionError(min(conflicts)[2])
+    for _j, name, raw_name, column_kind in columns:
+        if column_kind == "number":
+            number_vars.setdefault(name, raw_name)
+
+
+def _duplicates(path, sheet, keys, reject, t, raw_names, code_col, counts) -> array:
+    """Rows (their indexes, ascending) repeating an earlier row of the same territory and
+    millésime: each rejected as a duplicate when it repeats it exactly; IngestionError (both
+    lines) at the first one that differs."""
+    found = array("q")
+    for i, line, code, cell, first_line, same in _repeats(keys):
+        if not same:
+            where = f" [{sheet}]" if sheet else ""
+            raise IngestionError(
+                f"{path}: {code} a deux lignes aux valeurs différentes : ligne "
+                f"{first_line}{where} et ligne {line}{where} : garder une seule ligne par "
+                "territoire"
+            )
+        counts["rejected"] += 1
+        reject(
+            t,
+            0,
+            0,
+            i,
+            sheet,
+            line,
+            _name(raw_names, code_col),
+            cell,
+            f"doublon : même ligne que la ligne {first_line} (ignorée)",
+        )
+        found.append(i)
+    return found
+
+
+def _repeats(keys: SpillWriter):
+    """(index, line, code, cell, line of the first row of its key, same digest) of each row
+    whose key (kind, code, year) an earlier row has, by index: in Python for a small file, by
+    the spill database otherwise."""
+    if not keys.spilled:
+        first: dict[tuple, tuple[int, int]] = {}
+        rows = keys.pending
+        for i, line, kind, code, year, digest, cell in rows:
+            seen = first.setdefault((kind, code, year), (i, line, digest))
+            if seen[0] != i:
+                yield i, line, code, cell, seen[1], seen[2] == digest
+        return
+    cursor = keys.cursor(
+        """
+        SELECT i, line, code, cell, first_line, digest = first_digest
+        FROM (
+            SELECT *, first_value(i) OVER w AS first_i, first_value(line) OVER w AS first_line,
+                first_value(digest) OVER w AS first_digest
+            FROM rows WINDOW w AS (PARTITION BY kind, code, year ORDER BY i)
+        )
+        WHERE i <> first_i ORDER BY i
+        """
+    )
+    while batch := cursor.fetchmany(10_000):
+        yield from batch
 
 
 def _name(names: list[str], j: int) -> str:

@@ -1,0 +1,331 @@
+"""Rows written to disk as they are read, so that a reader's memory does not grow with its file.
+
+A reader that would otherwise build a large pandas frame (the long values of an INSEE base: one
+row per territory x variable, about 20 times the size of the file once in pandas) appends its
+rows to a :class:`SpillWriter`. Up to :data:`BATCH_ROWS` rows it keeps them in Python (a small
+file costs no database); beyond, it moves them by batches to a DuckDB database in a temporary
+folder, whose memory is capped (:data:`SPILL_MEMORY`; DuckDB writes the rest to disk).
+:meth:`SpillWriter.finish` sorts the rows by the order keys the reader gave (so the result is
+the same, row for row, as the frame it replaces) and returns a :class:`SpilledTable`: a pandas
+frame for a small file, a Parquet file otherwise.
+
+The raw-table writers (:mod:`pipelines.lib.raw_schemas`) insert a :class:`SpilledTable` part by
+part, a Parquet file straight from disk; :meth:`SpilledTable.to_pandas` gives the whole frame
+(for the tests and small files). The temporary folder is removed with the last object using it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+#: Memory DuckDB may use for the rows being spilled (the rest goes to disk).
+SPILL_MEMORY = "128MB"
+#: Rows kept in Python before they go to the spill database (by batches of this size).
+BATCH_ROWS = 50_000
+
+
+def sql_string(text: str) -> str:
+    """A SQL string literal (quotes doubled) for places that take no bound parameter."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return sql_string(str(value))
+
+
+_PANDAS_TYPES = {"INTEGER": "int32", "BIGINT": "int64", "BOOLEAN": bool}
+
+
+class _Folder:
+    """A temporary folder removed when no object refers to it any more."""
+
+    def __init__(self) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="observatoire-lecture-"))
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+
+
+class SpillWriter:
+    """Rows of fixed columns (name -> DuckDB type), kept in Python while few, then appended by
+    batches to a temporary DuckDB database; ``order`` are extra integer columns the rows are
+    sorted by at :meth:`finish` (not part of the result)."""
+
+    def __init__(self, columns: Sequence[tuple[str, str]], order: Sequence[str] = ()) -> None:
+        self.types = dict(columns)
+        self.columns = [name for name, _ in columns]
+        self.order = list(order)
+        self.names = [*self.columns, *self.order]
+        self._pending: list[tuple] = []
+        self._count = 0
+        self._folder: _Folder | None = None
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def spilled(self) -> bool:
+        """Whether rows went to the spill database (else they are all in :attr:`pending`)."""
+        return self._con is not None
+
+    @property
+    def pending(self) -> list[tuple]:
+        """The rows kept in Python."""
+        return self._pending
+
+    def append(self, row: tuple) -> None:
+        """One row: every column then every order key, in the order given at creation."""
+        self._pending.append(row)
+        if len(self._pending) >= BATCH_ROWS:
+            self.flush()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._folder = _Folder()
+            con = duckdb.connect(str(self._folder.path / "lecture.duckdb"))
+            con.execute(f"SET memory_limit = '{SPILL_MEMORY}'")
+            con.execute("SET threads = 1")
+            con.execute("SET preserve_insertion_order = false")  # the order is an ORDER BY
+            con.execute(f"SET temp_directory = {sql_string(str(self._folder.path / 'tmp'))}")
+            ddl = ", ".join(
+                [f'"{n}" {t}' for n, t in self.types.items()]
+                + [f'"{n}" BIGINT' for n in self.order]
+            )
+            con.execute(f"CREATE TABLE rows ({ddl})")
+            self._con = con
+        return self._con
+
+    def flush(self) -> None:
+        """Move the rows kept in Python to the spill database."""
+        n = len(self._pending)
+        if not n:
+            return
+        con = self._open()
+        batch = self._frame()
+        con.register("_batch", batch)
+        try:
+            con.execute("INSERT INTO rows SELECT * FROM _batch")
+        finally:
+            con.unregister("_batch")
+        con.execute("CHECKPOINT")  # the rows to disk: DuckDB keeps uncheckpointed rows in memory
+        self._count += n
+        self._pending = []
+
+    def _frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame.from_records(self._pending, columns=self.names)
+        for name in self.names:
+            kind = self.types.get(name, "BIGINT")
+            if len(frame) and kind in _PANDAS_TYPES and frame[name].notna().all():
+                frame[name] = frame[name].astype(_PANDAS_TYPES[kind])
+            elif kind == "DOUBLE":
+                frame[name] = frame[name].astype("float64")
+            elif kind == "VARCHAR" and frame[name].dtype != object:
+                frame[name] = frame[name].astype(object)
+        return frame
+
+    def __len__(self) -> int:
+        return self._count + len(self._pending)
+
+    def cursor(self, sql: str, params: Sequence[Any] = ()) -> duckdb.DuckDBPyConnection:
+        """Run ``sql`` on the spill database (every row moved there first, table ``rows``);
+        fetch the result by parts."""
+        self.flush()
+        return self._open().execute(sql, list(params))
+
+    def distinct(self, columns: Sequence[str]) -> pd.DataFrame:
+        """The distinct values of some columns, sorted."""
+        if not self.spilled:
+            frame = self._frame()[list(columns)].drop_duplicates()
+        else:
+            names = ", ".join(f'"{c}"' for c in columns)
+            frame = self.cursor(f"SELECT DISTINCT {names} FROM rows").df()
+        return frame.sort_values(list(columns)).reset_index(drop=True)
+
+    def finish(
+        self,
+        output: Sequence[str] | None = None,
+        constants: dict[str, Any] | None = None,
+        mapped: tuple[str, str, dict[str, str]] | None = None,
+    ) -> SpilledTable:
+        """The rows sorted by the order keys: the columns ``output`` (default: those written),
+        where ``constants`` gives some a single value and ``mapped`` = (column, from, mapping)
+        computes one as ``mapping[from]``, its written value when absent."""
+        output = list(output or self.columns)
+        constants = constants or {}
+        if not self.spilled:
+            frame = self._frame()
+            if self.order and len(frame):
+                frame = frame.sort_values(self.order, kind="stable").reset_index(drop=True)
+            if mapped is not None:
+                column, source, mapping = mapped
+                if mapping:
+                    frame[column] = frame[source].map(mapping).fillna(frame[column])
+            for name, value in constants.items():
+                frame[name] = value
+            frame = frame[output]
+            self._pending = []
+            return SpilledTable([Part(frame)], output, len(frame))
+        # constants and the mapped column are applied when the Parquet file is read (a constant
+        # in the sorted SELECT makes DuckDB's sort run out of its memory limit)
+        self.flush()
+        con = self._open()
+        columns = ", ".join(f'"{n}"' for n in output if n in self.types)
+        keys = ", ".join(f'"{n}"' for n in self.order)
+        order = f" ORDER BY {keys}" if keys else ""
+        assert self._folder is not None
+        target = self._folder.path / "lignes.parquet"
+        con.execute(
+            f"COPY (SELECT {columns} FROM rows{order}) TO {sql_string(str(target))} "
+            "(FORMAT parquet)"
+        )
+        count = self._count
+        folder = self._folder
+        self.close()
+        part = Part(target, constants, mapped if mapped and mapped[2] else None)
+        return SpilledTable([part], output, count, [folder])
+
+    def close(self) -> None:
+        """Forget the rows (and delete the spill database; a Parquet result stays)."""
+        self._pending = []
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+            assert self._folder is not None
+            for name in ("lecture.duckdb", "lecture.duckdb.wal"):
+                (self._folder.path / name).unlink(missing_ok=True)
+
+
+class Part:
+    """One part of a :class:`SpilledTable`: a Parquet file or a pandas frame, with columns set to
+    one value (``constants``) and one column computed from another (``mapped`` = (column,
+    from, mapping): ``mapping[from]``, else the column's own value), applied when it is read."""
+
+    def __init__(
+        self,
+        data: Path | pd.DataFrame,
+        constants: dict[str, Any] | None = None,
+        mapped: tuple[str, str, dict[str, str]] | None = None,
+    ) -> None:
+        self.data = data
+        self.constants = dict(constants or {})
+        self.mapped = mapped
+
+    def with_constants(self, constants: dict[str, Any]) -> Part:
+        return Part(self.data, {**self.constants, **constants}, self.mapped)
+
+    def frame_or_sql(self, columns: list[str]) -> pd.DataFrame | str:
+        """A pandas frame, or a FROM item reading the Parquet file (path, constants and mapping
+        quoted: no bound parameter needed), with ``columns`` in this order."""
+        if isinstance(self.data, pd.DataFrame):
+            frame = self.data
+            if self.mapped is not None:
+                column, source, mapping = self.mapped
+                frame = frame.assign(**{column: frame[source].map(mapping).fillna(frame[column])})
+            return frame.assign(**self.constants)[columns] if self.constants else frame[columns]
+        exprs = []
+        for name in columns:
+            if name in self.constants:
+                exprs.append(f'{_literal(self.constants[name])} AS "{name}"')
+            elif self.mapped is not None and name == self.mapped[0]:
+                _, source, mapping = self.mapped
+                cases = " ".join(
+                    f"WHEN {sql_string(k)} THEN {sql_string(v)}" for k, v in mapping.items()
+                )
+                exprs.append(f'CASE "{source}" {cases} ELSE "{name}" END AS "{name}"')
+            else:
+                exprs.append(f'"{name}"')
+        return f"(SELECT {', '.join(exprs)} FROM read_parquet({sql_string(str(self.data))}))"
+
+
+class SpilledTable:
+    """Rows in parts (:class:`Part`), each a Parquet file on disk or a (small) pandas frame,
+    one after the other, with their columns and count: what a raw-table writer inserts part by
+    part."""
+
+    def __init__(
+        self, parts: list[Part], columns: list[str], count: int, keep: list[Any] | None = None
+    ) -> None:
+        self.parts = parts
+        self.columns = list(columns)
+        self.count = count
+        self._keep = keep or []  # the temporary folders, removed with the last reference
+        self._frame: pd.DataFrame | None = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def empty(self) -> bool:
+        return self.count == 0
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.columns
+
+    def assign(self, **constants: Any) -> SpilledTable:
+        """The same rows with some columns set to one value (``source`` of a shared table)."""
+        return SpilledTable(
+            [p.with_constants(constants) for p in self.parts],
+            [*self.columns, *[c for c in constants if c not in self.columns]],
+            self.count,
+            self._keep,
+        )
+
+    def copy(self) -> SpilledTable:
+        return self.assign()
+
+    def frames_or_sql(self):
+        """Each part: a pandas frame or a FROM item reading its Parquet file."""
+        for part in self.parts:
+            yield part.frame_or_sql(self.columns)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The rows as one pandas frame (for tests and small files: the memory the spill
+        avoids)."""
+        if self._frame is None:
+            frames = []
+            con = None
+            try:
+                for part in self.frames_or_sql():
+                    if isinstance(part, pd.DataFrame):
+                        frames.append(part)
+                    else:
+                        con = con or duckdb.connect()
+                        frames.append(con.execute(f"SELECT * FROM {part}").df())
+            finally:
+                if con is not None:
+                    con.close()
+            frames = [f for f in frames if len(f)] or frames[:1]
+            self._frame = (
+                pd.concat(frames, ignore_index=True)
+                if frames
+                else pd.DataFrame(columns=self.columns)
+            )
+        return self._frame
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in self.__dict__.get("columns", ()):
+            raise AttributeError(name)
+        return self.to_pandas()[name]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.to_pandas()[name]
+
+    @staticmethod
+    def union(tables: list[SpilledTable]) -> SpilledTable:
+        """Several spilled tables of the same columns, one after the other."""
+        return SpilledTable(
+            [p for t in tables for p in t.parts],
+            tables[0].columns,
+            sum(t.count for t in tables),
+            [k for t in tables for k in t._keep],
+        )
