@@ -228,6 +228,8 @@ def read_points(
     try:
         described = _columns_of(con, sql)
     except Exception as err:  # noqa: BLE001
+        if dialect is not None and not checked:
+            _refuse_misshapen(path)
         raise PointsError(f"Lecture impossible de {path.name} : {err}") from None
     columns = [name for name, _ in described]
     types = dict(described)
@@ -424,22 +426,21 @@ def load_points(
     else:
         errors, scans = f"{table}_erreurs", f"{table}_lectures"
         options = f", store_rejects = true, rejects_table = '{errors}', rejects_scan = '{scans}'"
+        failure = None
         try:
-            _read_or_refuse(lambda: create(_csv_sql(path, source.dialect, options)), name)
+            create(_csv_sql(path, source.dialect, options))
             misshapen = con.execute(f"SELECT count(*) FROM {quote_ident(errors)}").fetchone()[0]
+        except Exception as err:  # noqa: BLE001 - DuckDB raises several error types
+            failure, misshapen = err, 0
         finally:
             for rejects in (errors, scans):
                 con.execute(f"DROP TABLE IF EXISTS {quote_ident(rejects)}")
-        if misshapen:
-            # DuckDB set records aside: the reading library names them as every reader does,
-            # or, when it finds none, the file is read as before, without setting anything aside
+        if misshapen or failure is not None:
+            # DuckDB set records aside or could not read the file: the reading library names
+            # the records of the wrong field count as every reader does; when it finds none,
+            # the file is read as before, without setting anything aside
             con.execute(f"DROP TABLE IF EXISTS {relation}")
-            try:
-                shape = csv_shape(path, name)
-            except IngestionError as err:
-                raise PointsError(str(err)) from None
-            if shape.misshapen_count:
-                raise PointsError(shape.message(name))
+            _refuse_misshapen(path)
             _read_or_refuse(lambda: create(source.sql), name)
     rows, low = con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE NOT {KEPT}) FROM {relation}"
@@ -487,6 +488,17 @@ def _number(expr: str, numeric: bool) -> tuple[str, str]:
     if numeric:
         return sql_number(expr, True), "NULL"
     return f"try_cast({expr} AS DOUBLE)", sql_number(expr, False)
+
+
+def _refuse_misshapen(path: Path) -> None:
+    """PointsError with the reading library's message when records of ``path`` have the wrong
+    field count (the lines named); nothing otherwise."""
+    try:
+        shape = csv_shape(path, path.name)
+    except IngestionError as err:
+        raise PointsError(str(err)) from None
+    if shape.misshapen_count:
+        raise PointsError(shape.message(path.name))
 
 
 def _read_or_refuse(read, name: str) -> None:
