@@ -22,6 +22,11 @@ the addok-csv plugin) returns is read as it is: the user's columns, then ``latit
 (:func:`score_threshold`, ``OBSERVATOIRE_SCORE_BAN_MIN``, 0,5 by default) or empty (address not
 found: ``result_status`` ``not-found``, ``error``, ``skipped``) is never assigned: it goes to
 ``raw.rejets`` with its score.
+
+Why this module is long: the two roads of reading a file of places (:func:`read_points`, the
+reference the tests and :func:`geo.points.assign_points` use, and :func:`load_points`, the
+asset's one reading) share their column finding, CRS detection, number reading and refusal
+messages; split apart, each half would import the other's private rules.
 """
 
 from __future__ import annotations
