@@ -235,7 +235,9 @@ def _assign_file(
     description=(
         "Lieux géocodés (data/raw/lieux/*.csv|parquet : équipements, lieux d'action, résidences "
         "des bénéficiaires) affectés au QPV qui les contient, par géographie (2015/2024), avec "
-        "un statut par ligne (dans_qpv, hors_qpv, coordonnees_invalides, lon_lat_inverses)."
+        "un statut par ligne (dans_qpv, hors_qpv, coordonnees_invalides, lon_lat_inverses) ; "
+        "lignes d'un fichier du géocodeur de la BAN de score inférieur à "
+        "OBSERVATOIRE_SCORE_BAN_MIN (0,5) non affectées, dans raw.rejets."
     ),
 )
 def lieux(
@@ -255,6 +257,9 @@ def lieux(
         "lignes_lues": dg.MetadataValue.int(lus),
         "lignes_table": dg.MetadataValue.int(int(summary["lignes_table"])),
         "rejets": dg.MetadataValue.int(int(summary["rejets"])),
+        "score_ban_insuffisant": dg.MetadataValue.int(
+            sum(int(f.get("score_insuffisant", 0)) for f in summary["fichiers"])
+        ),
         "par_geographie": dg.MetadataValue.json(summary["par_geographie"]),
         "fichiers_lus": dg.MetadataValue.json(summary["fichiers"]),
         "index": dg.MetadataValue.json(summary["index"]),
