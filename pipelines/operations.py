@@ -387,9 +387,11 @@ CODE_FOLDERS = ("pipelines", "geo", "dbt_project")
 _NOT_CODE = {"__pycache__", "target", "target_test", "logs", "dbt_packages", ".user.yml"}
 #: Packages whose version changes what a build computes.
 CODE_PACKAGES = ("observatoire-qpv", "duckdb", "dbt-core", "dbt-duckdb", "dagster", "dagster-dbt")
-#: Environment variables that change what a build writes (statistical secret, report PDF).
+#: Environment variables that change what a build writes (statistical secret, report PDF,
+#: the BAN geocoder's score threshold of the lieux).
 OPTION_VARIABLES = (
     "OBSERVATOIRE_SEUIL_SECRET",
+    "OBSERVATOIRE_SCORE_BAN_MIN",
     "OBSERVATOIRE_RAPPORT_PDF",
     "OBSERVATOIRE_CHROMIUM",
     "OBSERVATOIRE_RAPPORTS_MAX",

@@ -413,12 +413,16 @@ def violations(
 def test_every_file_is_labelled_fictitious(demo) -> None:
     files = sorted(p for p in demo.rglob("*") if p.is_file())
     data_files = [p for p in files if p.name != "README.txt"]
-    assert len(data_files) == 13
+    assert len(data_files) == 14
     assert all("DEMO_FICTIF" in p.name for p in data_files)
-    for folder in ("programmations", "bilans", "compas"):
+    for folder in ("programmations", "bilans", "compas", "lieux"):
         assert MENTION.upper() in (demo / folder / "README.txt").read_text(encoding="utf-8")
     for path in data_files:
-        if path.suffix == ".csv":
+        if path.parent.name == "lieux":
+            # the BAN geocoder's CSV as it returns it: header first, no preamble line; its
+            # name and its README say it is fictitious, and so does every place's name
+            assert "(lieu fictif)" in path.read_text(encoding="utf-8").splitlines()[1]
+        elif path.suffix == ".csv":
             first = path.read_bytes().decode("utf-8-sig").splitlines()[0]
             assert first.startswith(MENTION), path.name
         else:

@@ -480,10 +480,10 @@ class CsvShape:
         )
 
 
-def csv_shape(path: Path, label: str | None = None, limit: int = 5) -> CsvShape:
-    """Encoding, separator (the one of DELIMITERS that splits the first non-blank line into the
-    most fields) and field count of every record of a CSV, read as a stream (constant memory).
-    Raises IngestionError for an empty, non-UTF-8 or unparsable file."""
+def csv_dialect(path: Path, label: str | None = None) -> tuple[str, str]:
+    """Encoding and separator of a CSV read by another engine (DuckDB): the encoding policy of
+    :func:`text_encoding` and the one of DELIMITERS that splits the first non-blank line into
+    the most fields. Raises IngestionError for an empty or non-UTF-8 file."""
     label = label or str(path)
     encoding = text_encoding(path, label)
     with _open_text(path, label, encoding) as fh:
@@ -494,6 +494,15 @@ def csv_shape(path: Path, label: str | None = None, limit: int = 5) -> CsvShape:
         DELIMITERS,
         key=lambda d: (len(next(csv.reader([first], delimiter=d))), -DELIMITERS.index(d)),
     )
+    return encoding, delimiter
+
+
+def csv_shape(path: Path, label: str | None = None, limit: int = 5) -> CsvShape:
+    """Encoding, separator (the one of DELIMITERS that splits the first non-blank line into the
+    most fields) and field count of every record of a CSV, read as a stream (constant memory).
+    Raises IngestionError for an empty, non-UTF-8 or unparsable file."""
+    label = label or str(path)
+    encoding, delimiter = csv_dialect(path, label)
     expected, bad, count = None, [], 0
     with _open_text(path, label, encoding) as fh:
         reader = csv.reader(fh, delimiter=delimiter, quotechar='"')

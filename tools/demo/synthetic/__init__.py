@@ -18,7 +18,8 @@ Modules: :mod:`.plans` (per-territory plans, financeur labels, fictitious names)
 actions, fictitious SIRET), :mod:`.generator` (TerritoryGenerator: the two years of a
 territory), :mod:`.violations` (how to break each kind of rule, yearly targets),
 :mod:`.formats` (French formatting, CSV/XLSX/README writing), :mod:`.programmations`,
-:mod:`.bilans` and :mod:`.compas` (one file writer each); this module assembles them.
+:mod:`.bilans` and :mod:`.compas` (one file writer each), :mod:`.lieux` (places geocoded by the
+BAN); this module assembles them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .bilans import BilanWriter
 from .compas import CompasWriter
 from .formats import _readme, fr_total
 from .generator import TerritoryGenerator
+from .lieux import write_lieux_ban
 from .plans import NON_ACTION_RULES, PLANS, TARGET_RULES
 from .programmations import ProgrammationWriter
 from .referentiels import Referentiels
@@ -47,8 +49,9 @@ def write_synthetic_demo(raw_dir: Path, referentiels_dir: Path, seed: int = 2026
     """Write the fictitious demo files under ``raw_dir`` and return their paths.
 
     Folders: ``programmations/`` (VM CSV Dauphin-like, CAMVS XLSX wide, CABBALR CSV),
-    ``bilans/`` (one row per action × QPV of residence), ``compas/`` (indicator table), each
-    with a README.txt. The same seed and référentiels give byte-identical files.
+    ``bilans/`` (one row per action × QPV of residence), ``compas/`` (indicator table),
+    ``lieux/`` (places geocoded by the BAN, :mod:`.lieux`), each with a README.txt. The same
+    seed and référentiels give byte-identical files.
     """
     raw_dir = Path(raw_dir)
     refs = Referentiels(Path(referentiels_dir))
@@ -156,4 +159,6 @@ def write_synthetic_demo(raw_dir: Path, referentiels_dir: Path, seed: int = 2026
             f"- {compas.name}",
         ],
     )
-    return [*programmations, *bilans, compas, readme_prog, readme_bilans, readme_compas]
+    # their own sequence of draws: the other files stay byte-identical
+    lieux = write_lieux_ban(raw_dir, random.Random(seed + 1))
+    return [*programmations, *bilans, compas, readme_prog, readme_bilans, readme_compas, *lieux]
