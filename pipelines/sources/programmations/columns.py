@@ -376,6 +376,24 @@ def _dedup_keys(texts: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+def _cells_frame(rows: list[tuple[int, list[Any]]], width: int) -> pd.DataFrame:
+    """The cells of the lines as an object frame of ``width`` columns (short lines padded with
+    None), built as one 2-D block (a frame from a list of lists checks every column)."""
+    block = np.empty((len(rows), width), dtype=object)
+    for i, (_, cells) in enumerate(rows):
+        block[i, : len(cells)] = cells
+    return pd.DataFrame(block, columns=range(width), copy=False)
+
+
+def _first_of_same(keys: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """For each line, the line of the first line with the same key (itself when it is first)."""
+    if len(keys) == 0:
+        return lines.copy()
+    codes, _ = pd.factorize(keys)
+    _, first = np.unique(codes, return_index=True)  # sorted codes: first[code] = first position
+    return lines[first[codes]]
+
+
 Build = Callable[[TableColumns], pd.DataFrame]
 
 
@@ -403,18 +421,14 @@ def run_tables_columns(
         path = Path(path)
         for table in read_tables(path, aliases, wanted):
             width = max([len(table.header), *(len(c) for _, c in table.rows)], default=0)
-            all_cells = pd.DataFrame(
-                [list(c) + [None] * (width - len(c)) for _, c in table.rows],
-                columns=range(width),
-                dtype=object,
-            )
+            all_cells = _cells_frame(table.rows, width)
             all_lines = np.array([line for line, _ in table.rows], dtype=np.int64)
             distinct = [Distinct(all_cells[j].to_numpy(dtype=object)) for j in range(width)]
             texts = [d.map(cell_text) for d in distinct]
             keys = _dedup_keys(texts) if width else np.full(len(all_lines), "", dtype=object)
             data = keys != ""
             keys, lines = keys[data], all_lines[data]
-            first_line = pd.Series(lines).groupby(keys, sort=False).transform("first").to_numpy()
+            first_line = _first_of_same(keys, lines)
             duplicate = first_line != lines
             table_rejects: list[dict[str, Any]] = []
             for line, first in zip(lines[duplicate], first_line[duplicate], strict=True):

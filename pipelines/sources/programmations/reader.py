@@ -122,10 +122,7 @@ def split_wide_header(header: str, aliases: dict[str, str]) -> tuple[str, str] |
     text = " ".join(str(header).split())
     if not text or len(text) > 120:
         return None
-    measure_words = {
-        word for key, champ in aliases.items() if champ in AMOUNT_MEASURES for word in key.split()
-    }
-    if not measure_words & set(header_key(text).split()):
+    if not _measure_words(aliases) & set(header_key(text).split()):
         return None  # no word of an amount alias: cannot be a "<financeur> - <measure>" header
     candidates: list[tuple[str, str]] = []
     parts = _SEPARATORS.split(text, maxsplit=1)
@@ -143,6 +140,25 @@ def split_wide_header(header: str, aliases: dict[str, str]) -> tuple[str, str] |
         if champ in AMOUNT_MEASURES and label and not aliases.get(header_key(label)):
             return label, champ
     return None
+
+
+#: aliases dict -> (the same dict, the words of its amount aliases): computed once per dict, not
+#: once per header cell (the header scorer tries every cell of the first rows of every file)
+_MEASURE_WORDS: dict[int, tuple[dict[str, str], frozenset[str], int]] = {}
+
+
+def _measure_words(aliases: dict[str, str]) -> frozenset[str]:
+    """The words of the aliases of an amount requested/granted."""
+    cached = _MEASURE_WORDS.get(id(aliases))
+    if cached is not None and cached[0] is aliases and cached[2] == len(aliases):
+        return cached[1]
+    words = frozenset(
+        word for key, champ in aliases.items() if champ in AMOUNT_MEASURES for word in key.split()
+    )
+    if len(_MEASURE_WORDS) > 64:
+        _MEASURE_WORDS.clear()
+    _MEASURE_WORDS[id(aliases)] = (aliases, words, len(aliases))
+    return words
 
 
 def map_columns(header: list[Any], aliases: dict[str, str], wanted: set[str]) -> ColumnMap:
