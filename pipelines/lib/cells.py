@@ -151,9 +151,18 @@ def fold(text: str) -> str:
     text has no accent to drop (its NFKD form is itself), so only the others are decomposed.
     """
     if not text.isascii():
-        text = unicodedata.normalize("NFKD", text)
-        text = "".join(c for c in text if not unicodedata.combining(c))
+        text = unicodedata.normalize("NFKD", text).translate(_combining_marks())
     return _NOT_ALNUM.sub(" ", text.lower()).strip()
+
+
+@lru_cache(maxsize=1)
+def _combining_marks() -> dict[int, None]:
+    """Every combining character (accents once decomposed), as a table that deletes them."""
+    import sys
+
+    return {
+        code: None for code in range(sys.maxunicode + 1) if unicodedata.combining(chr(code))
+    }
 
 
 def normalise_header(name: str) -> str:
