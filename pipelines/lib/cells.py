@@ -151,18 +151,15 @@ def fold(text: str) -> str:
     text has no accent to drop (its NFKD form is itself), so only the others are decomposed.
     """
     if not text.isascii():
-        text = unicodedata.normalize("NFKD", text).translate(_combining_marks())
+        decomposed = unicodedata.normalize("NFKD", text)
+        text = _LATIN_ACCENTS.sub("", decomposed)  # the usual accents, all combining marks
+        if not text.isascii():  # other characters: each one asked whether it is a mark
+            text = "".join(c for c in decomposed if not unicodedata.combining(c))
     return _NOT_ALNUM.sub(" ", text.lower()).strip()
 
 
-@lru_cache(maxsize=1)
-def _combining_marks() -> dict[int, None]:
-    """Every combining character (accents once decomposed), as a table that deletes them."""
-    import sys
-
-    return {
-        code: None for code in range(sys.maxunicode + 1) if unicodedata.combining(chr(code))
-    }
+#: Combining diacritical marks U+0300-U+036F, but U+034F (grapheme joiner, not a combining mark)
+_LATIN_ACCENTS = re.compile("[\u0300-\u034e\u0350-\u036f]+")
 
 
 def normalise_header(name: str) -> str:

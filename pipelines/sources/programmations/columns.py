@@ -50,8 +50,7 @@ class Distinct:
             self.index = np.zeros(0, dtype=np.intp)
             self.values = np.zeros(0, dtype=object)
             return
-        if len(array) <= _SMALL and all(type(v) is str or v is None for v in array):
-            self._small(array)
+        if len(array) <= _SMALL and self._small(array):
             return
         plain = pd.api.types.infer_dtype(array, skipna=True) in {"string", "empty"}
         keys = array
@@ -67,10 +66,10 @@ class Distinct:
         codes[missing] = len(uniques) + np.arange(len(missing))
         self.index = codes
 
-    def _small(self, array: np.ndarray) -> None:
+    def _small(self, array: np.ndarray) -> bool:
         """The same as pandas' factorize for a short array of texts and Nones (its fixed cost
         is most of the time of a file's column): values in order of first appearance, then each
-        None on its own."""
+        None on its own. False (nothing set) when a value is neither a text nor None."""
         lookup: dict[str, int] = {}
         uniques: list[str] = []
         missing: list[int] = []
@@ -79,6 +78,8 @@ class Distinct:
             if value is None:
                 missing.append(i)
                 continue
+            if type(value) is not str:
+                return False
             code = lookup.get(value)
             if code is None:
                 code = lookup[value] = len(uniques)
@@ -88,6 +89,7 @@ class Distinct:
         self.values[: len(uniques)] = uniques
         codes[missing] = len(uniques) + np.arange(len(missing))
         self.index = codes
+        return True
 
     def map(self, fn: Callable[[Any], Any]) -> np.ndarray:
         """``fn`` of every value, called once per distinct value."""
