@@ -468,10 +468,17 @@ def run_tables_columns(
                 )
             kept = data.copy()
             kept[data] = ~duplicate
-            view = TableColumns(table, all_cells[kept].reset_index(drop=True), all_lines[kept])
-            for j in range(width):
-                view._texts[j] = texts[j][kept]
-                view._distinct[j] = distinct[j].subset(kept)
+            if kept.all():  # no blank line, no duplicate: the lines as read (no copy)
+                view = TableColumns(table, all_cells, all_lines)
+                view._texts = dict(enumerate(texts))
+                view._distinct = dict(enumerate(distinct))
+            else:
+                view = TableColumns(
+                    table, all_cells[kept].reset_index(drop=True), all_lines[kept]
+                )
+                for j in range(width):
+                    view._texts[j] = texts[j][kept]
+                    view._distinct[j] = distinct[j].subset(kept)
             built = build(view)
             error_positions = np.flatnonzero(view.error)
             for pos in error_positions:
@@ -487,8 +494,10 @@ def run_tables_columns(
                 )
             rejects.extend(sorted(table_rejects, key=lambda r: r["ligne"]))
             anomalies.extend(view.flagged())
-            built = built[~view.error[built["_position"].to_numpy()]]
-            frames.append(built.drop(columns="_position"))
+            if len(error_positions):
+                built = built[~view.error[built["_position"].to_numpy()]]
+            del built["_position"]
+            frames.append(built)
             read = int(data.sum())
             rejected = int(duplicate.sum()) + len(error_positions)
             files.append(
