@@ -305,6 +305,7 @@ def _header_scorer(aliases: dict[str, str], wanted: set[str]) -> Scorer:
     """The header is the row (merged with the group row above it) that maps to the most fields,
     naming at least the dossier or the action and one more field."""
     cache: dict[str, Any] = {"rows": None, "merged": []}
+    identifying = {"dossier", "intitule"} & wanted
 
     def score(rows: Sequence[Sequence[Any]], k: int) -> float | None:
         if cache["rows"] is not rows:
@@ -313,6 +314,11 @@ def _header_scorer(aliases: dict[str, str], wanted: set[str]) -> Scorer:
         while len(merged) <= k:
             above = merged[-1] if merged else None
             merged.append(_with_group_row(list(rows[len(merged)]), above, aliases))
+        # a header names the dossier or the action (see _header_ok): a row without a cell of
+        # theirs is not mapped (most rows scored are data lines, whose cells would each be
+        # tried as a « <financeur> - <measure> » header)
+        if not any(aliases.get(header_key(cell)) in identifying for cell in merged[k]):
+            return None
         cmap = map_columns(merged[k], aliases, wanted)
         return cmap.score if _header_ok(cmap) else None
 
