@@ -73,10 +73,11 @@ class Distinct:
         lookup: dict[str, int] = {}
         uniques: list[str] = []
         missing: list[int] = []
-        codes = np.empty(len(array), dtype=np.intp)
-        for i, value in enumerate(array):
+        codes: list[int] = []
+        for i, value in enumerate(array.tolist()):
             if value is None:
                 missing.append(i)
+                codes.append(-1)
                 continue
             if type(value) is not str:
                 return False
@@ -84,11 +85,12 @@ class Distinct:
             if code is None:
                 code = lookup[value] = len(uniques)
                 uniques.append(value)
-            codes[i] = code
+            codes.append(code)
         self.values = np.empty(len(uniques) + len(missing), dtype=object)
         self.values[: len(uniques)] = uniques
-        codes[missing] = len(uniques) + np.arange(len(missing))
-        self.index = codes
+        index = np.array(codes, dtype=np.intp)
+        index[missing] = len(uniques) + np.arange(len(missing))
+        self.index = index
         return True
 
     def map(self, fn: Callable[[Any], Any]) -> np.ndarray:
