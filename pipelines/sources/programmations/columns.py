@@ -9,6 +9,12 @@ unreadable cell, with the same message, as when it was read cell by cell.
 :class:`TableColumns` holds the candidate lines of one table (blank lines and exact duplicates
 removed) and the first error of each line; :func:`run_tables_columns` reads every file and calls a
 source's ``build(view)`` on each table.
+
+Why this module is long: the column-wise reading is one mechanism (the distinct values of a
+column, the first error of each line, the flags, the loop over the files) whose parts share
+the line positions of one table; split, each part would need the others' internals. Its fast
+paths (a short text column factorised in Python, a table without blank or repeated lines kept
+without copy) are here too, next to the general code they must match.
 """
 
 from __future__ import annotations
