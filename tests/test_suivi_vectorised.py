@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import unicodedata
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -137,3 +138,19 @@ def test_distinct_of_a_pandas_series():
     series = pd.Series(["a", None, "a", "b"], dtype=object)
     distinct = Distinct(series)
     assert [distinct.values[i] for i in distinct.index] == ["a", None, "a", "b"]
+
+
+def test_compare_suivi_reads_and_compares(tmp_path, capsys):
+    import shutil
+
+    from tools.compare_suivi import compare, read
+
+    corpus = Path(__file__).parent / "corpus"
+    for source, pattern in (("programmations", "VM_programmation_*"), ("bilans", "VM_bilans_*")):
+        (tmp_path / "raw" / source).mkdir(parents=True)
+        for path in corpus.glob(pattern):
+            shutil.copy(path, tmp_path / "raw" / source / path.name)
+    read(tmp_path / "raw", tmp_path / "a.pkl", None)
+    read(tmp_path / "raw", tmp_path / "b.pkl", None)
+    assert compare(tmp_path / "a.pkl", tmp_path / "b.pkl")
+    assert "identiques" in capsys.readouterr().out

@@ -481,9 +481,7 @@ def run_tables_columns(
                 view._texts = dict(enumerate(texts))
                 view._distinct = dict(enumerate(distinct))
             else:
-                view = TableColumns(
-                    table, all_cells[kept].reset_index(drop=True), all_lines[kept]
-                )
+                view = TableColumns(table, all_cells[kept].reset_index(drop=True), all_lines[kept])
                 for j in range(width):
                     view._texts[j] = texts[j][kept]
                     view._distinct[j] = distinct[j].subset(kept)
