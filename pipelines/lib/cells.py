@@ -140,11 +140,26 @@ def number_or_none(cell: str, decimal: str = ",") -> float | None:
 # --------------------------------------------------------------------------------------------
 
 
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+@lru_cache(maxsize=200_000)
 def fold(text: str) -> str:
-    """Lower case, no accents, single spaces: to compare labels and header aliases."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+    """Lower case, no accents, single spaces: to compare labels and header aliases.
+
+    Memoised (labels, headers and codes repeat from line to line and file to file); an ASCII
+    text has no accent to drop (its NFKD form is itself), so only the others are decomposed.
+    """
+    if not text.isascii():
+        decomposed = unicodedata.normalize("NFKD", text)
+        text = _LATIN_ACCENTS.sub("", decomposed)  # the usual accents, all combining marks
+        if not text.isascii():  # other characters: each one asked whether it is a mark
+            text = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _NOT_ALNUM.sub(" ", text.lower()).strip()
+
+
+#: Combining diacritical marks U+0300-U+036F, but U+034F (grapheme joiner, not a combining mark)
+_LATIN_ACCENTS = re.compile("[\u0300-\u034e\u0350-\u036f]+")
 
 
 def normalise_header(name: str) -> str:

@@ -47,37 +47,81 @@ financeurs_ref as (
 
 ),
 
-precedentes as (
+-- Pairs (action, previous year's action of the same project). Two equi-joins (hash joins)
+-- instead of one join with an OR, which DuckDB can only evaluate on every pair of actions of a
+-- territory's two years (the normalised labels computed for each pair): the same dossier base,
+-- or else the same porteur and the same intitulé; each pair is found by one branch only.
+actions_cles as (
+
+    select
+        territoire,
+        annee,
+        dossier,
+        dossier_base,
+        date_bilan,
+        marqueur_rang,
+        marqueur_egalite,
+        echelle_marqueur,
+        coalesce(porteur_siret, {{ normalise_libelle('porteur_nom') }}) as porteur_cle,
+        {{ normalise_libelle('intitule') }} as intitule_cle
+    from actions
+
+),
+
+paires_precedentes as (
 
     select
         courantes.territoire,
         courantes.annee,
         courantes.dossier,
-        string_agg(distinct anciennes.dossier, ', ' order by anciennes.dossier)
-            as dossier_precedent,
-        max(anciennes.date_bilan) as date_bilan_precedent,
-        max(anciennes.marqueur_rang) as marqueur_rang_precedent,
-        arg_max(anciennes.marqueur_egalite, anciennes.marqueur_rang) as marqueur_precedent,
-        max(anciennes.echelle_marqueur) as echelle_marqueur_precedente
-    from actions as courantes
-    inner join actions as anciennes
+        anciennes.dossier as dossier_ancien,
+        anciennes.date_bilan,
+        anciennes.marqueur_rang,
+        anciennes.marqueur_egalite,
+        anciennes.echelle_marqueur
+    from actions_cles as courantes
+    inner join actions_cles as anciennes
         on
             courantes.territoire = anciennes.territoire
             and courantes.annee - 1 = anciennes.annee
-            and (
-                courantes.dossier_base = anciennes.dossier_base
-                or (
-                    coalesce(
-                        courantes.porteur_siret, {{ normalise_libelle('courantes.porteur_nom') }}
-                    )
-                    = coalesce(
-                        anciennes.porteur_siret, {{ normalise_libelle('anciennes.porteur_nom') }}
-                    )
-                    and {{ normalise_libelle('courantes.intitule') }}
-                    = {{ normalise_libelle('anciennes.intitule') }}
-                )
-            )
-    group by courantes.territoire, courantes.annee, courantes.dossier
+            and courantes.dossier_base = anciennes.dossier_base
+
+    union all
+
+    select
+        courantes.territoire,
+        courantes.annee,
+        courantes.dossier,
+        anciennes.dossier as dossier_ancien,
+        anciennes.date_bilan,
+        anciennes.marqueur_rang,
+        anciennes.marqueur_egalite,
+        anciennes.echelle_marqueur
+    from actions_cles as courantes
+    inner join actions_cles as anciennes
+        on
+            courantes.territoire = anciennes.territoire
+            and courantes.annee - 1 = anciennes.annee
+            and courantes.porteur_cle = anciennes.porteur_cle
+            and courantes.intitule_cle = anciennes.intitule_cle
+    where (courantes.dossier_base = anciennes.dossier_base) is not true
+
+),
+
+precedentes as (
+
+    select
+        territoire,
+        annee,
+        dossier,
+        string_agg(distinct dossier_ancien, ', ' order by dossier_ancien)
+            as dossier_precedent,
+        max(date_bilan) as date_bilan_precedent,
+        max(marqueur_rang) as marqueur_rang_precedent,
+        arg_max(marqueur_egalite, marqueur_rang) as marqueur_precedent,
+        max(echelle_marqueur) as echelle_marqueur_precedente
+    from paires_precedentes
+    group by territoire, annee, dossier
 
 ),
 

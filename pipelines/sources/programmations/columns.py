@@ -9,6 +9,12 @@ unreadable cell, with the same message, as when it was read cell by cell.
 :class:`TableColumns` holds the candidate lines of one table (blank lines and exact duplicates
 removed) and the first error of each line; :func:`run_tables_columns` reads every file and calls a
 source's ``build(view)`` on each table.
+
+Why this module is long: the column-wise reading is one mechanism (the distinct values of a
+column, the first error of each line, the flags, the loop over the files) whose parts share
+the line positions of one table; split, each part would need the others' internals. Its fast
+paths (a short text column factorised in Python, a table without blank or repeated lines kept
+without copy) are here too, next to the general code they must match.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from pipelines.sources.programmations.reader import (
 )
 
 _SEPARATOR = "\x1f"  # never in a cell text (cell_text folds it away as white space)
+#: Columns up to this length are factorised in Python (see :meth:`Distinct._small`).
+_SMALL = 20_000
 
 
 class Distinct:
@@ -48,6 +56,8 @@ class Distinct:
             self.index = np.zeros(0, dtype=np.intp)
             self.values = np.zeros(0, dtype=object)
             return
+        if len(array) <= _SMALL and self._small(array):
+            return
         plain = pd.api.types.infer_dtype(array, skipna=True) in {"string", "empty"}
         keys = array
         if not plain:  # tag each value with its type: 1, 1.0 and True must not be merged
@@ -61,6 +71,33 @@ class Distinct:
         codes = codes.astype(np.intp, copy=True)
         codes[missing] = len(uniques) + np.arange(len(missing))
         self.index = codes
+
+    def _small(self, array: np.ndarray) -> bool:
+        """The same as pandas' factorize for a short array of texts and Nones (its fixed cost
+        is most of the time of a file's column): values in order of first appearance, then each
+        None on its own. False (nothing set) when a value is neither a text nor None."""
+        lookup: dict[str, int] = {}
+        uniques: list[str] = []
+        missing: list[int] = []
+        codes: list[int] = []
+        for i, value in enumerate(array.tolist()):
+            if value is None:
+                missing.append(i)
+                codes.append(-1)
+                continue
+            if type(value) is not str:
+                return False
+            code = lookup.get(value)
+            if code is None:
+                code = lookup[value] = len(uniques)
+                uniques.append(value)
+            codes.append(code)
+        self.values = np.empty(len(uniques) + len(missing), dtype=object)
+        self.values[: len(uniques)] = uniques
+        index = np.array(codes, dtype=np.intp)
+        index[missing] = len(uniques) + np.arange(len(missing))
+        self.index = index
+        return True
 
     def map(self, fn: Callable[[Any], Any]) -> np.ndarray:
         """``fn`` of every value, called once per distinct value."""
@@ -376,6 +413,24 @@ def _dedup_keys(texts: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+def _cells_frame(rows: list[tuple[int, list[Any]]], width: int) -> pd.DataFrame:
+    """The cells of the lines as an object frame of ``width`` columns (short lines padded with
+    None), built as one 2-D block (a frame from a list of lists checks every column)."""
+    block = np.empty((len(rows), width), dtype=object)
+    for i, (_, cells) in enumerate(rows):
+        block[i, : len(cells)] = cells
+    return pd.DataFrame(block, columns=range(width), copy=False)
+
+
+def _first_of_same(keys: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """For each line, the line of the first line with the same key (itself when it is first)."""
+    if len(keys) == 0:
+        return lines.copy()
+    codes, _ = pd.factorize(keys)
+    _, first = np.unique(codes, return_index=True)  # sorted codes: first[code] = first position
+    return lines[first[codes]]
+
+
 Build = Callable[[TableColumns], pd.DataFrame]
 
 
@@ -403,18 +458,14 @@ def run_tables_columns(
         path = Path(path)
         for table in read_tables(path, aliases, wanted):
             width = max([len(table.header), *(len(c) for _, c in table.rows)], default=0)
-            all_cells = pd.DataFrame(
-                [list(c) + [None] * (width - len(c)) for _, c in table.rows],
-                columns=range(width),
-                dtype=object,
-            )
+            all_cells = _cells_frame(table.rows, width)
             all_lines = np.array([line for line, _ in table.rows], dtype=np.int64)
             distinct = [Distinct(all_cells[j].to_numpy(dtype=object)) for j in range(width)]
             texts = [d.map(cell_text) for d in distinct]
             keys = _dedup_keys(texts) if width else np.full(len(all_lines), "", dtype=object)
             data = keys != ""
             keys, lines = keys[data], all_lines[data]
-            first_line = pd.Series(lines).groupby(keys, sort=False).transform("first").to_numpy()
+            first_line = _first_of_same(keys, lines)
             duplicate = first_line != lines
             table_rejects: list[dict[str, Any]] = []
             for line, first in zip(lines[duplicate], first_line[duplicate], strict=True):
@@ -425,10 +476,15 @@ def run_tables_columns(
                 )
             kept = data.copy()
             kept[data] = ~duplicate
-            view = TableColumns(table, all_cells[kept].reset_index(drop=True), all_lines[kept])
-            for j in range(width):
-                view._texts[j] = texts[j][kept]
-                view._distinct[j] = distinct[j].subset(kept)
+            if kept.all():  # no blank line, no duplicate: the lines as read (no copy)
+                view = TableColumns(table, all_cells, all_lines)
+                view._texts = dict(enumerate(texts))
+                view._distinct = dict(enumerate(distinct))
+            else:
+                view = TableColumns(table, all_cells[kept].reset_index(drop=True), all_lines[kept])
+                for j in range(width):
+                    view._texts[j] = texts[j][kept]
+                    view._distinct[j] = distinct[j].subset(kept)
             built = build(view)
             error_positions = np.flatnonzero(view.error)
             for pos in error_positions:
@@ -444,8 +500,10 @@ def run_tables_columns(
                 )
             rejects.extend(sorted(table_rejects, key=lambda r: r["ligne"]))
             anomalies.extend(view.flagged())
-            built = built[~view.error[built["_position"].to_numpy()]]
-            frames.append(built.drop(columns="_position"))
+            if len(error_positions):
+                built = built[~view.error[built["_position"].to_numpy()]]
+            del built["_position"]
+            frames.append(built)
             read = int(data.sum())
             rejected = int(duplicate.sum()) + len(error_positions)
             files.append(

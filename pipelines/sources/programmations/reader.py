@@ -122,10 +122,7 @@ def split_wide_header(header: str, aliases: dict[str, str]) -> tuple[str, str] |
     text = " ".join(str(header).split())
     if not text or len(text) > 120:
         return None
-    measure_words = {
-        word for key, champ in aliases.items() if champ in AMOUNT_MEASURES for word in key.split()
-    }
-    if not measure_words & set(header_key(text).split()):
+    if not _measure_words(aliases) & set(header_key(text).split()):
         return None  # no word of an amount alias: cannot be a "<financeur> - <measure>" header
     candidates: list[tuple[str, str]] = []
     parts = _SEPARATORS.split(text, maxsplit=1)
@@ -143,6 +140,25 @@ def split_wide_header(header: str, aliases: dict[str, str]) -> tuple[str, str] |
         if champ in AMOUNT_MEASURES and label and not aliases.get(header_key(label)):
             return label, champ
     return None
+
+
+#: aliases dict -> (the same dict, the words of its amount aliases): computed once per dict, not
+#: once per header cell (the header scorer tries every cell of the first rows of every file)
+_MEASURE_WORDS: dict[int, tuple[dict[str, str], frozenset[str], int]] = {}
+
+
+def _measure_words(aliases: dict[str, str]) -> frozenset[str]:
+    """The words of the aliases of an amount requested/granted."""
+    cached = _MEASURE_WORDS.get(id(aliases))
+    if cached is not None and cached[0] is aliases and cached[2] == len(aliases):
+        return cached[1]
+    words = frozenset(
+        word for key, champ in aliases.items() if champ in AMOUNT_MEASURES for word in key.split()
+    )
+    if len(_MEASURE_WORDS) > 64:
+        _MEASURE_WORDS.clear()
+    _MEASURE_WORDS[id(aliases)] = (aliases, words, len(aliases))
+    return words
 
 
 def map_columns(header: list[Any], aliases: dict[str, str], wanted: set[str]) -> ColumnMap:
@@ -289,6 +305,7 @@ def _header_scorer(aliases: dict[str, str], wanted: set[str]) -> Scorer:
     """The header is the row (merged with the group row above it) that maps to the most fields,
     naming at least the dossier or the action and one more field."""
     cache: dict[str, Any] = {"rows": None, "merged": []}
+    identifying = {"dossier", "intitule"} & wanted
 
     def score(rows: Sequence[Sequence[Any]], k: int) -> float | None:
         if cache["rows"] is not rows:
@@ -297,6 +314,11 @@ def _header_scorer(aliases: dict[str, str], wanted: set[str]) -> Scorer:
         while len(merged) <= k:
             above = merged[-1] if merged else None
             merged.append(_with_group_row(list(rows[len(merged)]), above, aliases))
+        # a header names the dossier or the action (see _header_ok): a row without a cell of
+        # theirs is not mapped (most rows scored are data lines, whose cells would each be
+        # tried as a « <financeur> - <measure> » header)
+        if not any(aliases.get(header_key(cell)) in identifying for cell in merged[k]):
+            return None
         cmap = map_columns(merged[k], aliases, wanted)
         return cmap.score if _header_ok(cmap) else None
 

@@ -507,9 +507,27 @@ def qpv_scope_anomalies(
     tags = df[["source_fichier", "source_feuille", "source_ligne"]].astype(object)
     first = ~tags.duplicated(keep="first").to_numpy()
     anomalies: list[dict[str, Any]] = []
+    codes_of: dict[str, list[str]] = {}  # the same cells repeat: each one split once
     for i in np.flatnonzero(first & ~_is_none(col["qpv_codes"])):
-        codes = [c for c in str(col["qpv_codes"][i]).split(";") if QPV_LIKE_IN_TEXT.fullmatch(c)]
+        cell = str(col["qpv_codes"][i])
+        codes = codes_of.get(cell)
+        if codes is None:
+            codes = codes_of[cell] = [c for c in cell.split(";") if QPV_LIKE_IN_TEXT.fullmatch(c)]
         territoire, annee = col["territoire"][i], col["annee"][i]
+        others: list[str] = []
+        if perimetre and territoire in perimetre:
+            others = [
+                c
+                for c in codes
+                if c not in perimetre[territoire] and owner.get(c, set()) - {territoire}
+            ]
+        wrong: list[str] = []
+        expected = None
+        if _given(annee):
+            expected = "2024" if int(annee) >= GEOGRAPHIE_2024_DES else "2015"
+            wrong = [c for c in codes if geographie_of(c) not in (None, expected)]
+        if not others and not wrong:
+            continue
         where = f"{col['source_fichier'][i]}, ligne {col['source_ligne'][i]}"
         if col["_qpv_colonne"][i]:
             where += f", colonne « {col['_qpv_colonne'][i]} »"
@@ -520,43 +538,34 @@ def qpv_scope_anomalies(
             "colonne": col["_qpv_colonne"][i],
             "valeur_brute": col["_qpv_brut"][i],
         }
-        if perimetre and territoire in perimetre:
-            others = [
-                c
-                for c in codes
-                if c not in perimetre[territoire] and owner.get(c, set()) - {territoire}
-            ]
-            if others:
-                listed = ", ".join(
-                    f"« {c} » ({', '.join(sorted(owner[c] - {territoire}))})" for c in others
-                )
-                anomalies.append(
-                    {
-                        **base,
-                        "type": "qpv_autre_territoire",
-                        "message": (
-                            f"{where}: QPV d'un autre territoire {listed} dans une programmation "
-                            f"de {territoire}: ligne gardée, à vérifier dans le fichier source"
-                        ),
-                    }
-                )
-        if _given(annee):
-            expected = "2024" if int(annee) >= GEOGRAPHIE_2024_DES else "2015"
-            wrong = [c for c in codes if geographie_of(c) not in (None, expected)]
-            if wrong:
-                listed = ", ".join(f"« {c} »" for c in wrong)
-                anomalies.append(
-                    {
-                        **base,
-                        "type": "qpv_geographie",
-                        "message": (
-                            f"{where}: code QPV de la géographie "
-                            f"{'2015' if expected == '2024' else '2024'} {listed} dans une "
-                            f"programmation {annee} (géographie {expected} attendue): ligne "
-                            "gardée, à vérifier dans le fichier source"
-                        ),
-                    }
-                )
+        if others:
+            listed = ", ".join(
+                f"« {c} » ({', '.join(sorted(owner[c] - {territoire}))})" for c in others
+            )
+            anomalies.append(
+                {
+                    **base,
+                    "type": "qpv_autre_territoire",
+                    "message": (
+                        f"{where}: QPV d'un autre territoire {listed} dans une programmation "
+                        f"de {territoire}: ligne gardée, à vérifier dans le fichier source"
+                    ),
+                }
+            )
+        if wrong:
+            listed = ", ".join(f"« {c} »" for c in wrong)
+            anomalies.append(
+                {
+                    **base,
+                    "type": "qpv_geographie",
+                    "message": (
+                        f"{where}: code QPV de la géographie "
+                        f"{'2015' if expected == '2024' else '2024'} {listed} dans une "
+                        f"programmation {annee} (géographie {expected} attendue): ligne "
+                        "gardée, à vérifier dans le fichier source"
+                    ),
+                }
+            )
     return anomalies
 
 
