@@ -21,7 +21,8 @@ define pip_install
 		|| $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[$(1)]'
 endef
 
-.PHONY: install install-chromium install-qgis install-postgis run build demo report test \
+.PHONY: install install-chromium install-qgis install-postgis install-system run build demo \
+	report test \
 	test-python lint ui clean bench bench-geo bench-memoire
 
 # uv installs the pinned set in seconds (pip: about a minute on this 2-core machine); pip
@@ -37,53 +38,44 @@ install: $(STAMP)
 demo: install
 	$(BIN)/python -m tools.demo --raw-dir $(OBSERVATOIRE_RAW_DIR)
 
-# Debian's chromium prints the report's PDF and runs the report's browser test; pdftotext
-# (poppler-utils) numbers the PDF's table of contents. Installed when missing and the machine
-# allows it (root with apt-get); elsewhere the PDF and those tests are skipped with a message.
+# Debian packages, installed when missing and the machine allows it (root with apt-get), all
+# missing ones in ONE apt-get call; elsewhere what needs them is skipped with a message:
+# - chromium prints the report's PDF and runs the report's browser test; pdftotext
+#   (poppler-utils) numbers the PDF's table of contents;
+# - python3-qgis opens the QGIS kit headless in tests/test_qgis.py (QGIS's own Python,
+#   /usr/bin/python3, not the venv's);
+# - postgresql-15-postgis-3: tests/test_postgis.py starts a throw-away server of its own on a
+#   free local port to check `observatoire publish` (no server is left running).
+CHECK_chromium := command -v chromium
+CHECK_poppler-utils := command -v pdftotext
+CHECK_python3-qgis := QT_QPA_PLATFORM=offscreen /usr/bin/python3 -c "import qgis.core"
+CHECK_postgresql-15-postgis-3 := ls /usr/share/postgresql/*/extension/postgis.control \
+	/usr/lib/postgresql/*/bin/initdb
+define apt_install
+	@missing=""; \
+	$(foreach pkg,$(1),($(CHECK_$(pkg))) >/dev/null 2>&1 || missing="$$missing $(pkg)";) \
+	if [ -z "$$missing" ]; then \
+		echo "paquets Debian présents : $(1)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "paquets Debian à installer :$$missing"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing \
+			>/dev/null) || echo "installation impossible :$$missing (ce qui en a besoin est sauté)"; \
+	else \
+		echo "absents et non installables ici :$$missing (ce qui en a besoin est sauté)"; \
+	fi
+endef
+
 install-chromium:
-	@if command -v chromium >/dev/null 2>&1; then \
-		echo "chromium: $$(command -v chromium)"; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
-			>/dev/null) || echo "chromium: installation impossible (PDF et test navigateur sautés)"; \
-	else \
-		echo "chromium absent et non installable ici (PDF et test navigateur sautés)"; \
-	fi
-	@# pdftotext (poppler-utils) numbers the PDF's table of contents and reads it in the tests
-	@if ! command -v pdftotext >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
-		command -v apt-get >/dev/null 2>&1; then \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null \
-			|| echo "pdftotext : installation impossible (sommaire du PDF sans numéros)"; \
-	fi
+	$(call apt_install,chromium poppler-utils)
 
-# Debian's python3-qgis opens the QGIS kit (marts/qgis/) headless in tests/test_qgis.py, run by
-# /usr/bin/python3 (QGIS's own Python, not the venv's). Installed like chromium when missing;
-# elsewhere that test is skipped with a message.
 install-qgis:
-	@if QT_QPA_PLATFORM=offscreen /usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1; then \
-		echo "python3-qgis: installé"; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-qgis \
-			>/dev/null) || echo "python3-qgis: installation impossible (test QGIS sauté)"; \
-	else \
-		echo "python3-qgis absent et non installable ici (test QGIS sauté)"; \
-	fi
+	$(call apt_install,python3-qgis)
 
-# PostgreSQL 15 + PostGIS 3 (Debian postgresql-15-postgis-3): tests/test_postgis.py starts a
-# throw-away server of its own on a free local port (initdb in a temporary folder) to check
-# `observatoire publish`. Installed when missing and the machine allows it (root with apt-get);
-# elsewhere those tests are skipped with a message. No server is left running.
 install-postgis:
-	@if ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1 \
-		&& ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-		echo "postgis: $$(ls -d /usr/share/postgresql/*/extension/postgis.control | head -1)"; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			postgresql-15-postgis-3 >/dev/null) \
-			|| echo "postgis: installation impossible (tests PostGIS sautés)"; \
-	else \
-		echo "PostgreSQL/PostGIS absent et non installable ici (tests PostGIS sautés)"; \
-	fi
+	$(call apt_install,postgresql-15-postgis-3)
+
+install-system:
+	$(call apt_install,chromium poppler-utils python3-qgis postgresql-15-postgis-3)
 
 # The build's last asset writes the rapport annuel of each territory into data/marts/rapport/.
 run: demo install-chromium
@@ -98,7 +90,7 @@ report: install
 # pytest runs in two workers; its one demo build runs dbt build (every dbt data and unit test).
 # The linters run beside it (they use a core while pytest's workers wait on each other), each
 # one's output printed whole when it ends.
-test: install install-chromium install-qgis install-postgis
+test: install install-system
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-python lint
 
 test-python: install
