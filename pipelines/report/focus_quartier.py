@@ -41,7 +41,8 @@ from pipelines.report.focus_model import (
     records,
     suivi_sources,
 )
-from pipelines.report.render import FICHE_FIELDS, LINK_TYPES
+from pipelines.report.labels import LINK_TYPES
+from pipelines.report.render import FICHE_FIELDS
 
 # Contours of the territory's QPV projected like the rapport annuel's maps (data.load).
 PROJECTION = """
