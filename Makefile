@@ -87,7 +87,8 @@ report: install
 	$(BIN)/observatoire report --warehouse $(OBSERVATOIRE_WAREHOUSE) \
 		--marts-dir $(OBSERVATOIRE_MARTS_DIR)
 
-# pytest runs in three workers (builds wait on files, locks and subprocesses: two would leave a core idle); its one demo build runs dbt build (every dbt data and unit test).
+# pytest runs in three workers (builds wait on files, locks and subprocesses: two would leave a
+# core idle); its one demo build runs dbt build (every dbt data and unit test).
 # The linters run beside it (they use a core while pytest's workers wait on each other), each
 # one's output printed whole when it ends.
 test: install install-system
