@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -16,6 +17,31 @@ from pipelines.settings import (
     DEFAULT_WAREHOUSE,
     Paths,
 )
+
+#: ``--warehouse``: the published warehouse a command reads (OBSERVATOIRE_WAREHOUSE by default).
+published_warehouse_option = click.option(
+    "--warehouse",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=lambda: str(Paths.from_env().warehouse),
+    show_default="OBSERVATOIRE_WAREHOUSE",
+)
+
+
+@contextmanager
+def _read_published(warehouse: Path):
+    """The published warehouse, read-only with DuckDB spatial loaded; a clear error when absent."""
+    import duckdb
+
+    from pipelines.duckdb_utils import load_spatial
+
+    if not warehouse.is_file():
+        raise click.ClickException(f"{warehouse}: entrepôt introuvable (observatoire build)")
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        load_spatial(con)
+        yield con
+    finally:
+        con.close()
 
 
 @click.group(help="Entrepôt de données et observatoire de la politique de la ville (QPV).")
@@ -184,12 +210,7 @@ def fetch(raw_dir: Path, sources: tuple[str, ...], base_urls: tuple[str, ...], f
     help="Fichier HTML à écrire (le PDF est écrit à côté) ; défaut : "
     "<marts>/rapport/rapport_<territoire>_<annee>.html.",
 )
-@click.option(
-    "--warehouse",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=lambda: str(Paths.from_env().warehouse),
-    show_default="OBSERVATOIRE_WAREHOUSE",
-)
+@published_warehouse_option
 @click.option(
     "--marts-dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -276,12 +297,7 @@ def export() -> None:
     help="Classeurs Excel (un par territoire et année de programmation) et CSV Excel-FR (;, "
     "virgule décimale, BOM) des marts de l'entrepôt publié, secret statistique appliqué.",
 )
-@click.option(
-    "--warehouse",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=lambda: str(Paths.from_env().warehouse),
-    show_default="OBSERVATOIRE_WAREHOUSE",
-)
+@published_warehouse_option
 @click.option(
     "--dossier",
     "folder",
@@ -300,19 +316,10 @@ def export_excel(
     years: tuple[int, ...],
     sans_csv: bool,
 ) -> None:
-    import duckdb
-
-    from pipelines.duckdb_utils import load_spatial
     from pipelines.publication.tableurs import export_spreadsheets
 
-    if not warehouse.is_file():
-        raise click.ClickException(f"{warehouse}: entrepôt introuvable (observatoire build)")
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        load_spatial(con)
+    with _read_published(warehouse) as con:
         result = export_spreadsheets(con, folder, list(territories), list(years), csv=not sans_csv)
-    finally:
-        con.close()
     if territories and not result.workbooks:
         raise click.ClickException(
             f"aucun classeur écrit : territoire(s) {', '.join(territories)}"
@@ -330,12 +337,7 @@ def export_excel(
     "taux d'emploi, effort financier, lieux) et un projet .qgz qui les ouvre, secret statistique "
     "appliqué.",
 )
-@click.option(
-    "--warehouse",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=lambda: str(Paths.from_env().warehouse),
-    show_default="OBSERVATOIRE_WAREHOUSE",
-)
+@published_warehouse_option
 @click.option(
     "--dossier",
     "folder",
@@ -345,21 +347,13 @@ def export_excel(
     help="Dossier où écrire qgis/observatoire.gpkg et qgis/observatoire.qgz.",
 )
 def export_qgis_command(warehouse: Path, folder: Path) -> None:
-    import duckdb
-
-    from pipelines.duckdb_utils import load_spatial
     from pipelines.publication.qgis import QgisExportError, export_qgis
 
-    if not warehouse.is_file():
-        raise click.ClickException(f"{warehouse}: entrepôt introuvable (observatoire build)")
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        load_spatial(con)
-        result = export_qgis(con, folder)
-    except QgisExportError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        con.close()
+    with _read_published(warehouse) as con:
+        try:
+            result = export_qgis(con, folder)
+        except QgisExportError as exc:
+            raise click.ClickException(str(exc)) from exc
     click.echo(f"GeoPackage : {result.gpkg}")
     click.echo(f"projet QGIS : {result.project}")
     for layer, count in result.layers.items():
@@ -399,12 +393,7 @@ def export_qgis_command(warehouse: Path, folder: Path) -> None:
     help="Rôle en lecture seule sur le schéma (créé NOLOGIN s'il n'existe pas ; "
     "GRANT <rôle> TO <analyste> pour donner l'accès).",
 )
-@click.option(
-    "--warehouse",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=lambda: str(Paths.from_env().warehouse),
-    show_default="OBSERVATOIRE_WAREHOUSE",
-)
+@published_warehouse_option
 def publish(url: str, schema: str, role: str, warehouse: Path) -> None:
     from pipelines.publication.postgis import PostgisError, hide_password, publish_warehouse
 
