@@ -40,7 +40,7 @@ from pipelines.lib.cells import (
 )
 from pipelines.lib.codes import COMMUNE, EPCI, FRANCE_CODES, QPV_LIKE, geographie_of
 from pipelines.lib.files import TABLE_SUFFIXES, list_files, years_in_name
-from pipelines.lib.raw_schemas import ANOMALY_COLUMNS, REJECT_COLUMNS, Reject
+from pipelines.lib.raw_schemas import ANOMALY_COLUMNS, RAW_TABLES, REJECT_COLUMNS, Reject
 from pipelines.lib.spill import SpilledTable, SpillWriter
 from pipelines.lib.tables import IngestionError, Scorer, check_unique_header, read_tables
 from pipelines.sources.insee.dictionary import (
@@ -210,23 +210,7 @@ MEMORY_FACTOR = 5
 HEAD_ROWS = 500  # rows where the code column is found (the decimal mark: the first 200)
 KIND_SAMPLE = 2000  # non-empty values of a column that decide whether it holds numbers
 
-VALUE_TYPES = [
-    ("source", "VARCHAR"),
-    ("millesime", "INTEGER"),
-    ("fichier", "VARCHAR"),
-    ("feuille", "VARCHAR"),
-    ("ligne", "BIGINT"),
-    ("type_territoire", "VARCHAR"),
-    ("code_territoire", "VARCHAR"),
-    ("libelle_territoire", "VARCHAR"),
-    ("geographie", "VARCHAR"),
-    ("variable", "VARCHAR"),
-    ("variable_fichier", "VARCHAR"),
-    ("valeur", "DOUBLE"),
-    ("valeur_texte", "VARCHAR"),
-    ("secret", "BOOLEAN"),
-    ("marqueur_secret", "VARCHAR"),
-]
+VALUE_TYPES = RAW_TABLES["insee_valeurs"]  # the raw table's own columns and types
 REJECT_TYPES = [(n, "BIGINT" if n == "ligne" else "VARCHAR") for n in REJECT_COLUMNS]
 KEY_TYPES = [
     ("i", "BIGINT"),
