@@ -64,7 +64,7 @@ from geo.qgis import (
     write_project,
     write_table,
 )
-from pipelines.duckdb_utils import tables_in
+from pipelines.duckdb_utils import quote_identifier, tables_in
 from pipelines.publication.libelles import column_label
 from pipelines.publication.secret import load_specs
 from pipelines.publication.tableurs import published
@@ -140,8 +140,18 @@ class _Layer:
 # -- reading the marts -------------------------------------------------------------------------
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+#: DuckDB's integer types: written as GeoPackage INTEGER (pandas Int64).
+INTEGER_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+)
 
 
 def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> gpd.GeoDataFrame:
@@ -154,23 +164,13 @@ def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> gpd.Ge
     }
     select = []
     for name, kind in kinds.items():
-        col = _quote(name)
+        col = quote_identifier(name)
         if name == "geom":
             # a mart read through its masked copy (a pandas frame) has its geometry as WKB
             select.append(f"ST_AsWKB({col}) as {col}" if kind.startswith("GEOMETRY") else col)
         elif kind == "BOOLEAN" or kind.startswith(("DECIMAL", "DOUBLE", "FLOAT", "REAL")):
             select.append(col)
-        elif kind in (
-            "TINYINT",
-            "SMALLINT",
-            "INTEGER",
-            "BIGINT",
-            "HUGEINT",
-            "UTINYINT",
-            "USMALLINT",
-            "UINTEGER",
-            "UBIGINT",
-        ):
+        elif kind in INTEGER_TYPES:
             select.append(f"cast({col} as bigint) as {col}")
         else:
             select.append(f"cast({col} as varchar) as {col}")
@@ -192,17 +192,7 @@ def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> gpd.Ge
             )
         elif kind.startswith(("DOUBLE", "FLOAT", "REAL")):
             frame[name] = frame[name].astype(float)
-        elif kind in (
-            "TINYINT",
-            "SMALLINT",
-            "INTEGER",
-            "BIGINT",
-            "HUGEINT",
-            "UTINYINT",
-            "USMALLINT",
-            "UINTEGER",
-            "UBIGINT",
-        ):
+        elif kind in INTEGER_TYPES:
             frame[name] = frame[name].astype("Int64")
         else:
             frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
@@ -290,7 +280,7 @@ def _qpv_layers(con, source: str) -> list[_Layer]:
     layers = []
     # the centroid's coordinates: the layer has the contour itself
     kept = [
-        _quote(r[0])
+        quote_identifier(r[0])
         for r in con.execute(f"describe select * from {source}").fetchall()  # noqa: S608
         if r[0] not in ("centroide_lon", "centroide_lat")
     ]
