@@ -27,6 +27,22 @@ published_warehouse_option = click.option(
 )
 
 
+def _prepare_manifest() -> bool:
+    """Parse the dbt project when its manifest (the marts' names and YAML descriptions) is
+    missing or stale; False when dbt cannot parse it. dbt is imported only then."""
+    from pipelines.warehouse.manifest import manifest_is_fresh
+
+    if manifest_is_fresh():
+        return True
+    try:
+        from pipelines.warehouse.dbt import prepare_manifest
+
+        prepare_manifest()
+    except Exception:  # noqa: BLE001 - the descriptions are a help: the caller says what is lost
+        return False
+    return True
+
+
 @contextmanager
 def _read_published(warehouse: Path):
     """The published warehouse, read-only with DuckDB spatial loaded; a clear error when absent."""
@@ -36,6 +52,7 @@ def _read_published(warehouse: Path):
 
     if not warehouse.is_file():
         raise click.ClickException(f"{warehouse}: entrepôt introuvable (observatoire build)")
+    _prepare_manifest()
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         load_spatial(con)
@@ -397,11 +414,7 @@ def export_qgis_command(warehouse: Path, folder: Path) -> None:
 def publish(url: str, schema: str, role: str, warehouse: Path) -> None:
     from pipelines.publication.postgis import PostgisError, hide_password, publish_warehouse
 
-    try:
-        from pipelines.warehouse.dbt import prepare_manifest
-
-        prepare_manifest()  # the marts' YAML descriptions become the tables' comments
-    except Exception:  # noqa: BLE001 - comments are a help: published without them
+    if not _prepare_manifest():  # the marts' YAML descriptions become the tables' comments
         click.echo("mémento illisible (dbt parse) : tables publiées sans commentaires", err=True)
     try:
         result = publish_warehouse(warehouse, url, schema, role)

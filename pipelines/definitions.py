@@ -22,8 +22,9 @@ from pipelines.warehouse.automation import (
     reconstruction_annuelle,
     suivi_par_annee,
 )
-from pipelines.warehouse.dbt import build_dbt_assets, dbt_resource, mart_names
+from pipelines.warehouse.dbt import build_dbt_assets, dbt_resource
 from pipelines.warehouse.exports import build_export_asset
+from pipelines.warehouse.manifest import mart_names
 from pipelines.warehouse.postgis import build_postgis_asset
 from pipelines.warehouse.publication import build_publication_asset
 from pipelines.warehouse.resources import ProjectFolders, Warehouse

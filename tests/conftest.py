@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.demo_build import DemoBuildError, build_demo
+from tests.demo_build import DemoBuildError, build_demo, memory_folder
 
 # Builds write the rapport annuel; its PDF (a few seconds each) is printed by the report test only.
 os.environ.setdefault("OBSERVATOIRE_RAPPORT_PDF", "0")
@@ -152,10 +152,10 @@ def _session_root(tmp_path_factory, config) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def dagster_home(tmp_path_factory) -> Path:
-    """A Dagster instance per worker (the CLI records its runs there, as make does)."""
-    home = tmp_path_factory.getbasetemp() / "dagster_home"
-    home.mkdir(exist_ok=True)
+def dagster_home() -> Path:
+    """A Dagster instance per worker (the CLI records its runs there, as make does), in RAM
+    (tests/demo_build.py: ``memory_folder``)."""
+    home = memory_folder("dagster")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -186,7 +186,6 @@ HEAVY = {
     "test_dbt_tests.py": 1,
     "test_quatrieme_epci.py": 1,
     "test_insee_free_names.py": 1,
-    "test_reliability_messages.py": 1,
     "test_territoires.py": 1,
 }
 

@@ -171,23 +171,45 @@ def test_kill_9_at_several_points_then_a_failed_build_keep_the_published_warehou
         for marker, delay in points:
             _kill_when(_start_build(raw, tmp_path), marker, delay)
             unchanged(f"at {marker}")
-        # a build that fails in dbt (a blocking check: reference values for an indicator the
-        # dictionary does not know) cleans the killed build's staging first, and says in French
-        # which file and line failed
-        (raw / "referentiels").mkdir(exist_ok=True)
-        (raw / "referentiels" / "valeurs_reference.csv").write_text(
+        # a build that fails in dbt cleans the killed build's staging first, and says in
+        # French which file and lines failed and nothing else (no dbt test name). Its raw folder
+        # is small (dbt's checks fail the same way on a few lines): reference values for
+        # indicators the dictionary does not know, and a programmation whose territory prefix is
+        # lower-case (``vm_programmation_2028.csv``: attached to the VM folder whatever its case,
+        # no longer an error); far less than the published warehouse holds, hence
+        # --autoriser-vide (tests/test_reliability_publication.py)
+        small = tmp_path / "raw_echec"
+        shutil.copytree(raw / "territoires" / "VM", small / "territoires" / "VM")
+        source = raw / "programmations" / "VM_programmation_2027_DEMO_FICTIF.csv"
+        lines = source.read_text(encoding="utf-8").replace("2027", "2028").splitlines()[:6]
+        (small / "programmations").mkdir()
+        (small / "programmations" / "vm_programmation_2028.csv").write_text(
+            "\n".join(lines) + "\n", encoding="utf-8"
+        )
+        (small / "referentiels").mkdir()
+        (small / "referentiels" / "valeurs_reference.csv").write_text(
             "territoire_type;territoire_code;millesime;indicateur;valeur;source\n"
-            "france;FRANCE;2022;indicateur_fantome;3;test\n",
+            "france;FRANCE;2022;taux_emploi;66,0;test\n"
+            "france;FRANCE;2022;taux_chomage_inconnu;12,0;test\n"
+            "commune;59606;2022;indicateur_fantome;3;test\n",
             encoding="utf-8",
         )
-        result = build(raw, tmp_path)
-        assert result.returncode == 1
+        result = build(small, tmp_path, "--autoriser-vide")
+        assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
         assert "construction interrompue supprimé" in result.stdout
         assert "✘ dbt_entrepot: dbt a échoué (code 1)" in result.stdout
-        assert "contrôle(s) bloquant(s) en échec, rien n'est publié" in result.stderr
-        assert "referentiels/valeurs_reference.csv ligne 2 (« indicateur_fantome »)" in (
-            result.stderr
+        message = result.stderr
+        assert "contrôle(s) bloquant(s) en échec, rien n'est publié" in message
+        assert (
+            "stg_references__valeurs: « indicateur » absent de ref_indicateurs (colonne indicateur)"
+            " — indicateur inconnu du dictionnaire ref_indicateurs" in message
         )
+        assert (
+            "referentiels/valeurs_reference.csv lignes 3, 4 (« taux_chomage_inconnu », "
+            "« indicateur_fantome »)" in message
+        )
+        assert "vm_programmation_2028.csv" not in message  # its lines are attached to VM
+        assert "relationships_stg_references" not in message  # no dbt test name
         unchanged("after a failed build")
     finally:
         stop.set()

@@ -290,64 +290,9 @@ def test_no_explanation_without_dbt_results(tmp_path):
     assert dbt_exit_line("autre échec\nsuite") == "autre échec"
 
 
-def test_a_build_says_which_file_and_lines_failed_a_blocking_check(tmp_path):
-    """Reference values for unknown indicators and a programmation whose territory prefix is
-    lower-case (``vm_programmation_2028.csv``: attached to the VM folder whatever its case, no
-    longer an error), read and built as a build does (source assets, then dbt into the staging
-    warehouse): dbt fails, and the reason the build prints names the file and its lines in
-    French, and nothing else (no dbt test name)."""
-    import io
-
-    from pipelines.settings import EXAMPLES_TERRITORIES_DIR, REFERENTIELS_DIR
-    from pipelines.sources import source_assets
-    from pipelines.warehouse.dbt import BUILD_ARGS
-    from pipelines.warehouse.launch import Progress, _failure
-    from tests.conftest import materialize_direct, run_dbt
-    from tools.demo.synthetic import write_synthetic_demo
-
-    demo = tmp_path / "demo"
-    write_synthetic_demo(demo, REFERENTIELS_DIR)
-    raw = tmp_path / "raw"
-    shutil.copytree(EXAMPLES_TERRITORIES_DIR / "VM", raw / "territoires" / "VM")
-    source = demo / "programmations" / "VM_programmation_2027_DEMO_FICTIF.csv"
-    text = source.read_text(encoding="utf-8").replace("2027", "2028").splitlines()[:6]
-    (raw / "programmations").mkdir()
-    (raw / "programmations" / "vm_programmation_2028.csv").write_text(
-        "\n".join(text) + "\n", encoding="utf-8"
-    )
-    (raw / "referentiels").mkdir()
-    (raw / "referentiels" / "valeurs_reference.csv").write_text(
-        "territoire_type;territoire_code;millesime;indicateur;valeur;source\n"
-        "france;FRANCE;2022;taux_emploi;66,0;test\n"
-        "france;FRANCE;2022;taux_chomage_inconnu;12,0;test\n"
-        "commune;59606;2022;indicateur_fantome;3;test\n",
-        encoding="utf-8",
-    )
-    paths = Paths(raw, tmp_path / "out" / "warehouse.duckdb", tmp_path / "out" / "marts")
-    paths.staging_dir.mkdir(parents=True)
-    assert materialize_direct(source_assets, raw, paths.staging_warehouse).success
-    # the models of both files (and their tests), not the whole project
-    select = [
-        "--select",
-        "+stg_references__valeurs",
-        "ref_indicateurs",
-        "+int_suivi__actions_financeurs",
-    ]
-    select += ["--indirect-selection", "cautious"]
-    done = run_dbt(paths.staging_warehouse, paths.staging_dir / "dbt", *BUILD_ARGS, *select)
-    assert done.returncode == 1, done.stdout[-3000:]
-    message = _failure(Progress(io.StringIO(), 0), tmp_path / "absent.log", paths)
-    assert message.startswith("contrôle(s) bloquant(s) en échec, rien n'est publié:")
-    assert (
-        "stg_references__valeurs: « indicateur » absent de ref_indicateurs (colonne indicateur)"
-        " — indicateur inconnu du dictionnaire ref_indicateurs" in message
-    )
-    assert (
-        "referentiels/valeurs_reference.csv lignes 3, 4 (« taux_chomage_inconnu », "
-        "« indicateur_fantome »)" in message
-    )
-    assert "vm_programmation_2028.csv" not in message  # its lines are attached to VM
-    assert "relationships_stg_references" not in message  # no dbt test name
+# A build that fails a blocking dbt check, run through the CLI as a user does, says which file
+# and lines failed in French and nothing else: asserted in tests/test_operations.py (the build
+# that fails after the kill -9 points, one build for both tests).
 
 
 # --- 4. the publication cases of the corpus (tests/corpus/README.md) --------------------------

@@ -29,7 +29,6 @@ one PostgreSQL transaction.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -42,6 +41,7 @@ from urllib.parse import urlsplit, urlunsplit
 import duckdb
 
 from pipelines.duckdb_utils import quote_identifier, sql_literal, tables_in
+from pipelines.warehouse.manifest import mart_descriptions
 
 #: Environment variables of the build's optional last asset (:func:`build_postgis_asset`).
 ENV_URL = "OBSERVATOIRE_POSTGRES_URL"
@@ -187,28 +187,6 @@ def _geometry_type(con: duckdb.DuckDBPyConnection, source: str, column: str) -> 
     if kinds and kinds <= {"POLYGON", "MULTIPOLYGON"}:
         return "MultiPolygon"  # promoted with ST_Multi on the server
     return "Geometry"
-
-
-def mart_descriptions() -> dict[str, tuple[str, dict[str, str]]]:
-    """{mart: (description, {column: description})} from the dbt manifest (the marts' YAML);
-    empty when the manifest cannot be read (comments are a help, never a reason to fail)."""
-    try:
-        from pipelines.warehouse.dbt import dbt_project
-
-        manifest = json.loads(dbt_project().manifest_path.read_text(encoding="utf-8"))
-    except Exception:  # noqa: BLE001
-        return {}
-    return {
-        node["name"]: (
-            (node.get("description") or "").strip(),
-            {c: (v.get("description") or "").strip() for c, v in node["columns"].items()},
-        )
-        for node in manifest["nodes"].values()
-        if node["resource_type"] == "model" and node.get("schema") == "marts"
-    }
-
-
-# -- publication ---------------------------------------------------------------------------------
 
 
 def _attach(con: duckdb.DuckDBPyConnection, url: str) -> None:

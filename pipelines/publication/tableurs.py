@@ -39,6 +39,7 @@ from pipelines.duckdb_utils import tables_in
 from pipelines.publication.cells import FORMULA_STARTS, neutralise_formula
 from pipelines.publication.libelles import column_label, sheet_title
 from pipelines.publication.secret import MaskSpec, load_specs, mask_counts, threshold
+from pipelines.warehouse.manifest import mart_descriptions
 
 BOM = b"\xef\xbb\xbf"
 MONEY_FORMAT = '#,##0.00" €"'
@@ -185,17 +186,7 @@ def _sheet_name(table: str, used: set[str]) -> str:
 
 def _descriptions() -> dict[str, dict[str, str]]:
     """{mart: {column: description}} from the dbt manifest (the marts' YAML)."""
-    try:
-        from pipelines.warehouse.dbt import dbt_project
-
-        manifest = json.loads(dbt_project().manifest_path.read_text(encoding="utf-8"))
-    except Exception:  # noqa: BLE001 - descriptions are a help, never a reason to fail
-        return {}
-    return {
-        node["name"]: {c: (v.get("description") or "").strip() for c, v in node["columns"].items()}
-        for node in manifest["nodes"].values()
-        if node["resource_type"] == "model" and node.get("schema") == "marts"
-    }
+    return {mart: columns for mart, (_, columns) in mart_descriptions().items()}
 
 
 def _territories(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:

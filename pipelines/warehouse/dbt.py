@@ -5,7 +5,6 @@ dbt writes into the run's staging warehouse: the asset gives dbt a profile of it
 environment variable is changed during a build.
 """
 
-import json
 import os
 import shutil
 import sys
@@ -22,6 +21,7 @@ from packaging.version import Version
 
 from pipelines.duckdb_utils import ensure_spatial_installed
 from pipelines.settings import DBT_PROJECT_DIR
+from pipelines.warehouse.manifest import manifest_is_fresh as _manifest_is_fresh
 from pipelines.warehouse.resources import ProjectFolders
 
 LAYERS = ("staging", "intermediate", "marts")
@@ -67,19 +67,8 @@ def dbt_project() -> DbtProject:
 
 
 def manifest_is_fresh(project: DbtProject) -> bool:
-    """True when target/manifest.json is newer than every file of the dbt project."""
-    manifest = project.manifest_path
-    if not manifest.is_file():
-        return False
-    built = manifest.stat().st_mtime
-    root = Path(project.project_dir)
-    for folder in ("models", "seeds", "macros", "tests"):
-        for path in (root / folder).rglob("*"):
-            if path.is_file() and path.stat().st_mtime > built:
-                return False
-    return all(
-        (root / name).stat().st_mtime <= built for name in ("dbt_project.yml", "profiles.yml")
-    )
+    """True when the project's manifest is newer than every file of the dbt project."""
+    return _manifest_is_fresh(Path(project.project_dir), Path(project.manifest_path))
 
 
 class ProjectDbtResource(DbtCliResource):
@@ -168,16 +157,6 @@ class Translator(DagsterDbtTranslator):
         return dbt_resource_props.get("schema") or "dbt"
 
 
-def mart_names() -> list[str]:
-    """Names of the models in the ``marts`` folder, read from the manifest."""
-    manifest = json.loads(dbt_project().manifest_path.read_text())
-    return sorted(
-        node["name"]
-        for node in manifest["nodes"].values()
-        if node["resource_type"] == "model" and node["schema"] == "marts"
-    )
-
-
 def write_build_profile(warehouse: Path, folder: Path) -> Path:
     """The project's dbt profile with its target pointed at ``warehouse``; returns its folder."""
     profiles = yaml.safe_load((DBT_PROJECT_DIR / "profiles.yml").read_text(encoding="utf-8"))
@@ -215,13 +194,3 @@ def build_dbt_assets():
         ).stream()
 
     return dbt_entrepot
-
-
-def dbt_node_count() -> int:
-    """Models, seeds and data tests of the manifest: the events of a full dbt step."""
-    manifest = json.loads(dbt_project().manifest_path.read_text())
-    return sum(
-        1
-        for node in manifest["nodes"].values()
-        if node["resource_type"] in ("model", "seed", "test")
-    )

@@ -29,7 +29,7 @@ from pipelines.publication.qgis import QgisExport, export_qgis
 from pipelines.publication.scdl import ScdlExport, export_scdl
 from pipelines.publication.secret import load_specs, mask_counts
 from pipelines.publication.tableurs import SpreadsheetExport, export_spreadsheets, published
-from pipelines.warehouse.dbt import mart_names
+from pipelines.warehouse.manifest import mart_names
 from pipelines.warehouse.resources import ProjectFolders, Warehouse
 
 

@@ -206,8 +206,9 @@ def run_build(
             return 0, None
     # Dagster and dbt are imported only once a build is needed (seconds of imports)
     from pipelines.warehouse.automation import BUILD_JOB, SUIVI_JOB
-    from pipelines.warehouse.dbt import dbt_node_count, prepare_manifest
+    from pipelines.warehouse.dbt import prepare_manifest
     from pipelines.warehouse.instance import open_instance
+    from pipelines.warehouse.manifest import dbt_node_count
 
     tie_dbt_to_process()  # dbt (parse, build) dies with this process, even on kill -9
     try:
