@@ -22,7 +22,7 @@ define pip_install
 endef
 
 .PHONY: install install-chromium install-qgis install-postgis install-system run build demo \
-	report test \
+	report test test-scenarios \
 	test-python lint ui clean bench bench-geo bench-memoire
 
 # uv installs the pinned set in seconds (pip: about a minute on this 2-core machine); pip
@@ -87,6 +87,11 @@ report: install
 	$(BIN)/observatoire report --warehouse $(OBSERVATOIRE_WAREHOUSE) \
 		--marts-dir $(OBSERVATOIRE_MARTS_DIR)
 
+# Two tiers (docs/developpement/index.md, « Tests et style »). `make test`: every layer (unit,
+# asset, dbt unit tests, the one demo build and what reads it) but the long end-to-end
+# scenarios, under 5 minutes here. `make test-scenarios`: the tests marked `scenario` (kill -9
+# during a build, --as-of, --annee through the CLI, the real national INSEE files, a real
+# PostGIS server), each a build of its own on top of their own demo build. The CI runs both.
 # pytest runs in three workers (builds wait on files, locks and subprocesses: two would leave a
 # core idle); its one demo build runs dbt build (every dbt data and unit test).
 # The linters run beside it (they use a core while pytest's workers wait on each other), each
@@ -95,14 +100,17 @@ test: install install-system
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-python lint
 
 test-python: install
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=15 -m "not scenario"
+
+test-scenarios: install install-system
+	$(BIN)/python -m pytest -q --durations=10 -m scenario
 
 lint: install
 	$(BIN)/ruff check pipelines geo tests tools
 	$(BIN)/ruff format --check pipelines geo tests tools
 	mkdir -p .ci_build
 	cd dbt_project && OBSERVATOIRE_WAREHOUSE=$(CURDIR)/.ci_build/warehouse.duckdb \
-		../$(BIN)/sqlfluff lint models --processes 2
+		../$(BIN)/sqlfluff lint models --processes 1
 
 # National build benchmark (tools/bench/): synthetic national input (real contours of
 # ../shared/data when present), full build, no-change rebuild, one added year (--annee) and the

@@ -6,10 +6,13 @@ import os
 import shutil
 import subprocess
 
+import pytest
+
 from tests.conftest import CLI, NO_DOCUMENTS, ROOT
 from tests.test_operations import mart_rows
 
 
+@pytest.mark.scenario
 def test_as_of_rebuilds_a_past_build_from_its_archive(demo_build, tmp_path):
     builds = sorted((demo_build / "builds").glob("*.json"))
     assert builds, "the demo build records its manifest"

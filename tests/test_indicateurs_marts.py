@@ -168,6 +168,7 @@ def independent_read(folder: Path) -> tuple[dict, dict, dict, dict]:
     return values, labels, text_cols, ensemble
 
 
+@pytest.mark.scenario
 def test_indicateurs_qpv_reproduces_every_published_value(warehouse):
     con, raw = warehouse["con"], warehouse["raw"]
     expected, labels, _, _ = independent_read(raw / "insee")
@@ -190,6 +191,7 @@ def test_indicateurs_qpv_reproduces_every_published_value(warehouse):
     assert {r[8] for r in rows} <= {"%", "nombre", "euros", "indice", "code"}
 
 
+@pytest.mark.scenario
 def test_text_columns_and_old_names(warehouse):
     con, raw = warehouse["con"], warehouse["raw"]
     _, _, text_cols, _ = independent_read(raw / "insee")
@@ -208,6 +210,7 @@ def test_text_columns_and_old_names(warehouse):
     assert {r[0] for r in old} == {"part_emplois_precaires"}
 
 
+@pytest.mark.scenario
 def test_national_aggregate_row_is_a_reference_never_a_qpv(warehouse):
     con, raw = warehouse["con"], warehouse["raw"]
     _, _, _, ensemble = independent_read(raw / "insee")
@@ -237,6 +240,7 @@ def test_national_aggregate_row_is_a_reference_never_a_qpv(warehouse):
     assert row == (45.5, 2019, round(40.0 - 45.5, 1))
 
 
+@pytest.mark.scenario
 def test_taux_emploi_evolution_and_comparability(warehouse):
     con = warehouse["con"]
     rows = {
@@ -276,6 +280,7 @@ def test_taux_emploi_evolution_and_comparability(warehouse):
     assert rows[("QN05920M", 2024)][7] is None  # no commune code known
 
 
+@pytest.mark.scenario
 def test_crosswalk_official_file_then_seed(warehouse):
     con = warehouse["con"]
     rows = {
@@ -293,6 +298,7 @@ def test_crosswalk_official_file_then_seed(warehouse):
     assert seed == ("un_pour_un", "seed (nom et numéro, à confirmer par le fichier officiel)")
 
 
+@pytest.mark.scenario
 def test_compas_rows_flow_through_their_mapping(warehouse):
     con, raw = warehouse["con"], warehouse["raw"]
     rows = con.execute(
@@ -331,6 +337,7 @@ def _dictionary_variables() -> dict[tuple[str, str], str]:
         return {(r["source"], r["variable"]): r["indicateur"] for r in csv.DictReader(fh)}
 
 
+@pytest.mark.scenario
 def test_fiche_quartier_one_row_per_qpv_and_millesime(warehouse):
     con, raw = warehouse["con"], warehouse["raw"]
     expected, _, _, _ = independent_read(raw / "insee")
@@ -393,6 +400,7 @@ def test_fiche_quartier_one_row_per_qpv_and_millesime(warehouse):
         assert value == want, (code, year)
 
 
+@pytest.mark.scenario
 def test_aggregates_recomputed_from_counts_or_weighted(warehouse):
     con, raw = warehouse["con"], warehouse["raw"]
     expected, _, _, _ = independent_read(raw / "insee")
@@ -474,6 +482,7 @@ def test_reference_readers(tmp_path):
     assert read_reference_file(alias) is None  # another reader's file
 
 
+@pytest.mark.scenario
 def test_taux_emploi_quartier_on_real_files(warehouse):
     """Every QPV of the two real IPRO files, exact values, secret where the cell is blank."""
     folder = warehouse["real"]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pytest
 
 from pipelines.warehouse.automation import content_key, raw_state
 from tests.conftest import CLI, ROOT, build
@@ -118,6 +119,7 @@ def _kill_when(proc: subprocess.Popen, marker: str | None, delay: float) -> str:
     return "".join(seen)
 
 
+@pytest.mark.scenario
 def test_kill_9_at_several_points_then_a_failed_build_keep_the_published_warehouse(
     demo_build, tmp_path
 ):

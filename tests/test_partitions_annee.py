@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pytest
 
 from pipelines.sources.bilans.assets import bilans
 from pipelines.sources.programmations.assets import programmations
@@ -230,6 +231,7 @@ def test_sensor_requests_only_the_changed_years(tmp_path, monkeypatch):
     assert json.loads(cursor)["key"]
 
 
+@pytest.mark.scenario
 def test_cli_build_one_year(demo_build, tmp_path):
     """`observatoire build --annee 2027` on the demo: 2027 rebuilt in a copy of the published
     warehouse (one run of the partitioned job, recorded in the Dagster instance), then

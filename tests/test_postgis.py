@@ -131,6 +131,7 @@ def _comparable(value):
     return value
 
 
+@pytest.mark.scenario
 def test_every_mart_round_trips_as_in_the_parquet_exports(published, server):
     """Every mart: same rows as its published Parquet file (statistical secrecy applied),
     every non-geometry value compared; same row count as the DuckDB mart."""
@@ -178,6 +179,7 @@ def test_every_mart_round_trips_as_in_the_parquet_exports(published, server):
     )
 
 
+@pytest.mark.scenario
 def test_types_geometries_comments_and_read_only_role(published, server):
     con = _pg(server)
     types = dict(
@@ -261,6 +263,7 @@ def test_types_geometries_comments_and_read_only_role(published, server):
     assert privileges == [(True, False, False)]
 
 
+@pytest.mark.scenario
 def test_failure_halfway_leaves_the_previous_schema(published, server, monkeypatch):
     """A copy that fails after some tables, and a swap that cannot take its locks: the published
     schema is the one before, untouched, and no half-written schema is left."""
@@ -390,6 +393,7 @@ app.exitQgis()
 """
 
 
+@pytest.mark.scenario
 def test_qgis_opens_a_postgis_layer(published, server, tmp_path):
     python = shutil.which("python3", path="/usr/bin") or "/usr/bin/python3"
     probe = subprocess.run([python, "-c", "import qgis.core"], capture_output=True)
