@@ -184,3 +184,37 @@ def test_demo_outputs_every_mart_and_the_secrecy_of_the_parquet(demo_build):
         k = header.index(column_label("secret_statistique"))
         values = [(r[j], r[k]) for r in sheet.iter_rows(min_row=2, values_only=True)]
         assert all(v is None or v == 0 or v >= 5 for v, _ in values)
+
+
+def test_masked_marts_keep_their_types_in_every_export(demo_build):
+    """Masking goes through pandas; the published relation casts back to the mart's types:
+    amounts DECIMAL(18,2) (never 496748.99999999994), counts integers, in the Parquet export."""
+    con = duckdb.connect(str(demo_build / "warehouse.duckdb"), read_only=True)
+    mart = {r[0]: r[1] for r in con.execute("describe marts.croisement_qpv_annee").fetchall()}
+    total = con.execute("select sum(montant_accorde) from marts.croisement_qpv_annee").fetchone()
+    con.close()
+    assert mart["montant_accorde"] == "DECIMAL(18,2)"
+    marts = demo_build / "marts"
+    parquet = duckdb.connect()
+    types = {
+        r[0]: r[1]
+        for r in parquet.execute(
+            "describe select * from read_parquet(?)", [str(marts / "croisement_qpv_annee.parquet")]
+        ).fetchall()
+    }
+    assert types["montant_accorde"] == "DECIMAL(18,2)"
+    assert types["secret_statistique"] == "BOOLEAN"
+    assert (
+        parquet.execute(
+            "select sum(montant_accorde) from read_parquet(?)",
+            [str(marts / "croisement_qpv_annee.parquet")],
+        ).fetchone()
+        == total
+    )
+    counts = {
+        r[0]: r[1]
+        for r in parquet.execute(
+            "describe select * from read_parquet(?)", [str(marts / "beneficiaires_genre.parquet")]
+        ).fetchall()
+    }
+    assert counts["femmes"] == counts["total"] == "BIGINT"

@@ -78,13 +78,29 @@ def published(
     if table not in specs:
         yield source
         return
+    types = con.execute(f"describe select * from {source}").fetchall()
     frame = mask_counts(con.execute(f"select * from {source}").df(), specs[table])
-    name = f"_publie_{table}"
-    con.register(name, frame)
+    frame_name, name = f"_masque_{table}", f"_publie_{table}"
+    con.register(frame_name, frame)
+    # the mart's own types back (pandas made DECIMAL amounts and masked counts DOUBLE): amounts
+    # stay DECIMAL(18,2) in every export, counts integers (BIGINT: Parquet has no HUGEINT)
+    # (geometries come back from pandas as WKB)
+    columns = ", ".join(
+        f"ST_GeomFromWKB({_quote(column)}) as {_quote(column)}"
+        if kind.startswith("GEOMETRY")
+        else f"cast({_quote(column)} as {'BIGINT' if kind == 'HUGEINT' else kind}) "
+        f"as {_quote(column)}"
+        for column, kind, *_ in types
+    )
+    con.execute(
+        f"create or replace temp view {_quote(name)} as "
+        f"select {columns}, secret_statistique from {_quote(frame_name)}"
+    )
     try:
         yield _quote(name)
     finally:
-        con.unregister(name)
+        con.execute(f"drop view if exists {_quote(name)}")
+        con.unregister(frame_name)
 
 
 def _columns(con: duckdb.DuckDBPyConnection, source: str) -> list[tuple[str, str]]:
