@@ -138,7 +138,8 @@ def map_key(d: ReportData) -> str:
     rows = {r["code_qpv"]: r for r in _records(d["contours"])}
     items = "".join(
         f"<li><b>{n}</b> {html_lib.escape(str(rows[c]['libelle_qpv'] or c))}"
-        f" <span class='code'>{html_lib.escape(labels.communes(rows[c]['noms_communes']))}</span></li>"
+        f" <span class='code'>{html_lib.escape(labels.communes(rows[c]['noms_communes']))}"
+        "</span></li>"
         for c, n in sorted(numbers.items(), key=lambda item: item[1])
     )
     return f"<ol class='cle-carte'>{items}</ol>"
@@ -557,8 +558,9 @@ def context(d: ReportData) -> dict:
     }
 
 
-#: Tables of at most this many rows (header included) are kept on one page.
-SHORT_TABLE_ROWS = 12
+#: Tables of at most this many rows (header included) are kept on one page; a longer one may
+#: break, but never leaves fewer than HEAD_ROWS or TAIL_ROWS rows on a page (keep_rows_together).
+SHORT_TABLE_ROWS = 7
 _TABLE = re.compile(r"<table\b[^>]*>.*?</table>", re.S)
 _ROW = re.compile(r"<tr\b[^>]*>.*?</tr>", re.S)
 _CELL = re.compile(r"<t([dh])\b[^>]*>.*?</t\1>", re.S)
