@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from decimal import ROUND_HALF_UP, Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -145,7 +146,10 @@ def test_sample_tables_equal_the_marts(rapports, warehouse, demo_build):
         assert int(cells["nb_actions"][0]) == nb
         # the printed text is the same number in French format
         shown = cells["montant_accorde"][1].replace("\u202f", "").replace("\xa0€", "")
-        assert float(shown.replace(",", ".")) == pytest.approx(round(accorde))
+        # rounded half up, as a reader rounds (959 098,5 € is printed 959 099 €)
+        assert Decimal(shown.replace(",", ".")) == Decimal(str(accorde)).quantize(
+            Decimal(1), rounding=ROUND_HALF_UP
+        )
 
     synthese = {r["_cle"]: r["_cells"] for r in page.tables["table-synthese"]}
     total = warehouse.execute(
@@ -338,26 +342,38 @@ def test_renders_in_headless_chromium_with_no_failed_resource(rapports, warehous
     assert len(list(ARTIFACTS.glob("*_page1.png"))) == 3
 
 
-def test_pdf_is_printed(demo_build, tmp_path):
+@pytest.fixture(scope="module")
+def pdfs(demo_build, tmp_path_factory) -> dict[str, Path]:
+    """The three demo reports printed once for the module's PDF checks (HTML beside each)."""
     _chromium()
-    out = tmp_path / "vm.html"
+    out = tmp_path_factory.mktemp("rapport_pdf")
     result = run_cli(
-        "report",
-        "--territoire",
-        "VM",
-        "--out",
-        str(out),
-        "--warehouse",
-        str(demo_build / "warehouse.duckdb"),
+        "report", "--warehouse", str(demo_build / "warehouse.duckdb"), "--marts-dir", str(out)
     )
-    assert result.returncode == 0, result.stderr
-    pdf = out.with_suffix(".pdf")
-    data = pdf.read_bytes()
-    assert data.startswith(b"%PDF-")
-    pages = len(re.findall(rb"/Type\s*/Page[^s]", data))
-    assert pages >= 6, pages  # one chapter per page at least
+    assert result.returncode == 0, result.stdout + result.stderr
+    files = {p.stem.split("_")[1]: p for p in (out / "rapport").glob("rapport_*.pdf")}
+    assert sorted(files) == sorted(DERNIERE_ANNEE)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "rapport_VM.pdf").write_bytes(data)
+    for code, pdf in files.items():
+        (ARTIFACTS / f"rapport_{code}.pdf").write_bytes(pdf.read_bytes())
+    return files
+
+
+def _pdf_pages(pdf: Path) -> list[str]:
+    from pipelines.report.render import pdf_pages_text
+
+    pages = pdf_pages_text(pdf)
+    if pages is None:
+        pytest.skip("pdftotext (poppler-utils) absent : texte du PDF non lisible")
+    return [p for p in pages if p.strip()]
+
+
+def test_pdf_is_printed(pdfs):
+    for pdf in pdfs.values():
+        data = pdf.read_bytes()
+        assert data.startswith(b"%PDF-")
+        pages = len(re.findall(rb"/Type\s*/Page[^s]", data))
+        assert pages >= 6, pages  # one chapter per page at least
 
 
 def test_realisation_and_age_public_sections(rapports, warehouse):
@@ -563,7 +579,9 @@ def test_orientation_financeur_grid_totals_equal_the_marts(rapports, warehouse):
             [code, year],
         ).fetchone()[0]
         assert float(rows["total"]["total"][0]) == pytest.approx(float(total))
-        assert rows["total"]["total"][1].replace("\u202f", "") == (f"{round(float(total))}\xa0€")
+        assert rows["total"]["total"][1].replace("\u202f", "") == (
+            f"{Decimal(str(total)).quantize(Decimal(1), rounding=ROUND_HALF_UP)}\xa0€"
+        )
 
 
 def test_zonages_and_result_indicators_equal_their_marts(rapports, warehouse):
@@ -600,27 +618,12 @@ def test_zonages_and_result_indicators_equal_their_marts(rapports, warehouse):
             assert float(row["valeur"][0]) == pytest.approx(float(value)), indicator
 
 
-def test_pdf_has_page_numbers_running_headers_and_a_numbered_contents(demo_build, tmp_path):
+def test_pdf_has_page_numbers_running_headers_and_a_numbered_contents(pdfs):
     """The PDF (Chromium, @page margin boxes) numbers its pages « page n / N », repeats the
     territory's name at the top of each page but the first, and its contents on page 1 give the
     page where each chapter starts."""
-    _chromium()
-    from pipelines.report.render import pdf_pages_text
-
-    out = tmp_path / "cabbalr.html"
-    result = run_cli(
-        "report",
-        "--territoire",
-        "CABBALR",
-        "--out",
-        str(out),
-        "--warehouse",
-        str(demo_build / "warehouse.duckdb"),
-    )
-    assert result.returncode == 0, result.stderr
-    pages = pdf_pages_text(out.with_suffix(".pdf"))
-    if pages is None:
-        pytest.skip("pdftotext (poppler-utils) absent : texte du PDF non lisible")
+    pdf = pdfs["CABBALR"]
+    pages = _pdf_pages(pdf)
     pages = [p for p in pages if p.strip()]
     total = len(pages)
     assert total >= 8
@@ -639,7 +642,7 @@ def test_pdf_has_page_numbers_running_headers_and_a_numbered_contents(demo_build
             "1",
             "-l",
             "1",
-            str(out.with_suffix(".pdf")),
+            str(pdf),
             "-",
         ],
         capture_output=True,
@@ -653,6 +656,122 @@ def test_pdf_has_page_numbers_running_headers_and_a_numbered_contents(demo_build
         assert found, title
         page = int(found.group(1))
         assert title in " ".join(pages[page - 1].split()), (title, page)
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.replace("\u00a0", " ").replace("\u202f", " ").split())
+
+
+def _row_texts(table: str) -> list[str]:
+    """The text of each body row of a table of the report's HTML, cells in order."""
+    from pipelines.report.render import _ROW, _cell_text
+
+    body = table[table.index("<tbody") :]
+    cells = re.compile(r"<t([dh])\b[^>]*>.*?</t\1>", re.S)
+    return [
+        _flat(" ".join(_cell_text(c.group(0)) for c in cells.finditer(row)))
+        for row in _ROW.findall(body)
+    ]
+
+
+def test_pdf_pages_keep_rows_headings_and_fiches_together(pdfs):
+    """Looked at page by page (issue #17), the printed report has no orphan rows: a long table
+    never leaves fewer than its first three rows under its header, nor its last one or two rows
+    alone on the next page; no chapter or section title ends a page; no page but the last is
+    nearly empty; the fiches quartier hold three rows of three a page. Rows are found in each
+    page's text (pdftotext) by the text of their cells."""
+    from pipelines.report.render import _TABLE, HEAD_ROWS, SHORT_TABLE_ROWS, TAIL_ROWS, TOC_ENTRY
+
+    for code, pdf in pdfs.items():
+        html = pdf.with_suffix(".html").read_text(encoding="utf-8")
+        raw_pages = _pdf_pages(pdf)
+        pages = [_flat(p) for p in raw_pages]
+        assert 12 <= len(pages) <= 30, (code, len(pages))
+        # page 1: the cover, the key figures and the whole contents, not a half-empty page
+        assert len(pages[0]) > 1200, (code, len(pages[0]))
+        for number, text in enumerate(pages[:-1], start=1):
+            assert len(text) > 1200, f"{code} : page {number} presque vide ({len(text)} car.)"
+        # the last page has more than its running header and footer (no blank page at the end)
+        assert len(pages[-1]) > 400, (code, pages[-1])
+        located = total = 0
+        for match in _TABLE.finditer(html):
+            table = match.group(0)
+            if "<tbody" not in table:
+                continue
+            texts = _row_texts(table)
+            if len(texts) < SHORT_TABLE_ROWS:
+                continue
+            where = []
+            for text in texts:
+                # a row is placed only by a text of its own (not repeated, not inside another)
+                own = text and sum(text in other for other in texts) == 1
+                hits = [n for n, page in enumerate(pages, start=1) if own and text in page]
+                where.append(hits[0] if len(hits) == 1 else None)
+            total += len(texts)
+            located += sum(w is not None for w in where)
+            name = re.search(r'(?:id|data-mart)="([^"]+)"', table).group(1)
+            head = {w for w in where[:HEAD_ROWS] if w}
+            tail = {w for w in where[-TAIL_ROWS:] if w}
+            assert len(head) <= 1, f"{code} {name} : premières lignes coupées {where}"
+            assert len(tail) <= 1, f"{code} {name} : dernières lignes seules sur une page {where}"
+        assert located > 0.6 * total, (code, located, total)  # the check saw most rows
+        # a chapter or section title is followed on its page by what it introduces
+        titles = {_flat(t) for _, t in TOC_ENTRY.findall(html)}
+        footer = re.compile(r"^(page \d+ / \d+|Données de démonstration \(suivi fictif\))$")
+        for number, page in enumerate(raw_pages[1:], start=2):
+            lines = [_flat(line) for line in page.splitlines() if _flat(line)]
+            lines = [line for line in lines if not footer.match(line)]
+            for i, line in enumerate(lines):
+                if line in titles:
+                    after = sum(len(rest) for rest in lines[i + 1 :])
+                    assert after > 150, f"{code} : « {line} » en bas de la page {number}"
+        # fiches quartier: compact, nine a page (three rows of three)
+        fiches = html.count('class="fiche"')
+        fiche_pages = {
+            n
+            for n, page in enumerate(pages, start=1)
+            if "indicateurs publiés" in page and "sous secret ; sources" in page
+        }
+        assert len(fiche_pages) <= -(-fiches // 9) + 1, (code, fiches, sorted(fiche_pages))
+
+
+def test_long_tables_are_printed_in_blocks_kept_whole():
+    """keep_rows_together: the first and last three rows of a long table, and a heading row
+    with the two rows after it, are each a <tbody class="lie"> (not broken by the print)."""
+    from pipelines.report.render import keep_rows_together
+
+    rows = "".join(f"<tr><td>{i}</td></tr>" for i in range(10))
+    rows = rows.replace("<tr><td>5</td></tr>", '<tr><th colspan="2">Rubrique</th></tr>')
+    out = keep_rows_together(
+        f"<table><thead><tr><th>n</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+    blocks = re.findall(r'<tbody( class="lie")?>(.*?)</tbody>', out, re.S)
+    kept = [(bool(lie), re.findall(r"<t[dh][^>]*>([^<]*)<", body)) for lie, body in blocks]
+    # the heading row's block (rows 5-7) overlaps the last rows (7-9): one block
+    assert kept == [
+        (True, ["0", "1", "2"]),
+        (False, ["3", "4"]),
+        (True, ["Rubrique", "6", "7", "8", "9"]),
+    ]
+    short = "<table><tbody><tr><td>1</td></tr><tr><td>2</td></tr></tbody></table>"
+    assert keep_rows_together(short) == short
+
+
+def test_french_rounding_and_communes():
+    """Amounts are rounded half up as a reader does (not to the even neighbour); a mart's list
+    of communes reads « Anzin, Raismes »; a decimal in a definition has a comma."""
+    from pipelines.report import formats, labels
+
+    assert formats.currency(959098.5) == "959\u202f099\xa0€"
+    assert formats.currency(772549.5) == "772\u202f550\xa0€"
+    assert formats.number(2.5) == "3"
+    assert formats.percent(40.05) == "40,1\xa0%"
+    assert formats.number(float("inf")) == formats.MISSING
+    assert labels.communes("Anzin;Raismes") == "Anzin, Raismes"
+    assert (
+        labels.clean_text("en % (40.0 = 40 %), version 6.0.0")
+        == "en % (40,0 = 40 %), version 6.0.0"
+    )
 
 
 def _squares(values: list[float | None]):

@@ -7,6 +7,7 @@ the mart, or masked by statistical secrecy) is printed as a dash or a secret mar
 from __future__ import annotations
 
 import math
+from decimal import ROUND_HALF_UP, Decimal
 
 THOUSANDS_SEPARATOR = "\u202f"  # narrow no-break space
 SECRET = "s"  # cell masked by statistical secrecy
@@ -17,15 +18,18 @@ def _is_missing(value) -> bool:
     if value is None:
         return True
     try:
-        return math.isnan(float(value))
+        return not math.isfinite(float(value))
     except (TypeError, ValueError):
         return False
 
 
 def number(value, decimals: int = 0) -> str:
+    """A number rounded half up (« 959 098,5 » gives « 959 099 », as a reader rounds it, not to
+    the even neighbour as binary floats do), in French format."""
     if _is_missing(value):
         return MISSING
-    text = f"{float(value):,.{decimals}f}"
+    exact = Decimal(str(value)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    text = f"{exact:,.{decimals}f}"
     return text.replace(",", THOUSANDS_SEPARATOR).replace(".", ",")
 
 

@@ -125,7 +125,17 @@ def clean_text(text) -> str:
     out = re.sub(r"\bseeds?\b", "document source", out)
     for word, reading in TEXT_WORDS:
         out = out.replace(word, reading)
-    return out
+    # a decimal number in a sentence is written the French way (« 40,0 = 40 % »), not a
+    # version number (« 6.0.0 »)
+    return re.sub(r"(?<![\d.])(\d+)\.(\d+)(?![\d.])", r"\1,\2", out)
+
+
+def communes(names) -> str:
+    """The communes of a QPV as a person reads them (« Anzin, Raismes »), not the mart's list
+    separated by semicolons."""
+    if names is None or names != names:
+        return ""
+    return ", ".join(part.strip() for part in str(names).split(";") if part.strip())
 
 
 def source_name(source: str, file_name: str) -> str:

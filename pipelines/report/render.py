@@ -138,7 +138,8 @@ def map_key(d: ReportData) -> str:
     rows = {r["code_qpv"]: r for r in _records(d["contours"])}
     items = "".join(
         f"<li><b>{n}</b> {html_lib.escape(str(rows[c]['libelle_qpv'] or c))}"
-        f" <span class='code'>{html_lib.escape(str(rows[c]['noms_communes'] or ''))}</span></li>"
+        f" <span class='code'>{html_lib.escape(labels.communes(rows[c]['noms_communes']))}"
+        "</span></li>"
         for c, n in sorted(numbers.items(), key=lambda item: item[1])
     )
     return f"<ol class='cle-carte'>{items}</ol>"
@@ -557,8 +558,9 @@ def context(d: ReportData) -> dict:
     }
 
 
-#: Tables of at most this many rows (header included) are kept on one page.
-SHORT_TABLE_ROWS = 12
+#: Tables of at most this many rows (header included) are kept on one page; a longer one may
+#: break, but never leaves fewer than HEAD_ROWS or TAIL_ROWS rows on a page (keep_rows_together).
+SHORT_TABLE_ROWS = 7
 _TABLE = re.compile(r"<table\b[^>]*>.*?</table>", re.S)
 _ROW = re.compile(r"<tr\b[^>]*>.*?</tr>", re.S)
 _CELL = re.compile(r"<t([dh])\b[^>]*>.*?</t\1>", re.S)
@@ -610,6 +612,60 @@ def drop_empty_columns(page: str) -> str:
     return _TABLE.sub(one, page)
 
 
+#: Rows kept with the header at the top of a long table, and together at its end (so that a
+#: page never starts with the last row or two of a table, nor ends with its header alone).
+HEAD_ROWS = 3
+TAIL_ROWS = 3
+#: A heading row inside a table (« Mise en œuvre du contrat », a zonage) is kept with this
+#: many rows after it.
+GROUP_ROWS = 2
+_TBODY = re.compile(r"<tbody>(.*?)</tbody>", re.S)
+_GROUP_HEADING = re.compile(r"<tr\b[^>]*>\s*<th\b[^>]*colspan", re.S)
+
+
+def _kept_blocks(rows: list[str]) -> list[tuple[int, int]]:
+    """The [start, end) ranges of rows that the print keeps on one page, merged where they
+    overlap: the first HEAD_ROWS, the last TAIL_ROWS, each heading row with the rows after it."""
+    n = len(rows)
+    wanted = [(0, min(HEAD_ROWS, n)), (max(n - TAIL_ROWS, 0), n)]
+    wanted += [
+        (i, min(i + 1 + GROUP_ROWS, n)) for i, row in enumerate(rows) if _GROUP_HEADING.match(row)
+    ]
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(wanted):
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def keep_rows_together(page: str) -> str:
+    """Split the body of each long table into ``<tbody>`` blocks that the print does not break
+    (``tbody.lie``: the first rows with the header, the last rows, a heading row with the rows
+    it introduces); short tables are already printed whole (``data-entier``)."""
+
+    def one(match: re.Match) -> str:
+        table = match.group(0)
+        if "data-entier" in table:
+            return table
+        body = _TBODY.search(table)
+        rows = _ROW.findall(body.group(1)) if body else []
+        if len(rows) <= HEAD_ROWS:
+            return table
+        parts, at = [], 0
+        for start, end in _kept_blocks(rows):
+            if start > at:
+                parts.append("<tbody>" + "\n".join(rows[at:start]) + "</tbody>")
+            parts.append('<tbody class="lie">' + "\n".join(rows[start:end]) + "</tbody>")
+            at = end
+        if at < len(rows):
+            parts.append("<tbody>" + "\n".join(rows[at:]) + "</tbody>")
+        return table[: body.start()] + "\n".join(parts) + table[body.end() :]
+
+    return _TABLE.sub(one, page)
+
+
 def render_html(d: ReportData) -> str:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -617,7 +673,9 @@ def render_html(d: ReportData) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    page = drop_empty_columns(env.get_template("rapport.html.j2").render(**context(d)))
+    page = keep_rows_together(
+        drop_empty_columns(env.get_template("rapport.html.j2").render(**context(d)))
+    )
     # a contents entry whose part is not in the page (no rule left unverifiable...) is left out
     return re.sub(
         r'<li class="toc-\d" data-cible="([^"]+)".*?</li>\n?',
