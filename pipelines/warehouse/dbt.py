@@ -22,7 +22,7 @@ from packaging.version import Version
 from pipelines.duckdb_utils import ensure_spatial_installed
 from pipelines.settings import DBT_PROJECT_DIR
 from pipelines.warehouse.manifest import manifest_is_fresh as _manifest_is_fresh
-from pipelines.warehouse.resources import ProjectFolders
+from pipelines.warehouse.resources import ProjectFolders, release_warehouses
 
 LAYERS = ("staging", "intermediate", "marts")
 
@@ -181,6 +181,7 @@ def build_dbt_assets():
         context: dg.AssetExecutionContext, dbt: DbtCliResource, folders: ProjectFolders
     ):
         ensure_spatial_installed()
+        release_warehouses()  # dbt, another process, writes the staging warehouse now
         staging = folders.staging_warehouse
         profiles = write_build_profile(staging, staging.parent / "dbt")
         target = staging.parent / "dbt" / "target"

@@ -29,7 +29,7 @@ from pipelines.operations import (
     write_manifest,
 )
 from pipelines.settings import Paths
-from pipelines.warehouse.resources import ProjectFolders
+from pipelines.warehouse.resources import ProjectFolders, release_warehouses
 
 KEY = dg.AssetKey(["publication", "entrepot"])
 #: Name of the marts folder inside a publication.
@@ -310,6 +310,7 @@ def build_publication_asset(deps: Sequence[dg.AssetKey], marts: Sequence[str]):
             raise dg.Failure(
                 description="écriture directe (sans entrepôt de construction): rien à publier"
             )
+        release_warehouses()  # the staging warehouse is read, then moved
         try:
             rows = audit(paths.staging_warehouse, marts)
         except AuditError as err:
