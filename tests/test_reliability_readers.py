@@ -390,8 +390,9 @@ def test_links_leaving_the_raw_directory_are_refused(tmp_path):
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+# about 15 s for the four fuzz tests on one core (every reader of the scope, each example)
 FUZZ = settings(
-    max_examples=60,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -401,12 +402,26 @@ CELL = st.one_of(
 )
 
 
+# header rows a fuzzed table may start with: none, INSEE and reference values, a
+# programmation (one row or two: financeur above Demandé / Accordé), a bilan
+HEADERS = [
+    None,
+    ["CODGEO", "LIBGEO", "TX", "territoire_code", "indicateur", "valeur"],
+    ["N° dossier", "Intitulé", "Quartier(s) concerné(s)", "Financeur", "Montant demandé"],
+    ["N° dossier", "Intitulé", "État", "", "Région", ""],
+    ["N° dossier", "QPV de résidence", "Femmes", "Hommes", "Total"],
+]
+
+
 def _readers(tmp_path: Path, name: str):
-    """Every reader of the scope on one file: (label, call)."""
+    """Every reader of the scope on one table file: (label, call, the error naming the file).
+    GeoJSON contours have their own fuzz test (test_fuzz_random_geojson)."""
     from geo.points import PointsError
+    from pipelines.sources.bilans import parse_bilans
     from pipelines.sources.indicateurs.mapping import load_mapping
     from pipelines.sources.indicateurs.reader import read_local_table
     from pipelines.sources.lieux.reader import read_points
+    from pipelines.sources.programmations import SuiviError, parse_programmations
     from pipelines.sources.sig_ville.reader import read_liste_qpv
 
     mapping = tmp_path / "fuzz.mapping.yml"
@@ -420,6 +435,8 @@ def _readers(tmp_path: Path, name: str):
     yield "insee", lambda: read_insee_file(path), IngestionError
     yield "referentiels", lambda: read_reference_file(path), IngestionError
     yield "indicateurs", lambda: read_local_table(path, load_mapping(mapping)), IngestionError
+    yield "programmations", lambda: parse_programmations([path]), SuiviError
+    yield "bilans", lambda: parse_bilans([path]), SuiviError
     if path.suffix == ".csv":
         yield "liste", lambda: read_liste_qpv(path), IngestionError
         yield "lieux", lambda: read_points(duckdb.connect(), path), PointsError
@@ -443,12 +460,12 @@ def _status_bytes(field: str) -> int:
     return 0
 
 
-def _assert_named_or_loaded(tmp_path: Path, name: str) -> None:
+def _assert_named_or_loaded(tmp_path: Path, name: str, readers=None) -> None:
     """Every reader either loads the file or fails naming it in one line, and its peak memory
     rises by no more than the bound of docs/donnees-brutes.md (5 x the file size + the
-    constant; where the peak can be reset: Linux)."""
+    constant; where the peak can be reset: Linux). Any other exception fails the test."""
     size = (tmp_path / name).stat().st_size
-    for label, call, error in _readers(tmp_path, name):
+    for label, call, error in readers or _readers(tmp_path, name):
         measured = _peak_reset()
         before = _status_bytes("VmRSS")
         try:
@@ -474,17 +491,19 @@ def test_fuzz_random_bytes(tmp_path, data):
     delimiter=st.sampled_from([";", ",", "\t", "|"]),
     newline=st.sampled_from(["\n", "\r\n", "\r"]),
     encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]),
-    header=st.booleans(),
+    header=st.sampled_from(HEADERS),
+    two_rows=st.booleans(),
 )
-def test_fuzz_random_csv_dialects(tmp_path, rows, delimiter, newline, encoding, header):
+def test_fuzz_random_csv_dialects(tmp_path, rows, delimiter, newline, encoding, header, two_rows):
     if header:
-        rows = [["CODGEO", "LIBGEO", "TX", "territoire_code", "indicateur", "valeur"], *rows]
+        below = [["", "", "Demandé", "Accordé", "Demandé", "Accordé"]] if two_rows else []
+        rows = [header, *below, *rows]
     text = newline.join(delimiter.join(cells) for cells in rows) + newline
     (tmp_path / "IPRO_2022.csv").write_bytes(text.encode(encoding))
     _assert_named_or_loaded(tmp_path, "IPRO_2022.csv")
 
 
-@FUZZ
+@settings(FUZZ, max_examples=30)
 @given(
     rows=st.lists(
         st.lists(
@@ -494,14 +513,72 @@ def test_fuzz_random_csv_dialects(tmp_path, rows, delimiter, newline, encoding, 
         max_size=10,
     ),
     ref=st.sampled_from([None, "A1", "A1:AE6", "A1:XFD1048576", "C3:D4"]),
-    header=st.booleans(),
+    header=st.sampled_from(HEADERS),
 )
 def test_fuzz_random_xlsx_shapes(tmp_path, rows, ref, header):
     if header:
-        rows = [["CODGEO", "LIBGEO", "TX"], *rows]
+        rows = [header, *rows]
     clean = [[c.replace("\r", "") if isinstance(c, str) else c for c in r] for r in rows]
     workbook_with_dimension(tmp_path / "IPRO_2022.xlsx", clean or [[None]], ref)
     _assert_named_or_loaded(tmp_path, "IPRO_2022.xlsx")
+
+
+COORD = st.one_of(
+    st.floats(-200, 200, allow_nan=False),
+    st.sampled_from([3.5, 50.3, 700000.0, 7000000.0]),
+    st.just(float("nan")),
+    st.text(max_size=3),
+    st.none(),
+)
+RING = st.lists(st.lists(COORD, min_size=0, max_size=3), max_size=6)
+GEOMETRY = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(["Polygon", "MultiPolygon", "Point", "LineString", "Truc"]),
+            "coordinates": st.one_of(
+                st.lists(RING, max_size=2), st.lists(st.lists(RING, max_size=2), max_size=2)
+            ),
+        }
+    ),
+)
+FEATURE = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from(["Feature", "Feature", "X"]),
+        "properties": st.one_of(
+            st.none(),
+            st.dictionaries(
+                st.sampled_from(["code_qp", "lib_qp", "insee_com", "CODE_QP", "nom"]),
+                st.one_of(CELL, st.integers(), st.none()),
+            ),
+        ),
+        "geometry": GEOMETRY,
+    }
+)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # GDAL's notes on the odd coordinates
+@settings(FUZZ, max_examples=25)
+@given(
+    features=st.lists(FEATURE, max_size=5),
+    crs=st.sampled_from([None, "urn:ogc:def:crs:OGC:1.3:CRS84", "EPSG:2154", "EPSG:99999"]),
+    cut=st.one_of(st.none(), st.integers(0, 400)),
+)
+def test_fuzz_random_geojson(tmp_path, features, crs, cut):
+    """Random GeoJSON contours (odd types, properties, rings, coordinates, CRS, or the text
+    cut anywhere): read_contours loads them or fails naming the file, within the bound."""
+    import json
+
+    from pipelines.sources.sig_ville.reader import ContoursError, read_contours
+
+    document = {"type": "FeatureCollection", "features": features}
+    if crs:
+        document["crs"] = {"type": "name", "properties": {"name": crs}}
+    text = json.dumps(document, allow_nan=True)
+    path = tmp_path / "qpv_2024.geojson"
+    path.write_text(text if cut is None else text[:cut], encoding="utf-8")
+    reader = [("contours", lambda: read_contours(path), ContoursError)]
+    _assert_named_or_loaded(tmp_path, path.name, reader)
 
 
 # -- memory: the INSEE reader spills its values to disk, with the same result -----------------
