@@ -123,3 +123,93 @@ def test_programmation_workbook_with_a_stale_dimension_tag_loads_every_action():
     assert result.rows.montant_accorde.sum() == sum(1000 * k for k in range(1, 41)) == 820_000
     assert result.rows.montant_demande.sum() == 840_000
     assert result.files[0]["lignes_lues"] == result.files[0]["lignes_chargees"] == 40
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "VM_bilans_2027_dimension_perimee.xlsx",
+        "ref_valeurs_dimension_perimee.xlsx",
+        "caf_2023_dimension_perimee.xlsx",
+    ],
+)
+def test_other_xlsx_readers_read_every_row_whatever_the_dimension_tag(name):
+    """Bilans (tag A1:E3, 20 actions: k women, 1 man, total k + 1 for k = 1..20), reference
+    values (tag A1:C2, 10 communes 59001..59010 at 50 + k) and a local indicator table (tag
+    A1:C2, 10 QPV QN05920M..QN05929M with 100 x k allocataires for k = 20..29): every row."""
+    from pipelines.sources.bilans import parse_bilans
+    from pipelines.sources.indicateurs.mapping import load_mapping
+    from pipelines.sources.indicateurs.reader import read_local_table
+    from pipelines.sources.referentiels.reader import read_reference_file
+
+    path = CORPUS / name
+    if name.startswith("VM_bilans"):
+        result = parse_bilans([path])
+        assert len(result.rows) == 20 and result.rejects.empty and result.anomalies.empty
+        assert result.rows.femmes.sum() == sum(range(1, 21)) == 210
+        assert result.rows.total_beneficiaires.sum() == 230
+        assert list(result.rows.source_ligne) == list(range(2, 22))
+    elif name.startswith("ref_"):
+        result = read_reference_file(path)
+        assert result.report == {"lignes_lues": 10, "lignes_chargees": 10, "lignes_rejetees": 0}
+        assert dict(zip(result.rows.territoire_code, result.rows.valeur, strict=True)) == {
+            f"59{k:03d}": 50 + k for k in range(1, 11)
+        }
+    else:
+        table = read_local_table(path, load_mapping(CORPUS / "caf.mapping.yml"))
+        allocataires = table.values[table.values.indicateur == "allocataires_caf"]
+        assert table.rejects.empty
+        assert dict(zip(allocataires.code_territoire, allocataires.valeur, strict=True)) == {
+            f"QN059{k:02d}M": 100 * k for k in range(20, 30)
+        }
+
+
+# -- through the ingestion asset: what a build does with the same files ---------------------------
+
+
+def test_refused_raw_folder_fails_the_asset_naming_both_files(tmp_path):
+    """brut_millesime_double/insee holds IPRO_2022.csv and IPRO_2022_v2.csv: the build's INSEE
+    step fails (a build exits 1) naming both files, and loads nothing."""
+    from pipelines.sources.insee.assets import insee_valeurs
+    from tests.conftest import failure_of, materialize_direct
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    result = materialize_direct(
+        [insee_valeurs], CORPUS / "brut_millesime_double", warehouse, raise_on_error=False
+    )
+    assert not result.success
+    message = failure_of(result)
+    assert "IPRO_2022_v2.csv: même base IPRO et même millésime 2022 que" in message
+    assert "brut_millesime_double/insee/IPRO_2022.csv" in message
+    assert not warehouse.exists()  # nothing loaded: the warehouse is not even created
+
+
+def test_files_not_read_reach_the_ingestion_log(tmp_path):
+    """brut_non_lus/insee: the one CSV is loaded into raw.insee_valeurs; the .xls and the PDF
+    are in raw.ingestion_log with the reason; hidden and lock files are not."""
+    import duckdb
+
+    from pipelines.sources.insee.assets import insee_valeurs
+    from tests.conftest import materialize_direct
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    assert materialize_direct([insee_valeurs], CORPUS / "brut_non_lus", warehouse).success
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        values = con.execute(
+            "select code_territoire, variable, valeur from raw.insee_valeurs"
+        ).fetchall()
+        log = con.execute(
+            "select fichier, statut, message from raw.ingestion_log where source = 'insee' "
+            "order by fichier"
+        ).fetchall()
+    finally:
+        con.close()
+    assert values == [("QN05920M", "TX", 40)]
+    by_name = {Path(f).name: (statut, message) for f, statut, message in log}
+    assert set(by_name) == {"IPRO_2022.csv", "DEMO_2022.xls", "notice.pdf"}
+    assert by_name["DEMO_2022.xls"] == (
+        "non_lu",
+        "format .xls (Excel 97-2003) non lu : enregistrer en .xlsx ou .csv",
+    )
+    assert by_name["IPRO_2022.csv"][0] == "charge"
