@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,40 @@ from pipelines.sources.programmations import parse_programmations
 from pipelines.sources.sig_ville.reader import read_contours
 
 CORPUS = Path(__file__).with_name("corpus")
+TESTS = Path(__file__).parent
+
+
+def _table_rows(section: str) -> list[list[str]]:
+    """The cells of the rows of the Markdown table under ``## <section>`` of the README
+    (header and separator left out; ``\\|`` inside a cell is no separator)."""
+    text = (CORPUS / "README.md").read_text(encoding="utf-8")
+    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in body.splitlines() if line.startswith("|")]
+    return [[c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]] for line in lines[2:]]
+
+
+def test_every_corpus_file_is_in_the_table():
+    """The corpus and its README cannot drift: every entry of tests/corpus/ is in the table of
+    its files, every file of the table exists, and every test either table names exists."""
+    rows = _table_rows("Fichiers du corpus")
+    assert rows and all(len(r) == 4 for r in rows)
+    listed = [name for r in rows for name in re.findall(r"`([^`]+)`", r[0])]
+    missing = [n for n in listed if not os.path.lexists(CORPUS / n.rstrip("/"))]
+    assert missing == [], f"dans le tableau, absents du corpus : {missing}"
+    tops = {n.rstrip("/").split("/")[0] for n in listed}
+    entries = {p.name for p in CORPUS.iterdir()} - {"README.md"}
+    assert sorted(entries - tops) == [], "fichiers du corpus absents du tableau"
+    assert len(listed) == len(set(listed)), "un fichier a deux lignes"
+    fabricated = _table_rows("Cas de l'issue fabriqués par leur test (et pourquoi)")
+    named = {t for r in rows + fabricated for t in re.findall(r"`(test_\w+\.py::test_\w+)`", r[-1])}
+    assert len(named) > 40
+    unknown = [
+        t
+        for t in sorted(named)
+        if f"def {t.split('::')[1]}(" not in (TESTS / t.split("::")[0]).read_text("utf-8")
+    ]
+    assert unknown == [], f"tests nommés par le README introuvables : {unknown}"
+    assert all(r[-1] for r in rows), "une ligne sans test"
 
 
 @pytest.mark.parametrize(

@@ -50,24 +50,24 @@ def test_two_row_header_csv_single_financeur() -> None:
 
 
 def test_no_amount_column_is_an_error_naming_the_file() -> None:
-    path = CORPUS / "VM_programmation_2026_sans_montant.csv"
+    path = CORPUS / "XYZ_programmation_2026_sans_montant.csv"
     with pytest.raises(
-        SuiviError, match=r"VM_programmation_2026_sans_montant\.csv: aucune colonne de montant"
+        SuiviError, match=r"XYZ_programmation_2026_sans_montant\.csv: aucune colonne de montant"
     ):
         parse_programmations([path])
 
 
 def test_same_header_twice_is_refused_with_both_positions() -> None:
-    path = CORPUS / "VM_programmation_2026_montant_double.csv"
+    path = CORPUS / "XYZ_programmation_2026_montant_double.csv"
     with pytest.raises(SuiviError) as err:
         parse_programmations([path])
     message = str(err.value)
-    assert "VM_programmation_2026_montant_double.csv" in message and "Montant demandé" in message
+    assert "XYZ_programmation_2026_montant_double.csv" in message and "Montant demandé" in message
     assert "colonnes 4 (D) et 5 (E)" in message
-    wide = CORPUS / "VM_programmation_2026_financeur_double.csv"  # « Etat - demandé » twice
+    wide = CORPUS / "XYZ_programmation_2026_financeur_double.csv"  # « Etat - demandé » twice
     with pytest.raises(
         SuiviError,
-        match=r"VM_programmation_2026_financeur_double\.csv.*colonnes 3 \(C\) et 4 \(D\)",
+        match=r"XYZ_programmation_2026_financeur_double\.csv.*colonnes 3 \(C\) et 4 \(D\)",
     ):
         parse_programmations([wide])
 
