@@ -249,3 +249,25 @@ def test_files_not_read_reach_the_ingestion_log(tmp_path):
         "format .xls (Excel 97-2003) non lu : enregistrer en .xlsx ou .csv",
     )
     assert by_name["IPRO_2022.csv"][0] == "charge"
+
+
+def test_lower_case_territory_prefix_attaches_the_lines_to_the_territory():
+    """vm_programmation_2028_prefixe_minuscule.csv: no « Territoire » column, a lower-case
+    prefix (once a dbt not_null failure naming no file): its two lines go to VM, the territory
+    folder's code, whatever the prefix's case; a prefix no territory has stops the build naming
+    the file and its first line."""
+    from pipelines.lib.tables import IngestionError
+    from pipelines.sources.territoires.attach import TerritoryIndex, attach_territories
+
+    result = parse_programmations([CORPUS / "vm_programmation_2028_prefixe_minuscule.csv"])
+    assert result.rejects.empty and result.rows.territoire.isna().all()
+    index = TerritoryIndex(declared={"VM": "VM"})
+    attached = attach_territories(result.rows, index)
+    assert list(attached.territoire) == ["VM", "VM"]
+    assert attached.montant_accorde.sum() == 1300
+    with pytest.raises(
+        IngestionError,
+        match=r"^vm_programmation_2028_prefixe_minuscule\.csv, ligne 2: territoire « vm » inconnu"
+        r" \(2 ligne\(s\)\)",
+    ):
+        attach_territories(result.rows, TerritoryIndex(declared={"CAMVS": "CAMVS"}))
