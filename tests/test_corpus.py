@@ -271,3 +271,26 @@ def test_lower_case_territory_prefix_attaches_the_lines_to_the_territory():
         r" \(2 ligne\(s\)\)",
     ):
         attach_territories(result.rows, TerritoryIndex(declared={"CAMVS": "CAMVS"}))
+
+
+def test_polygon_outside_the_surface_projection_rejected_not_crashing():
+    """A QPV of the Nord (surfaces in Lambert-93) whose polygon has a corner on the South Pole:
+    it has no finite Lambert-93 area or centroid. It once crashed the reader with
+    « GEOSException: getX called on empty Point », naming no file (found by the fuzz test);
+    it is rejected with its line and the projection, the other QPV loaded and measured."""
+    import math
+
+    result = read_contours(CORPUS / "contours_hors_projection.geojson")
+    assert list(result.qpv.code_qpv) == ["QN05921M"]
+    surface = result.qpv.surface_km2.iloc[0]
+    # 0.01° x 0.01° at 50.27° N: about 1.112 km x 0.711 km = 0.79 km²
+    assert 0.78 < surface < 0.80 and math.isfinite(result.qpv.centroide_lon.iloc[0])
+    [reject] = result.rejects.to_dict("records")
+    assert (reject["fichier"], reject["ligne"], reject["colonne"]) == (
+        "contours_hors_projection.geojson",
+        1,
+        "geometry",
+    )
+    assert reject["motif"] == (
+        "QN05920M : coordonnées hors du domaine de la projection EPSG:2154 (surface incalculable)"
+    )

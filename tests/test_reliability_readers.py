@@ -403,13 +403,16 @@ CELL = st.one_of(
 
 
 # header rows a fuzzed table may start with: none, INSEE and reference values, a
-# programmation (one row or two: financeur above Demandé / Accordé), a bilan
+# programmation (one row or two: financeur above Demandé / Accordé), a bilan, the list of QPV,
+# places
 HEADERS = [
     None,
     ["CODGEO", "LIBGEO", "TX", "territoire_code", "indicateur", "valeur"],
     ["N° dossier", "Intitulé", "Quartier(s) concerné(s)", "Financeur", "Montant demandé"],
     ["N° dossier", "Intitulé", "État", "", "Région", ""],
     ["N° dossier", "QPV de résidence", "Femmes", "Hommes", "Total"],
+    ["code_qp", "lib_qp", "insee_com", "lib_com"],
+    ["id", "lon", "lat"],
 ]
 
 
@@ -542,18 +545,35 @@ GEOMETRY = st.one_of(
         }
     ),
 )
-FEATURE = st.fixed_dictionaries(
-    {
-        "type": st.sampled_from(["Feature", "Feature", "X"]),
-        "properties": st.one_of(
-            st.none(),
-            st.dictionaries(
-                st.sampled_from(["code_qp", "lib_qp", "insee_com", "CODE_QP", "nom"]),
-                st.one_of(CELL, st.integers(), st.none()),
+SQUARE = st.builds(
+    lambda code, x, y, side: {
+        "type": "Feature",
+        "properties": {"code_qp": code, "lib_qp": "Q", "insee_com": "59392", "lib_com": "M"},
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[x, y], [x + side, y], [x + side, y + side], [x, y + side], [x, y]]],
+        },
+    },
+    code=st.one_of(st.sampled_from(["QN05920M", "QN05921M", "QP059020", "QN97401M"]), CELL),
+    x=st.floats(-180, 180),
+    y=st.floats(-90, 90),
+    side=st.floats(0, 1),
+)
+FEATURE = st.one_of(
+    SQUARE,
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(["Feature", "Feature", "X"]),
+            "properties": st.one_of(
+                st.none(),
+                st.dictionaries(
+                    st.sampled_from(["code_qp", "lib_qp", "insee_com", "CODE_QP", "nom"]),
+                    st.one_of(CELL, st.integers(), st.none()),
+                ),
             ),
-        ),
-        "geometry": GEOMETRY,
-    }
+            "geometry": GEOMETRY,
+        }
+    ),
 )
 
 
