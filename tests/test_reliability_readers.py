@@ -222,6 +222,15 @@ def test_duplicate_header_in_xlsx_names_the_sheet():
         read_insee_file(CORPUS / "IPRO_2022_colonne_double.xlsx")
 
 
+def test_duplicate_header_with_a_line_break_is_named_on_one_line():
+    """Header cells typed with Alt+Entrée (« Montant⏎demandé ») twice: the message, printed by
+    the CLI as its first line, holds the header on one line (found by the XLSX fuzz test)."""
+    with pytest.raises(IngestionError) as err:
+        tables.check_unique_header(["Code", "Montant\ndemandé", "Montant\ndemandé"], str, "f.xlsx")
+    assert str(err.value).startswith("f.xlsx: colonnes 2 et 3 de même en-tête « Montant demandé »")
+    assert "\n" not in str(err.value)
+
+
 # -- competing inputs, never a silent pick ------------------------------------------------------
 
 
