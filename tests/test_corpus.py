@@ -294,3 +294,47 @@ def test_polygon_outside_the_surface_projection_rejected_not_crashing():
     assert reject["motif"] == (
         "QN05920M : coordonnées hors du domaine de la projection EPSG:2154 (surface incalculable)"
     )
+
+
+def test_unknown_indicators_fail_the_blocking_check_naming_file_and_lines(tmp_path):
+    """brut_indicateurs_inconnus/referentiels/valeurs_reference.csv: two indicators the
+    dictionary does not know (lines 3 and 4). The reader loads them as written; dbt's blocking
+    check on stg_references__valeurs fails (once only its dbt test name,
+    relationships_stg_references__valeurs…), and what the CLI prints says in French which file,
+    lines and values. Only the seed and the staging view are built (about 20 s of CPU)."""
+    import duckdb
+
+    from pipelines.settings import Paths
+    from pipelines.sources.referentiels.assets import valeurs_reference
+    from pipelines.warehouse.dbt import BUILD_ARGS
+    from pipelines.warehouse.failures import explain_test_failures
+    from tests.conftest import materialize_direct, run_dbt
+
+    raw = CORPUS / "brut_indicateurs_inconnus"
+    paths = Paths(raw, tmp_path / "warehouse.duckdb", tmp_path / "marts").resolved()
+    paths.staging_dir.mkdir(parents=True)
+    assert materialize_direct([valeurs_reference], raw, paths.staging_warehouse).success
+    con = duckdb.connect(str(paths.staging_warehouse), read_only=True)
+    loaded = con.execute("select indicateur from raw.valeurs_reference order by ligne").fetchall()
+    con.close()
+    assert loaded == [("taux_emploi",), ("taux_chomage_inconnu",), ("indicateur_fantome",)]
+    selection = ["--select", "ref_indicateurs", "stg_references__valeurs"]
+    done = run_dbt(
+        paths.staging_warehouse,
+        paths.staging_dir / "dbt",
+        *BUILD_ARGS,
+        *selection,
+        "--indirect-selection",
+        "cautious",
+    )
+    assert done.returncode == 1, done.stdout[-3000:]
+    [line] = explain_test_failures(paths)
+    assert line.startswith(
+        "stg_references__valeurs: « indicateur » absent de ref_indicateurs (colonne indicateur)"
+        " — indicateur inconnu du dictionnaire ref_indicateurs"
+    )
+    assert line.endswith(
+        "(2 ligne(s)): referentiels/valeurs_reference.csv lignes 3, 4 (« taux_chomage_inconnu »,"
+        " « indicateur_fantome »)"
+    )
+    assert "relationships_" not in line
