@@ -407,6 +407,8 @@ FUZZ = settings(
 )
 CELL = st.one_of(
     st.sampled_from(["QN05920M", "QP059020", "59392", "FRANCE", "s", "", "1 075,5", "12,5 %"]),
+    # the issue's values: a 21-digit count, an amount in parentheses, an impossible date...
+    st.sampled_from(["123456789012345678901", "(1 200,00)", "1e400", "-0", "31/02/2026", "=1+1"]),
     st.text(alphabet=st.sampled_from(list('ab;,\t|"\r\n 0123456789é.-QN')), max_size=8),
 )
 
@@ -519,7 +521,14 @@ def test_fuzz_random_csv_dialects(tmp_path, rows, delimiter, newline, encoding, 
 @given(
     rows=st.lists(
         st.lists(
-            st.one_of(CELL, st.integers(-(10**6), 10**6), st.floats(-1e6, 1e6), st.none()),
+            st.one_of(
+                CELL,
+                st.integers(-(10**6), 10**6),
+                st.integers(-(10**22), 10**22),
+                st.floats(-1e6, 1e6),
+                st.sampled_from([1e300, -1e-300, 1e21]),
+                st.none(),
+            ),
             max_size=6,
         ),
         max_size=10,
