@@ -208,6 +208,7 @@ def repair_layer(
         else:
             motif = f"géométrie invalide après réparation : {shapely.is_valid_reason(repaired[i])}"
         rejects.append((int(i), "geometry", short_wkt(geoms_src[i]), f"{codes[i]} : {motif}"))
+    failed |= _unmeasurable(repaired, usable & ~failed, codes, geoms_src, rejects)
     loaded = usable & ~failed
     repaired_ok = to_repair & loaded
 
@@ -237,6 +238,40 @@ def repair_layer(
         warnings=warnings,
         max_change=max_change,
     )
+
+
+def _unmeasurable(
+    geoms_wgs84: np.ndarray,
+    candidates: np.ndarray,
+    codes: Sequence[str],
+    geoms_src: np.ndarray,
+    rejects: list[tuple[int, str, str, str]],
+) -> np.ndarray:
+    """Rows whose polygon the projection used for surfaces cannot hold (a corner on a pole,
+    coordinates outside the projection's domain): no finite area or centroid. Each is added to
+    ``rejects``; a surface is never computed as NaN or infinite."""
+    bad = np.zeros(len(geoms_wgs84), dtype=bool)
+    idx = np.flatnonzero(candidates)
+    if not len(idx):
+        return bad
+    labels = _area_crs([codes[i] for i in idx], geoms_wgs84[idx])
+    projected = _project_by_crs(geoms_wgs84[idx], labels)
+    with np.errstate(invalid="ignore"):
+        area = shapely.area(projected)
+        corners = shapely.bounds(shapely.centroid(projected))
+    wrong = ~np.isfinite(area) | ~np.isfinite(corners).all(axis=1)
+    for i, label in zip(idx[wrong], labels[wrong], strict=True):
+        rejects.append(
+            (
+                int(i),
+                "geometry",
+                short_wkt(geoms_src[i]),
+                f"{codes[i]} : coordonnées hors du domaine de la projection {label} (surface "
+                "incalculable)",
+            )
+        )
+        bad[i] = True
+    return bad
 
 
 def merge_duplicate_codes(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:

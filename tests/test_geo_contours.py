@@ -287,11 +287,11 @@ def test_shapefile_lambert93_with_2015_attributes(tmp_path, sample):
     assert set(qpv["crs_surface"]) == {"EPSG:2154"}
 
 
-def test_shapefile_without_prj_is_refused(tmp_path, sample):
-    path = tmp_path / "sans_projection.shp"
-    sample.iloc[:2].to_crs(2154).to_file(path)
-    path.with_suffix(".prj").unlink()
-    with pytest.raises(ContoursError, match="sans_projection.shp") as info:
+def test_shapefile_without_prj_is_refused():
+    """tests/corpus/contours_sans_prj.shp: two Lambert-93 squares, its .shx and .dbf, no .prj."""
+    path = Path(__file__).with_name("corpus") / "contours_sans_prj.shp"
+    assert path.with_suffix(".dbf").exists() and not path.with_suffix(".prj").exists()
+    with pytest.raises(ContoursError, match=r"contours_sans_prj\.shp") as info:
         read_contours(path)
     assert "CRS" in str(info.value) and "absent" in str(info.value)
 

@@ -183,8 +183,9 @@ def check_unique_header(header: Sequence[Any], key: Callable[[str], str], where:
         if not name:
             continue
         if name in seen:
+            shown = " ".join(text.split())  # one line: a header cell may hold Alt+Entrée
             raise IngestionError(
-                f"{where}: colonnes {seen[name] + 1} et {j + 1} de même en-tête « {text.strip()} »"
+                f"{where}: colonnes {seen[name] + 1} et {j + 1} de même en-tête « {shown} »"
                 " : renommer ou supprimer l'une des deux (laquelle lire serait arbitraire)"
             )
         seen[name] = j

@@ -280,7 +280,10 @@ def read_local_table(path: Path, mapping: Mapping) -> LocalTable:
                     f"{path}: colonne « {name} » ({what} du mapping {mapping.path.name}) absente "
                     f"de la ligne d'en-tête {table.header_line}"
                 )
-        width = max([len(table.header)] + [len(r) for _, r in table.rows])
+        # a misshapen row is rejected below: its extra field makes no column (no COLONNE_<n>)
+        width = max(
+            [len(table.header)] + [len(r) for line, r in table.rows if line not in table.misshapen]
+        )
         cells_by_col = [
             [r[j] if j < len(r) else _Cell(None) for _, r in table.rows] for j in range(width)
         ]

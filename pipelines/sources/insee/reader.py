@@ -263,7 +263,9 @@ def _scan(layout: _Layout, decimal: str) -> None:
         j: [] for j, raw in enumerate(layout.header) if normalise_header(raw) in MILLESIME_COLUMNS
     }
     layout.width = len(layout.header)
-    for _, cells, _ in layout.rows():
+    for _, cells, misshapen in layout.rows():
+        if misshapen:  # rejected when read: its extra field is no column (no COLONNE_<n>)
+            continue
         layout.width = max(layout.width, len(cells))
         for j, cell in enumerate(cells):
             value = cell.strip()
