@@ -215,8 +215,9 @@ def _read_layer(source) -> tuple[pd.DataFrame, list[dict], dict] | None:
             int(i) + 1,
             str(code_col),
             raw_codes[i],
-            "code commune absent" if clean_text(raw_codes[i]) is None else
-            "code commune invalide : attendu 5 caractères (59350, 2A004)",
+            "code commune absent"
+            if clean_text(raw_codes[i]) is None
+            else "code commune invalide : attendu 5 caractères (59350, 2A004)",
         )
         for i in np.flatnonzero(~valid_code)
     ]

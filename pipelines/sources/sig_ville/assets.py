@@ -20,13 +20,12 @@ LISTE_SOURCE = "liste_qpv"
 
 
 def read_qpv_contours(ctx: ReadContext) -> Ingested:
+    from pipelines.sources.communes.reader import COMMUNES, QPV, file_kind
     from pipelines.sources.sig_ville.reader import (
         CONTOURS_SUFFIXES,
         SHAPEFILE_PARTS,
         read_contours,
     )
-
-    from pipelines.sources.communes.reader import COMMUNES, QPV, file_kind
 
     frames, rejects, logs = [], [], []
     for path in list_files(ctx.raw / FOLDER, CONTOURS_SUFFIXES):
