@@ -81,7 +81,7 @@ NAME_NAMES = (
     "name",
 )
 #: Share of a column's values that must look like commune codes for it to be the code column.
-CODE_SHARE = 0.9
+CODE_SHARE = 0.5
 #: Features read to recognise a layer's columns.
 SAMPLE = 500
 OUTPUT_COLUMNS = [
@@ -104,7 +104,7 @@ def commune_columns(frame: pd.DataFrame) -> tuple[str | None, str | None]:
     """(code column, name column) of a layer's attributes, None where not found.
 
     The code column is the first column named as in :data:`CODE_NAMES` (in that order of
-    preference) whose non-empty values are at least 90 % commune codes (``77288``, ``2A004``,
+    preference) whose non-empty values are at least half commune codes (``77288``, ``2A004``,
     leading zeros restored); the name column the first named as in :data:`NAME_NAMES`.
     """
     by_name: dict[str, str] = {}
