@@ -169,21 +169,26 @@ def commune_outlines(
     ).fetchone()[0]
     window = charts.map_window(extent)
     tolerance = (window[2] - window[0]) / 1500
+    # the window in WGS84, widened by about 1 km: a first cut on the stored contours' extents
+    search = con.execute(
+        """
+        select ST_XMin(w), ST_YMin(w), ST_XMax(w), ST_YMax(w)
+        from (select ST_Buffer(ST_Transform(ST_MakeEnvelope(?, ?, ?, ?), ?, 'EPSG:4326',
+                                            always_xy := true), 0.01) as w)
+        """,
+        [*window, crs],
+    ).fetchone()
     rows = con.execute(
         f"""
-        with box as (select ST_MakeEnvelope(?, ?, ?, ?) as b),
-        near as (
-            -- the window in WGS84, widened by about 1 km: a first cut on the stored contours
-            select c.code_commune, c.nom_commune, c.geom
-            from staging.{COMMUNES_VIEW} c, box
-            where ST_Intersects(c.geom, ST_Envelope(ST_Buffer(
-                ST_Transform(box.b, ?, 'EPSG:4326', always_xy := true), 0.01)))
-        ),
+        with box as (select ST_MakeEnvelope(?, ?, ?, ?) as b, ST_MakeEnvelope(?, ?, ?, ?) as s),
+        -- cut first (a commune's contour may hold thousands of points), then project, cut to
+        -- the window, simplify and make valid the few points left
         p as (
-            select code_commune, nom_commune, ST_Intersection(ST_SimplifyPreserveTopology(
-                ST_MakeValid(ST_Transform(geom, 'EPSG:4326', ?, always_xy := true)), ?
-            ), box.b) as g
-            from near, box
+            select code_commune, nom_commune, ST_MakeValid(ST_SimplifyPreserveTopology(
+                ST_Intersection(ST_Transform(ST_Intersection(geom, box.s), 'EPSG:4326', ?,
+                                             always_xy := true), box.b), ?)) as g
+            from staging.{COMMUNES_VIEW}, box
+            where ST_Intersects_Extent(geom, box.s)
         ),
         -- the QPV, widened by a line of text: a name is written off them where it can
         qpv as (
@@ -203,7 +208,7 @@ def commune_outlines(
               from l)
         order by code_commune
         """,
-        [*window, crs, crs, tolerance, crs, (window[2] - window[0]) / 80, territory],
+        [*window, *search, crs, tolerance, crs, (window[2] - window[0]) / 80, territory],
     ).fetchall()
     return [
         charts.Outline(
