@@ -190,7 +190,9 @@ def _reject(fichier: str, couche: str | None, ligne: int, colonne: str, valeur: 
     }
 
 
-def _read_layer(source) -> tuple[pd.DataFrame, list[dict], dict] | None:
+def _read_layer(source: Any) -> tuple[pd.DataFrame, list[dict], dict] | None:
+    """One layer's communes, rejects and report; None for a layer without commune columns
+    (a GeoPackage may hold other layers). ``source`` is a layer of :func:`layer_sources`."""
     where = f"{source.fichier} (couche {source.couche})"
     try:
         frame = pyogrio.read_dataframe(source.ogr_path, layer=source.couche)
