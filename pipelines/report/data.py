@@ -145,8 +145,8 @@ COMMUNES_VIEW = "stg_communes__contours"
 def commune_outlines(
     con, territory: str, extent: tuple[float, float, float, float] | None, labelled: set[str]
 ) -> list[charts.Outline] | None:
-    """The outlines of the communes a map of ``extent`` shows, clipped to its window
-    (:func:`~pipelines.report.charts.map_window`), projected as the territory's QPV (the CRS of
+    """The limits of the communes a map of ``extent`` shows (lines, clipped to its window:
+    :func:`~pipelines.report.charts.map_window`), projected as the territory's QPV (the CRS of
     their surfaces) and simplified to half a pixel; the names of ``labelled`` communes (the
     territory's) may be written. None when no commune contours are loaded (a warehouse built
     before them has no view ``staging.stg_communes__contours``)."""
@@ -181,14 +181,22 @@ def commune_outlines(
     rows = con.execute(
         f"""
         with box as (select ST_MakeEnvelope(?, ?, ?, ?) as b, ST_MakeEnvelope(?, ?, ?, ?) as s),
-        -- cut first (a commune's contour may hold thousands of points), then project, cut to
-        -- the window, simplify and make valid the few points left
-        p as (
-            select code_commune, nom_commune, ST_MakeValid(ST_SimplifyPreserveTopology(
-                ST_Intersection(ST_Transform(ST_Intersection(geom, box.s), 'EPSG:4326', ?,
-                                             always_xy := true), box.b), ?)) as g
+        -- cut to the search box first (a commune's contour may hold thousands of points), then
+        -- project, simplify and make valid the few points left
+        near as (
+            select code_commune, nom_commune, ST_CollectionExtract(ST_MakeValid(
+                ST_SimplifyPreserveTopology(ST_Transform(ST_Intersection(geom, box.s),
+                                                         'EPSG:4326', ?, always_xy := true), ?)
+            ), 3) as full_g
             from staging.{COMMUNES_VIEW}, box
             where ST_Intersects_Extent(geom, box.s)
+        ),
+        -- the part in the window (for the name) and the limits in the window: the lines of
+        -- the cut at the window's edge are not drawn
+        p as (
+            select code_commune, nom_commune, ST_Intersection(full_g, box.b) as g,
+                   ST_Intersection(ST_Boundary(full_g), box.b) as limite
+            from near, box
         ),
         -- the QPV, widened by a line of text: a name is written off them where it can
         qpv as (
@@ -200,7 +208,7 @@ def commune_outlines(
         l as (
             select p.*, ST_Difference(g, qpv.q) as libre from p, qpv where not ST_IsEmpty(g)
         )
-        select code_commune, nom_commune, ST_AsSVG(g, false, 0) as chemin,
+        select code_commune, nom_commune, ST_AsSVG(limite, false, 0) as chemin,
                ST_X(ST_PointOnSurface(coalesce(libre_ou_null, g))) as x,
                ST_Y(ST_PointOnSurface(coalesce(libre_ou_null, g))) as y,
                ST_XMax(g) - ST_XMin(g) as largeur, ST_YMax(g) - ST_YMin(g) as hauteur
