@@ -71,6 +71,15 @@ RAW_TABLES: dict[str, list[tuple[str, str]]] = {
         ("crs_source", "VARCHAR"),
         ("geom", "GEOMETRY"),
     ],
+    "communes_contours": [
+        ("code_commune", "VARCHAR"),
+        ("nom_commune", "VARCHAR"),
+        ("geometrie_reparee", "BOOLEAN"),
+        ("source_fichier", "VARCHAR"),
+        ("source_couche", "VARCHAR"),
+        ("crs_source", "VARCHAR"),
+        ("geom", "GEOMETRY"),
+    ],
     "liste_qpv": [
         (c, "VARCHAR")
         for c in (

@@ -147,6 +147,91 @@ class Area:
     y: float | None = None
 
 
+@dataclass
+class Outline:
+    """A commune's outline under the QPV of a map: its SVG path (projected metres, y negated,
+    clipped to the map's window), and where its name goes when it is a commune of the territory
+    (``label``) and the name fits inside (``width`` x ``height``, metres)."""
+
+    code: str
+    name: str
+    path: str
+    label: bool = False
+    x: float | None = None
+    y: float | None = None
+    width: float = 0.0
+    height: float = 0.0
+
+
+#: The legend's line when no commune contours are loaded (``communes=None``).
+NO_COMMUNES = "Limites communales non chargées (dossier communes/)"
+COMMUNE_STROKE = "#8c8c8c"
+COMMUNE_LABEL = "#555555"
+#: Size (px of the map's 760 px width) of the communes' names.
+COMMUNE_LABEL_PX = 9
+
+
+def map_frame(
+    extent: tuple[float, float, float, float], width: int = 760
+) -> tuple[tuple[float, float, float, float], int]:
+    """The viewBox (x, y, width, height; y negated) of a map of ``extent`` (projected metres,
+    4 % margin) and the map's height in px."""
+    xmin, ymin, xmax, ymax = extent
+    dx, dy = max(xmax - xmin, 1.0), max(ymax - ymin, 1.0)
+    pad = 0.04 * max(dx, dy)
+    vb = (xmin - pad, -ymax - pad, dx + 2 * pad, dy + 2 * pad)
+    map_height = int(width * 0.72 * vb[3] / vb[2]) if vb[2] else 400
+    return vb, max(220, min(map_height, 560))
+
+
+def map_window(
+    extent: tuple[float, float, float, float], width: int = 760
+) -> tuple[float, float, float, float]:
+    """The area a map of ``extent`` shows (xmin, ymin, xmax, ymax, projected metres): its
+    viewBox widened to the map's proportions (what lies outside is clipped by the SVG)."""
+    vb, map_height = map_frame(extent, width)
+    scale = min(width / vb[2], map_height / vb[3])
+    half_w, half_h = width / scale / 2, map_height / scale / 2
+    cx, cy = vb[0] + vb[2] / 2, -(vb[1] + vb[3] / 2)
+    return (cx - half_w, cy - half_h, cx + half_w, cy + half_h)
+
+
+def _commune_layer(communes: list[Outline], px_per_m: float) -> tuple[str, str]:
+    """The communes' outlines (thin grey) and the names that fit inside their commune without
+    overlapping another name (largest communes first)."""
+    # vector-effect is not inherited: on every path, so that the stroke is in px, not metres
+    paths = "".join(
+        f"<path d='{c.path}' vector-effect='non-scaling-stroke'><title>{escape(c.name)}</title>"
+        "</path>"
+        for c in communes
+        if c.path
+    )
+    outlines = (
+        f"<g class='limites-communales' fill='none' stroke='{COMMUNE_STROKE}' "
+        f"stroke-width='0.8' stroke-dasharray='4 2'>{paths}</g>"
+    )
+    size = COMMUNE_LABEL_PX / px_per_m
+    placed: list[tuple[float, float, float, float]] = []
+    labels = []
+    for c in sorted(communes, key=lambda c: -(c.width * c.height)):
+        if not c.label or c.x is None or c.y is None:
+            continue
+        w, h = 0.58 * size * len(c.name), 1.3 * size
+        if w > 0.9 * c.width or h > 0.6 * c.height:
+            continue  # not readable inside its commune
+        box = (c.x - w / 2, -c.y - h, c.x + w / 2, -c.y + h / 3)
+        if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+            continue
+        placed.append(box)
+        labels.append(
+            f"<text x='{c.x:.0f}' y='{-c.y + size / 3:.0f}' font-size='{size:.0f}' "
+            f"text-anchor='middle' font-style='italic' fill='{COMMUNE_LABEL}' {FONT} "
+            f"stroke='white' stroke-width='{size / 5:.0f}' paint-order='stroke'>"
+            f"{escape(c.name)}</text>"
+        )
+    return outlines, "".join(labels)
+
+
 def _quantile_breaks(values: list[float], n: int) -> list[float]:
     """Quantile breaks (n classes) of the values; fewer when there are few distinct values."""
     v = sorted(set(values))
@@ -183,18 +268,16 @@ def choropleth(
     width: int = 760,
     symbols: bool = False,
     unit_symbol: str = "",
+    communes: list[Outline] | None = None,
 ) -> str:
     """A choropleth or, with ``categories`` (area.info -> colour), a categorical map; areas
     without value are grey and said so. Palette 'diverging' (centred on 0) only when the values
     have both signs, sequential classes otherwise. With ``symbols`` (amounts), circles whose
     area is proportional to the value on grey contours. A scale bar in every map (the paths
-    are in projected metres)."""
-    xmin, ymin, xmax, ymax = extent
-    dx, dy = max(xmax - xmin, 1.0), max(ymax - ymin, 1.0)
-    pad = 0.04 * max(dx, dy)
-    vb = (xmin - pad, -ymax - pad, dx + 2 * pad, dy + 2 * pad)
-    map_height = int(width * 0.72 * vb[3] / vb[2]) if vb[2] else 400
-    map_height = max(220, min(map_height, 560))
+    are in projected metres). Under the QPV, the ``communes``' outlines (thin grey, with the
+    names of the territory's communes where they fit); ``None`` (no commune contours loaded)
+    is said in one line of the legend."""
+    vb, map_height = map_frame(extent, width)
     values = [a.value for a in areas if a.value is not None]
     legend: list[tuple[str, str]] = []
     if categories is not None:
@@ -249,7 +332,7 @@ def choropleth(
         if symbols and values
         else 0
     )
-    legend_height = 18 * len(legend) + 30 + int(symbol_height)
+    legend_height = 18 * len(legend) + 30 + int(symbol_height) + 18
     out = [
         f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} "
         f"{map_height + legend_height}' width='{width}' style='max-width:100%;height:auto' "
@@ -260,6 +343,10 @@ def choropleth(
         "preserveAspectRatio='xMidYMid meet'>",
     ]
     label_size = vb[2] / 55
+    px_per_m = min(width / vb[2], map_height / vb[3])
+    commune_outlines, commune_labels = _commune_layer(communes or [], px_per_m)
+    if communes:
+        out.append(commune_outlines)
     if symbols:
         fill = {a.code: "#f2f2f2" for a in areas}
     for a in areas:
@@ -279,6 +366,7 @@ def choropleth(
                     "fill-opacity='0.65' stroke='#08306b' stroke-width='1' "
                     f"vector-effect='non-scaling-stroke'><title>{escape(a.info)}</title></circle>"
                 )
+    out.append(commune_labels)
     for a in areas:
         if a.label and a.x is not None and a.y is not None:
             out.append(
@@ -293,7 +381,6 @@ def choropleth(
     out.append(_text(10, y, unit, 11, font_weight="bold"))
     if symbols and largest > 0:
         # reference circles at the drawn scale: the largest value, a half and a tenth of it
-        px_per_m = min(width / vb[2], map_height / vb[3])
         x = 40.0
         for share in (1.0, 0.5, 0.1):
             r = radius_max * math.sqrt(share) * px_per_m
@@ -311,5 +398,14 @@ def choropleth(
         yy = y + 8 + 18 * i
         out.append(f"<rect x='10' y='{yy}' width='14' height='12' fill='{color}' stroke='#333'/>")
         out.append(_text(30, yy + 10, label, 10))
+    yy = y + 8 + 18 * len(legend)
+    if communes is None:
+        out.append(_text(10, yy + 10, NO_COMMUNES, 10, fill=COMMUNE_LABEL, font_style="italic"))
+    else:
+        out.append(
+            f"<path d='M10,{yy + 6} H24' stroke='{COMMUNE_STROKE}' stroke-width='1.2' "
+            "stroke-dasharray='4 2'/>"
+        )
+        out.append(_text(30, yy + 10, "Limites communales", 10))
     out.append("</svg>")
     return "".join(out)

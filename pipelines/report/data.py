@@ -20,6 +20,7 @@ import duckdb
 import pandas as pd
 
 from pipelines.publication.secret import load_specs, mask_counts
+from pipelines.report import charts
 
 # Key indicators of the observation part (fiche_quartier columns, ref_indicateurs codes).
 KEY_INDICATORS = [
@@ -63,6 +64,8 @@ class ReportData:
     secrecy_threshold: int = 5
     #: codes of every territory of the warehouse (to leave the others' files out of the sources)
     territory_codes: list[str] = field(default_factory=list)
+    #: the communes' outlines under the QPV of the maps; None: no commune contours loaded
+    commune_outlines: list[charts.Outline] | None = None
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.tables[name]
@@ -134,6 +137,100 @@ def _map_rows(
         """,
         [territory, territory, period],
     )
+
+
+COMMUNES_VIEW = "stg_communes__contours"
+
+
+def commune_outlines(
+    con, territory: str, extent: tuple[float, float, float, float] | None, labelled: set[str]
+) -> list[charts.Outline] | None:
+    """The limits of the communes a map of ``extent`` shows (lines, clipped to its window:
+    :func:`~pipelines.report.charts.map_window`), projected as the territory's QPV (the CRS of
+    their surfaces) and simplified to half a pixel; the names of ``labelled`` communes (the
+    territory's) may be written. None when no commune contours are loaded (a warehouse built
+    before them has no view ``staging.stg_communes__contours``)."""
+    if extent is None:
+        return None
+    present = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'staging' "
+        "and table_name = ?",
+        [COMMUNES_VIEW],
+    ).fetchone()[0]
+    if (
+        not present
+        or not con.execute(f"select count(*) from staging.{COMMUNES_VIEW}").fetchone()[0]
+    ):
+        return None
+    crs = con.execute(
+        "select coalesce(mode(crs_surface), 'EPSG:2154') from marts.dim_qpv "
+        "where territoire = ? and geom is not null",
+        [territory],
+    ).fetchone()[0]
+    window = charts.map_window(extent)
+    tolerance = (window[2] - window[0]) / 1500
+    # the window in WGS84, widened by about 1 km: a first cut on the stored contours' extents
+    search = con.execute(
+        """
+        select ST_XMin(w), ST_YMin(w), ST_XMax(w), ST_YMax(w)
+        from (select ST_Buffer(ST_Transform(ST_MakeEnvelope(?, ?, ?, ?), ?, 'EPSG:4326',
+                                            always_xy := true), 0.01) as w)
+        """,
+        [*window, crs],
+    ).fetchone()
+    rows = con.execute(
+        f"""
+        with box as (select ST_MakeEnvelope(?, ?, ?, ?) as b, ST_MakeEnvelope(?, ?, ?, ?) as s),
+        -- cut to the search box first (a commune's contour may hold thousands of points), then
+        -- project, simplify and make valid the few points left
+        near as (
+            select code_commune, nom_commune, ST_CollectionExtract(ST_MakeValid(
+                ST_SimplifyPreserveTopology(ST_Transform(ST_Intersection(geom, box.s),
+                                                         'EPSG:4326', ?, always_xy := true), ?)
+            ), 3) as full_g
+            from staging.{COMMUNES_VIEW}, box
+            where ST_Intersects_Extent(geom, box.s)
+        ),
+        -- the part in the window (for the name) and the limits in the window: the lines of
+        -- the cut at the window's edge are not drawn
+        p as (
+            select code_commune, nom_commune, ST_Intersection(full_g, box.b) as g,
+                   ST_Intersection(ST_Boundary(full_g), box.b) as limite
+            from near, box
+        ),
+        -- the QPV, widened by a line of text: a name is written off them where it can
+        qpv as (
+            select coalesce(ST_Buffer(ST_Union_Agg(ST_MakeValid(ST_Transform(
+                geom, 'EPSG:4326', ?, always_xy := true))), ?), ST_GeomFromText('POLYGON EMPTY'))
+                as q
+            from marts.dim_qpv where territoire = ? and geom is not null
+        ),
+        l as (
+            select p.*, ST_Difference(g, qpv.q) as libre from p, qpv where not ST_IsEmpty(g)
+        )
+        select code_commune, nom_commune, ST_AsSVG(limite, false, 0) as chemin,
+               ST_X(ST_PointOnSurface(coalesce(libre_ou_null, g))) as x,
+               ST_Y(ST_PointOnSurface(coalesce(libre_ou_null, g))) as y,
+               ST_XMax(g) - ST_XMin(g) as largeur, ST_YMax(g) - ST_YMin(g) as hauteur
+        from (select *, case when ST_IsEmpty(libre) then null else libre end as libre_ou_null
+              from l)
+        order by code_commune
+        """,
+        [*window, *search, crs, tolerance, crs, (window[2] - window[0]) / 80, territory],
+    ).fetchall()
+    return [
+        charts.Outline(
+            code=code,
+            name=name or code,
+            path=path,
+            label=code in labelled,
+            x=x,
+            y=y,
+            width=width or 0.0,
+            height=height or 0.0,
+        )
+        for code, name, path, x, y, width, height in rows
+    ]
 
 
 #: Its columns start with the display order (orientation_code, ordre_modalite, modalite_libelle).
@@ -536,7 +633,9 @@ def load(con: duckdb.DuckDBPyConnection, territory: Territory, year: int) -> Rep
     from pipelines.publication.secret import threshold
 
     demo = bool(tables["sources"]["fichier"].astype(str).str.contains(DEMO_TOKEN).any())
+    labelled = set(tables["communes"]["code_commune"].dropna().astype(str))
     return ReportData(
+        commune_outlines=commune_outlines(con, t, extent, labelled),
         territory=territory,
         year=year,
         millesime=millesime,

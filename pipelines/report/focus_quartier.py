@@ -18,7 +18,7 @@ import pandas as pd
 
 from pipelines.publication.secret import threshold
 from pipelines.report import charts, formats
-from pipelines.report.data import Territory
+from pipelines.report.data import Territory, commune_outlines
 from pipelines.report.focus_common import (
     COMPARABILITY,
     aggregates,
@@ -95,12 +95,23 @@ def _map(con, territory: str, highlight: set[str], name: str) -> str:
         )
         for r in records(contours)
     ]
+    # the names written are those of the quartier's communes
+    codes = sorted(highlight)
+    labelled = {
+        code
+        for (code,) in con.execute(
+            "select distinct code_commune from marts.bridge_qpv_commune "
+            f"where code_qpv in ({', '.join('?' for _ in codes)})",
+            codes,
+        ).fetchall()
+    }
     return charts.choropleth(
         areas,
         extent,
         f"{name} parmi les QPV du territoire",
         "Quartier",
         categories={this: charts.CATEGORIES[1], others: "#dde3ea"},
+        communes=commune_outlines(con, territory, extent, labelled),
     )
 
 

@@ -67,6 +67,7 @@ SOURCES = {
     "programmations": "Programmations annuelles des financeurs",
     "indicateurs_locaux": "Indicateurs locaux (observatoire local, type Compas)",
     "sig_ville": "ANCT, contours des QPV (SIG Ville)",
+    "communes": "Contours des communes (IGN ADMIN EXPRESS ou SIG de la collectivité)",
     "territoires": "Référentiels du territoire (contrat, notes de cadrage)",
     "lieux": "Lieux géocodés (Base Adresse Nationale)",
     "valeurs_reference": "Valeurs de référence publiées",

@@ -166,7 +166,9 @@ def _category_map(d: ReportData, category: dict[str, str], title: str, legend: s
         )
         for r in _records(contours)
     ]
-    return charts.choropleth(areas, d.extent, title, legend, categories=colors)
+    return charts.choropleth(
+        areas, d.extent, title, legend, categories=colors, communes=d.commune_outlines
+    )
 
 
 def _commune_map(d: ReportData) -> str:
@@ -223,7 +225,14 @@ def _value_map(
     if not areas or d.extent is None:
         return ""
     return charts.choropleth(
-        areas, d.extent, title, unit, palette=palette, symbols=symbols, unit_symbol=unit_symbol
+        areas,
+        d.extent,
+        title,
+        unit,
+        palette=palette,
+        symbols=symbols,
+        unit_symbol=unit_symbol,
+        communes=d.commune_outlines,
     )
 
 

@@ -5,6 +5,7 @@ package             raw folder                   assets (``raw/<table>``)
 ==================  ===========================  ============================================
 ``insee``           ``insee/``                   ``insee_valeurs``
 ``sig_ville``       ``sig_ville/``               ``qpv_contours``, ``liste_qpv``
+``communes``        ``communes/``, ``sig_ville/`` ``communes_contours``
 ``indicateurs``     ``compas/``, ``indicateurs/`` ``indicateurs_locaux``
 ``referentiels``    ``referentiels/``            ``valeurs_reference``, ``passage_qpv_2015_2024``
 ``programmations``  ``programmations/``          ``programmations`` (partitions ``annee``)
@@ -25,6 +26,7 @@ __all__ = ["source_assets"]
 
 def _source_assets() -> list[Any]:
     from pipelines.sources.bilans.assets import bilans
+    from pipelines.sources.communes.assets import communes_contours
     from pipelines.sources.indicateurs.assets import indicateurs_locaux
     from pipelines.sources.insee.assets import insee_valeurs
     from pipelines.sources.lieux.assets import lieux
@@ -37,6 +39,7 @@ def _source_assets() -> list[Any]:
         insee_valeurs,
         qpv_contours,
         liste_qpv,
+        communes_contours,
         programmations,
         bilans,
         indicateurs_locaux,

@@ -20,6 +20,7 @@ LISTE_SOURCE = "liste_qpv"
 
 
 def read_qpv_contours(ctx: ReadContext) -> Ingested:
+    from pipelines.sources.communes.reader import COMMUNES, QPV, file_kind
     from pipelines.sources.sig_ville.reader import (
         CONTOURS_SUFFIXES,
         SHAPEFILE_PARTS,
@@ -28,6 +29,12 @@ def read_qpv_contours(ctx: ReadContext) -> Ingested:
 
     frames, rejects, logs = [], [], []
     for path in list_files(ctx.raw / FOLDER, CONTOURS_SUFFIXES):
+        kind, reason = file_kind(path)
+        if kind == COMMUNES:
+            continue  # read by raw/communes_contours (and logged under the source communes)
+        if kind != QPV:
+            logs.append(file_log(SOURCE, path, 0, 0, 0, statut="non_lu", message=reason))
+            continue
         result = read_contours(path)
         gdf = result.qpv
         frame = pd.DataFrame(gdf.drop(columns="geometry"))
@@ -45,20 +52,24 @@ def read_qpv_contours(ctx: ReadContext) -> Ingested:
     return Ingested(frame, concat(rejects), logs)
 
 
-def check_one_file_per_code(frame: pd.DataFrame | None, column: str, what: str) -> None:
+def check_one_file_per_code(
+    frame: pd.DataFrame | None, column: str, what: str, key: str = "code_qpv"
+) -> None:
     """A QPV code in two files (an old contour file beside the new one, two lists) would be
-    published from one of them silently: refused, naming both files (keep one)."""
+    published from one of them silently: refused, naming both files (keep one). ``key`` is the
+    code column (``code_commune`` for the commune contours)."""
     if frame is None or frame.empty:
         return
-    files = frame[[column, "code_qpv"]].drop_duplicates()
-    dup = files[files.duplicated("code_qpv", keep=False)]
+    files = frame[[column, key]].drop_duplicates()
+    dup = files[files.duplicated(key, keep=False)]
     if dup.empty:
         return
-    code = dup["code_qpv"].iloc[0]
-    both = sorted(dup.loc[dup["code_qpv"] == code, column].astype(str))
-    count = dup["code_qpv"].nunique()
+    code = dup[key].iloc[0]
+    both = sorted(dup.loc[dup[key] == code, column].astype(str))
+    count = dup[key].nunique()
+    kind = "QPV" if key == "code_qpv" else "commune"
     raise IngestionError(
-        f"{both[0]} et {both[1]} : {count} code(s) QPV dans les deux fichiers de {what} (dont "
+        f"{both[0]} et {both[1]} : {count} code(s) {kind} dans les deux fichiers de {what} (dont "
         f"{code}) : garder un seul fichier par géographie (déplacer l'ancien hors du dossier "
         "brut)"
     )

@@ -160,6 +160,17 @@ def _sources(path: Path) -> list[_LayerSource]:
     )
 
 
+def layer_sources(path: Path) -> list[_LayerSource]:
+    """The geographic layers of a contours file (every layer of a GeoPackage, one format family
+    of a ZIP), each with its GDAL path, file name and layer name; the commune contours reader
+    (:mod:`pipelines.sources.communes`) opens its files through it.
+
+    Raises:
+        ContoursError: missing or unreadable file, unsupported format, no geographic layer.
+    """
+    return _sources(path)
+
+
 # --------------------------------------------------------------------------------------------
 # Reading one layer
 # --------------------------------------------------------------------------------------------

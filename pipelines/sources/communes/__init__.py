@@ -1,0 +1,1 @@
+"""Source communes: commune contours (``communes/`` or ``sig_ville/``), outlines of the maps."""
