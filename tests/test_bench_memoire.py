@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.scenario
 def test_bench_memoire_prints_json_for_every_reader(tmp_path):
     done = subprocess.run(
         [

@@ -95,6 +95,7 @@ def pd_isnull(x) -> bool:
     return x is None or x != x
 
 
+@pytest.mark.scenario
 def test_real_national_files_all_rows_and_columns():
     """Every cell of the six real national files: read = loaded, values equal the file."""
     folder = shared_data("insee_qpv2015")

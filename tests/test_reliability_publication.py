@@ -418,6 +418,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG: Linux")
+@pytest.mark.scenario
 def test_the_dbt_child_dies_when_the_build_is_killed():
     """kill -9 of the build: the process dagster-dbt started (dbt) dies with it; without the
     tie (control), it would run on as an orphan."""
