@@ -221,12 +221,14 @@ def free_build(tmp_path_factory):
     con.close()
 
 
+@pytest.mark.scenario
 def test_build_dim_qpv_is_exactly_the_files_qpv(free_build):
     con, _ = free_build
     rows = con.execute("select code_qpv, libelle_qpv from marts.dim_qpv order by 1").fetchall()
     assert rows == [(code, label) for code, (label, _) in QPV.items()]
 
 
+@pytest.mark.scenario
 def test_build_taux_emploi_from_the_free_extract(free_build):
     con, _ = free_build
     got = con.execute(
@@ -238,6 +240,7 @@ def test_build_taux_emploi_from_the_free_extract(free_build):
     assert {s for *_, s in got} == {"IPRO.TX_TOT_EMPL"}
 
 
+@pytest.mark.scenario
 def test_build_reports_ambiguous_variable_and_file_without_indicator(free_build):
     con, stdout = free_build
     anomalies = con.execute(

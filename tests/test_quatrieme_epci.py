@@ -77,6 +77,7 @@ def lens(tmp_path_factory):
     con.close()
 
 
+@pytest.mark.scenario
 def test_attached_to_its_epci_by_siren_with_name_and_perimeter(lens):
     con = lens["con"]
     assert con.execute(
@@ -103,6 +104,7 @@ def test_attached_to_its_epci_by_siren_with_name_and_perimeter(lens):
     }
 
 
+@pytest.mark.scenario
 def test_the_epci_named_as_financeur_is_the_epci(lens):
     rows = (
         lens["con"]
@@ -116,6 +118,7 @@ def test_the_epci_named_as_financeur_is_the_epci(lens):
     assert rows == [("EPCI", 12500.0), ("ETAT_BOP147", 4000.0)]
 
 
+@pytest.mark.scenario
 def test_orientations_as_written_and_no_rule_without_a_folder(lens):
     con = lens["con"]
     orientations = con.execute(
@@ -137,6 +140,7 @@ def test_orientations_as_written_and_no_rule_without_a_folder(lens):
     ) in out
 
 
+@pytest.mark.scenario
 def test_a_folder_gives_hierarchy_and_rules(lens):
     con = lens["con"]
     assert con.execute(
@@ -154,6 +158,7 @@ def test_a_folder_gives_hierarchy_and_rules(lens):
     ) in lens["stdout"]
 
 
+@pytest.mark.scenario
 def test_an_unknown_territory_stops_the_build_naming_the_file(lens, tmp_path):
     raw = tmp_path / "raw"
     (raw / "programmations").mkdir(parents=True)

@@ -142,6 +142,7 @@ def without_folders(tmp_path_factory):
     con.close()
 
 
+@pytest.mark.scenario
 def test_without_folders_each_epci_holding_a_loaded_qpv_is_a_territory(without_folders):
     rows = without_folders.execute(
         "select territoire, nom, siren, departement, perimetre, origine "
@@ -165,6 +166,7 @@ def test_without_folders_each_epci_holding_a_loaded_qpv_is_a_territory(without_f
     ]
 
 
+@pytest.mark.scenario
 def test_dim_qpv_holds_only_the_loaded_qpv(without_folders):
     codes = [
         r[0]
