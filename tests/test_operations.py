@@ -19,6 +19,9 @@ import pytest
 from pipelines.warehouse.automation import content_key, raw_state
 from tests.conftest import CLI, ROOT, build
 
+#: Broken inputs (tests/corpus/README.md): the failing build below reads two of them.
+CORPUS = Path(__file__).with_name("corpus")
+
 MART_TABLES = ["dim_qpv", "taux_emploi_quartier", "depenses_orientation", "beneficiaires_genre"]
 
 
@@ -182,19 +185,11 @@ def test_kill_9_at_several_points_then_a_failed_build_keep_the_published_warehou
         # --autoriser-vide (tests/test_reliability_publication.py)
         small = tmp_path / "raw_echec"
         shutil.copytree(raw / "territoires" / "VM", small / "territoires" / "VM")
-        source = raw / "programmations" / "VM_programmation_2027_DEMO_FICTIF.csv"
-        lines = source.read_text(encoding="utf-8").replace("2027", "2028").splitlines()[:6]
+        shutil.copytree(CORPUS / "brut_indicateurs_inconnus", small, dirs_exist_ok=True)
         (small / "programmations").mkdir()
-        (small / "programmations" / "vm_programmation_2028.csv").write_text(
-            "\n".join(lines) + "\n", encoding="utf-8"
-        )
-        (small / "referentiels").mkdir()
-        (small / "referentiels" / "valeurs_reference.csv").write_text(
-            "territoire_type;territoire_code;millesime;indicateur;valeur;source\n"
-            "france;FRANCE;2022;taux_emploi;66,0;test\n"
-            "france;FRANCE;2022;taux_chomage_inconnu;12,0;test\n"
-            "commune;59606;2022;indicateur_fantome;3;test\n",
-            encoding="utf-8",
+        shutil.copy(
+            CORPUS / "vm_programmation_2028_prefixe_minuscule.csv",
+            small / "programmations" / "vm_programmation_2028.csv",
         )
         result = build(small, tmp_path, "--autoriser-vide")
         assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
