@@ -117,6 +117,43 @@ def _df(con, sql: str, params: list) -> pd.DataFrame:
     return con.execute(sql, params).df()
 
 
+#: The reference levels the rapport annuel prints; the first two are national, the others
+#: belong to the territory's EPCI.
+REFERENCE_LEVELS = ("france", "ensemble_qpv", "epci", "qpv_epci")
+NATIONAL_LEVELS = ("france", "ensemble_qpv")
+
+
+def chosen_references(
+    con, siren: str, indicators, millesime, levels=REFERENCE_LEVELS
+) -> pd.DataFrame:
+    """One reference per level and indicator: a published value of the report's millésime,
+    else the latest earlier published one, else a later one, else one without millésime, else
+    a value quoted by a document of this territory's EPCI (never another territory's document).
+    The millésime and nature are printed beside the value."""
+    national = [level for level in levels if level in NATIONAL_LEVELS]
+    local = [level for level in levels if level not in NATIONAL_LEVELS]
+    return _df(
+        con,
+        """
+        select * from marts.indicateurs_references
+        where (list_contains(?, territoire_type)
+               or list_contains(?, territoire_type) and territoire_code = ?)
+          and (nature = 'publiee' or siren_document = ?)
+          and list_contains(?, indicateur)
+        qualify row_number() over (
+            partition by territoire_type, indicateur
+            order by
+                nature = 'publiee' desc,
+                case when millesime = ? then 0 when millesime < ? then 1
+                     when millesime is not null then 2 else 3 end,
+                millesime desc, annee_document desc nulls last, source
+        ) = 1
+        order by territoire_type, indicateur
+        """,
+        [national, local, siren, siren, list(indicators), millesime, millesime],
+    )
+
+
 def _map_rows(
     con, mart: str, territory: str, period_column: str, period, projection: str
 ) -> pd.DataFrame:
@@ -369,33 +406,7 @@ def load(con: duckdb.DuckDBPyConnection, territory: Territory, year: int) -> Rep
             [t, millesime, *KEY_INDICATORS],
         ),
     )
-    # One reference per level and indicator: a published value of the report's millésime,
-    # else the latest earlier published one, else a later one, else one without millésime, else
-    # a value quoted by a document of this territory's EPCI (never another territory's document).
-    # The millésime and nature are printed beside the value.
-    q(
-        "references",
-        _df(
-            con,
-            f"""
-            select * from marts.indicateurs_references
-            where (territoire_type = 'france' or territoire_type = 'ensemble_qpv'
-                   or territoire_type in ('epci', 'qpv_epci') and territoire_code = ?)
-              and (nature = 'publiee' or siren_document = ?)
-              and indicateur in ({", ".join("?" for _ in KEY_INDICATORS)})
-            qualify row_number() over (
-                partition by territoire_type, indicateur
-                order by
-                    nature = 'publiee' desc,
-                    case when millesime = ? then 0 when millesime < ? then 1
-                         when millesime is not null then 2 else 3 end,
-                    millesime desc, annee_document desc nulls last, source
-            ) = 1
-            order by territoire_type, indicateur
-            """,
-            [territory.siren, territory.siren, *KEY_INDICATORS, millesime, millesime],
-        ),
-    )
+    q("references", chosen_references(con, territory.siren, KEY_INDICATORS, millesime))
     q("carte_emploi", _map_rows(con, "carte_taux_emploi", t, "millesime", millesime, projection))
     q("carte_effort", _map_rows(con, "carte_effort_qpv", t, "annee", year, projection))
 

@@ -49,6 +49,21 @@ def query(con, sql: str, params: list) -> pd.DataFrame:
     return con.execute(sql, params).df()
 
 
+def mart_rows(
+    con, mart: str, territory: str, year: int, column: str, codes: list, order_by: str = ""
+) -> pd.DataFrame:
+    """The rows of ``marts.<mart>`` of one territory and year whose ``column`` is one of
+    ``codes`` (none when ``codes`` is empty), ordered by ``order_by`` when given."""
+    marks = ", ".join("?" for _ in codes) or "null"
+    order = f" order by {order_by}" if order_by else ""
+    return query(
+        con,
+        f"select * from marts.{mart} where territoire = ? and annee = ? "
+        f"and {column} in ({marks}){order}",
+        [territory, year, *codes],
+    )
+
+
 def published(frame: pd.DataFrame, mart: str) -> pd.DataFrame:
     specs = load_specs()
     return mask_counts(frame, specs[mart]) if mart in specs else frame

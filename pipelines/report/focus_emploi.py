@@ -19,6 +19,7 @@ from pipelines.report.focus_common import (
     aggregates,
     code_label,
     first,
+    mart_rows,
     published,
     query,
     reference_text,
@@ -76,40 +77,29 @@ def load_emploi(con, territory: Territory, year: int) -> FocusNote:
     agg = aggregates(con, t, latest, ["taux_emploi", "taux_emploi_femmes", "demandeurs_emploi_abc"])
     orientations = emploi_orientations(con, t, year)
     codes = list(orientations["orientation_code"])
-    marks = ", ".join("?" for _ in codes) or "null"
     spend = with_labels(
-        query(
-            con,
-            f"""
-            select * from marts.depenses_orientation
-            where territoire = ? and annee = ? and orientation_code in ({marks})
-            order by orientation_code, montant_accorde desc, financeur
-            """,
-            [t, year, *codes],
+        mart_rows(
+            con, "depenses_orientation", t, year, "orientation_code", codes,
+            "orientation_code, montant_accorde desc, financeur",
         )
-    )
+    )  # fmt: skip
     bilans = with_labels(
         published(
-            query(
-                con,
-                f"select * from marts.bilans_realisation where territoire = ? and annee = ? "
-                f"and orientation_code in ({marks}) order by orientation_code",
-                [t, year, *codes],
+            mart_rows(
+                con, "bilans_realisation", t, year, "orientation_code", codes, "orientation_code"
             ),
             "bilans_realisation",
         )
     )
     benef = with_labels(
         published(
-            query(
-                con,
-                f"select * from marts.beneficiaires_genre_orientation where territoire = ? "
-                f"and annee = ? and orientation_code in ({marks}) order by orientation_code",
-                [t, year, *codes],
+            mart_rows(
+                con, "beneficiaires_genre_orientation", t, year, "orientation_code", codes,
+                "orientation_code",
             ),
             "beneficiaires_genre_orientation",
         )
-    )
+    )  # fmt: skip
 
     note = FocusNote(
         theme="emploi",

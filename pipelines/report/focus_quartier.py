@@ -18,11 +18,12 @@ import pandas as pd
 
 from pipelines.publication.secret import threshold
 from pipelines.report import charts, formats
-from pipelines.report.data import Territory, commune_outlines
+from pipelines.report.data import Territory, chosen_references, commune_outlines
 from pipelines.report.focus_common import (
     COMPARABILITY,
     aggregates,
     code_label,
+    mart_rows,
     published,
     query,
     spending_chart,
@@ -117,24 +118,7 @@ def _map(con, territory: str, highlight: set[str], name: str) -> str:
 
 def _references(con, territory: Territory, millesime, indicators: list[str]) -> dict:
     """(level, indicator) -> reference row, chosen as the rapport annuel chooses them."""
-    frame = query(
-        con,
-        f"""
-        select * from marts.indicateurs_references
-        where (territoire_type = 'france' or territoire_type = 'epci' and territoire_code = ?)
-          and (nature = 'publiee' or siren_document = ?)
-          and indicateur in ({", ".join("?" for _ in indicators)})
-        qualify row_number() over (
-            partition by territoire_type, indicateur
-            order by
-                nature = 'publiee' desc,
-                case when millesime = ? then 0 when millesime < ? then 1
-                     when millesime is not null then 2 else 3 end,
-                millesime desc, annee_document desc nulls last, source
-        ) = 1
-        """,
-        [territory.siren, territory.siren, *indicators, millesime, millesime],
-    )
+    frame = chosen_references(con, territory.siren, indicators, millesime, ("france", "epci"))
     return {(r["territoire_type"], r["indicateur"]): r for r in records(frame)}
 
 
@@ -205,38 +189,25 @@ def load_quartier(con, territory: Territory, year: int, qpv: str) -> FocusNote:
         [qpv] if (effort_all["code_qpv"] == qpv).any() else sorted(set(effort_all["code_qpv"]))
     )
     effort = effort_all[effort_all["code_qpv"].isin(prog_codes)]
-    marks = ", ".join("?" for _ in prog_codes) or "null"
     crossing = published(
-        query(
-            con,
-            f"select * from marts.croisement_qpv_annee where territoire = ? and annee = ? "
-            f"and code_qpv in ({marks})",
-            [t, year, *prog_codes],
-        ),
+        mart_rows(con, "croisement_qpv_annee", t, year, "code_qpv", prog_codes),
         "croisement_qpv_annee",
     )
     by_orientation = with_labels(
-        query(
-            con,
-            f"""
-            select * from marts.croisement_qpv_orientation_financeur
-            where territoire = ? and annee = ? and code_qpv in ({marks})
-            order by orientation_code, montant_accorde desc, financeur
-            """,
-            [t, year, *prog_codes],
+        mart_rows(
+            con, "croisement_qpv_orientation_financeur", t, year, "code_qpv", prog_codes,
+            "orientation_code, montant_accorde desc, financeur",
         )
-    )
+    )  # fmt: skip
     benef = with_labels(
         published(
-            query(
-                con,
-                f"select * from marts.beneficiaires_genre where territoire = ? and annee = ? "
-                f"and qpv_residence in ({marks}) order by orientation_code",
-                [t, year, *prog_codes],
+            mart_rows(
+                con, "beneficiaires_genre", t, year, "qpv_residence", prog_codes,
+                "orientation_code",
             ),
             "beneficiaires_genre",
         )
-    )
+    )  # fmt: skip
     all_codes = sorted({qpv, *counterparts})
     code_marks = ", ".join("?" for _ in all_codes)
     places = query(
