@@ -21,37 +21,62 @@ def quote_identifier(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
-def spatial_extension_file() -> Path:
-    """Path of the spatial extension binary shipped by ``duckdb-extension-spatial``."""
-    import duckdb_extension_spatial
+class ExtensionError(RuntimeError):
+    """A DuckDB extension's wheel (``duckdb-extension-<name>``) is missing or holds no binary
+    for this DuckDB."""
 
-    base = Path(duckdb_extension_spatial.__file__).parent / "extensions"
-    candidates = sorted(base.glob(f"v{duckdb.__version__}/*.duckdb_extension"))
+
+def extension_file(name: str) -> Path:
+    """Path of the ``name`` extension binary shipped by the wheel ``duckdb-extension-<name>``
+    (the one built for this DuckDB's version when there are several)."""
+    import importlib
+
+    try:
+        wheel = importlib.import_module(f"duckdb_extension_{name}")
+    except ImportError:
+        raise ExtensionError(
+            f"paquet duckdb-extension-{name} absent : make install (ou pip install -c "
+            "constraints.txt -e .)"
+        ) from None
+    base = Path(wheel.__file__).parent / "extensions"
+    candidates = sorted(base.glob(f"v{duckdb.__version__}/*.duckdb_extension")) or sorted(
+        base.glob(f"*/{name}*.duckdb_extension")
+    )
     if not candidates:
-        candidates = sorted(base.glob("*/spatial.duckdb_extension"))
-    if not candidates:
-        raise RuntimeError(
-            f"extension spatial introuvable sous {base}: réinstaller duckdb-extension-spatial "
+        raise ExtensionError(
+            f"extension {name} introuvable sous {base} : réinstaller duckdb-extension-{name} "
             f"à la version de duckdb ({duckdb.__version__})"
         )
     return candidates[-1]
 
 
-def load_spatial(con: duckdb.DuckDBPyConnection) -> None:
-    """Load spatial, installing it from the local wheel first if DuckDB does not have it yet.
+def load_extension(con: duckdb.DuckDBPyConnection, name: str, binary) -> None:
+    """Load the extension ``name``, installing it first from ``binary()`` (its file in the
+    local wheel) if DuckDB does not have it yet.
 
     ``INSTALL '<file>'`` copies the binary into DuckDB's extension directory, so that later
-    ``LOAD spatial`` (and the dbt profile's ``extensions: [spatial]``) work with no network.
+    ``LOAD <name>`` (and the dbt profile's ``extensions: [spatial]``) work with no network.
     ``INSTALL`` takes no bound parameter: the path is a quoted literal (:func:`sql_literal`), so
     that a project installed under ``/home/l'équipe/`` works.
     """
     try:
-        con.execute("LOAD spatial")
+        con.execute(f"LOAD {name}")
         return
     except duckdb.Error:
         pass
-    con.execute("INSTALL " + sql_literal(str(spatial_extension_file())))
-    con.execute("LOAD spatial")
+    con.execute("INSTALL " + sql_literal(str(binary())))
+    con.execute(f"LOAD {name}")
+
+
+def spatial_extension_file() -> Path:
+    """Path of the spatial extension binary shipped by ``duckdb-extension-spatial``."""
+    return extension_file("spatial")
+
+
+def load_spatial(con: duckdb.DuckDBPyConnection) -> None:
+    """Load spatial, installing it from the local wheel first (:func:`load_extension`)."""
+    # looked up when called: a test replaces spatial_extension_file
+    load_extension(con, "spatial", lambda: spatial_extension_file())
 
 
 def ensure_spatial_installed() -> None:

@@ -40,7 +40,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import duckdb
 
-from pipelines.duckdb_utils import quote_identifier, sql_literal, tables_in
+from pipelines.duckdb_utils import (
+    ExtensionError,
+    extension_file,
+    load_extension,
+    quote_identifier,
+    sql_literal,
+    tables_in,
+)
 from pipelines.warehouse.manifest import mart_descriptions
 
 #: Environment variables of the build's optional last asset (:func:`build_postgis_asset`).
@@ -100,33 +107,14 @@ def check_name(name: str, what: str) -> str:
 def postgres_extension_file() -> Path:
     """Path of the postgres extension binary shipped by ``duckdb-extension-postgres``."""
     try:
-        import duckdb_extension_postgres
-    except ImportError:
-        raise PostgisError(
-            "paquet duckdb-extension-postgres absent : make install (ou pip install -c "
-            "constraints.txt -e .)"
-        ) from None
-    base = Path(duckdb_extension_postgres.__file__).parent / "extensions"
-    candidates = sorted(base.glob(f"v{duckdb.__version__}/*.duckdb_extension")) or sorted(
-        base.glob("*/postgres*.duckdb_extension")
-    )
-    if not candidates:
-        raise PostgisError(
-            f"extension postgres introuvable sous {base} : réinstaller duckdb-extension-postgres "
-            f"à la version de duckdb ({duckdb.__version__})"
-        )
-    return candidates[-1]
+        return extension_file("postgres")
+    except ExtensionError as err:
+        raise PostgisError(str(err)) from None
 
 
 def load_postgres(con: duckdb.DuckDBPyConnection) -> None:
     """Load DuckDB's postgres extension, installing it from the local wheel when needed."""
-    try:
-        con.execute("LOAD postgres")
-        return
-    except duckdb.Error:
-        pass
-    con.execute("INSTALL " + sql_literal(str(postgres_extension_file())))
-    con.execute("LOAD postgres")
+    load_extension(con, "postgres", postgres_extension_file)
 
 
 def _pg(con: duckdb.DuckDBPyConnection, sql: str) -> None:
