@@ -136,10 +136,10 @@ def chosen_references(
         con,
         """
         select * from marts.indicateurs_references
-        where (list_contains(?, territoire_type)
-               or list_contains(?, territoire_type) and territoire_code = ?)
+        where (array_contains(?, territoire_type)
+               or array_contains(?, territoire_type) and territoire_code = ?)
           and (nature = 'publiee' or siren_document = ?)
-          and list_contains(?, indicateur)
+          and array_contains(?, indicateur)
         qualify row_number() over (
             partition by territoire_type, indicateur
             order by
