@@ -236,9 +236,7 @@ def test_engagements_codes_orientations_and_figures():
     orientation_code (LCD, the discriminations theme, is not in orientations.csv); a figure only
     where the quote has one."""
     level_1 = {
-        r["code"]: r["libelle"]
-        for r in _rows("CAMVS", "orientations.csv")
-        if r["niveau"] == "1"
+        r["code"]: r["libelle"] for r in _rows("CAMVS", "orientations.csv") if r["niveau"] == "1"
     }
     for row in _engagements():
         orientation = row["code"].split("_")[-2]
