@@ -584,6 +584,36 @@ def test_orientation_financeur_grid_totals_equal_the_marts(rapports, warehouse):
         )
 
 
+def test_objectives_without_target_counted_by_orientation_and_porteur(rapports, warehouse):
+    """The CAMVS communes' engagements (issue #15): too many to list, those without a numeric
+    target are counted by priorité x porteur, each count the mart's; the numeric ones are listed
+    with the commune that carries them."""
+    page = parse(rapports["CAMVS"])
+    table = {r["_cle"]: r["_cells"] for r in page.tables["table-objectifs-sans-cible"]}
+    expected = warehouse.execute(
+        "select priorite, operateur, count(*) from marts.tableau_bord_objectifs "
+        "where territoire = 'CAMVS' and annee = 2026 and cible is null group by all"
+    ).fetchall()
+    assert len(expected) > 30
+    for priorite, operateur, count in expected:
+        assert table[priorite][f"nb_objectifs|{operateur}"] == (str(count), str(count))
+    total = sum(count for *_, count in expected)
+    assert table["total"]["nb_objectifs"][0] == str(total)
+    assert sum(int(cells["nb_objectifs"][0]) for k, cells in table.items() if k != "total") == total
+    html = rapports["CAMVS"].read_text(encoding="utf-8")
+    listed = re.findall(r'<tr data-cle="(ENG_[A-Z_0-9]+)"', html)
+    assert sorted(listed) == sorted(
+        r[0]
+        for r in warehouse.execute(
+            "select code_objectif from marts.tableau_bord_objectifs where territoire = 'CAMVS' "
+            "and annee = 2026 and code_objectif like 'ENG%' and cible is not null"
+        ).fetchall()
+    )
+    assert re.search(
+        r'data-cle="ENG_HAUTMONT_O3_1">.*?data-colonne="operateur"[^>]*>Hautmont<', html, re.S
+    )
+
+
 def test_zonages_and_result_indicators_equal_their_marts(rapports, warehouse):
     """Issue #15's marts in the report: depenses_zonage and indicateurs_resultat."""
     page = parse(rapports["VM"])

@@ -76,8 +76,12 @@ def test_objectifs_errors_name_file_line_and_column(tmp_path):
         + "B,Objectif B,20,,2024,2027,,,seed,« cite »\n"  # line 3: target without direction
         + "C,Objectif C,,,,,,,seed,« cite »\n"  # line 4: no year
         + "D,Objectif D,5,au_moins,2024,,taux_magique,,seed,« cite »\n"  # line 5: unknown measure
-        + "E,Objectif E,5,au_moins,2024,,,O1,seed,« cite »\n"  # line 6: orientation without measure
-        + "A,Objectif A bis,5,au_moins,2024,,nb_actions,,seed,\n",  # line 7: twice, no quote
+        + "E,Objectif E,5,au_moins,2024,,,O9,seed,« cite »\n"  # line 6: unknown orientation
+        + "A,Objectif A bis,5,au_moins,2024,,nb_actions,,seed,\n"  # line 7: twice, no quote
+        + "F,Objectif F,,,2024,,,O1,seed,« cite »\n",  # line 8: an orientation without measure
+        orientations="referentiel,annee_debut,annee_fin,niveau,type_niveau,code,libelle\n"
+        + "R,2024,2030,1,orientation,O1,Orientation 1\n"
+        + "R,2024,2030,2,objectif,O1.1,Objectif 1.1\n",
     )
     label = "territoires/T/objectifs.csv"
     for start in (
@@ -85,11 +89,14 @@ def test_objectifs_errors_name_file_line_and_column(tmp_path):
         "ligne 3, colonne sens: valeur manquante",
         "ligne 4, colonnes annee_debut et annee_cible",
         "ligne 5, colonne mesure: « taux_magique »",
-        "ligne 6, colonne orientation_code",
+        "ligne 6, colonne orientation_code: « O9 » n'est pas un code de niveau 1 de "
+        "orientations.csv (codes possibles: O1)",
     ):
         assert any(e.startswith(f"{label}: {start}") for e in errors), start
     assert f"{label}: ligne 7, colonne code: « A » en double" in errors
     assert f"{label}: ligne 7, colonne citation: valeur manquante" in errors
+    # an objective belongs to an orientation even when no measure of the warehouse observes it
+    assert not any(e.startswith(f"{label}: ligne 8") for e in errors), errors
 
 
 def test_quartiers_interet_communautaire_file_still_read(tmp_path):
@@ -164,14 +171,88 @@ def test_bethune_bruay_37_indicators_10_priorities():
     assert count == 37
 
 
+#: a target of 1 written in words in its quote (« au moins un job dating »)
+SPELLED = {"1": re.compile(r"\b(?:au moins|au minimum) une?\b")}
+
+
 def test_maubeuge_targets_carry_the_numbers_of_their_quote():
     for row in _rows("CAMVS", "objectifs.csv"):
-        if row["cible"] == "100" and "tous les QPV" in row["citation"]:
-            continue  # « couvrir tous les QPV »: 100 % of them
+        quote = row["citation"].replace(",", ".")
+        if row["cible"] == "100" and re.search(r"tous les QPV|chaque quartier", quote):
+            continue  # « couvrir tous les QPV », « connecter chaque quartier »: 100 % of them
         if row["cible"] and row["cible"] != "0":
-            assert row["cible"] in row["citation"].replace(",", "."), row["code"]
+            spelled = SPELLED.get(row["cible"])
+            assert row["cible"] in quote or (spelled and spelled.search(quote)), row["code"]
         if row["valeur_reference"]:
-            assert row["valeur_reference"] in row["citation"].replace(",", "."), row["code"]
+            assert row["valeur_reference"] in quote, row["code"]
+
+
+#: the communes of the « projets de quartier » of seed 004, in the order of their parts (each
+#: opens with « Présentation de la commune et de ses QPV »); Neuf-Mesnil's part never names it
+PROJETS_DE_QUARTIER = (
+    "Feignies",
+    "Ferrière-la-Grande",
+    "Hautmont",
+    "Jeumont",
+    "Louvroil",
+    "Maubeuge",
+    "Neuf-Mesnil",
+    "Aulnoye-Aymeries",
+)
+
+
+def _engagements() -> list[dict[str, str]]:
+    return [r for r in _rows("CAMVS", "objectifs.csv") if r["code"].startswith("ENG_")]
+
+
+def _commune_parts() -> dict[str, str]:
+    """Each commune's part of « Les projets de quartier » (seed 004), squashed."""
+    seed = (SEEDS / "004_9f9696ea86a045e2.txt").read_text(encoding="utf-8")
+    seed = seed[seed.index("Les projets de quartier") : seed.index("Les fils rouges du Contrat")]
+    parts = re.split(r"Présentation de la commune et de (?:ses|son) QPV", seed)[1:]
+    assert len(parts) == len(PROJETS_DE_QUARTIER)
+    return {c: _squash(p) for c, p in zip(PROJETS_DE_QUARTIER, parts, strict=True)}
+
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason="seeds absentes")
+def test_each_engagement_is_quoted_from_its_own_commune_part():
+    parts = _commune_parts()
+    for commune, part in parts.items():
+        if commune != "Neuf-Mesnil":  # every other part names its commune
+            assert commune.split("-")[0].lower() in part, commune
+    rows = _engagements()
+    assert {r["operateur"] for r in rows} == set(PROJETS_DE_QUARTIER)
+    for row in rows:
+        assert _squash(row["citation"]) in parts[row["operateur"]], row["code"]
+        assert row["source_libelle"] == f"Projets de quartier, {row['operateur']}"
+    # Aulnoye-Aymeries lists its engagements as plain bullets: one row per bullet
+    aulnoye = parts["Aulnoye-Aymeries"].split("les engagements de la commune pour les quartiers")
+    bullets = re.findall(r"(?:^| )- [a-zéêà]", aulnoye[1])
+    assert len([r for r in rows if r["operateur"] == "Aulnoye-Aymeries"]) == len(bullets) == 23
+
+
+def test_engagements_codes_orientations_and_figures():
+    """ENG_<COMMUNE>_<orientation>_<n>: the orientation of the code is the row's
+    orientation_code (LCD, the discriminations theme, is not in orientations.csv); a figure only
+    where the quote has one."""
+    level_1 = {
+        r["code"]: r["libelle"] for r in _rows("CAMVS", "orientations.csv") if r["niveau"] == "1"
+    }
+    for row in _engagements():
+        orientation = row["code"].split("_")[-2]
+        expected = {"PART": "T2", "LCD": ""}.get(orientation, orientation)
+        assert row["orientation_code"] == expected, row["code"]
+        if expected.startswith("O"):
+            assert row["priorite"] == level_1[expected], row["code"]
+        assert row["mesure"] == "" and row["annee_debut"] == "2024", row["code"]
+    with_target = {r["code"]: r["cible"] for r in _engagements() if r["cible"]}
+    assert with_target == {
+        "ENG_FEIGNIES_O4_3": "45",  # « une économie de 45% sur les factures énergétiques »
+        "ENG_HAUTMONT_O3_1": "1",  # « au moins un job dating dans le quartier »
+        "ENG_MAUBEUGE_O4_6": "3",  # « se réunira 3 fois par an dans chaque quartier »
+        "ENG_MAUBEUGE_O5_4": "100",  # « connecter chaque quartier [...] d'ici à 2030 »
+        "ENG_MAUBEUGE_LCD_3": "1",  # « au minimum une journée dédiée »
+    }
 
 
 # -- marts on the demo ----------------------------------------------------------------------------
@@ -267,6 +348,50 @@ def test_tableau_bord_objectifs_from_the_raw_programmation(demo_build, warehouse
     assert counts == {
         code: len(_rows(code, "objectifs.csv")) for code in ("CABBALR", "CAMVS", "VM")
     }
+
+
+def test_communes_engagements_in_the_tableau_de_bord(demo_build, warehouse):
+    """The CAMVS communes' engagements (objectifs.csv, ENG_ rows): as many per commune in the
+    mart as in the file, each year « non renseigné » (no measure of the warehouse observes
+    them), and a sample row with its target as transcribed."""
+    expected = defaultdict(int)
+    for row in _engagements():
+        expected[row["operateur"]] += 1
+    counts = dict(
+        warehouse.execute(
+            "select operateur, count(distinct code_objectif) from marts.tableau_bord_objectifs "
+            "where territoire = 'CAMVS' and code_objectif like 'ENG\\_%' escape '\\' "
+            "group by operateur"
+        ).fetchall()
+    )
+    assert counts == expected
+    assert sum(counts.values()) == 197 and counts["Maubeuge"] == 67
+    statuts = warehouse.execute(
+        "select distinct statut, motif_non_renseigne from marts.tableau_bord_objectifs "
+        "where territoire = 'CAMVS' and code_objectif like 'ENG%'"
+    ).fetchall()
+    assert statuts == [("non renseigné", "pas de mesure de l'entrepôt pour cet objectif")]
+    sample = next(r for r in _engagements() if r["code"] == "ENG_MAUBEUGE_O4_6")
+    rows = warehouse.execute(
+        "select annee, cible, unite, sens, orientation_code, operateur, priorite, citation "
+        "from marts.tableau_bord_objectifs where territoire = 'CAMVS' "
+        "and code_objectif = 'ENG_MAUBEUGE_O4_6' order by annee"
+    ).fetchall()
+    # its years: annee_debut (2024) and every later year of CAMVS programmation loaded
+    loaded = {
+        int(re.search(r"_(\d{4})_", p.name).group(1))
+        for p in (demo_build / "raw" / "programmations").glob("CAMVS_programmation_*")
+    }
+    assert [r[0] for r in rows] == sorted({2024} | {y for y in loaded if y >= 2024})
+    for _annee, cible, unite, sens, orientation, operateur, priorite, citation in rows:
+        assert cible == Decimal(sample["cible"]) == 3
+        assert (unite, sens, orientation, operateur) == (
+            "réunions par an dans chaque quartier",
+            "au moins",
+            "O4",
+            "Maubeuge",
+        )
+        assert priorite == sample["priorite"] and citation == sample["citation"]
 
 
 def test_indicateurs_resultat_and_their_export(demo_build, warehouse):

@@ -100,6 +100,8 @@ WORDS = {
     "unite": "unité",
     "valeur": "valeur",
     "observee": "observée",
+    "operateur": "opérateur",
+    "priorite": "priorité",
     "publies": "publiés",
     "secrets": "secrets",
     "concernes": "concernés",

@@ -366,6 +366,47 @@ def orientation_grid(d: ReportData) -> Grid:
     return Grid([(f, names[f]) for f in order], rows, totals, sum(totals.values(), Decimal(0)))
 
 
+@dataclass
+class Tally:
+    """The objectives without a numeric target (a commune's engagements, the evaluation
+    indicators of a priorité), counted by priorité (rows) and opérateur (columns): dozens of
+    them have nothing to follow yet, so the report prints their counts and the workbook's
+    « Tableau de bord des objectifs » sheet their list (wording, quote, quartier, indicators)."""
+
+    operators: list[str]  # largest count first; « non précisé » for an empty opérateur
+    rows: list[tuple[str, dict[str, int], int]]  # priorité, count per opérateur, total
+    totals: dict[str, int]
+    total: int
+
+
+def _natural(code: str) -> list:
+    """P2 before P10: the digits of a code compared as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", code)]
+
+
+def objectives_without_target(d: ReportData) -> Tally:
+    cells: dict[str, dict[str, int]] = {}
+    order: dict[str, tuple] = {}
+    for r in _records(d["objectifs"]):
+        if _v(r["cible"]):
+            continue
+        priority = r["priorite"] if _v(r["priorite"]) else "priorité non précisée"
+        operator = r["operateur"] if _v(r["operateur"]) else "non précisé"
+        row = cells.setdefault(priority, {})
+        row[operator] = row.get(operator, 0) + 1
+        # the contract's orientations first (O1, O2... then the transversal ones), then the
+        # order of the objectives' codes
+        key = (_v(r["orientation_code"]) or "~", _natural(str(r["code_objectif"])))
+        order[priority] = min(order.get(priority, key), key)
+    totals: dict[str, int] = {}
+    for row in cells.values():
+        for operator, count in row.items():
+            totals[operator] = totals.get(operator, 0) + count
+    operators = sorted(totals, key=lambda o: (-totals[o], o))
+    rows = [(p, cells[p], sum(cells[p].values())) for p in sorted(cells, key=order.get)]
+    return Tally(operators, rows, totals, sum(totals.values()))
+
+
 def _source_groups(d: ReportData) -> list[dict]:
     """The loaded files that concern the territory, grouped under their source's public name
     (« INSEE, base activité-emploi (IPRO) des QPV, millésime 2022 »): another territory's
@@ -495,6 +536,11 @@ def context(d: ReportData) -> dict:
         "orientation_names": orientation_names,
         "qpv_names": qpv_names,
         "grid": orientation_grid(d),
+        "sans_cible": objectives_without_target(d),
+        # the numeric targets nothing observes yet: listed one by one
+        "chiffres_sans_valeur": [
+            r for r in _records(d["objectifs"]) if r["statut"] == "non renseigné" and _v(r["cible"])
+        ],
         "funder_short": funder_short,
         "funder_name": lambda r: funder_name(r["financeur_nom"], r["financeur"], d.territory_codes),
         "credit_unknown": sum(unknown_credit) if unknown_credit else None,

@@ -116,7 +116,8 @@ final as (
         operateur,
         source_seed,
         source_libelle,
-        citation
+        citation,
+        note
     from observes
 
 )

@@ -403,15 +403,21 @@ def check_zonages(frame: pd.DataFrame | None, errors: list[str]) -> None:
                 )
 
 
-def check_objectifs(frame: pd.DataFrame | None, errors: list[str]) -> None:
-    """An objective's code appears once; a target needs its direction (``sens``) to be judged,
-    and an ``orientation_code`` only restricts an observed measure."""
+def check_objectifs(
+    frame: pd.DataFrame | None, orientations: pd.DataFrame | None, errors: list[str]
+) -> None:
+    """An objective's code appears once; a target needs its direction (``sens``) to be judged;
+    an ``orientation_code`` (the orientation the objective belongs to, and the one its measure
+    is restricted to when it has one) is a level-1 code of the folder's ``orientations.csv``."""
     if frame is None or frame.empty:
         return
     for row in frame[frame["code"].duplicated()].itertuples():
         errors.append(
             f"{row.fichier_source}: ligne {row.ligne}, colonne code: « {row.code} » en double"
         )
+    level_1 = None
+    if orientations is not None and not orientations.empty:
+        level_1 = set(orientations.loc[orientations["niveau"] == "1", "code"])
     for row in frame.itertuples():
         if row.cible is not None and row.sens is None:
             errors.append(
@@ -424,10 +430,12 @@ def check_objectifs(frame: pd.DataFrame | None, errors: list[str]) -> None:
                 "les deux sont vides (l'objectif est suivi à partir de annee_debut, jusqu'à "
                 "annee_cible)"
             )
-        if row.orientation_code is not None and row.mesure is None:
+        code = row.orientation_code
+        if code is not None and level_1 is not None and code not in level_1:
             errors.append(
-                f"{row.fichier_source}: ligne {row.ligne}, colonne orientation_code: sans "
-                "mesure, l'orientation ne sert à rien (remplir mesure ou vider orientation_code)"
+                f"{row.fichier_source}: ligne {row.ligne}, colonne orientation_code: « {code} » "
+                "n'est pas un code de niveau 1 de orientations.csv (codes possibles: "
+                f"{', '.join(sorted(level_1))})"
             )
 
 
@@ -455,7 +463,11 @@ def read_territory(folder: Path, errors: list[str]) -> Territory:
             territory.tables[spec.table] = read_referentiel(folder, name, spec, errors)
     check_marqueur_scales(territory.tables.get("territoires_marqueur_egalite"), errors)
     check_zonages(territory.tables.get("territoires_zonages"), errors)
-    check_objectifs(territory.tables.get("territoires_objectifs"), errors)
+    check_objectifs(
+        territory.tables.get("territoires_objectifs"),
+        territory.tables.get("territoires_orientations"),
+        errors,
+    )
     perimetre = values.get("perimetre")
     has_list = "territoires_perimetre_qpv" in territory.tables
     if perimetre == "liste" and not has_list:
