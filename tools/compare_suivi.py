@@ -1,7 +1,8 @@
 """``python -m tools.compare_suivi``: the programmation and bilan readers, before and after.
 
 ``lire RAW SORTIE`` parses ``RAW/programmations`` and ``RAW/bilans`` with the code on
-``PYTHONPATH`` (rows, rejects, anomalies, file summaries into the pickle ``SORTIE``) and prints
+``PYTHONPATH`` (rows, rejects, anomalies, file summaries into the pickle ``SORTIE``; the listed
+perimeters of ``RAW/territoires/*/perimetre_qpv.csv`` are given to the programmations) and prints
 the CPU time (user + sys) of each parser and the load average; ``comparer A B`` says whether two
 such pickles are identical (exact frame equality) and where they differ. Run ``lire`` once with
 ``PYTHONPATH`` on a copy of the old code (``git archive <commit> pipelines geo | tar -x -C …``)
@@ -24,11 +25,13 @@ def read(raw: Path, out: Path, known_file: Path | None) -> None:
     from pipelines.sources.programmations.rules import parse_programmations
 
     known = set(known_file.read_text(encoding="utf-8").split()) if known_file else None
+    perimetre = perimeters(raw)
     results = {}
     for source, parse in (("programmations", parse_programmations), ("bilans", parse_bilans)):
         paths = suivi_files(raw, source)
+        options = {"perimetre": perimetre} if source == "programmations" and perimetre else {}
         before = resource.getrusage(resource.RUSAGE_SELF)
-        result = parse(paths, known_qpv=known)
+        result = parse(paths, known_qpv=known, **options)
         after = resource.getrusage(resource.RUSAGE_SELF)
         cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
         print(
@@ -38,6 +41,19 @@ def read(raw: Path, out: Path, known_file: Path | None) -> None:
         )
         results[source] = (result.rows, result.rejects, result.anomalies, result.files)
     out.write_bytes(pickle.dumps(results))
+
+
+def perimeters(raw: Path) -> dict[str, set[str]]:
+    """Territory folder -> its listed QPV (``RAW/territoires/<code>/perimetre_qpv.csv``), so that
+    the programmations' « QPV of another territory » anomalies are compared too."""
+    import csv
+
+    found: dict[str, set[str]] = {}
+    for path in sorted(raw.glob("territoires/*/perimetre_qpv.csv")):
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            codes = {row["code_qpv"].strip().upper() for row in csv.DictReader(fh)}
+        found[path.parent.name] = {c for c in codes if c}
+    return found
 
 
 def compare(first: Path, second: Path) -> bool:

@@ -46,19 +46,20 @@ def drop_personal_columns(
     found: set[tuple[str, str, str]] = set()  # (file, column, reason)
     files = frame[file_column] if file_column in frame else pd.Series([None] * len(frame))
     cleaned = []
+    done: dict[str, tuple[str | None, list[tuple[str, str]]]] = {}  # the same JSON repeats
     for value, fichier in zip(frame["autres_colonnes"], files, strict=True):
         if value is None or (isinstance(value, float) and pd.isna(value)):
             cleaned.append(value)
             continue
-        data = json.loads(value) if isinstance(value, str) else dict(value)
-        kept = {}
-        for key, cell in data.items():
-            reason = personal_reason(key)
-            if reason:
-                found.add((str(fichier), key, reason))
-            else:
-                kept[key] = cell
-        cleaned.append(json.dumps(kept, ensure_ascii=False) if kept else None)
+        if isinstance(value, str):
+            result = done.get(value)
+            if result is None:
+                result = done[value] = _without_personal(json.loads(value))
+        else:
+            result = _without_personal(dict(value))
+        cleaned.append(result[0])
+        for key, reason in result[1]:
+            found.add((str(fichier), key, reason))
     out = frame.copy()
     out["autres_colonnes"] = cleaned
     anomalies = [
@@ -73,3 +74,17 @@ def drop_personal_columns(
         for fichier, key, reason in sorted(found)
     ]
     return out, pd.DataFrame(anomalies, columns=columns)
+
+
+def _without_personal(data: dict) -> tuple[str | None, list[tuple[str, str]]]:
+    """(the JSON of ``data`` without its personal-data keys, None when nothing is left; the
+    (key, reason) of each key removed)."""
+    kept = {}
+    removed = []
+    for key, cell in data.items():
+        reason = personal_reason(key)
+        if reason:
+            removed.append((key, reason))
+        else:
+            kept[key] = cell
+    return (json.dumps(kept, ensure_ascii=False) if kept else None), removed

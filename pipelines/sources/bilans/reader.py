@@ -57,7 +57,13 @@ from pipelines.sources.programmations.cells import (
     qpv_codes,
 )
 from pipelines.sources.programmations.columns import TableColumns, run_tables_columns
-from pipelines.sources.programmations.reader import SuiviResult, frame, header_key, load_aliases
+from pipelines.sources.programmations.reader import (
+    RawTable,
+    SuiviResult,
+    frame,
+    header_key,
+    load_aliases,
+)
 from pipelines.sources.programmations.rules import unknown_qpv_anomalies
 
 SEX_COLUMNS = ["femmes", "hommes", "sexe_non_renseigne"]
@@ -237,8 +243,8 @@ def _bilan_frame(
         "_qpv_colonne": None if residence_idx is None else view.column_name(residence_idx),
         "_qpv_brut": view.text(residence_field),
         "autres_colonnes": view.others_json(exclude={idx for idx, _ in bands}),
-        "source_fichier": view.table.path.name,
-        "source_feuille": view.table.feuille,
+        "source_fichier": view.file_names(),
+        "source_feuille": view.sheets(),
         "source_ligne": view.lines.astype(object),
         "_position": np.arange(len(view)),
         "_total_colonne": (
@@ -268,8 +274,6 @@ def _bilan_frame(
     for idx, band in bands:
         name = view.column_name(idx)
         values = view.parse_at(idx, _checked_count)
-        if band is None:
-            table_anomalies.append(_outside_band(view, idx))
         for i, n in enumerate(values):
             if n is None:
                 continue
@@ -279,6 +283,9 @@ def _bilan_frame(
             else:
                 row[band.colonne][i] = _add(row[band.colonne][i], n)
                 declared[i].append(_declared("tranche_age", band.code, band.libelle, name, n))
+    outside_bands = [view.column_name(idx) for idx, band in bands if band is None]
+    for table in view.tables:  # one anomaly per table's header cell
+        table_anomalies += [_outside_band(table, name) for name in outside_bands]
     row["effectifs_declares"] = np.array(
         [json.dumps(d, ensure_ascii=False) if d else None for d in declared], dtype=object
     )
@@ -296,20 +303,17 @@ def _band_columns(view: TableColumns) -> list[tuple[int, Any]]:
     return found
 
 
-def _outside_band(view: TableColumns, idx: int) -> dict[str, Any]:
-    name = view.column_name(idx)
-    where = view.table.path.name + (
-        f", feuille « {view.table.feuille} »" if view.table.feuille else ""
-    )
+def _outside_band(table: RawTable, name: str) -> dict[str, Any]:
+    where = table.path.name + (f", feuille « {table.feuille} »" if table.feuille else "")
     return {
         "type": "tranche_age_hors_referentiel",
-        "fichier": view.table.path.name,
-        "ligne": view.table.header_line,
+        "fichier": table.path.name,
+        "ligne": table.header_line,
         "dossier": None,
         "colonne": name,
         "valeur_brute": name,
         "message": (
-            f"{where}, ligne {view.table.header_line}, colonne « {name} »: tranche d'âge à cheval "
+            f"{where}, ligne {table.header_line}, colonne « {name} »: tranche d'âge à cheval "
             "sur deux tranches du référentiel (moins de 16 ans, 16-25, 26-64, 65 ans et plus): "
             "effectifs gardés tels que déclarés, hors des tranches canoniques"
         ),
@@ -352,7 +356,13 @@ def _long_rows(view: TableColumns, row: dict[str, Any], aliases: dict[str, str])
     keep = np.flatnonzero(~view.error)
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i in keep:
-        key = (row["territoire"][i], row["annee"][i], row["dossier"][i], row["qpv_residence"][i])
+        key = (
+            view.table_of[i],
+            row["territoire"][i],
+            row["annee"][i],
+            row["dossier"][i],
+            row["qpv_residence"][i],
+        )
         groups.setdefault(key, []).append(int(i))
     out: list[dict[str, Any]] = []
     for positions in groups.values():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pandas as pd
 
 from pipelines.duckdb_utils import tables_in
@@ -27,10 +28,12 @@ from pipelines.sources.territoires.attach import attach_territories, territory_i
 
 #: Raw tables holding QPV codes: loaded before the yearly sources, read by known_qpv_codes.
 QPV_REFERENCES = {
-    "qpv_contours": "select code_qpv from raw.qpv_contours",
-    "liste_qpv": "select code_qpv from raw.liste_qpv",
-    "insee_valeurs": "select code_territoire from raw.insee_valeurs where type_territoire = 'qpv'",
-    "territoires_perimetre_qpv": "select code_qpv from raw.territoires_perimetre_qpv",
+    "qpv_contours": "select distinct code_qpv from raw.qpv_contours",
+    "liste_qpv": "select distinct code_qpv from raw.liste_qpv",
+    "insee_valeurs": (
+        "select distinct code_territoire from raw.insee_valeurs where type_territoire = 'qpv'"
+    ),
+    "territoires_perimetre_qpv": "select distinct code_qpv from raw.territoires_perimetre_qpv",
 }
 
 Parser = Callable[..., SuiviResult]
@@ -85,7 +88,11 @@ def read_suivi(source: str, parse: Parser) -> Callable[[ReadContext], Ingested]:
         def with_paths(frame: pd.DataFrame | None, column: str) -> pd.DataFrame | None:
             if frame is None or frame.empty or column not in frame:
                 return frame
-            return frame.assign(**{column: frame[column].map(lambda n: full.get(n, n))})
+            names = frame[column].to_numpy(dtype=object)
+            codes, distinct = pd.factorize(names)  # one lookup per file, not per line
+            paths = np.array([full.get(n, n) for n in distinct] + [None], dtype=object)[codes]
+            paths[codes < 0] = names[codes < 0]  # a missing name stays as it is
+            return frame.assign(**{column: paths})
 
         logs = [
             file_log(

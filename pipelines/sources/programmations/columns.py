@@ -153,10 +153,20 @@ class TableColumns:
     raw value and reason of its failure: the first failure of a line is the one reported.
     """
 
-    def __init__(self, table: RawTable, cells: pd.DataFrame, lines: np.ndarray) -> None:
-        self.table = table
+    def __init__(
+        self,
+        tables: list[RawTable],
+        cells: pd.DataFrame,
+        lines: np.ndarray,
+        table_of: np.ndarray | None = None,
+    ) -> None:
+        #: the tables whose lines these are (one header: the first table's), in file order
+        self.tables = tables
+        self.table = tables[0]
         self.cells = cells
         self.lines = lines
+        #: index in ``tables`` of each line's table
+        self.table_of = np.zeros(len(lines), dtype=np.intp) if table_of is None else table_of
         n = len(lines)
         self.error = np.zeros(n, dtype=bool)
         self.error_column = np.full(n, None, dtype=object)
@@ -169,6 +179,20 @@ class TableColumns:
 
     def __len__(self) -> int:
         return len(self.lines)
+
+    def per_line(self, of_table: Callable[[RawTable], Any]) -> np.ndarray:
+        """``of_table`` of each line's table (called once per table)."""
+        values = np.empty(len(self.tables), dtype=object)
+        values[:] = [of_table(table) for table in self.tables]
+        return values[self.table_of]
+
+    def file_names(self) -> np.ndarray:
+        """The file name of each line."""
+        return self.per_line(lambda table: table.path.name)
+
+    def sheets(self) -> np.ndarray:
+        """The sheet of each line (None for a CSV)."""
+        return self.per_line(lambda table: table.feuille)
 
     def column_name(self, idx: int) -> str:
         header = self.table.header
@@ -290,14 +314,15 @@ class TableColumns:
                 line = int(self.lines[pos])
                 reason = reasons if isinstance(reasons, str) else reasons[pos]
                 shown = cell_text(raws[pos])
-                where = reject_record("", self.table, line, column, raws[pos], reason)["motif"]
+                table = self.tables[self.table_of[pos]]
+                where = reject_record("", table, line, column, raws[pos], reason)["motif"]
                 found.append(
                     (
                         pos,
                         order,
                         {
                             "type": kind,
-                            "fichier": self.table.path.name,
+                            "fichier": table.path.name,
                             "ligne": line,
                             "dossier": self._dossier(pos),
                             "colonne": column,
@@ -380,17 +405,16 @@ class TableColumns:
         """(territoire, annee) of each line: from its columns, else from the file name/folder."""
         from pipelines.sources.programmations.cells import parse_small_int
 
-        n = len(self)
         territoire = self.text("territoire")
-        fallback = territory_from_path(self.table.path)
+        fallback = self.per_line(lambda table: territory_from_path(table.path))
         territoire = np.where(pd.isna(territoire), fallback, territoire).astype(object)
-        file_year = year_from_path(self.table.path)
+        file_year = self.per_line(lambda table: year_from_path(table.path))
         if not self.has("annee"):
-            return territoire, np.full(n, file_year, dtype=object)
+            return territoire, file_year
         idx = self.table.cmap.fields["annee"]
         annee = self.parse_at(idx, parse_small_int)
         missing = np.array([a is None for a in annee], dtype=bool)
-        annee[missing] = file_year
+        annee[missing] = file_year[missing]
         bad = (
             np.array([a is not None and not 1900 <= a <= 2100 for a in annee], dtype=bool)
             & ~missing
@@ -422,16 +446,40 @@ def _cells_frame(rows: list[tuple[int, list[Any]]], width: int) -> pd.DataFrame:
     return pd.DataFrame(block, columns=range(width), copy=False)
 
 
-def _first_of_same(keys: np.ndarray, lines: np.ndarray) -> np.ndarray:
-    """For each line, the line of the first line with the same key (itself when it is first)."""
+def _first_of_same(keys: np.ndarray, table_of: np.ndarray) -> np.ndarray:
+    """For each line, the position of the first line of the same table with the same key
+    (its own position when it is first)."""
     if len(keys) == 0:
-        return lines.copy()
-    codes, _ = pd.factorize(keys)
-    _, first = np.unique(codes, return_index=True)  # sorted codes: first[code] = first position
-    return lines[first[codes]]
+        return np.zeros(0, dtype=np.intp)
+    codes, uniques = pd.factorize(keys)
+    combined = table_of.astype(np.int64) * max(len(uniques), 1) + codes
+    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+    return first[inverse]
 
 
 Build = Callable[[TableColumns], pd.DataFrame]
+#: Consecutive tables with the same header are read together up to this many lines (each
+#: column parser is then called once per distinct value of the group, not of each file).
+GROUP_LINES = 100_000
+
+
+def _table_groups(paths: list[Path], aliases: dict[str, str], wanted: set[str]):
+    """The tables of the files, in order, as runs of consecutive tables of the same format and
+    header (so the same column map) of at most GROUP_LINES lines (a longer table is alone)."""
+    group: list[RawTable] = []
+    size = 0
+    shape: tuple[Any, ...] | None = None
+    for path in paths:
+        for table in read_tables(Path(path), aliases, wanted):
+            this = (table.format, tuple(table.header))
+            if group and (this != shape or size + len(table.rows) > GROUP_LINES):
+                yield group
+                group, size = [], 0
+            group.append(table)
+            size += len(table.rows)
+            shape = this
+    if group:
+        yield group
 
 
 def run_tables_columns(
@@ -441,12 +489,13 @@ def run_tables_columns(
     source: str,
     build: Build,
 ) -> tuple[list[pd.DataFrame], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Read every file and call ``build`` on each table's candidate lines.
+    """Read every file and call ``build`` on the candidate lines of runs of tables sharing
+    their header (:func:`_table_groups`).
 
-        ``build`` returns the output rows of the lines not in error, with a ``_position`` column
-        (index of the candidate line) to keep them in file order; lines it marks in error are
-        rejected. Blank lines are not data; an exact duplicate (same cells as an earlier line of the
-        same table) is rejected as « doublon de la ligne N ». Returns (row frames, rejects, the
+    ``build`` returns the output rows of the lines not in error, with a ``_position`` column
+    (index of the candidate line) to keep them in file order; lines it marks in error are
+    rejected. Blank lines are not data; an exact duplicate (same cells as an earlier line of the
+    same table) is rejected as « doublon de la ligne N ». Returns (row frames, rejects, the
     flagged cells of the lines kept as anomalies, files).
     """
     aliases = load_aliases(extra_aliases)
@@ -454,67 +503,78 @@ def run_tables_columns(
     rejects: list[dict[str, Any]] = []
     anomalies: list[dict[str, Any]] = []
     files: list[dict[str, Any]] = []
-    for path in paths:
-        path = Path(path)
-        for table in read_tables(path, aliases, wanted):
-            width = max([len(table.header), *(len(c) for _, c in table.rows)], default=0)
-            all_cells = _cells_frame(table.rows, width)
-            all_lines = np.array([line for line, _ in table.rows], dtype=np.int64)
-            distinct = [Distinct(all_cells[j].to_numpy(dtype=object)) for j in range(width)]
-            texts = [d.map(cell_text) for d in distinct]
-            keys = _dedup_keys(texts) if width else np.full(len(all_lines), "", dtype=object)
-            data = keys != ""
-            keys, lines = keys[data], all_lines[data]
-            first_line = _first_of_same(keys, lines)
-            duplicate = first_line != lines
-            table_rejects: list[dict[str, Any]] = []
-            for line, first in zip(lines[duplicate], first_line[duplicate], strict=True):
-                table_rejects.append(
-                    reject_record(
-                        source, table, int(line), None, None, f"doublon de la ligne {first}"
-                    )
-                )
-            kept = data.copy()
-            kept[data] = ~duplicate
-            if kept.all():  # no blank line, no duplicate: the lines as read (no copy)
-                view = TableColumns(table, all_cells, all_lines)
-                view._texts = dict(enumerate(texts))
-                view._distinct = dict(enumerate(distinct))
-            else:
-                view = TableColumns(table, all_cells[kept].reset_index(drop=True), all_lines[kept])
-                for j in range(width):
-                    view._texts[j] = texts[j][kept]
-                    view._distinct[j] = distinct[j].subset(kept)
-            built = build(view)
-            error_positions = np.flatnonzero(view.error)
-            for pos in error_positions:
-                table_rejects.append(
-                    reject_record(
-                        source,
-                        table,
-                        int(view.lines[pos]),
-                        view.error_column[pos],
-                        view.error_value[pos],
-                        view.error_reason[pos],
-                    )
-                )
-            rejects.extend(sorted(table_rejects, key=lambda r: r["ligne"]))
-            anomalies.extend(view.flagged())
-            if len(error_positions):
-                built = built[~view.error[built["_position"].to_numpy()]]
-            del built["_position"]
-            frames.append(built)
-            read = int(data.sum())
-            rejected = int(duplicate.sum()) + len(error_positions)
+    for tables in _table_groups(paths, aliases, wanted):
+        rows = [row for table in tables for row in table.rows]
+        sizes = [len(table.rows) for table in tables]
+        width = max([len(tables[0].header), *(len(c) for _, c in rows)], default=0)
+        all_cells = _cells_frame(rows, width)
+        all_lines = np.array([line for line, _ in rows], dtype=np.int64)
+        all_tables = np.repeat(np.arange(len(tables), dtype=np.intp), sizes)
+        del rows
+        distinct = [Distinct(all_cells[j].to_numpy(dtype=object)) for j in range(width)]
+        texts = [d.map(cell_text) for d in distinct]
+        keys = _dedup_keys(texts) if width else np.full(len(all_lines), "", dtype=object)
+        data = keys != ""
+        keys, lines, table_of = keys[data], all_lines[data], all_tables[data]
+        first = _first_of_same(keys, table_of)
+        duplicate = first != np.arange(len(first))
+        first_line = lines[first]
+        group_rejects: list[tuple[int, int, dict[str, Any]]] = []
+        for k, line, first in zip(
+            table_of[duplicate], lines[duplicate], first_line[duplicate], strict=True
+        ):
+            record = reject_record(
+                source, tables[k], int(line), None, None, f"doublon de la ligne {first}"
+            )
+            group_rejects.append((int(k), int(line), record))
+        kept = data.copy()
+        kept[data] = ~duplicate
+        if kept.all():  # no blank line, no duplicate: the lines as read (no copy)
+            view = TableColumns(tables, all_cells, all_lines, all_tables)
+            view._texts = dict(enumerate(texts))
+            view._distinct = dict(enumerate(distinct))
+        else:
+            view = TableColumns(
+                tables, all_cells[kept].reset_index(drop=True), all_lines[kept], all_tables[kept]
+            )
+            for j in range(width):
+                view._texts[j] = texts[j][kept]
+                view._distinct[j] = distinct[j].subset(kept)
+        built = build(view)
+        error_positions = np.flatnonzero(view.error)
+        for pos in error_positions:
+            k = int(view.table_of[pos])
+            record = reject_record(
+                source,
+                tables[k],
+                int(view.lines[pos]),
+                view.error_column[pos],
+                view.error_value[pos],
+                view.error_reason[pos],
+            )
+            group_rejects.append((k, int(view.lines[pos]), record))
+        group_rejects.sort(key=lambda item: (item[0], item[1]))
+        rejects.extend(record for _, _, record in group_rejects)
+        anomalies.extend(view.flagged())
+        if len(error_positions):
+            built = built[~view.error[built["_position"].to_numpy()]]
+        del built["_position"]
+        frames.append(built)
+        count = len(tables)
+        read = np.bincount(table_of, minlength=count)
+        rejected = np.bincount(table_of[duplicate], minlength=count) + np.bincount(
+            view.table_of[error_positions], minlength=count
+        )
+        for k, table in enumerate(tables):
             files.append(
                 {
-                    "fichier": file_label(path),
+                    "fichier": file_label(table.path),
                     "feuille": table.feuille,
                     "format": table.format,
                     "ligne_entete": table.header_line,
-                    "lignes_lues": read,
-                    "lignes_chargees": read - rejected,
-                    "lignes_rejetees": rejected,
+                    "lignes_lues": int(read[k]),
+                    "lignes_chargees": int(read[k] - rejected[k]),
+                    "lignes_rejetees": int(rejected[k]),
                 }
             )
     return frames, rejects, anomalies, files

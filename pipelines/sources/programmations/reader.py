@@ -75,6 +75,19 @@ def _header_key(text: str) -> str:
     return " ".join(kept or words)
 
 
+#: A cell longer than this is never taken for a header alias while looking for the header row
+#: (the longest alias of entetes_alias.csv has 45 characters): long data cells and whole lines
+#: read with another separator are not folded for nothing (:func:`_scan_key`).
+HEADER_CELL_MAX = 150
+
+
+def _scan_key(cell: Any) -> str:
+    """:func:`header_key` of a cell seen while looking for the header row ("" when too long)."""
+    if isinstance(cell, str) and len(cell) > HEADER_CELL_MAX:
+        return ""
+    return header_key(cell)
+
+
 def load_aliases(extra_aliases: Path | None = None) -> dict[str, str]:
     """Header key -> field name, from ``entetes_alias.csv`` then the user's extra file.
 
@@ -317,7 +330,7 @@ def _header_scorer(aliases: dict[str, str], wanted: set[str]) -> Scorer:
         # a header names the dossier or the action (see _header_ok): a row without a cell of
         # theirs is not mapped (most rows scored are data lines, whose cells would each be
         # tried as a « <financeur> - <measure> » header)
-        if not any(aliases.get(header_key(cell)) in identifying for cell in merged[k]):
+        if not any(aliases.get(_scan_key(cell)) in identifying for cell in merged[k]):
             return None
         cmap = map_columns(merged[k], aliases, wanted)
         return cmap.score if _header_ok(cmap) else None
@@ -330,10 +343,10 @@ def _with_group_row(
 ) -> list[Any]:
     """Prefix repeated amount headers with the group label written above them (merged cells
     keep their text in their first column only, hence the look to the left)."""
-    measures = [i for i, c in enumerate(cells) if aliases.get(header_key(c)) in AMOUNT_MEASURES]
+    measures = [i for i, c in enumerate(cells) if aliases.get(_scan_key(c)) in AMOUNT_MEASURES]
     if above is None or len(measures) < 2:
         return cells
-    if any(aliases.get(header_key(c)) == "financeur" for c in cells):
+    if any(aliases.get(_scan_key(c)) == "financeur" for c in cells):
         return cells  # long layout: the amounts belong to the « Financeur » column
     if len(measures) == 2 and not any(cell_text(c) for c in above[: len(cells)]):
         return cells

@@ -323,8 +323,8 @@ def _programmation_frame(view: TableColumns) -> pd.DataFrame:
         "suivi_renforce": view.parse("suivi_renforce", parse_bool),
         "volet_regional": view.text("volet_regional"),
         "autres_colonnes": view.others_json(),
-        "source_fichier": view.table.path.name,
-        "source_feuille": view.table.feuille,
+        "source_fichier": view.file_names(),
+        "source_feuille": view.sheets(),
         "source_ligne": view.lines.astype(object),
         "_position": np.arange(n),
     }
@@ -507,26 +507,19 @@ def qpv_scope_anomalies(
     tags = df[["source_fichier", "source_feuille", "source_ligne"]].astype(object)
     first = ~tags.duplicated(keep="first").to_numpy()
     anomalies: list[dict[str, Any]] = []
-    codes_of: dict[str, list[str]] = {}  # the same cells repeat: each one split once
+    # the same territory × year × cell repeats from line to line: each one judged once
+    verdicts: dict[tuple[Any, Any, str], tuple[str | None, str | None, str | None]] = {}
     for i in np.flatnonzero(first & ~_is_none(col["qpv_codes"])):
-        cell = str(col["qpv_codes"][i])
-        codes = codes_of.get(cell)
-        if codes is None:
-            codes = codes_of[cell] = [c for c in cell.split(";") if QPV_LIKE_IN_TEXT.fullmatch(c)]
         territoire, annee = col["territoire"][i], col["annee"][i]
-        others: list[str] = []
-        if perimetre and territoire in perimetre:
-            others = [
-                c
-                for c in codes
-                if c not in perimetre[territoire] and owner.get(c, set()) - {territoire}
-            ]
-        wrong: list[str] = []
         expected = None
         if _given(annee):
             expected = "2024" if int(annee) >= GEOGRAPHIE_2024_DES else "2015"
-            wrong = [c for c in codes if geographie_of(c) not in (None, expected)]
-        if not others and not wrong:
+        key = (territoire, expected, str(col["qpv_codes"][i]))
+        verdict = verdicts.get(key)
+        if verdict is None:
+            verdict = verdicts[key] = _qpv_scope(key, perimetre, owner)
+        others, wrong, _ = verdict
+        if others is None and wrong is None:
             continue
         where = f"{col['source_fichier'][i]}, ligne {col['source_ligne'][i]}"
         if col["_qpv_colonne"][i]:
@@ -538,35 +531,57 @@ def qpv_scope_anomalies(
             "colonne": col["_qpv_colonne"][i],
             "valeur_brute": col["_qpv_brut"][i],
         }
-        if others:
-            listed = ", ".join(
-                f"« {c} » ({', '.join(sorted(owner[c] - {territoire}))})" for c in others
-            )
+        if others is not None:
             anomalies.append(
                 {
                     **base,
                     "type": "qpv_autre_territoire",
                     "message": (
-                        f"{where}: QPV d'un autre territoire {listed} dans une programmation "
+                        f"{where}: QPV d'un autre territoire {others} dans une programmation "
                         f"de {territoire}: ligne gardée, à vérifier dans le fichier source"
                     ),
                 }
             )
-        if wrong:
-            listed = ", ".join(f"« {c} »" for c in wrong)
+        if wrong is not None:
             anomalies.append(
                 {
                     **base,
                     "type": "qpv_geographie",
                     "message": (
                         f"{where}: code QPV de la géographie "
-                        f"{'2015' if expected == '2024' else '2024'} {listed} dans une "
+                        f"{'2015' if expected == '2024' else '2024'} {wrong} dans une "
                         f"programmation {annee} (géographie {expected} attendue): ligne "
                         "gardée, à vérifier dans le fichier source"
                     ),
                 }
             )
     return anomalies
+
+
+def _qpv_scope(
+    key: tuple[Any, str | None, str],
+    perimetre: dict[str, set[str]] | None,
+    owner: dict[str, set[str]],
+) -> tuple[str | None, str | None, str | None]:
+    """(codes of another territory, codes of the other geography, expected geography) of one
+    territory × expected geography × QPV cell, each list as written in the message (None when
+    there is none)."""
+    territoire, expected, cell = key
+    codes = [c for c in cell.split(";") if QPV_LIKE_IN_TEXT.fullmatch(c)]
+    others: list[str] = []
+    if perimetre and territoire in perimetre:
+        own = perimetre[territoire]
+        others = [c for c in codes if c not in own and owner.get(c, set()) - {territoire}]
+    wrong: list[str] = []
+    if expected is not None:
+        wrong = [c for c in codes if geographie_of(c) not in (None, expected)]
+    listed_others = (
+        ", ".join(f"« {c} » ({', '.join(sorted(owner[c] - {territoire}))})" for c in others)
+        if others
+        else None
+    )
+    listed_wrong = ", ".join(f"« {c} »" for c in wrong) if wrong else None
+    return listed_others, listed_wrong, expected
 
 
 def _typed_programmations(df: pd.DataFrame) -> pd.DataFrame:

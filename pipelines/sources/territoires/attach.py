@@ -89,10 +89,12 @@ def attach_territories(frame: pd.DataFrame | None, index: TerritoryIndex) -> pd.
         return frame
     files = frame["source_fichier"].astype(str)
     # no column and no upper-case prefix: the file name's first token, whatever its case
-    prefix = files.map(lambda f: re.split(r"[_\-\s.]+", Path(f).stem)[0])
+    # (computed once per file, mapped to its lines)
+    prefixes = {f: re.split(r"[_\-\s.]+", Path(f).stem)[0] for f in files.unique()}
+    prefix = files.map(prefixes)
     given = frame["territoire"].where(frame["territoire"].notna(), prefix)
     distinct = {v: index.resolve(v) for v in given.dropna().unique()}
-    codes = given.map(lambda v: distinct.get(v))
+    codes = given.map(distinct)
     unknown = frame.assign(_given=given)[codes.isna()]
     if not unknown.empty:
         lines = []
