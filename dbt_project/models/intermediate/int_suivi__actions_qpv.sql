@@ -67,14 +67,26 @@ codes_saisis as (
 
 ),
 
+-- A code as typed; « TOUS » is every QPV of the territory's perimeter in the geography of the
+-- year (kept as « TOUS » when the perimeter has none). Two branches: a join condition that
+-- tests the typed code would compare every code with every QPV of the country.
 cibles as (
 
+    select
+        territoire,
+        annee,
+        dossier,
+        code_qpv,
+        false as tous_qpv
+    from codes_saisis
+    where code_qpv <> 'TOUS'
+    union all
     select
         codes_saisis.territoire,
         codes_saisis.annee,
         codes_saisis.dossier,
         coalesce(perimetre.code_qpv, codes_saisis.code_qpv) as code_qpv,
-        codes_saisis.code_qpv = 'TOUS' as tous_qpv
+        true as tous_qpv
     from codes_saisis
     left join geographie_annee
         on
@@ -82,9 +94,9 @@ cibles as (
             and codes_saisis.annee = geographie_annee.annee
     left join perimetre
         on
-            codes_saisis.code_qpv = 'TOUS'
-            and codes_saisis.territoire = perimetre.territoire
+            codes_saisis.territoire = perimetre.territoire
             and geographie_annee.geographie = perimetre.geographie
+    where codes_saisis.code_qpv = 'TOUS'
     union all
     select
         territoire,

@@ -62,27 +62,33 @@ statuts as (
 
 ),
 
+-- Matched once per territory and label as written (a few hundred pairs), not once per line.
+libelles_financeurs as (
+
+    select distinct
+        territoire,
+        financeur_libelle
+    from programmations
+
+),
+
 financeur_match as (
 
     select
-        programmations.source_fichier,
-        programmations.source_feuille,
-        programmations.source_ligne,
-        programmations.financeur_libelle,
+        libelles_financeurs.territoire,
+        libelles_financeurs.financeur_libelle,
         alias.financeur,
         row_number() over (
-            partition by
-                programmations.source_fichier,
-                programmations.source_feuille,
-                programmations.source_ligne,
-                programmations.financeur_libelle
+            partition by libelles_financeurs.territoire, libelles_financeurs.financeur_libelle
             order by alias.territoire nulls last, alias.financeur
         ) as rang
-    from programmations
+    from libelles_financeurs
     inner join alias
         on
-            {{ normalise_libelle('programmations.financeur_libelle') }} = alias.cle
-            and (alias.territoire is null or programmations.territoire = alias.territoire)
+            {{ normalise_libelle('libelles_financeurs.financeur_libelle') }} = alias.cle
+            and (
+                alias.territoire is null or libelles_financeurs.territoire = alias.territoire
+            )
 
 ),
 
@@ -221,9 +227,7 @@ joined as (
     from programmations
     left join financeur_match
         on
-            programmations.source_fichier = financeur_match.source_fichier
-            and programmations.source_feuille is not distinct from financeur_match.source_feuille
-            and programmations.source_ligne = financeur_match.source_ligne
+            programmations.territoire is not distinct from financeur_match.territoire
             and programmations.financeur_libelle
             is not distinct from financeur_match.financeur_libelle
             and financeur_match.rang = 1
