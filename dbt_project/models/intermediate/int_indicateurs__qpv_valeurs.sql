@@ -12,31 +12,32 @@ valeurs as (
 
 ),
 
-ranked as (
-
-    select
-        *,
-        row_number() over (
-            partition by code_territoire, millesime, indicateur
-            order by
-                secret asc,
-                case when origine = 'INSEE' then 0 else 1 end asc,
-                source asc,
-                variable asc
-        ) as rang
-    from valeurs
-
-),
-
-sources as (
+-- One pass: the value chosen is that of the smallest key (secret, INSEE first, source,
+-- variable; none of them is NULL: colonnes_renseignees of int_indicateurs__valeurs), beside the
+-- count and the sorted list of the sources (a window then a join back took 13 s at national
+-- volume, 1.6 million values; this takes 5 s).
+choix as (
 
     select
         code_territoire,
         millesime,
         indicateur,
+        arg_min(
+            struct_pack(
+                geographie, libelle, unite, theme, valeur, secret, source, variable, fichier
+            ),
+            struct_pack(
+                cle_secret := secret,
+                cle_origine := case when origine = 'INSEE' then 0 else 1 end,
+                cle_source := source,
+                cle_variable := variable
+            )
+        ) as retenue,
         count(*) as nb_sources,
-        string_agg(distinct source || '.' || variable, ', ' order by source || '.' || variable)
-            as sources
+        nullif(
+            array_to_string(list_sort(list_distinct(list(source || '.' || variable))), ', '),
+            ''
+        ) as sources
     from valeurs
     group by code_territoire, millesime, indicateur
 
@@ -45,27 +46,21 @@ sources as (
 final as (
 
     select
-        ranked.code_territoire as code_qpv,
-        ranked.geographie,
-        ranked.millesime,
-        ranked.indicateur,
-        ranked.libelle,
-        ranked.unite,
-        ranked.theme,
-        ranked.valeur,
-        ranked.secret,
-        ranked.source,
-        ranked.variable,
-        ranked.fichier,
-        sources.nb_sources,
-        sources.sources
-    from ranked
-    inner join sources
-        on
-            ranked.code_territoire = sources.code_territoire
-            and ranked.millesime = sources.millesime
-            and ranked.indicateur = sources.indicateur
-    where ranked.rang = 1
+        choix.code_territoire as code_qpv,
+        choix.retenue.geographie,
+        choix.millesime,
+        choix.indicateur,
+        choix.retenue.libelle,
+        choix.retenue.unite,
+        choix.retenue.theme,
+        choix.retenue.valeur,
+        choix.retenue.secret,
+        choix.retenue.source,
+        choix.retenue.variable,
+        choix.retenue.fichier,
+        choix.nb_sources,
+        choix.sources
+    from choix
 
 )
 
