@@ -18,9 +18,15 @@
 {%- endif %}
 with
 
+-- The labels compared without accents nor case are normalised once per rule, per action or
+-- per financeur line, not once per pair (rule x action x financeur line) that compares them.
 regles as (
 
-    select * from {{ ref('int_suivi__regles') }}
+    select
+        *,
+        {{ normalise_libelle('condition_nature') }} as condition_nature_cle,
+        {{ normalise_libelle('exception_porteur') }} as exception_porteur_cle
+    from {{ ref('int_suivi__regles') }}
     where niveau_controle = 'action'
 
 ),
@@ -33,7 +39,10 @@ actions as (
 
 financeurs as (
 
-    select * from {{ ref('int_suivi__actions_financeurs') }}
+    select
+        *,
+        {{ normalise_libelle('nature_subvention') }} as nature_subvention_cle
+    from {{ ref('int_suivi__actions_financeurs') }}
 
 ),
 
@@ -216,10 +225,9 @@ applicables as (
         and (
             regles.exception_porteur is null
             or not (
-                {{ normalise_libelle('actions.porteur_type') }}
-                = {{ normalise_libelle('regles.exception_porteur') }}
+                {{ normalise_libelle('actions.porteur_type') }} = regles.exception_porteur_cle
                 or {{ normalise_libelle('actions.porteur_nom') }}
-                like '%' || {{ normalise_libelle('regles.exception_porteur') }} || '%'
+                like '%' || regles.exception_porteur_cle || '%'
             )
         )
 
@@ -240,8 +248,7 @@ candidats as (
         (applicables.financeur is null or applicables.financeur = financeurs.financeur)
         and (
             applicables.condition_nature is null
-            or {{ normalise_libelle('applicables.condition_nature') }}
-            = {{ normalise_libelle('financeurs.nature_subvention') }}
+            or applicables.condition_nature_cle = financeurs.nature_subvention_cle
         ) as retenu,
         -- droit commun of the same institution as the rule's financeur (Région droit commun
         -- for a rule on the Région's crédits spécifiques)
