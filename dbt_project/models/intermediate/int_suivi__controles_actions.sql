@@ -18,15 +18,9 @@
 {%- endif %}
 with
 
--- The labels compared without accents nor case are normalised once per rule, per action or
--- per financeur line, not once per pair (rule x action x financeur line) that compares them.
 regles as (
 
-    select
-        *,
-        {{ normalise_libelle('condition_nature') }} as condition_nature_cle,
-        {{ normalise_libelle('exception_porteur') }} as exception_porteur_cle
-    from {{ ref('int_suivi__regles') }}
+    select * from {{ ref('int_suivi__regles') }}
     where niveau_controle = 'action'
 
 ),
@@ -39,10 +33,7 @@ actions as (
 
 financeurs as (
 
-    select
-        *,
-        {{ normalise_libelle('nature_subvention') }} as nature_subvention_cle
-    from {{ ref('int_suivi__actions_financeurs') }}
+    select * from {{ ref('int_suivi__actions_financeurs') }}
 
 ),
 
@@ -225,9 +216,10 @@ applicables as (
         and (
             regles.exception_porteur is null
             or not (
-                {{ normalise_libelle('actions.porteur_type') }} = regles.exception_porteur_cle
+                {{ normalise_libelle('actions.porteur_type') }}
+                = {{ normalise_libelle('regles.exception_porteur') }}
                 or {{ normalise_libelle('actions.porteur_nom') }}
-                like '%' || regles.exception_porteur_cle || '%'
+                like '%' || {{ normalise_libelle('regles.exception_porteur') }} || '%'
             )
         )
 
@@ -248,7 +240,8 @@ candidats as (
         (applicables.financeur is null or applicables.financeur = financeurs.financeur)
         and (
             applicables.condition_nature is null
-            or applicables.condition_nature_cle = financeurs.nature_subvention_cle
+            or {{ normalise_libelle('applicables.condition_nature') }}
+            = {{ normalise_libelle('financeurs.nature_subvention') }}
         ) as retenu,
         -- droit commun of the same institution as the rule's financeur (Région droit commun
         -- for a rule on the Région's crédits spécifiques)
