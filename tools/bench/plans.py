@@ -7,12 +7,15 @@ copied from the given warehouse (read-only), those of the programmation (a ``ter
 ``dossier`` column) restricted to a share of the actions (``hash(territoire, dossier)``; with
 ``--echantillon territoires``, the tables with a ``territoire`` column to a share of the
 territories), and every model is created in dependency order with DuckDB's JSON profiling on.
-The JSON printed gives, per share and model: its wall time, the rows it wrote and every join
-operator of its plan (operator, join type, condition, time, rows in and out); the operators
-that compare every pair of rows (:data:`FORBIDDEN`) are listed apart (``interdits``), with the
-growth exponent of each model's time between two shares (1 for a time that grows as its input,
-2 for one that grows as its square). At the share 1 of the actions the recomputed tables are
-compared with the warehouse's (rows present on one side only, ``ecart_entrepot``).
+The JSON printed gives, per share and model: its wall time (the fastest of ``--repetitions``
+runs) and its CPU time (user + system of the process: every DuckDB thread; the profiler's own
+CPU figure adds up the operators' timers, up to twice as much under load), the rows it wrote
+and every join operator of its plan (operator, join type, condition, time, rows in and out);
+the operators that compare every pair of rows (:data:`FORBIDDEN`) are listed apart
+(``interdits``), with the growth exponent of each model's time between the smallest and the
+largest share (1 for a time that grows as its input, 2 for one that grows as its square). At
+the share 1 the recomputed tables are compared with the warehouse's (rows present on one side
+only, ``ecart_entrepot``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import resource
 import subprocess
 import tempfile
 import time
@@ -190,25 +194,26 @@ def measure_share(
                 (next(iter(catalogs)), _schema_of(con, model), model),
             )
             con.execute(f'create schema if not exists "{catalog}"."{schema}"')
-            walls, plan = [], {}
+            walls, plan, cpu = [], {}, 0.0
             for _ in range(repetitions):
                 con.execute("set enable_profiling = 'json'")
                 con.execute(f"set profiling_output = '{profile}'")
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), _process_cpu()
                 con.execute(
                     f'create or replace table "{catalog}"."{schema}"."{model}" as {sqls[model]}'
                 )
                 walls.append(time.perf_counter() - start)
+                spent = _process_cpu() - start_cpu
                 con.execute("pragma disable_profiling")
-                if walls[-1] == min(walls):  # the plan of the fastest run
-                    plan = json.loads(profile.read_text(encoding="utf-8"))
+                if walls[-1] == min(walls):  # the plan and CPU time of the fastest run
+                    plan, cpu = json.loads(profile.read_text(encoding="utf-8")), spent
             wall = min(walls)
             joins = _joins(plan)
             rows = con.execute(f'select count(*) from "{catalog}"."{schema}"."{model}"').fetchone()
             entry = {
                 "duree_s": round(wall, 4),
                 "durees_s": [round(w, 4) for w in walls],
-                "cpu_s": round(plan.get("cpu_time") or 0.0, 4),
+                "cpu_s": round(cpu, 4),
                 "lignes": rows[0],
                 "jointures": joins,
                 "interdits": [j for j in joins if j["operateur"] in FORBIDDEN],
@@ -230,6 +235,12 @@ def measure_share(
     return {"part": fraction, "fils": threads, "volume": volume, "modeles": models}
 
 
+def _process_cpu() -> float:
+    """CPU time (user + system) of this process, all of DuckDB's threads included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _in_source(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     return bool(
         con.execute(
@@ -248,9 +259,10 @@ def _schema_of(con: duckdb.DuckDBPyConnection, model: str) -> str:
     return found[0] if found else "marts"
 
 
-def growth(shares: list[dict]) -> dict[str, float | None]:
+def growth(shares: list[dict], measure: str = "duree_s") -> dict[str, float | None]:
     """Per model, the exponent k of time ~ volume^k between the smallest and the largest share
-    (volume: rows of int_suivi__actions_financeurs); None when a time is under 10 ms."""
+    (volume: rows of int_suivi__actions_financeurs; time: ``measure``, the wall time or the
+    CPU time of the process); None when a time is under 10 ms."""
     if len(shares) < 2:
         return {}
     low, high = shares[0], shares[-1]
@@ -258,7 +270,7 @@ def growth(shares: list[dict]) -> dict[str, float | None]:
     n0, n1 = low["volume"].get(key), high["volume"].get(key)
     out: dict[str, float | None] = {}
     for model in high["modeles"]:
-        t0, t1 = low["modeles"][model]["duree_s"], high["modeles"][model]["duree_s"]
+        t0, t1 = low["modeles"][model][measure], high["modeles"][model][measure]
         if not n0 or not n1 or n1 <= n0 or min(t0, t1) < 0.01:
             out[model] = None
         else:
@@ -291,6 +303,7 @@ def report(
         "echantillon": by,
         "parts": shares,
         "exposant_croissance": growth(shares),
+        "exposant_croissance_cpu": growth(shares, "cpu_s"),
         "interdits": forbidden,
     }
 
