@@ -50,8 +50,7 @@ def test_same_dossier_two_years_amounts_stay_apart(demo_build, tmp_path):
         )
     con.execute(f"create table warehouse.intermediate.{model} as {sql}")
     rows = con.execute(
-        f"select annee, valeur_nombre, resultat from warehouse.intermediate.{model} "
-        "order by annee"
+        f"select annee, valeur_nombre, resultat from warehouse.intermediate.{model} order by annee"
     ).fetchall()
     # each year on its own request to the État: 1 000 € < 5 000 €, then 9 000 € (not 10 000 €)
     assert rows == [(2023, 1000.0, "infraction"), (2024, 9000.0, "conforme")]
