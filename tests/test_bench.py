@@ -62,10 +62,71 @@ def test_bench_at_tiny_scale_without_builds(tmp_path):
     assert (tmp_path / ".gitignore").read_text() == "*\n"
 
 
+def test_every_bench_territory_has_rules_its_programmations_meet(tmp_path):
+    """Each territory folder passes ``observatoire territoire verifier`` and gives a hierarchy,
+    statuses and funding rules; the programmations name objectifs of that hierarchy, statuses
+    of that list and, for the reconductions, an action of the previous year (same porteur and
+    intitulé), so that the rule models are evaluated at national volume."""
+    import csv
+
+    from pipelines.sources.territoires.reader import verify
+    from tools.bench.territories import RULE_COLUMNS
+
+    raw = tmp_path / "raw"
+    inventory = generate(raw, tmp_path / "add", echelle=0.002, millesimes=1, synthetic_qpv=12)
+    territories, errors = verify(raw)
+    assert errors == [] and len(territories) == inventory.territoires >= 2
+
+    def rows(path: Path, delimiter: str = ",") -> list[dict[str, str]]:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            return list(csv.DictReader(fh, delimiter=delimiter))
+
+    controls = set()
+    for folder in sorted((raw / "territoires").iterdir()):
+        rules = rows(folder / "regles_financement.csv")
+        assert list(rules[0]) == RULE_COLUMNS
+        controls |= {r["controle"] for r in rules}
+        keys = [
+            (r["regle"], r["financeur"], r["annee_debut"], r["condition_statut"]) for r in rules
+        ]
+        assert len(keys) == len(set(keys))  # regle_cle is unique
+        codes = {r["code"] for r in rows(folder / "orientations.csv")}
+        statuses = {r["libelle"] for r in rows(folder / "statuts_action.csv")}
+        actions: dict[int, set[tuple[str, str]]] = {}
+        reconductions = 0
+        for path in sorted((raw / "programmations").glob(f"*_{folder.name[1:]}_*.csv")):
+            for line in rows(path, ";"):
+                assert line["Orientation"].split(" - ")[0] in codes
+                assert line["Statut de l'action"] in statuses
+                year = int(line["Exercice"])
+                key = (line["Code SIRET"], line["Intitulé de l'action"])
+                actions.setdefault(year, set()).add(key)
+                if line["Statut de l'action"] == "Reconduction":
+                    assert key in actions.get(year - 1, set())
+                    reconductions += 1
+        assert reconductions > 0
+    # one rule of each kind the engine evaluates on these files, and one it cannot
+    assert {
+        "montant_demande",
+        "part_demande_cout",
+        "montant_accorde",
+        "cout_total",
+        "date_bilan",
+        "bilan_annee_precedente",
+        "cpo_duree",
+        "part_actions_cpo",
+        "aucun",
+    } <= controls
+
+
 def test_generation_is_deterministic(tmp_path):
     def files(folder: Path) -> dict[str, bytes]:
         generate(folder / "raw", folder / "add", echelle=0.0002, millesimes=1, synthetic_qpv=5)
-        return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*.csv")}
+        return {
+            str(p.relative_to(folder)): p.read_bytes()
+            for p in folder.rglob("*")
+            if p.suffix in (".csv", ".yml")
+        }
 
     assert files(tmp_path / "a") == files(tmp_path / "b")
 

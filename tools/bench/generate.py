@@ -6,10 +6,14 @@ QPV in the real physical format (the real national files' bytes, one template pe
 parity of the year), 5 years × 100,000 action × financeur lines of programmations over every
 EPCI holding a QPV (one Dauphin-like CSV per EPCI and year, attached by the code in its
 « Territoire » column to the EPCI's territory folder, ``territoires/E<SIREN>/``, which lists its
-QPV), the bilans of the granted actions, and 10 M lieux (one CSV). The
-volumes of programmations, bilans and lieux scale with ``echelle``; contours and INSEE files
-do not. The programmations and bilans of one more year (the added year) are written apart
-(``annee_ajoutee/``) for the ``--annee`` step.
+QPV and gives its orientation hierarchy, action statuses and funding rules:
+:mod:`tools.bench.territories`), the bilans of the granted actions, and 10 M lieux (one CSV).
+Each programmation line names its objectif in the territory's hierarchy and its status (new
+action, or a reconduction of an action of the previous year: same porteur and intitulé), some
+actions are under a CPO, and the bilans are handed in from February to July of the next year,
+so that every rule of the territories is evaluated. The volumes of programmations, bilans and
+lieux scale with ``echelle``; contours and INSEE files do not. The programmations and bilans of
+one more year (the added year) are written apart (``annee_ajoutee/``) for the ``--annee`` step.
 
 Everything is deterministic (seeded ``random`` and DuckDB's ``hash``): the same parameters give
 the same bytes.
@@ -26,6 +30,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pipelines.settings import DEMO_DIR, PROJECT_ROOT, REFERENTIELS_DIR
+from tools.bench.territories import (
+    STATUTS,
+    THEMES,
+    Territory,
+    objectif_codes,
+    write_territories,
+)
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 CONTOURS_NAME = "QP2024_France_Hexagonale_Outre_Mer_WGS84.geojson"
@@ -35,8 +46,10 @@ INSEE_BASES = ("IPRO", "DEMO", "REVN")
 PROGRAMMATION_LINES_PER_YEAR = 100_000
 LIEUX = 10_000_000
 
+#: financeurs as written in the files (each one an alias of ref_financeurs_alias_communs.csv;
+#: the territory's own name, the EPCI, is added per territory)
 FINANCEURS = (
-    "État (BOP 147)",
+    "État - Politique de la ville",
     "État (droit commun)",
     "Région",
     "Département",
@@ -44,22 +57,11 @@ FINANCEURS = (
     "Commune",
     "Bailleur",
 )
-ORIENTATIONS = (
-    "Cohésion sociale",
-    "Cadre de vie et renouvellement urbain",
-    "Emploi et développement économique",
-    "Valeurs de la République et citoyenneté",
-)
-THEMES = (
-    "Accompagnement à la scolarité",
-    "Médiation sociale",
-    "Accès aux droits",
-    "Insertion professionnelle des jeunes",
-    "Santé et prévention",
-    "Sport et citoyenneté",
-    "Culture dans les quartiers",
-    "Gestion urbaine de proximité",
-)
+#: share of the actions of a year (after the first) that carry on an action of the previous
+#: year of the same territory (same porteur and intitulé, status « Reconduction »)
+RECONDUCTION = 0.4
+#: share of the new actions under a convention pluriannuelle d'objectifs (« Durée de la CPO »)
+CPO = 0.2
 PROGRAMMATION_HEADER = [
     "Territoire",
     "N° dossier",
@@ -75,6 +77,7 @@ PROGRAMMATION_HEADER = [
     "Montant demandé",
     "Montant accordé",
     "Date de fin de l'action",
+    "Durée de la CPO",
 ]
 BILAN_COUNTS = ["Femmes", "Hommes", "Sexe non renseigné"]
 BILAN_HEADER = [
@@ -87,18 +90,6 @@ BILAN_HEADER = [
     "Date de dépôt du bilan",
 ]
 MENTION = "DONNÉES FICTIVES DE BANC D'ESSAI"
-
-
-@dataclass
-class Territory:
-    siren: str
-    name: str
-    qpv: list[tuple[str, str]] = field(default_factory=list)  # (code, name)
-
-    @property
-    def code(self) -> str:
-        """Code of its territory folder (a letter first: ``E`` + SIREN)."""
-        return f"E{self.siren}"
 
 
 @dataclass
@@ -227,23 +218,43 @@ def _allocate(total: int, territories: list[Territory]) -> list[int]:
 
 
 def write_year(
-    raw_dir: Path, territories: list[Territory], year: int, lines: int, rng: random.Random
+    raw_dir: Path,
+    territories: list[Territory],
+    year: int,
+    lines: int,
+    rng: random.Random,
+    previous: dict[str, list[tuple[str, str, int, str, str]]] | None = None,
 ) -> tuple[int, int, int]:
     """Programmations and bilans of one year; returns (files, programmation lines, bilan
-    lines)."""
+    lines). ``previous`` (territory SIREN -> its actions of the previous year: porteur, SIRET,
+    theme, intitulé, CPO duration) is read for the reconductions and replaced by this year's
+    actions."""
+    previous = {} if previous is None else previous
+    objectifs = objectif_codes()
     files = prog_total = bilan_total = 0
     for territory, n in zip(territories, _allocate(lines, territories), strict=True):
         if n == 0:
             continue
         porteurs = [(f"Association fictive {territory.siren}-{k}", _siret(rng)) for k in range(12)]
+        before = previous.get(territory.siren, [])
+        current: list[tuple[str, str, int, str, str]] = []
         prog: list[list[str]] = []
         bilans: list[list[str]] = []
         seq = 0
         while len(prog) < n:
             seq += 1
             dossier = f"{year}-{seq:05d}"
-            porteur, siret = rng.choice(porteurs)
-            intitule = f"{rng.choice(THEMES)} {seq}"
+            if before and rng.random() < RECONDUCTION:
+                porteur, siret, theme, intitule, cpo = rng.choice(before)
+                statut = STATUTS[1][1]
+            else:
+                porteur, siret = rng.choice(porteurs)
+                theme = rng.randrange(len(THEMES))
+                intitule = f"{THEMES[theme]} {seq}"
+                cpo = str(rng.choice((2, 3, 3, 4))) if rng.random() < CPO else ""
+                statut = STATUTS[0][1]
+            current.append((porteur, siret, theme, intitule, cpo))
+            orientation = f"{objectifs[theme]} - {THEMES[theme]}"
             quartiers = rng.sample(territory.qpv, min(len(territory.qpv), rng.choice((1, 1, 2))))
             cell = " ; ".join(f"{c} - {name}" for c, name in quartiers)
             cout = rng.randint(2, 120) * 500.0
@@ -264,18 +275,22 @@ def write_year(
                         siret,
                         porteur,
                         intitule,
-                        rng.choice(ORIENTATIONS),
+                        orientation,
                         cell,
-                        "Programmée" if decision >= 0.12 else "Refusée",
+                        statut,
                         _fr_amount(cout, rng),
                         financeur,
                         _fr_amount(demande, rng),
                         accorde,
                         f"31/12/{year}",
+                        cpo,
                     ]
                 )
             if granted_any and rng.random() < 0.85:
                 places = [c for c, _ in quartiers] + ["Hors QPV"]
+                # handed in from February to July of the next year: before or after the
+                # deadline of the territory's bilan rule
+                deposit = f"{rng.randint(1, 28):02d}/{rng.randint(2, 7):02d}/{year + 1}"
                 for place in places:
                     women, men = rng.randint(0, 60), rng.randint(0, 50)
                     bilans.append(
@@ -288,9 +303,10 @@ def write_year(
                             str(women),
                             str(men),
                             str(rng.randint(0, 3)),
-                            f"15/03/{year + 1}",
+                            deposit,
                         ]
                     )
+        previous[territory.siren] = current
         _write_rows(
             raw_dir / "programmations" / f"programmation_{territory.siren}_{year}.csv",
             PROGRAMMATION_HEADER,
@@ -304,25 +320,6 @@ def write_year(
             )
             bilan_total += len(bilans)
     return files, prog_total, bilan_total
-
-
-def write_territories(raw_dir: Path, territories: list[Territory]) -> int:
-    """One territory folder per EPCI (``territoires/E<SIREN>/``): its name and SIREN, and its
-    QPV listed (each QPV in one perimeter); returns the number of files."""
-    files = 0
-    for territory in territories:
-        folder = raw_dir / "territoires" / territory.code
-        folder.mkdir(parents=True)
-        name = territory.name.replace('"', "'")
-        (folder / "territoire.yml").write_text(
-            f'nom: "{name}"\nsiren: "{territory.siren}"\nperimetre: liste\n', encoding="utf-8"
-        )
-        with (folder / "perimetre_qpv.csv").open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["code_qpv", "geographie", "libelle_qpv", "note"])
-            writer.writerows([code, "2024", label, ""] for code, label in territory.qpv)
-        files += 2
-    return files
 
 
 def insee_templates(shared: Path) -> dict[tuple[str, int], Path]:
@@ -417,8 +414,7 @@ def generate(
         qpv=len(collection["features"]),
     )
     inventory.add("sig_ville", len(collection["features"]))
-    write_territories(raw_dir, territories)
-    inventory.add("territoires", sum(len(t.qpv) + 1 for t in territories))
+    inventory.add("territoires", write_territories(raw_dir, territories, seed, first_year))
     templates = insee_templates(shared)
     for year in range(2022 - millesimes + 1, 2023):  # the last real millésime is 2022
         for base in INSEE_BASES:
@@ -428,10 +424,11 @@ def generate(
             shutil.copyfile(source, target)
             inventory.add("insee", len(source.read_bytes().splitlines()) - 1)
     lines = max(1, round(PROGRAMMATION_LINES_PER_YEAR * echelle))
+    previous: dict[str, list] = {}
     for year in [*inventory.annees, inventory.annee_ajoutee]:
         added = year == inventory.annee_ajoutee
         _files, prog, bilans = write_year(
-            added_dir if added else raw_dir, territories, year, lines, rng
+            added_dir if added else raw_dir, territories, year, lines, rng, previous
         )
         inventory.add("programmations", prog, added)
         inventory.add("bilans", bilans, added)

@@ -233,6 +233,7 @@ candidats as (
 
     select
         applicables.regle_cle,
+        applicables.annee,
         applicables.dossier,
         financeurs.financeur,
         financeurs.montant_demande,
@@ -264,10 +265,13 @@ candidats as (
 
 ),
 
+-- One row per rule x action: the action's key is its year and its dossier (a dossier number
+-- may come back the next year under a rule of several years: its amounts stay apart).
 montants as (
 
     select
         regle_cle,
+        annee,
         dossier,
         count(financeur) filter (where retenu) as nb_lignes_financeur,
         sum(montant_demande) filter (where retenu) as montant_demande,
@@ -275,7 +279,7 @@ montants as (
         coalesce(sum(montant_accorde) filter (where droit_commun_meme_financeur), 0)
             as montant_droit_commun
     from candidats
-    group by regle_cle, dossier
+    group by regle_cle, annee, dossier
 
 ),
 
@@ -385,6 +389,7 @@ mesures as (
     inner join montants
         on
             applicables.regle_cle = montants.regle_cle
+            and applicables.annee = montants.annee
             and applicables.dossier = montants.dossier
     left join marqueurs as seuil_marqueur
         on

@@ -95,7 +95,8 @@ suivi_periode as (
 ),
 
 -- Amounts of the rule's financeur (granted, else requested) in the year, and those of the
--- rule's volet.
+-- rule's volet: for the rules on a volet's share only (the others do not read them), so that
+-- the rules x financeur lines pairs are not formed, nor their volets normalised, for nothing.
 montants_regles as (
 
     select
@@ -117,6 +118,7 @@ montants_regles as (
             and financeurs.annee >= regles.annee_debut
             and financeurs.annee <= coalesce(regles.annee_fin, financeurs.annee)
             and (regles.financeur is null or regles.financeur = financeurs.financeur)
+    where regles.controle = 'part_montant_volet'
     group by regles.regle_cle, financeurs.annee
 
 ),
