@@ -57,8 +57,8 @@ def test_bench_at_tiny_scale_without_builds(tmp_path):
     assert rows["taux_emploi_quartier"] > 0 and rows["depenses_orientation"] > 0
     assert rows["beneficiaires_genre"] > 0 and rows["lieux_qpv"] > 0
     # the added year is kept apart from the raw folder the baseline read
-    assert not list((tmp_path / "raw" / "programmations").glob("*_2024.csv"))
-    assert list((tmp_path / "annee_ajoutee" / "programmations").glob("*_2024.csv"))
+    assert not list((tmp_path / "raw" / "programmations").glob("*_2029.csv"))
+    assert list((tmp_path / "annee_ajoutee" / "programmations").glob("*_2029.csv"))
     assert (tmp_path / ".gitignore").read_text() == "*\n"
 
 
@@ -105,6 +105,13 @@ def test_every_bench_territory_has_rules_its_programmations_meet(tmp_path):
                     assert key in actions.get(year - 1, set())
                     reconductions += 1
         assert reconductions > 0
+    # the programmations carry codes of their years' geography (2024 codes from 2024): no line
+    # of the bench is a « qpv_geographie » anomaly
+    from pipelines.sources.programmations.rules import parse_programmations
+
+    parsed = parse_programmations(sorted((raw / "programmations").glob("*.csv")))
+    assert inventory.annees[0] == 2024 and len(parsed.rows) > 0
+    assert "qpv_geographie" not in set(parsed.anomalies["type"])
     # one rule of each kind the engine evaluates on these files, and one it cannot
     assert {
         "montant_demande",

@@ -206,7 +206,7 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> int:
 
 
 def write_territories(
-    raw_dir: Path, territories: list[Territory], seed: int = 20261202, first_year: int = 2019
+    raw_dir: Path, territories: list[Territory], seed: int = 20261202, first_year: int = 2024
 ) -> int:
     """One territory folder per EPCI (``territoires/E<SIREN>/``): its name and SIREN, its QPV
     listed (each QPV in one perimeter), its orientation hierarchy (the 4 orientations and 8
