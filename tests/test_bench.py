@@ -112,6 +112,9 @@ def test_every_bench_territory_has_rules_its_programmations_meet(tmp_path):
     parsed = parse_programmations(sorted((raw / "programmations").glob("*.csv")))
     assert inventory.annees[0] == 2024 and len(parsed.rows) > 0
     assert "qpv_geographie" not in set(parsed.anomalies["type"])
+    # porteurs' SIRET mostly valid, as in a real export: a few mistyped ones are reported
+    mistyped = int((parsed.anomalies["type"] == "siret_invalide").sum())
+    assert 0 < mistyped < 0.1 * len(parsed.rows)
     # one rule of each kind the engine evaluates on these files, and one it cannot
     assert {
         "montant_demande",

@@ -129,7 +129,18 @@ def _fr_amount(value: float, rng: random.Random) -> str:
 
 
 def _siret(rng: random.Random) -> str:
-    return "99" + "".join(rng.choice("0123456789") for _ in range(12))
+    """A fictitious SIRET (SIREN beginning with 99) with valid keys, as the porteurs' SIRET of a
+    real export mostly are; one in twenty is mistyped (last digit changed: a « siret_invalide »
+    anomaly)."""
+    from stdnum import luhn
+
+    siren = "99" + "".join(rng.choice("0123456789") for _ in range(6))
+    siren += luhn.calc_check_digit(siren)
+    siret = siren + "".join(rng.choice("0123456789") for _ in range(4))
+    siret += luhn.calc_check_digit(siret)
+    if rng.random() < 0.05:
+        siret = siret[:-1] + str((int(siret[-1]) + 1) % 10)
+    return siret
 
 
 # -- contours and territories -----------------------------------------------------------------
