@@ -61,6 +61,29 @@ echelles as (
 
 ),
 
+-- The scale in force for each territory and year of the programmations (a few thousand
+-- pairs), joined to the actions by hash: a join on the period compared every action with
+-- every scale of the country.
+echelles_annees as (
+
+    select
+        annees.territoire,
+        annees.annee,
+        echelles.echelle
+    from (
+        select distinct
+            territoire,
+            annee
+        from lignes
+    ) as annees
+    inner join echelles
+        on
+            annees.territoire = echelles.territoire
+            and annees.annee >= echelles.annee_debut
+            and annees.annee <= coalesce(echelles.annee_fin, annees.annee)
+
+),
+
 actions as (
 
     select
@@ -146,11 +169,10 @@ final as (
             actions.territoire = bilans.territoire
             and actions.annee = bilans.annee
             and actions.dossier = bilans.dossier
-    left join echelles
+    left join echelles_annees as echelles
         on
             actions.territoire = echelles.territoire
-            and actions.annee >= echelles.annee_debut
-            and actions.annee <= coalesce(echelles.annee_fin, actions.annee)
+            and actions.annee = echelles.annee
     left join marqueurs
         on
             echelles.territoire = marqueurs.territoire

@@ -50,15 +50,51 @@ orientations as (
 
 ),
 
+-- A status is recognised by its label or its code (ref_statuts_action is unique by territory
+-- and code), once per territory and status as written, then joined to the lines by hash: a
+-- join testing both keys with an IN compared every line with every status of the country.
 statuts as (
 
-    select
+    select distinct
         territoire,
         statut_code,
         categorie,
-        {{ normalise_libelle('libelle') }} as cle_libelle,
-        {{ normalise_libelle('statut_code') }} as cle_code
-    from {{ ref('ref_statuts_action') }}
+        cle
+    from (
+        select
+            territoire,
+            statut_code,
+            categorie,
+            {{ normalise_libelle('libelle') }} as cle
+        from {{ ref('ref_statuts_action') }}
+        union all
+        select
+            territoire,
+            statut_code,
+            categorie,
+            {{ normalise_libelle('statut_code') }} as cle
+        from {{ ref('ref_statuts_action') }}
+    ) as cles
+
+),
+
+statut_match as (
+
+    select
+        libelles.territoire,
+        libelles.statut_libelle,
+        statuts.statut_code,
+        statuts.categorie
+    from (
+        select distinct
+            territoire,
+            statut_libelle
+        from programmations
+    ) as libelles
+    inner join statuts
+        on
+            libelles.territoire = statuts.territoire
+            and {{ normalise_libelle('libelles.statut_libelle') }} = statuts.cle
 
 ),
 
@@ -210,8 +246,8 @@ joined as (
             financeurs.type_credit,
             'non_renseigne'
         ) as type_credit,
-        statuts.statut_code,
-        statuts.categorie as statut_categorie,
+        statut_match.statut_code,
+        statut_match.categorie as statut_categorie,
         referentiel_annee.referentiel,
         coalesce(referentiel_annee.referentiel_proroge, false) as referentiel_proroge,
         orientation.niveau as orientation_niveau,
@@ -232,11 +268,10 @@ joined as (
             is not distinct from financeur_match.financeur_libelle
             and financeur_match.rang = 1
     left join financeurs on financeur_match.financeur = financeurs.financeur
-    left join statuts
+    left join statut_match
         on
-            programmations.territoire = statuts.territoire
-            and {{ normalise_libelle('programmations.statut_libelle') }}
-            in (statuts.cle_libelle, statuts.cle_code)
+            programmations.territoire = statut_match.territoire
+            and programmations.statut_libelle is not distinct from statut_match.statut_libelle
     left join referentiel_annee
         on
             programmations.territoire = referentiel_annee.territoire

@@ -64,6 +64,53 @@ refs as (
 
 ),
 
+-- The reference keys of each QPV: its EPCI (territory code or SIREN) and its single commune.
+-- With the France and « ensemble des QPV » values (every QPV), these are the only references a
+-- QPV can be compared with: joined on them by hash, not every QPV with every reference.
+cles as (
+
+    select
+        code_qpv,
+        'epci' as territoire_type,
+        territoire as territoire_code
+    from qpv
+    where territoire is not null
+    union
+    select
+        qpv.code_qpv,
+        'epci' as territoire_type,
+        sirens.siren as territoire_code
+    from qpv,
+        unnest(string_split(coalesce(qpv.siren_epci, ''), ';')) as sirens (siren)
+    union
+    select
+        code_qpv,
+        'commune' as territoire_type,
+        code_commune_unique as territoire_code
+    from qpv
+    where code_commune_unique is not null
+
+),
+
+refs_qpv as (
+
+    select
+        qpv.code_qpv as code_qpv_cible,
+        refs.*
+    from qpv
+    inner join refs on refs.territoire_type in ('france', 'ensemble_qpv')
+    union all
+    select
+        cles.code_qpv as code_qpv_cible,
+        refs.*
+    from cles
+    inner join refs
+        on
+            cles.territoire_type = refs.territoire_type
+            and cles.territoire_code = refs.territoire_code
+
+),
+
 candidats as (
 
     select
@@ -94,24 +141,9 @@ candidats as (
         ) as rang
     from pivoted
     inner join qpv on pivoted.code_qpv = qpv.code_qpv
-    inner join refs
+    inner join refs_qpv as refs
         on
-            (
-                refs.territoire_type in ('france', 'ensemble_qpv')
-                or (
-                    refs.territoire_type = 'epci'
-                    and (
-                        refs.territoire_code = qpv.territoire
-                        or list_contains(
-                            string_split(coalesce(qpv.siren_epci, ''), ';'), refs.territoire_code
-                        )
-                    )
-                )
-                or (
-                    refs.territoire_type = 'commune'
-                    and refs.territoire_code = qpv.code_commune_unique
-                )
-            )
+            pivoted.code_qpv = refs.code_qpv_cible
             and (refs.millesime is null or pivoted.millesime >= refs.millesime)
             -- a quoted value only for the QPV of the EPCI whose document quotes it
             and (
@@ -263,11 +295,13 @@ final as (
     left join qpv on pivoted.code_qpv = qpv.code_qpv
     left join evolutions
         on pivoted.code_qpv = evolutions.code_qpv and pivoted.millesime = evolutions.millesime
+    -- every condition names « avant »: one naming only the rows kept by the left join
+    -- (evolutions.code_qpv_precedent = pivoted.code_qpv) compared every QPV with every QPV
     left join pivoted as avant
         on
-            evolutions.code_qpv_precedent = pivoted.code_qpv
-            and avant.code_qpv = pivoted.code_qpv
+            avant.code_qpv = pivoted.code_qpv
             and avant.millesime = evolutions.millesime_precedent
+            and avant.code_qpv = evolutions.code_qpv_precedent
     left join choisis as commune
         on
             pivoted.code_qpv = commune.code_qpv
