@@ -149,7 +149,10 @@ def to_csv(rows: list[dict[str, str]]) -> str:
     A carriage return inside a cell becomes a line feed, so that the cell is quoted (the csv
     module quotes line feeds, not a lone CR, which readers would take for the end of the row)."""
     rows = [
-        {k: v.replace("\r\n", "\n").replace("\r", "\n") for k, v in row.items()} for row in rows
+        row
+        if not any("\r" in v for v in row.values())
+        else {k: v.replace("\r\n", "\n").replace("\r", "\n") for k, v in row.items()}
+        for row in rows
     ]
     buffer = io.StringIO()
     writer = csv.DictWriter(
@@ -174,10 +177,16 @@ def export_scdl(con: duckdb.DuckDBPyConnection, marts_dir: Path) -> ScdlExport:
         'order by fichier_scdl, "referenceDecision", "nomBeneficiaire"'
     ).fetchall()
     by_file: dict[str, list[dict[str, str]]] = defaultdict(list)
+    # each field's values repeat (dates, attribuant, nature, amounts): formatted once each
+    formatted: dict[tuple[str, type, Any], str] = {}
     for fichier, *values in records:
-        row = {
-            name: format_value(name, value) for name, value in zip(SCDL_FIELDS, values, strict=True)
-        }
+        row = {}
+        for name, value in zip(SCDL_FIELDS, values, strict=True):
+            key = (name, type(value), value)
+            text = formatted.get(key)
+            if text is None:
+                text = formatted[key] = format_value(name, value)
+            row[name] = text
         if not row["nomBeneficiaire"]:
             raise ValueError(f"{fichier}: bénéficiaire sans nom, ligne non publiable")
         by_file[fichier].append(row)

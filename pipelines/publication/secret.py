@@ -74,16 +74,19 @@ def mask_counts(frame: pd.DataFrame, spec: MaskSpec, seuil: int | None = None) -
     for col in [*counts, *([spec.total] if spec.total else []), *spec.derived]:
         if col in out:
             out[col] = out[col].astype("object")
+    # the rows one by one on plain lists (pandas' .at costs more than the rule itself)
+    column = {c: out[c].tolist() for c in [*counts, *spec.derived] if c in out}
+    totals = out[spec.total].tolist() if spec.total else None
     flags = []
-    for idx in out.index:
-        values = {c: out.at[idx, c] for c in counts}
+    for i in range(len(out)):
+        values = {c: column[c][i] for c in counts}
         masked = {
             c for c, v in values.items() if v is not None and not pd.isna(v) and 0 < v < seuil
         }
-        total = out.at[idx, spec.total] if spec.total else None
-        if spec.total and total is not None and not pd.isna(total) and 0 < total < seuil:
+        total = totals[i] if totals is not None else None
+        if totals is not None and total is not None and not pd.isna(total) and 0 < total < seuil:
             masked |= {c for c, v in values.items() if v is not None and not pd.isna(v) and v > 0}
-            out.at[idx, spec.total] = None
+            totals[i] = None
         if spec.total and len(masked) == 1:
             others = sorted(
                 (v, c)
@@ -93,12 +96,16 @@ def mask_counts(frame: pd.DataFrame, spec: MaskSpec, seuil: int | None = None) -
             if others:
                 masked.add(others[0][1])
         for c in masked:
-            out.at[idx, c] = None
+            column[c][i] = None
         if masked:
             for c in spec.derived:
-                if c in out:
-                    out.at[idx, c] = None
+                if c in column:
+                    column[c][i] = None
         flags.append(bool(masked))
+    for c, values in column.items():
+        out[c] = pd.Series(values, index=out.index, dtype="object")
+    if totals is not None:
+        out[spec.total] = pd.Series(totals, index=out.index, dtype="object")
     out["secret_statistique"] = flags
     if spec.groups and len(counts) == 1 and not out.empty:
         _mask_groups(out, counts[0], spec)
