@@ -2,7 +2,8 @@
 
 A reader that would otherwise build a large pandas frame (the long values of an INSEE base: one
 row per territory x variable, about 20 times the size of the file once in pandas) appends its
-rows to a :class:`SpillWriter`. Up to :data:`BATCH_ROWS` rows it keeps them in Python (a small
+rows to a :class:`SpillWriter`, one by one (tuples) or by blocks (pandas frames, for a reader
+that works column by column). Up to :data:`BATCH_ROWS` rows it keeps them in Python (a small
 file costs no database); beyond, it moves them by batches to a DuckDB database in a temporary
 folder, whose memory is capped (:data:`SPILL_MEMORY`; DuckDB writes the rest to disk).
 :meth:`SpillWriter.finish` sorts the rows by the order keys the reader gave (so the result is
@@ -69,6 +70,8 @@ class SpillWriter:
         self.order = list(order)
         self.names = [*self.columns, *self.order]
         self._pending: list[tuple] = []
+        self._blocks: list[pd.DataFrame] = []  # rows appended as frames, before _pending
+        self._block_rows = 0
         self._count = 0
         self._folder: _Folder | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -80,13 +83,27 @@ class SpillWriter:
 
     @property
     def pending(self) -> list[tuple]:
-        """The rows kept in Python."""
+        """The rows kept in Python (appended one by one: :meth:`append`)."""
         return self._pending
 
     def append(self, row: tuple) -> None:
         """One row: every column then every order key, in the order given at creation."""
         self._pending.append(row)
-        if len(self._pending) >= BATCH_ROWS:
+        if len(self._pending) + self._block_rows >= BATCH_ROWS:
+            self.flush()
+
+    def append_frame(self, frame: pd.DataFrame) -> None:
+        """Rows as a pandas frame whose columns are those of :meth:`append`'s tuples, in the
+        same order (converted to the declared types with the rest)."""
+        if not len(frame):
+            return
+        if self._pending:  # the rows keep the order they were appended in
+            self._blocks.append(self._records())
+            self._block_rows += len(self._pending)
+            self._pending = []
+        self._blocks.append(frame)
+        self._block_rows += len(frame)
+        if self._block_rows >= BATCH_ROWS:
             self.flush()
 
     def _open(self) -> duckdb.DuckDBPyConnection:
@@ -107,7 +124,7 @@ class SpillWriter:
 
     def flush(self) -> None:
         """Move the rows kept in Python to the spill database."""
-        n = len(self._pending)
+        n = len(self._pending) + self._block_rows
         if not n:
             return
         con = self._open()
@@ -119,10 +136,22 @@ class SpillWriter:
             con.unregister("_batch")
         con.execute("CHECKPOINT")  # the rows to disk: DuckDB keeps uncheckpointed rows in memory
         self._count += n
+        self._forget()
+
+    def _forget(self) -> None:
         self._pending = []
+        self._blocks = []
+        self._block_rows = 0
+
+    def _records(self) -> pd.DataFrame:
+        return pd.DataFrame.from_records(self._pending, columns=self.names)
 
     def _frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame.from_records(self._pending, columns=self.names)
+        if self._blocks:
+            blocks = [*self._blocks, self._records()] if self._pending else self._blocks
+            frame = pd.concat(blocks, ignore_index=True)
+        else:
+            frame = self._records()
         for name in self.names:
             kind = self.types.get(name, "BIGINT")
             if len(frame) and kind in _PANDAS_TYPES and frame[name].notna().all():
@@ -134,7 +163,7 @@ class SpillWriter:
         return frame
 
     def __len__(self) -> int:
-        return self._count + len(self._pending)
+        return self._count + len(self._pending) + self._block_rows
 
     def cursor(self, sql: str, params: Sequence[Any] = ()) -> duckdb.DuckDBPyConnection:
         """Run ``sql`` on the spill database (every row moved there first, table ``rows``);
@@ -173,7 +202,7 @@ class SpillWriter:
             for name, value in constants.items():
                 frame[name] = value
             frame = frame[output]
-            self._pending = []
+            self._forget()
             return SpilledTable([Part(frame)], output, len(frame))
         # constants and the mapped column are applied when the Parquet file is read (a constant
         # in the sorted SELECT makes DuckDB's sort run out of its memory limit)
@@ -196,7 +225,7 @@ class SpillWriter:
 
     def close(self) -> None:
         """Forget the rows (and delete the spill database; a Parquet result stays)."""
-        self._pending = []
+        self._forget()
         if self._con is not None:
             self._con.close()
             self._con = None

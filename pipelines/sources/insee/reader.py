@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import re
 from array import array
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipelines.lib.cells import (
@@ -142,10 +144,39 @@ def _territory(code: str, row: list[str]) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _find_code_column(columns: list[list[str]]) -> int:
-    """Index of the column whose values are QPV codes (whatever its name)."""
+def _extent(cells: list[str], start: int) -> int:
+    """The columns a row fills: ``start`` when its cells from ``start`` on are all blank, else
+    1 + the index of its last non-blank cell (one join tells, not a test per cell: a national
+    base has hundreds of empty columns ``;;;`` after its named ones)."""
+    if len(cells) <= start or not "".join(cells[start:]).strip():
+        return start
+    filled, blank = start, len(cells)  # cells[filled:] holds a value, cells[blank:] none
+    while blank - filled > 1:
+        middle = (filled + blank) // 2
+        if "".join(cells[middle:]).strip():
+            filled = middle
+        else:
+            blank = middle
+    return blank
+
+
+def _columns(rows: list[list[str]], width: int) -> list[tuple[str, ...]]:
+    """The first ``width`` columns of some rows (shorter rows padded with blank cells)."""
+    padded = [
+        r if len(r) == width else (r[:width] if len(r) > width else r + [""] * (width - len(r)))
+        for r in rows
+    ]
+    return list(zip(*padded, strict=True)) if padded else [() for _ in range(width)]
+
+
+def _find_code_column(rows: list[list[str]], width: int) -> int:
+    """Index of the column (of the first ``width``) whose values, in ``rows``, are QPV codes
+    (whatever its name)."""
+    filled = 0  # the columns beyond hold no value: no code
+    for cells in rows:
+        filled = _extent(cells, filled)
     best, best_hits = -1, 0
-    for j, values in enumerate(columns):
+    for j, values in enumerate(_columns(rows, min(filled, width))):
         sample = [v.strip().upper() for v in values[:500]]
         if not any(v.startswith("Q") for v in sample):
             continue
@@ -209,6 +240,10 @@ def _texts(cells: list[Any], kind: str) -> list[str]:
 MEMORY_FACTOR = 5
 HEAD_ROWS = 500  # rows where the code column is found (the decimal mark: the first 200)
 KIND_SAMPLE = 2000  # non-empty values of a column that decide whether it holds numbers
+#: Cells (rows x columns read) held at once: the rows are read by chunks of about this many
+#: cells, then each chunk is looked at and turned into values column by column (numpy/pandas
+#: rather than one Python step per cell), its values appended to the spill as one frame.
+CHUNK_CELLS = 200_000
 
 VALUE_TYPES = RAW_TABLES["insee_valeurs"]  # the raw table's own columns and types
 REJECT_TYPES = [(n, "BIGINT" if n == "ligne" else "VARCHAR") for n in REJECT_COLUMNS]
@@ -237,6 +272,7 @@ class _Layout:
     numeric: dict[int, int] = field(default_factory=dict)
     other: dict[int, int] = field(default_factory=dict)
     year_col: int | None = None
+    extent: int = 0  # columns beyond are blank in every (well-shaped) row
 
     def rows(self):
         """(line, texts, misshapen reason) of every non-blank data row, from the table again."""
@@ -258,32 +294,29 @@ def _layout(table: Any) -> _Layout:
 
 def _scan(layout: _Layout, decimal: str) -> None:
     """One pass over the rows: width, filled columns, number counts of each column's first
-    KIND_SAMPLE non-empty values, and the millésime column (first 200 values all years)."""
-    candidates = {
+    KIND_SAMPLE non-empty values, and the millésime column (first 200 values all years); the
+    rows by chunks of about :data:`CHUNK_CELLS` cells, each looked at column by column."""
+    candidates: dict[int, list[str]] = {
         j: [] for j, raw in enumerate(layout.header) if normalise_header(raw) in MILLESIME_COLUMNS
     }
-    layout.width = len(layout.header)
+    width = len(layout.header)
+    extent = 0
+    chunk: list[list[str]] = []
+    cells_held = 0
     for _, cells, misshapen in layout.rows():
         if misshapen:  # rejected when read: its extra field is no column (no COLONNE_<n>)
             continue
-        layout.width = max(layout.width, len(cells))
-        for j, cell in enumerate(cells):
-            value = cell.strip()
-            if not value:
-                continue
-            layout.filled.add(j)
-            if j in candidates and len(candidates[j]) < 200:
-                candidates[j].append(value)
-            seen = layout.seen.get(j, 0)
-            if seen >= KIND_SAMPLE:
-                continue
-            layout.seen[j] = seen + 1
-            if value.lower() in SECRET_MARKERS:
-                continue
-            if number_or_none(value, decimal) is not None:
-                layout.numeric[j] = layout.numeric.get(j, 0) + 1
-            else:
-                layout.other[j] = layout.other.get(j, 0) + 1
+        width = max(width, len(cells))
+        extent = _extent(cells, extent)
+        chunk.append(cells[:extent])  # the cells beyond are blank
+        cells_held += extent
+        if cells_held >= CHUNK_CELLS:
+            _scan_chunk(layout, chunk, extent, candidates, decimal)
+            chunk, cells_held = [], 0
+    if chunk:
+        _scan_chunk(layout, chunk, extent, candidates, decimal)
+    layout.width = width
+    layout.extent = extent
     layout.year_col = next(
         (
             j
@@ -292,6 +325,35 @@ def _scan(layout: _Layout, decimal: str) -> None:
         ),
         None,
     )
+
+
+def _scan_chunk(
+    layout: _Layout,
+    rows: list[list[str]],
+    extent: int,
+    candidates: dict[int, list[str]],
+    decimal: str,
+) -> None:
+    """:func:`_scan` on some rows, column by column (each column's values in row order)."""
+    for j, column in enumerate(_columns(rows, extent)):
+        values = [v for v in map(str.strip, column) if v]
+        if not values:
+            continue
+        layout.filled.add(j)
+        if j in candidates and len(candidates[j]) < 200:
+            candidates[j].extend(values[: 200 - len(candidates[j])])
+        seen = layout.seen.get(j, 0)
+        if seen >= KIND_SAMPLE:
+            continue
+        sample = values[: KIND_SAMPLE - seen]
+        layout.seen[j] = seen + len(sample)
+        for value, n in Counter(sample).items():
+            if value.lower() in SECRET_MARKERS:
+                continue
+            if number_or_none(value, decimal) is not None:
+                layout.numeric[j] = layout.numeric.get(j, 0) + n
+            else:
+                layout.other[j] = layout.other.get(j, 0) + n
 
 
 def _kinds(layout: _Layout, names: list[str], label_col: int | None) -> list[str]:
@@ -348,7 +410,9 @@ def read_insee_file(
         )
     layouts = [_layout(t) for t in found]
     # the decimal mark of the file, from its cells where it cannot be a thousands separator
-    decimal = decimal_mark(c for lay in layouts for _, cells in lay.head[:200] for c in cells)
+    decimal = decimal_mark(
+        c for lay in layouts for _, cells in lay.head[:200] for c in cells[: _extent(cells, 0)]
+    )
     for lay in layouts:
         _scan(lay, decimal)
     if millesime is None and any(lay.year_col is None for lay in layouts):
@@ -436,25 +500,23 @@ def _read_table(
     path, source, t, lay, millesime, decimal, values, reject, counts, shared, across, number_vars
 ) -> None:
     """The rows of one table: their keys checked (one row per territory and millésime), then
-    their values written."""
+    their values written, by chunks of rows, column by column."""
     sheet = lay.sheet
     width = lay.width
     raw_names = lay.header + [""] * (width - len(lay.header))
-    head_columns = [[] for _ in range(width)]
-    for _, cells in lay.head:
-        padded = cells + [""] * (width - len(cells))
-        for j in range(width):
-            head_columns[j].append(padded[j])
     try:
-        code_col = _find_code_column(head_columns)
+        code_col = _find_code_column([cells for _, cells in lay.head], width)
     except IngestionError as err:
         where = f"{path}{f' [{sheet}]' if sheet else ''}"
         raise IngestionError(f"{where}: {err}") from None
-    del head_columns
     names = _unique_names(raw_names)
     label_col = _label_column(names, code_col)
     kinds = _kinds(lay, names, label_col)
     year_col = lay.year_col
+    # the cells a row is read on: beyond, no column is named and every cell of every row is blank
+    span = max(
+        [lay.extent, code_col + 1, *(j + 1 for j, kind in enumerate(kinds) if kind != "skip")]
+    )
     if year_col is not None:
         kinds[year_col] = "skip"  # the row's millésime, not a variable
 
@@ -462,7 +524,8 @@ def _read_table(
         """(kind, code, year) of a row, or the reject (column, value, reason) it gets."""
         if misshapen:
             return None, (None, ";".join(row)[-80:], misshapen)
-        padded = row + [""] * (width - len(row))
+        n = len(row)
+        padded = row[:span] if n >= span else row + [""] * (span - n)
         kind, code = _territory(padded[code_col], padded)
         if kind is None:
             reason = "code territoire non reconnu (ni QPV, commune, EPCI)"
@@ -487,7 +550,8 @@ def _read_table(
                 reject(t, 0, 0, i, sheet, line, *bad)
                 continue
             kind, code, year, padded = got
-            digest = hash(tuple(c.strip() for j, c in enumerate(padded) if j != code_col))
+            # the row's other cells (those beyond span are blank in every row)
+            digest = hash(tuple(map(str.strip, padded[:code_col] + padded[code_col + 1 :])))
             keys.append((i, line, kind, code, year, digest, padded[code_col]))
         duplicates = _duplicates(path, sheet, keys, reject, t, raw_names, code_col, counts)
         kept = len(keys) - len(duplicates)
@@ -497,13 +561,15 @@ def _read_table(
     if not kept:
         return
 
-    # 2. the values of the kept rows, column by column of each row
+    # 2. the values of the kept rows: by chunks of rows, column by column
     columns = [
         (j, name, raw_names[j], kinds[j])
         for j, name in enumerate(names)
         if j != code_col and kinds[j] != "skip"
     ]
     conflicts: list[tuple[int, int, str]] = []
+    chunk = _Chunk(path, source, t, sheet, decimal, columns, values, reject, counts)
+    size = max(1, CHUNK_CELLS // max(1, len(columns)))
     next_duplicate = iter(duplicates)
     duplicate = next(next_duplicate, -1)
     for i, (line, row, misshapen) in enumerate(lay.rows()):
@@ -516,60 +582,148 @@ def _read_table(
         kind, code, year, padded = got
         label = (padded[label_col].strip() or None) if label_col is not None else None
         geo = geographie_of(code) if kind == "qpv" else None
-        for j, name, raw_name, column_kind in columns:
-            cell = padded[j].strip()
-            if column_kind == "text":
-                valeur, texte, secret, marqueur = None, cell or None, False, None
-            else:
-                lowered = cell.lower()
-                secret = lowered in SECRET_MARKERS
-                valeur = None if secret else number_or_none(cell, decimal)
-                texte = None
-                marqueur = (lowered or "vide") if secret else None
-            if name in shared:
-                key = (kind, code, year, name)
-                other = across.setdefault(key, (line, sheet, cell))
-                if other[2] != cell:
-                    conflicts.append(
-                        (
-                            j,
-                            i,
-                            f"{path}: {code}, {raw_name} : deux valeurs différentes, "
-                            f"« {other[2]} » (feuille {other[1]}, ligne {other[0]}) et "
-                            f"« {cell} » (feuille {sheet}, ligne {line})",
-                        )
-                    )
-            if column_kind == "number" and not secret and valeur is None:
-                reject(t, 1, j, i, sheet, line, raw_name, cell, "valeur non numérique")
-                continue
-            counts["secret"] += secret
-            values.append(
-                (
-                    source,
-                    year,
-                    None,  # fichier, feuille: set once for the file
-                    None,
-                    line,
-                    kind,
-                    code,
-                    label,
-                    geo,
-                    name,
-                    raw_name,
-                    valeur,
-                    texte,
-                    secret,
-                    marqueur,
-                    t,
-                    j,
-                    i,
-                )
-            )
+        chunk.add(i, line, kind, code, year, label, geo, padded)
+        if len(chunk.rows) >= size:
+            chunk.write(shared, across, conflicts)
+    chunk.write(shared, across, conflicts)
     if conflicts:
         raise IngestionError(min(conflicts)[2])
     for _j, name, raw_name, column_kind in columns:
         if column_kind == "number":
             number_vars.setdefault(name, raw_name)
+
+
+class _Chunk:
+    """Kept rows of a table, turned into long values column by column when written: each
+    column's distinct cells parsed once (numbers, secret markers), the rows' keys repeated
+    with numpy, one frame appended to the spill for the whole chunk."""
+
+    def __init__(self, path, source, t, sheet, decimal, columns, values, reject, counts) -> None:
+        self.path, self.source, self.t, self.sheet = path, source, t, sheet
+        self.decimal = decimal
+        self.columns = columns
+        self.values = values
+        self.reject = reject
+        self.counts = counts
+        self._clear()
+
+    def _clear(self) -> None:
+        self.index: list[int] = []
+        self.lines: list[int] = []
+        self.keys: list[tuple] = []  # (kind, code, year, label, geo)
+        self.rows: list[list[str]] = []
+
+    def add(self, i, line, kind, code, year, label, geo, padded) -> None:
+        self.index.append(i)
+        self.lines.append(line)
+        self.keys.append((kind, code, year, label, geo))
+        self.rows.append(padded)
+
+    def write(self, shared, across, conflicts) -> None:
+        n = len(self.rows)
+        if not n or not self.columns:
+            self._clear()
+            return
+        cells_of = list(zip(*self.rows, strict=True))
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in ("valeur", "texte", "secret", "marq")}
+        keep_parts = []
+        for j, name, raw_name, column_kind in self.columns:
+            cells = list(map(str.strip, cells_of[j]))
+            if name in shared:
+                self._shared(name, raw_name, j, cells, across, conflicts)
+            codes, uniques = pd.factorize(np.array(cells, dtype=object))
+            if column_kind == "text":
+                texts = np.array([u or None for u in uniques], dtype=object)
+                parts["valeur"].append(np.full(n, np.nan))
+                parts["texte"].append(texts[codes])
+                parts["secret"].append(np.zeros(n, dtype=bool))
+                parts["marq"].append(np.full(n, None, dtype=object))
+                keep_parts.append(np.ones(n, dtype=bool))
+                continue
+            parsed = [_number_cell(u, self.decimal) for u in uniques]
+            secret = np.array([p[1] for p in parsed], dtype=bool)[codes]
+            bad = np.array([p[3] for p in parsed], dtype=bool)[codes]
+            for k in np.flatnonzero(bad):
+                self.reject(
+                    self.t,
+                    1,
+                    j,
+                    self.index[k],
+                    self.sheet,
+                    self.lines[k],
+                    raw_name,
+                    cells[k],
+                    "valeur non numérique",
+                )
+            keep = ~bad
+            self.counts["secret"] += int(secret[keep].sum())
+            parts["valeur"].append(np.array([p[0] for p in parsed], dtype=float)[codes])
+            parts["texte"].append(np.full(n, None, dtype=object))
+            parts["secret"].append(secret)
+            parts["marq"].append(np.array([p[2] for p in parsed], dtype=object)[codes])
+            keep_parts.append(keep)
+        m = len(self.columns)
+        keep = np.concatenate(keep_parts)
+        keys = zip(*self.keys, strict=True)
+        kinds, codes_t, years, labels, geos = (np.array(v, dtype=object) for v in keys)
+
+        def per_row(array) -> np.ndarray:
+            return np.tile(array, m)[keep]
+
+        def per_column(items) -> np.ndarray:
+            return np.repeat(np.array(items, dtype=object), n)[keep]
+
+        count = int(keep.sum())
+        frame = pd.DataFrame(
+            {
+                "source": np.full(count, self.source, dtype=object),
+                "millesime": per_row(np.array(years, dtype=np.int64)),
+                "fichier": np.full(count, None, dtype=object),
+                "feuille": np.full(count, None, dtype=object),
+                "ligne": per_row(np.array(self.lines, dtype=np.int64)),
+                "type_territoire": per_row(kinds),
+                "code_territoire": per_row(codes_t),
+                "libelle_territoire": per_row(labels),
+                "geographie": per_row(geos),
+                "variable": per_column([c[1] for c in self.columns]),
+                "variable_fichier": per_column([c[2] for c in self.columns]),
+                "valeur": np.concatenate(parts["valeur"])[keep],
+                "valeur_texte": np.concatenate(parts["texte"])[keep],
+                "secret": np.concatenate(parts["secret"])[keep],
+                "marqueur_secret": np.concatenate(parts["marq"])[keep],
+                "_t": np.full(count, self.t, dtype=np.int64),
+                "_j": np.repeat(np.array([c[0] for c in self.columns], dtype=np.int64), n)[keep],
+                "_i": per_row(np.array(self.index, dtype=np.int64)),
+            }
+        )
+        self.values.append_frame(frame)
+        self._clear()
+
+    def _shared(self, name, raw_name, j, cells, across, conflicts) -> None:
+        """A variable published in several sheets: its value must be the same in each."""
+        for k, cell in enumerate(cells):
+            kind, code, year = self.keys[k][:3]
+            line = self.lines[k]
+            other = across.setdefault((kind, code, year, name), (line, self.sheet, cell))
+            if other[2] != cell:
+                conflicts.append(
+                    (
+                        j,
+                        self.index[k],
+                        f"{self.path}: {code}, {raw_name} : deux valeurs différentes, "
+                        f"« {other[2]} » (feuille {other[1]}, ligne {other[0]}) et "
+                        f"« {cell} » (feuille {self.sheet}, ligne {line})",
+                    )
+                )
+
+
+def _number_cell(cell: str, decimal: str) -> tuple[float | None, bool, str | None, bool]:
+    """(value, secret, secret marker, rejected) of a stripped cell of a number column."""
+    lowered = cell.lower()
+    if lowered in SECRET_MARKERS:
+        return None, True, lowered or "vide", False
+    valeur = number_or_none(cell, decimal)
+    return valeur, False, None, valeur is None
 
 
 def _duplicates(path, sheet, keys, reject, t, raw_names, code_col, counts) -> array:
@@ -654,25 +808,6 @@ def _unique_names(raw_names: list[str]) -> list[str]:
             seen[name] = 1
         out.append(name)
     return out
-
-
-def _column_kinds(
-    names: list[str], columns: list[list[str]], label_col: int | None, decimal: str
-) -> list[str]:
-    """'number', 'text' or 'skip' (an unnamed column with no value: trailing ``;;;``)."""
-    kinds = []
-    for j, name in enumerate(names):
-        values = [v.strip() for v in columns[j] if v.strip()]
-        if name.startswith("COLONNE_") and not values:
-            kinds.append("skip")
-        elif j == label_col or name in TEXT_COLUMNS:
-            kinds.append("text")
-        else:
-            sample = [v for v in values[:2000] if v.lower() not in SECRET_MARKERS]
-            numeric = sum(1 for v in sample if number_or_none(v, decimal) is not None)
-            other = len(sample) - numeric
-            kinds.append("text" if other and numeric < other else "number")
-    return kinds
 
 
 def list_insee_files(insee_dir: Path) -> list[Path]:
