@@ -4,11 +4,13 @@ A reader that would otherwise build a large pandas frame (the long values of an 
 row per territory x variable, about 20 times the size of the file once in pandas) appends its
 rows to a :class:`SpillWriter`, one by one (tuples) or by blocks (pandas frames, for a reader
 that works column by column). Up to :data:`BATCH_ROWS` rows it keeps them in Python (a small
-file costs no database); beyond, it moves them by batches to a DuckDB database in a temporary
-folder, whose memory is capped (:data:`SPILL_MEMORY`; DuckDB writes the rest to disk).
-:meth:`SpillWriter.finish` sorts the rows by the order keys the reader gave (so the result is
-the same, row for row, as the frame it replaces) and returns a :class:`SpilledTable`: a pandas
-frame for a small file, a Parquet file otherwise.
+file costs no database); beyond, it writes them by batches to Parquet files (Arrow, each batch
+sorted by the order keys) in a temporary folder. :meth:`SpillWriter.finish` sorts the rows by
+the order keys the reader gave (so the result is the same, row for row, as the frame it
+replaces: one batch already is; several are merged by DuckDB, whose memory is capped,
+:data:`SPILL_MEMORY`, the rest written to disk) and returns a :class:`SpilledTable`: a pandas
+frame for a small file, Parquet files otherwise. SQL over the spilled rows
+(:meth:`SpillWriter.cursor`) reads them as the view ``rows``.
 
 The raw-table writers (:mod:`pipelines.lib.raw_schemas`) insert a :class:`SpilledTable` part by
 part, a Parquet file straight from disk; :meth:`SpilledTable.to_pandas` gives the whole frame
@@ -26,6 +28,8 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 #: Memory DuckDB may use for the rows being spilled (the rest goes to disk).
 SPILL_MEMORY = "128MB"
@@ -49,6 +53,13 @@ def _literal(value: Any) -> str:
 
 
 _PANDAS_TYPES = {"INTEGER": "int32", "BIGINT": "int64", "BOOLEAN": bool}
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "BIGINT": pa.int64(),
+    "INTEGER": pa.int32(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+}
 
 
 class _Folder:
@@ -60,15 +71,22 @@ class _Folder:
 
 
 class SpillWriter:
-    """Rows of fixed columns (name -> DuckDB type), kept in Python while few, then appended by
-    batches to a temporary DuckDB database; ``order`` are extra integer columns the rows are
-    sorted by at :meth:`finish` (not part of the result)."""
+    """Rows of fixed columns (name -> DuckDB type: VARCHAR, BIGINT, INTEGER, DOUBLE, BOOLEAN),
+    kept in Python while few, then written by batches to temporary Parquet files; ``order`` are
+    extra integer columns the rows are sorted by at :meth:`finish` (not part of the result)."""
 
     def __init__(self, columns: Sequence[tuple[str, str]], order: Sequence[str] = ()) -> None:
         self.types = dict(columns)
         self.columns = [name for name, _ in columns]
         self.order = list(order)
         self.names = [*self.columns, *self.order]
+        unknown = sorted({t for t in self.types.values() if t not in _ARROW_TYPES})
+        if unknown:
+            raise ValueError(f"types non pris en charge par SpillWriter : {unknown}")
+        self._schema = pa.schema(
+            [(n, _ARROW_TYPES[self.types.get(n, "BIGINT")]) for n in self.names]
+        )
+        self._files: list[Path] = []  # the batches written, each sorted by the order keys
         self._pending: list[tuple] = []
         self._blocks: list[pd.DataFrame] = []  # rows appended as frames, before _pending
         self._block_rows = 0
@@ -78,8 +96,8 @@ class SpillWriter:
 
     @property
     def spilled(self) -> bool:
-        """Whether rows went to the spill database (else they are all in :attr:`pending`)."""
-        return self._con is not None
+        """Whether rows went to disk (else they are all in Python: :attr:`pending`)."""
+        return bool(self._files)
 
     @property
     def pending(self) -> list[tuple]:
@@ -107,34 +125,44 @@ class SpillWriter:
             self.flush()
 
     def _open(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection reading the batches (view ``rows``), memory capped."""
         if self._con is None:
-            self._folder = _Folder()
-            con = duckdb.connect(str(self._folder.path / "lecture.duckdb"))
+            folder = self._workdir()
+            con = duckdb.connect()
             con.execute(f"SET memory_limit = '{SPILL_MEMORY}'")
             con.execute("SET threads = 1")
             con.execute("SET preserve_insertion_order = false")  # the order is an ORDER BY
-            con.execute(f"SET temp_directory = {sql_string(str(self._folder.path / 'tmp'))}")
-            ddl = ", ".join(
-                [f'"{n}" {t}' for n, t in self.types.items()]
-                + [f'"{n}" BIGINT' for n in self.order]
-            )
-            con.execute(f"CREATE TABLE rows ({ddl})")
+            con.execute(f"SET temp_directory = {sql_string(str(folder.path / 'tmp'))}")
             self._con = con
+        if self._files:
+            self._con.execute(f"CREATE OR REPLACE VIEW rows AS SELECT * FROM {self._scan()}")
+        else:
+            ddl = ", ".join(f'"{f.name}" {_duckdb_type(f.type)}' for f in self._schema)
+            self._con.execute(f"CREATE OR REPLACE TABLE rows ({ddl})")
         return self._con
 
+    def _workdir(self) -> _Folder:
+        if self._folder is None:
+            self._folder = _Folder()
+        return self._folder
+
+    def _scan(self) -> str:
+        files = ", ".join(sql_string(str(f)) for f in self._files)
+        return f"read_parquet([{files}])"
+
     def flush(self) -> None:
-        """Move the rows kept in Python to the spill database."""
+        """Write the rows kept in Python to disk: one Parquet file, sorted by the order keys."""
         n = len(self._pending) + self._block_rows
         if not n:
             return
-        con = self._open()
         batch = self._frame()
-        con.register("_batch", batch)
-        try:
-            con.execute("INSERT INTO rows SELECT * FROM _batch")
-        finally:
-            con.unregister("_batch")
-        con.execute("CHECKPOINT")  # the rows to disk: DuckDB keeps uncheckpointed rows in memory
+        if self.order:
+            batch = batch.sort_values(self.order, kind="stable")
+        table = pa.Table.from_pandas(batch, schema=self._schema, preserve_index=False)
+        del batch
+        target = self._workdir().path / f"lot-{len(self._files):06d}.parquet"
+        pq.write_table(table, target)
+        self._files.append(target)
         self._count += n
         self._forget()
 
@@ -166,7 +194,7 @@ class SpillWriter:
         return self._count + len(self._pending) + self._block_rows
 
     def cursor(self, sql: str, params: Sequence[Any] = ()) -> duckdb.DuckDBPyConnection:
-        """Run ``sql`` on the spill database (every row moved there first, table ``rows``);
+        """Run ``sql`` on the spilled rows (every row moved to disk first, view ``rows``);
         fetch the result by parts."""
         self.flush()
         return self._open().execute(sql, list(params))
@@ -207,31 +235,39 @@ class SpillWriter:
         # constants and the mapped column are applied when the Parquet file is read (a constant
         # in the sorted SELECT makes DuckDB's sort run out of its memory limit)
         self.flush()
-        con = self._open()
-        columns = ", ".join(f'"{n}"' for n in output if n in self.types)
-        keys = ", ".join(f'"{n}"' for n in self.order)
-        order = f" ORDER BY {keys}" if keys else ""
         assert self._folder is not None
-        target = self._folder.path / "lignes.parquet"
-        con.execute(
-            f"COPY (SELECT {columns} FROM rows{order}) TO {sql_string(str(target))} "
-            "(FORMAT parquet)"
-        )
-        count = self._count
         folder = self._folder
-        self.close()
-        part = Part(target, constants, mapped if mapped and mapped[2] else None)
-        return SpilledTable([part], output, count, [folder])
+        count = self._count
+        if len(self._files) == 1 or not self.order:
+            results = list(self._files)  # sorted already, or in the order written
+        else:  # several sorted batches: merged
+            con = self._open()
+            columns = ", ".join(f'"{n}"' for n in output if n in self.types)
+            keys = ", ".join(f'"{n}"' for n in self.order)
+            target = folder.path / "lignes.parquet"
+            con.execute(
+                f"COPY (SELECT {columns} FROM rows ORDER BY {keys}) "
+                f"TO {sql_string(str(target))} (FORMAT parquet)"
+            )
+            results = [target]
+        self.close(keep=results)
+        parts = [Part(f, constants, mapped if mapped and mapped[2] else None) for f in results]
+        return SpilledTable(parts, output, count, [folder])
 
-    def close(self) -> None:
-        """Forget the rows (and delete the spill database; a Parquet result stays)."""
+    def close(self, keep: Sequence[Path] = ()) -> None:
+        """Forget the rows (and delete the batches on disk but those in ``keep``: the result)."""
         self._forget()
         if self._con is not None:
             self._con.close()
             self._con = None
-            assert self._folder is not None
-            for name in ("lecture.duckdb", "lecture.duckdb.wal"):
-                (self._folder.path / name).unlink(missing_ok=True)
+        for path in self._files:
+            if path not in keep:
+                path.unlink(missing_ok=True)
+        self._files = []
+
+
+def _duckdb_type(arrow: pa.DataType) -> str:
+    return next(name for name, t in _ARROW_TYPES.items() if t == arrow)
 
 
 class Part:

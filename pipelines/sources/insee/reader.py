@@ -276,9 +276,18 @@ class _Layout:
 
     def rows(self):
         """(line, texts, misshapen reason) of every non-blank data row, from the table again."""
-        for r in self.table.data:
-            if not r.blank:
-                yield r.line, _texts(r.cells, self.table.format), self.table.field_count_error(r)
+        table = self.table
+        if table.format != "csv":
+            for r in table.data:
+                if not r.blank:
+                    yield r.line, _texts(r.cells, table.format), table.field_count_error(r)
+            return
+        expected = len(table.header)
+        for r in table.data:  # CSV cells are text: blank when their join is
+            cells = r.cells
+            if cells and (cells[0].strip() or "".join(cells).strip()):
+                misshapen = table.field_count_error(r) if len(cells) != expected else None
+                yield r.line, cells, misshapen
 
 
 def _layout(table: Any) -> _Layout:
@@ -292,27 +301,33 @@ def _layout(table: Any) -> _Layout:
     return _Layout(table, table.sheet, header, head)
 
 
-def _scan(layout: _Layout, decimal: str) -> None:
+def _year_candidates(header: list[str]) -> list[int]:
+    """Columns whose name is one of a millésime column (their values decide: :func:`_scan`)."""
+    return [j for j, raw in enumerate(header) if normalise_header(raw) in MILLESIME_COLUMNS]
+
+
+def _scan(layout: _Layout, decimal: str, on_row=None) -> None:
     """One pass over the rows: width, filled columns, number counts of each column's first
     KIND_SAMPLE non-empty values, and the millésime column (first 200 values all years); the
-    rows by chunks of about :data:`CHUNK_CELLS` cells, each looked at column by column."""
-    candidates: dict[int, list[str]] = {
-        j: [] for j, raw in enumerate(layout.header) if normalise_header(raw) in MILLESIME_COLUMNS
-    }
+    rows by chunks of about :data:`CHUNK_CELLS` cells, each looked at column by column.
+    ``on_row(i, line, cells, misshapen, extent)`` is called for every row on the way (the
+    rows' keys, when no millésime column is to be found first)."""
+    candidates: dict[int, list[str]] = {j: [] for j in _year_candidates(layout.header)}
     width = len(layout.header)
     extent = 0
     chunk: list[list[str]] = []
     cells_held = 0
-    for _, cells, misshapen in layout.rows():
-        if misshapen:  # rejected when read: its extra field is no column (no COLONNE_<n>)
-            continue
-        width = max(width, len(cells))
-        extent = _extent(cells, extent)
-        chunk.append(cells[:extent])  # the cells beyond are blank
-        cells_held += extent
-        if cells_held >= CHUNK_CELLS:
-            _scan_chunk(layout, chunk, extent, candidates, decimal)
-            chunk, cells_held = [], 0
+    for i, (line, cells, misshapen) in enumerate(layout.rows()):
+        if not misshapen:  # else rejected when read: its extra field is no column (COLONNE_<n>)
+            width = max(width, len(cells))
+            extent = _extent(cells, extent)
+            chunk.append(cells[:extent])  # the cells beyond are blank
+            cells_held += extent
+            if cells_held >= CHUNK_CELLS:
+                _scan_chunk(layout, chunk, extent, candidates, decimal)
+                chunk, cells_held = [], 0
+        if on_row is not None:
+            on_row(i, line, cells, misshapen, extent)
     if chunk:
         _scan_chunk(layout, chunk, extent, candidates, decimal)
     layout.width = width
@@ -413,9 +428,16 @@ def read_insee_file(
     decimal = decimal_mark(
         c for lay in layouts for _, cells in lay.head[:200] for c in cells[: _extent(cells, 0)]
     )
-    for lay in layouts:
-        _scan(lay, decimal)
-    if millesime is None and any(lay.year_col is None for lay in layouts):
+    # one CSV without a millésime column to find: the rows' keys are read in the scan's pass
+    together = (
+        len(layouts) == 1
+        and layouts[0].table.format == "csv"
+        and not _year_candidates(layouts[0].header)
+    )
+    if not together:
+        for lay in layouts:
+            _scan(lay, decimal)
+    if millesime is None and (together or any(lay.year_col is None for lay in layouts)):
         raise IngestionError(
             f"{path}: millésime introuvable : l'écrire dans le nom du fichier (année sur 4 "
             "chiffres, ex. IPRO_2022.csv), dans une colonne « millesime » ou « annee », ou dans "
@@ -434,25 +456,25 @@ def read_insee_file(
     shared = _shared_variables([lay.header for lay in layouts])
     across: dict[tuple[str, str, int, str], tuple[int, str | None, str]] = {}
     number_vars: dict[str, str] = {}  # numeric variables: normalised name -> header as written
+    pairs: set[tuple[str, int]] = set()  # (variable, millésime) of the values
     try:
         for t, lay in enumerate(layouts):
-            _read_table(
-                path,
-                source,
-                t,
-                lay,
-                millesime,
-                decimal,
-                values,
-                reject,
-                counts,
-                shared,
-                across,
-                number_vars,
-            )
+            table = _TableRead(path, t, lay, millesime, reject, counts)
+            try:
+                if together:
+                    table.locate(len(lay.header))  # a CSV's well-shaped rows have its width
+                    _scan(lay, decimal, table.key)
+                else:
+                    table.locate(lay.width)
+                    table.read_keys()
+                kept = table.kept()
+            finally:
+                table.close_keys()
+            if kept:
+                table.read_values(source, decimal, values, shared, across, number_vars, pairs)
         rejected_total = len(rejects)
         feuille = layouts[0].sheet if len(layouts) == 1 else None
-        combos = values.distinct(["variable", "millesime"])
+        combos = _combos(pairs)
         combos.insert(0, "source", source)
         bases = resolve_bases(combos, source, number_vars, dictionary)
         values_table = values.finish(
@@ -496,101 +518,146 @@ def read_insee_file(
     )
 
 
-def _read_table(
-    path, source, t, lay, millesime, decimal, values, reject, counts, shared, across, number_vars
-) -> None:
-    """The rows of one table: their keys checked (one row per territory and millésime), then
-    their values written, by chunks of rows, column by column."""
-    sheet = lay.sheet
-    width = lay.width
-    raw_names = lay.header + [""] * (width - len(lay.header))
-    try:
-        code_col = _find_code_column([cells for _, cells in lay.head], width)
-    except IngestionError as err:
-        where = f"{path}{f' [{sheet}]' if sheet else ''}"
-        raise IngestionError(f"{where}: {err}") from None
-    names = _unique_names(raw_names)
-    label_col = _label_column(names, code_col)
-    kinds = _kinds(lay, names, label_col)
-    year_col = lay.year_col
-    # the cells a row is read on: beyond, no column is named and every cell of every row is blank
-    span = max(
-        [lay.extent, code_col + 1, *(j + 1 for j, kind in enumerate(kinds) if kind != "skip")]
-    )
-    if year_col is not None:
-        kinds[year_col] = "skip"  # the row's millésime, not a variable
+class _TableRead:
+    """The reading of one table once its rows were scanned: the rows' keys (one row per
+    territory and millésime), then their values, by chunks of rows, column by column."""
 
-    def status(row, misshapen):
+    def __init__(self, path, t, lay, millesime, reject, counts) -> None:
+        self.path, self.t, self.lay, self.sheet = path, t, lay, lay.sheet
+        self.millesime = millesime
+        self.reject = reject
+        self.counts = counts
+        self.keys = SpillWriter(KEY_TYPES)
+        self.duplicates = array("q")
+
+    def locate(self, width: int) -> None:
+        """The code column (IngestionError when none) among the table's ``width`` columns."""
+        lay = self.lay
+        self.raw_names = lay.header + [""] * (width - len(lay.header))
+        try:
+            self.code_col = _find_code_column([cells for _, cells in lay.head], width)
+        except IngestionError as err:
+            where = f"{self.path}{f' [{self.sheet}]' if self.sheet else ''}"
+            raise IngestionError(f"{where}: {err}") from None
+
+    def status(self, row, misshapen, year_col):
         """(kind, code, year) of a row, or the reject (column, value, reason) it gets."""
         if misshapen:
             return None, (None, ";".join(row)[-80:], misshapen)
-        n = len(row)
-        padded = row[:span] if n >= span else row + [""] * (span - n)
-        kind, code = _territory(padded[code_col], padded)
+        code_col = self.code_col
+        cell = row[code_col] if code_col < len(row) else ""
+        kind, code = _territory(cell, row)  # row[:4]: the cells beyond a row's end are blank
         if kind is None:
             reason = "code territoire non reconnu (ni QPV, commune, EPCI)"
-            return None, (_name(raw_names, code_col), padded[code_col], reason)
-        year = millesime
+            return None, (_name(self.raw_names, code_col), cell, reason)
+        year = self.millesime
         if year_col is not None:
-            year = year_of(padded[year_col])
+            text = row[year_col] if year_col < len(row) else ""
+            year = year_of(text)
             if year is None:
                 reason = "millésime illisible (année sur 4 chiffres attendue)"
-                return None, (_name(raw_names, year_col), padded[year_col], reason)
-        return (kind, code, year, padded), None
+                return None, (_name(self.raw_names, year_col), text, reason)
+        return (kind, code, year, cell), None
 
-    # 1. the rows' keys: one row per territory (and millésime); a second row for the same code
-    # is refused, unless it repeats the first one exactly (then rejected as a duplicate)
-    keys = SpillWriter(KEY_TYPES)
-    try:
-        for i, (line, row, misshapen) in enumerate(lay.rows()):
-            counts["read"] += 1
-            got, bad = status(row, misshapen)
-            if got is None:
-                counts["rejected"] += 1
-                reject(t, 0, 0, i, sheet, line, *bad)
-                continue
-            kind, code, year, padded = got
-            # the row's other cells (those beyond span are blank in every row)
-            digest = hash(tuple(map(str.strip, padded[:code_col] + padded[code_col + 1 :])))
-            keys.append((i, line, kind, code, year, digest, padded[code_col]))
-        duplicates = _duplicates(path, sheet, keys, reject, t, raw_names, code_col, counts)
-        kept = len(keys) - len(duplicates)
-    finally:
-        keys.close()
-    counts["loaded"] += kept
-    if not kept:
-        return
-
-    # 2. the values of the kept rows: by chunks of rows, column by column
-    columns = [
-        (j, name, raw_names[j], kinds[j])
-        for j, name in enumerate(names)
-        if j != code_col and kinds[j] != "skip"
-    ]
-    conflicts: list[tuple[int, int, str]] = []
-    chunk = _Chunk(path, source, t, sheet, decimal, columns, values, reject, counts)
-    size = max(1, CHUNK_CELLS // max(1, len(columns)))
-    next_duplicate = iter(duplicates)
-    duplicate = next(next_duplicate, -1)
-    for i, (line, row, misshapen) in enumerate(lay.rows()):
-        if i == duplicate:
-            duplicate = next(next_duplicate, -1)
-            continue
-        got, _ = status(row, misshapen)
+    def key(self, i, line, row, misshapen, end) -> None:
+        """One row's key, kept to find the rows repeating a territory; or its reject. ``end``:
+        the row's cells beyond are blank."""
+        self.counts["read"] += 1
+        got, bad = self.status(row, misshapen, self.lay.year_col)
         if got is None:
-            continue
-        kind, code, year, padded = got
-        label = (padded[label_col].strip() or None) if label_col is not None else None
-        geo = geographie_of(code) if kind == "qpv" else None
-        chunk.add(i, line, kind, code, year, label, geo, padded)
-        if len(chunk.rows) >= size:
-            chunk.write(shared, across, conflicts)
-    chunk.write(shared, across, conflicts)
-    if conflicts:
-        raise IngestionError(min(conflicts)[2])
-    for _j, name, raw_name, column_kind in columns:
-        if column_kind == "number":
-            number_vars.setdefault(name, raw_name)
+            self.counts["rejected"] += 1
+            self.reject(self.t, 0, 0, i, self.sheet, line, *bad)
+            return
+        kind, code, year, cell = got
+        # the row's other cells, stripped, without the blank ones that end it
+        cells = list(map(str.strip, row[:end]))
+        if self.code_col < len(cells):
+            del cells[self.code_col]
+        while cells and not cells[-1]:
+            cells.pop()
+        self.keys.append((i, line, kind, code, year, hash(tuple(cells)), cell))
+
+    def read_keys(self) -> None:
+        """1. the rows' keys: one row per territory (and millésime)."""
+        end = self.lay.extent  # every row's cells beyond are blank
+        for i, (line, row, misshapen) in enumerate(self.lay.rows()):
+            self.key(i, line, row, misshapen, end)
+
+    def kept(self) -> int:
+        """A second row for the same code is refused, unless it repeats the first one exactly
+        (then rejected as a duplicate): the rows kept."""
+        self.duplicates = _duplicates(
+            self.path,
+            self.sheet,
+            self.keys,
+            self.reject,
+            self.t,
+            self.raw_names,
+            self.code_col,
+            self.counts,
+        )
+        kept = len(self.keys) - len(self.duplicates)
+        self.counts["loaded"] += kept
+        return kept
+
+    def close_keys(self) -> None:
+        self.keys.close()
+
+    def read_values(self, source, decimal, values, shared, across, number_vars, pairs) -> None:
+        """2. the values of the kept rows: by chunks of rows, column by column."""
+        lay, code_col, raw_names = self.lay, self.code_col, self.raw_names
+        names = _unique_names(raw_names)
+        label_col = _label_column(names, code_col)
+        kinds = _kinds(lay, names, label_col)
+        year_col = lay.year_col
+        # the cells read: beyond, no column is named and every cell of every row is blank
+        span = max(
+            [lay.extent, code_col + 1, *(j + 1 for j, kind in enumerate(kinds) if kind != "skip")]
+        )
+        if year_col is not None:
+            kinds[year_col] = "skip"  # the row's millésime, not a variable
+        columns = [
+            (j, name, raw_names[j], kinds[j])
+            for j, name in enumerate(names)
+            if j != code_col and kinds[j] != "skip"
+        ]
+        conflicts: list[tuple[int, int, str]] = []
+        chunk = _Chunk(self.path, source, self.t, self.sheet, decimal, columns, values, self.reject)
+        chunk.counts, chunk.pairs = self.counts, pairs
+        size = max(1, CHUNK_CELLS // max(1, len(columns)))
+        next_duplicate = iter(self.duplicates)
+        duplicate = next(next_duplicate, -1)
+        for i, (line, row, misshapen) in enumerate(lay.rows()):
+            if i == duplicate:
+                duplicate = next(next_duplicate, -1)
+                continue
+            got, _ = self.status(row, misshapen, year_col)
+            if got is None:
+                continue
+            kind, code, year, _ = got
+            n = len(row)
+            padded = row[:span] if n >= span else row + [""] * (span - n)
+            label = (padded[label_col].strip() or None) if label_col is not None else None
+            geo = geographie_of(code) if kind == "qpv" else None
+            chunk.add(i, line, kind, code, year, label, geo, padded)
+            if len(chunk.rows) >= size:
+                chunk.write(shared, across, conflicts)
+        chunk.write(shared, across, conflicts)
+        if conflicts:
+            raise IngestionError(min(conflicts)[2])
+        for _j, name, raw_name, column_kind in columns:
+            if column_kind == "number":
+                number_vars.setdefault(name, raw_name)
+
+
+def _combos(pairs: set[tuple[str, int]]) -> pd.DataFrame:
+    """The distinct (variable, millésime) of a file's values, sorted."""
+    if not pairs:
+        empty = pd.Series([], dtype=object)
+        return pd.DataFrame({"variable": empty, "millesime": empty.copy()})
+    frame = pd.DataFrame(sorted(pairs), columns=["variable", "millesime"])
+    frame["millesime"] = frame["millesime"].astype("int32")
+    return frame
 
 
 class _Chunk:
@@ -598,13 +665,14 @@ class _Chunk:
     column's distinct cells parsed once (numbers, secret markers), the rows' keys repeated
     with numpy, one frame appended to the spill for the whole chunk."""
 
-    def __init__(self, path, source, t, sheet, decimal, columns, values, reject, counts) -> None:
+    def __init__(self, path, source, t, sheet, decimal, columns, values, reject) -> None:
         self.path, self.source, self.t, self.sheet = path, source, t, sheet
         self.decimal = decimal
         self.columns = columns
         self.values = values
         self.reject = reject
-        self.counts = counts
+        self.counts: dict[str, int] = {}
+        self.pairs: set[tuple[str, int]] = set()  # (variable, millésime) written
         self._clear()
 
     def _clear(self) -> None:
@@ -625,6 +693,7 @@ class _Chunk:
             self._clear()
             return
         cells_of = list(zip(*self.rows, strict=True))
+        years_of = np.array([key[2] for key in self.keys], dtype=np.int64)
         parts: dict[str, list[np.ndarray]] = {k: [] for k in ("valeur", "texte", "secret", "marq")}
         keep_parts = []
         for j, name, raw_name, column_kind in self.columns:
@@ -639,6 +708,7 @@ class _Chunk:
                 parts["secret"].append(np.zeros(n, dtype=bool))
                 parts["marq"].append(np.full(n, None, dtype=object))
                 keep_parts.append(np.ones(n, dtype=bool))
+                self.pairs.update((name, y) for y in np.unique(years_of).tolist())
                 continue
             parsed = [_number_cell(u, self.decimal) for u in uniques]
             secret = np.array([p[1] for p in parsed], dtype=bool)[codes]
@@ -657,6 +727,8 @@ class _Chunk:
                 )
             keep = ~bad
             self.counts["secret"] += int(secret[keep].sum())
+            if keep.any():
+                self.pairs.update((name, y) for y in np.unique(years_of[keep]).tolist())
             parts["valeur"].append(np.array([p[0] for p in parsed], dtype=float)[codes])
             parts["texte"].append(np.full(n, None, dtype=object))
             parts["secret"].append(secret)
@@ -665,7 +737,7 @@ class _Chunk:
         m = len(self.columns)
         keep = np.concatenate(keep_parts)
         keys = zip(*self.keys, strict=True)
-        kinds, codes_t, years, labels, geos = (np.array(v, dtype=object) for v in keys)
+        kinds, codes_t, _, labels, geos = (np.array(v, dtype=object) for v in keys)
 
         def per_row(array) -> np.ndarray:
             return np.tile(array, m)[keep]
@@ -677,7 +749,7 @@ class _Chunk:
         frame = pd.DataFrame(
             {
                 "source": np.full(count, self.source, dtype=object),
-                "millesime": per_row(np.array(years, dtype=np.int64)),
+                "millesime": per_row(years_of),
                 "fichier": np.full(count, None, dtype=object),
                 "feuille": np.full(count, None, dtype=object),
                 "ligne": per_row(np.array(self.lines, dtype=np.int64)),
