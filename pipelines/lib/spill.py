@@ -2,10 +2,11 @@
 
 A reader that would otherwise build a large pandas frame (the long values of an INSEE base: one
 row per territory x variable, about 20 times the size of the file once in pandas) appends its
-rows to a :class:`SpillWriter`, one by one (tuples) or by blocks (pandas frames, for a reader
-that works column by column). Up to :data:`BATCH_ROWS` rows it keeps them in Python (a small
-file costs no database); beyond, it writes them by batches to Parquet files (Arrow, each batch
-sorted by the order keys) in a temporary folder. :meth:`SpillWriter.finish` sorts the rows by
+rows to a :class:`SpillWriter`, one by one (tuples) or by blocks (numpy arrays, one per
+column, for a reader that works column by column). Up to :data:`BATCH_ROWS` rows it keeps them
+in Python (a small file costs no database); beyond, it writes them by batches to Parquet files
+(Arrow, each batch sorted by the order keys) in a temporary folder. :meth:`SpillWriter.finish`
+sorts the rows by
 the order keys the reader gave (so the result is the same, row for row, as the frame it
 replaces: one batch already is; several are merged by DuckDB, whose memory is capped,
 :data:`SPILL_MEMORY`, the rest written to disk) and returns a :class:`SpilledTable`: a pandas
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -88,7 +90,7 @@ class SpillWriter:
         )
         self._files: list[Path] = []  # the batches written, each sorted by the order keys
         self._pending: list[tuple] = []
-        self._blocks: list[pd.DataFrame] = []  # rows appended as frames, before _pending
+        self._blocks: list[dict[str, np.ndarray]] = []  # rows appended by columns, before _pending
         self._block_rows = 0
         self._count = 0
         self._folder: _Folder | None = None
@@ -110,17 +112,18 @@ class SpillWriter:
         if len(self._pending) + self._block_rows >= BATCH_ROWS:
             self.flush()
 
-    def append_frame(self, frame: pd.DataFrame) -> None:
-        """Rows as a pandas frame whose columns are those of :meth:`append`'s tuples, in the
-        same order (converted to the declared types with the rest)."""
-        if not len(frame):
+    def append_columns(self, columns: dict[str, np.ndarray]) -> None:
+        """Rows given column by column: a numpy array (all of the same length) for every name of
+        :meth:`append`'s tuples, converted to the declared types with the rest."""
+        count = len(columns[self.names[0]])
+        if not count:
             return
         if self._pending:  # the rows keep the order they were appended in
-            self._blocks.append(self._records())
+            self._blocks.append(self._pending_columns())
             self._block_rows += len(self._pending)
             self._pending = []
-        self._blocks.append(frame)
-        self._block_rows += len(frame)
+        self._blocks.append({name: columns[name] for name in self.names})
+        self._block_rows += count
         if self._block_rows >= BATCH_ROWS:
             self.flush()
 
@@ -155,11 +158,22 @@ class SpillWriter:
         n = len(self._pending) + self._block_rows
         if not n:
             return
-        batch = self._frame()
+        if self._blocks:
+            arrays = self._columns()
+        else:
+            frame = self._frame()
+            arrays = {name: frame[name].to_numpy() for name in self.names}
         if self.order:
-            batch = batch.sort_values(self.order, kind="stable")
-        table = pa.Table.from_pandas(batch, schema=self._schema, preserve_index=False)
-        del batch
+            index = np.lexsort([np.asarray(arrays[k]) for k in reversed(self.order)])
+            arrays = {name: array[index] for name, array in arrays.items()}
+        table = pa.table(
+            [
+                pa.array(arrays[f.name], type=f.type, from_pandas=True)  # NaN: null, as in SQL
+                for f in self._schema
+            ],
+            schema=self._schema,
+        )
+        del arrays
         target = self._workdir().path / f"lot-{len(self._files):06d}.parquet"
         pq.write_table(table, target)
         self._files.append(target)
@@ -174,10 +188,20 @@ class SpillWriter:
     def _records(self) -> pd.DataFrame:
         return pd.DataFrame.from_records(self._pending, columns=self.names)
 
+    def _pending_columns(self) -> dict[str, np.ndarray]:
+        frame = self._records()
+        return {name: frame[name].to_numpy() for name in self.names}
+
+    def _columns(self) -> dict[str, np.ndarray]:
+        """Every row kept in Python, column by column (appended by columns, then one by one)."""
+        blocks = [*self._blocks, self._pending_columns()] if self._pending else self._blocks
+        if len(blocks) == 1:
+            return blocks[0]
+        return {name: np.concatenate([b[name] for b in blocks]) for name in self.names}
+
     def _frame(self) -> pd.DataFrame:
         if self._blocks:
-            blocks = [*self._blocks, self._records()] if self._pending else self._blocks
-            frame = pd.concat(blocks, ignore_index=True)
+            frame = pd.DataFrame(self._columns(), columns=self.names)
         else:
             frame = self._records()
         for name in self.names:

@@ -673,6 +673,7 @@ class _Chunk:
         self.reject = reject
         self.counts: dict[str, int] = {}
         self.pairs: set[tuple[str, int]] = set()  # (variable, millésime) written
+        self.parsed: dict[str, tuple] = {}  # number cells parsed, by their text
         self._clear()
 
     def _clear(self) -> None:
@@ -688,54 +689,55 @@ class _Chunk:
         self.rows.append(padded)
 
     def write(self, shared, across, conflicts) -> None:
-        n = len(self.rows)
-        if not n or not self.columns:
+        n, m = len(self.rows), len(self.columns)
+        if not n or not m:
             self._clear()
             return
-        cells_of = list(zip(*self.rows, strict=True))
-        years_of = np.array([key[2] for key in self.keys], dtype=np.int64)
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in ("valeur", "texte", "secret", "marq")}
-        keep_parts = []
-        for j, name, raw_name, column_kind in self.columns:
-            cells = list(map(str.strip, cells_of[j]))
+        # the cells of every column, one after the other (column c, row r at c * n + r)
+        by_column = list(zip(*self.rows, strict=True))
+        cells: list[str] = []
+        for j, name, raw_name, _ in self.columns:
+            column = list(map(str.strip, by_column[j]))
             if name in shared:
-                self._shared(name, raw_name, j, cells, across, conflicts)
-            codes, uniques = pd.factorize(np.array(cells, dtype=object))
-            if column_kind == "text":
-                texts = np.array([u or None for u in uniques], dtype=object)
-                parts["valeur"].append(np.full(n, np.nan))
-                parts["texte"].append(texts[codes])
-                parts["secret"].append(np.zeros(n, dtype=bool))
-                parts["marq"].append(np.full(n, None, dtype=object))
-                keep_parts.append(np.ones(n, dtype=bool))
-                self.pairs.update((name, y) for y in np.unique(years_of).tolist())
-                continue
-            parsed = [_number_cell(u, self.decimal) for u in uniques]
-            secret = np.array([p[1] for p in parsed], dtype=bool)[codes]
-            bad = np.array([p[3] for p in parsed], dtype=bool)[codes]
-            for k in np.flatnonzero(bad):
-                self.reject(
-                    self.t,
-                    1,
-                    j,
-                    self.index[k],
-                    self.sheet,
-                    self.lines[k],
-                    raw_name,
-                    cells[k],
-                    "valeur non numérique",
-                )
-            keep = ~bad
-            self.counts["secret"] += int(secret[keep].sum())
-            if keep.any():
-                self.pairs.update((name, y) for y in np.unique(years_of[keep]).tolist())
-            parts["valeur"].append(np.array([p[0] for p in parsed], dtype=float)[codes])
-            parts["texte"].append(np.full(n, None, dtype=object))
-            parts["secret"].append(secret)
-            parts["marq"].append(np.array([p[2] for p in parsed], dtype=object)[codes])
-            keep_parts.append(keep)
-        m = len(self.columns)
-        keep = np.concatenate(keep_parts)
+                self._shared(name, raw_name, j, column, across, conflicts)
+            cells.extend(column)
+        codes, uniques = pd.factorize(np.array(cells, dtype=object))
+        number = np.repeat(np.array([c[3] == "number" for c in self.columns]), n)
+        # each distinct cell parsed once: as a number where a number column has it, else text
+        valeurs = np.full(len(uniques), np.nan)
+        secrets = np.zeros(len(uniques), dtype=bool)
+        markers = np.full(len(uniques), None, dtype=object)
+        rejected = np.zeros(len(uniques), dtype=bool)
+        texts = np.full(len(uniques), None, dtype=object)
+        in_number = np.zeros(len(uniques), dtype=bool)
+        in_number[codes[number]] = True
+        cache = self.parsed
+        for u in np.flatnonzero(in_number).tolist():
+            cell = uniques[u]
+            got = cache.get(cell)
+            if got is None:
+                if len(cache) >= CHUNK_CELLS:
+                    cache.clear()
+                got = cache[cell] = _number_cell(cell, self.decimal)
+            if got[0] is not None:
+                valeurs[u] = got[0]
+            secrets[u], markers[u], rejected[u] = got[1], got[2], got[3]
+        for u in np.flatnonzero(~in_number).tolist():
+            texts[u] = uniques[u] or None
+        valeur = np.where(number, valeurs[codes], np.nan)
+        secret = number & secrets[codes]
+        bad = number & rejected[codes]
+        for k in np.flatnonzero(bad).tolist():
+            c, r = divmod(k, n)
+            j, _, raw_name, _ = self.columns[c]
+            line, i = self.lines[r], self.index[r]
+            self.reject(
+                self.t, 1, j, i, self.sheet, line, raw_name, cells[k], "valeur non numérique"
+            )
+        keep = ~bad
+        self.counts["secret"] += int((secret & keep).sum())
+        years = np.array([key[2] for key in self.keys], dtype=np.int64)
+        self._pairs(keep.reshape(m, n), years)
         keys = zip(*self.keys, strict=True)
         kinds, codes_t, _, labels, geos = (np.array(v, dtype=object) for v in keys)
 
@@ -746,10 +748,10 @@ class _Chunk:
             return np.repeat(np.array(items, dtype=object), n)[keep]
 
         count = int(keep.sum())
-        frame = pd.DataFrame(
+        self.values.append_columns(
             {
                 "source": np.full(count, self.source, dtype=object),
-                "millesime": per_row(years_of),
+                "millesime": per_row(years),
                 "fichier": np.full(count, None, dtype=object),
                 "feuille": np.full(count, None, dtype=object),
                 "ligne": per_row(np.array(self.lines, dtype=np.int64)),
@@ -759,17 +761,26 @@ class _Chunk:
                 "geographie": per_row(geos),
                 "variable": per_column([c[1] for c in self.columns]),
                 "variable_fichier": per_column([c[2] for c in self.columns]),
-                "valeur": np.concatenate(parts["valeur"])[keep],
-                "valeur_texte": np.concatenate(parts["texte"])[keep],
-                "secret": np.concatenate(parts["secret"])[keep],
-                "marqueur_secret": np.concatenate(parts["marq"])[keep],
+                "valeur": valeur[keep],
+                "valeur_texte": np.where(number, None, texts[codes])[keep],
+                "secret": secret[keep],
+                "marqueur_secret": np.where(number, markers[codes], None)[keep],
                 "_t": np.full(count, self.t, dtype=np.int64),
                 "_j": np.repeat(np.array([c[0] for c in self.columns], dtype=np.int64), n)[keep],
                 "_i": per_row(np.array(self.index, dtype=np.int64)),
             }
         )
-        self.values.append_frame(frame)
         self._clear()
+
+    def _pairs(self, keep, years) -> None:
+        """The (variable, millésime) of the values written (``keep``: column x row)."""
+        same = bool((years == years[0]).all())
+        for c, (_, name, _, _) in enumerate(self.columns):
+            if same:
+                if keep[c].any():
+                    self.pairs.add((name, int(years[0])))
+            else:
+                self.pairs.update((name, y) for y in np.unique(years[keep[c]]).tolist())
 
     def _shared(self, name, raw_name, j, cells, across, conflicts) -> None:
         """A variable published in several sheets: its value must be the same in each."""
