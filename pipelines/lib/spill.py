@@ -199,12 +199,19 @@ class SpillWriter:
             return blocks[0]
         return {name: np.concatenate([b[name] for b in blocks]) for name in self.names}
 
-    def _frame(self) -> pd.DataFrame:
+    def _frame(self, names: Sequence[str] | None = None, index=None) -> pd.DataFrame:
+        """The rows kept in Python as a pandas frame of the declared types: the columns
+        ``names`` (default: all), the rows taken in the order ``index`` (blocks only)."""
+        names = list(names or self.names)
         if self._blocks:
-            frame = pd.DataFrame(self._columns(), columns=self.names)
+            arrays = self._columns()
+            frame = pd.DataFrame(
+                {n: arrays[n] if index is None else arrays[n][index] for n in names},
+                columns=names,
+            )
         else:
-            frame = self._records()
-        for name in self.names:
+            frame = self._records()[names]
+        for name in names:
             kind = self.types.get(name, "BIGINT")
             if len(frame) and kind in _PANDAS_TYPES and frame[name].notna().all():
                 frame[name] = frame[name].astype(_PANDAS_TYPES[kind])
@@ -243,10 +250,18 @@ class SpillWriter:
         computes one as ``mapping[from]``, its written value when absent."""
         output = list(output or self.columns)
         constants = constants or {}
-        if not self.spilled:
+        if not self.spilled and self._blocks:  # sorted with numpy, only the columns needed
+            arrays = self._columns()
+            keys = [np.asarray(arrays[k]) for k in reversed(self.order)]
+            needed = {*output, *([mapped[1]] if mapped else [])}
+            frame = self._frame(
+                [n for n in self.names if n in needed], np.lexsort(keys) if keys else None
+            )
+        elif not self.spilled:
             frame = self._frame()
             if self.order and len(frame):
                 frame = frame.sort_values(self.order, kind="stable").reset_index(drop=True)
+        if not self.spilled:
             if mapped is not None:
                 column, source, mapping = mapped
                 if mapping:
