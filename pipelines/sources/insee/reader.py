@@ -22,7 +22,9 @@ from the others and values would land under another variable or territory.
 
 from __future__ import annotations
 
+import pickle
 import re
+import tempfile
 from array import array
 from collections import Counter
 from collections.abc import Sequence
@@ -461,17 +463,19 @@ def read_insee_file(
         for t, lay in enumerate(layouts):
             table = _TableRead(path, t, lay, millesime, reject, counts)
             try:
-                if together:
+                if together:  # the rows kept on disk as read: the values come from there
                     table.locate(len(lay.header))  # a CSV's well-shaped rows have its width
+                    table.stash = _Stash()
                     _scan(lay, decimal, table.key)
                 else:
                     table.locate(lay.width)
                     table.read_keys()
                 kept = table.kept()
-            finally:
                 table.close_keys()
-            if kept:
-                table.read_values(source, decimal, values, shared, across, number_vars, pairs)
+                if kept:
+                    table.read_values(source, decimal, values, shared, across, number_vars, pairs)
+            finally:
+                table.close()
         rejected_total = len(rejects)
         feuille = layouts[0].sheet if len(layouts) == 1 else None
         combos = _combos(pairs)
@@ -529,6 +533,7 @@ class _TableRead:
         self.counts = counts
         self.keys = SpillWriter(KEY_TYPES)
         self.duplicates = array("q")
+        self.stash: _Stash | None = None  # the rows read with their keys, for the values
 
     def locate(self, width: int) -> None:
         """The code column (IngestionError when none) among the table's ``width`` columns."""
@@ -576,6 +581,8 @@ class _TableRead:
         while cells and not cells[-1]:
             cells.pop()
         self.keys.append((i, line, kind, code, year, hash(tuple(cells)), cell))
+        if self.stash is not None:
+            self.stash.add((i, line, kind, code, year, row[:end]), end)
 
     def read_keys(self) -> None:
         """1. the rows' keys: one row per territory (and millésime)."""
@@ -603,6 +610,19 @@ class _TableRead:
     def close_keys(self) -> None:
         self.keys.close()
 
+    def close(self) -> None:
+        self.keys.close()
+        if self.stash is not None:
+            self.stash.close()
+
+    def _kept_rows(self, year_col):
+        """(index, line, kind, code, year, cells) of the rows with a key, from the table."""
+        for i, (line, row, misshapen) in enumerate(self.lay.rows()):
+            got, _ = self.status(row, misshapen, year_col)
+            if got is not None:
+                kind, code, year, _ = got
+                yield i, line, kind, code, year, row
+
     def read_values(self, source, decimal, values, shared, across, number_vars, pairs) -> None:
         """2. the values of the kept rows: by chunks of rows, column by column."""
         lay, code_col, raw_names = self.lay, self.code_col, self.raw_names
@@ -627,14 +647,11 @@ class _TableRead:
         size = max(1, CHUNK_CELLS // max(1, len(columns)))
         next_duplicate = iter(self.duplicates)
         duplicate = next(next_duplicate, -1)
-        for i, (line, row, misshapen) in enumerate(lay.rows()):
+        rows = iter(self.stash) if self.stash is not None else self._kept_rows(year_col)
+        for i, line, kind, code, year, row in rows:
             if i == duplicate:
                 duplicate = next(next_duplicate, -1)
                 continue
-            got, _ = self.status(row, misshapen, year_col)
-            if got is None:
-                continue
-            kind, code, year, _ = got
             n = len(row)
             padded = row[:span] if n >= span else row + [""] * (span - n)
             label = (padded[label_col].strip() or None) if label_col is not None else None
@@ -648,6 +665,40 @@ class _TableRead:
         for _j, name, raw_name, column_kind in columns:
             if column_kind == "number":
                 number_vars.setdefault(name, raw_name)
+
+
+class _Stash:
+    """Rows kept on disk for a second pass (pickled by chunks of about :data:`CHUNK_CELLS`
+    cells), read back in order: the values are read from them rather than from the file again."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile(prefix="observatoire-lecture-")
+        self.buffer: list[tuple] = []
+        self.held = 0
+
+    def add(self, item: tuple, cells: int) -> None:
+        self.buffer.append(item)
+        self.held += cells + 6
+        if self.held >= CHUNK_CELLS:
+            self._dump()
+
+    def _dump(self) -> None:
+        if self.buffer:
+            pickle.dump(self.buffer, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+            self.buffer, self.held = [], 0
+
+    def __iter__(self):
+        self._dump()
+        self.file.seek(0)
+        while True:
+            try:
+                chunk = pickle.load(self.file)  # noqa: S301 - written just above by this process
+            except EOFError:
+                return
+            yield from chunk
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def _combos(pairs: set[tuple[str, int]]) -> pd.DataFrame:
