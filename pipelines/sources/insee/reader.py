@@ -308,7 +308,7 @@ def _year_candidates(header: list[str]) -> list[int]:
     return [j for j, raw in enumerate(header) if normalise_header(raw) in MILLESIME_COLUMNS]
 
 
-def _scan(layout: _Layout, decimal: str, on_row=None) -> None:
+def _scan(layout: _Layout, parsed: _Parsed, on_row=None) -> None:
     """One pass over the rows: width, filled columns, number counts of each column's first
     KIND_SAMPLE non-empty values, and the millésime column (first 200 values all years); the
     rows by chunks of about :data:`CHUNK_CELLS` cells, each looked at column by column.
@@ -326,12 +326,12 @@ def _scan(layout: _Layout, decimal: str, on_row=None) -> None:
             chunk.append(cells[:extent])  # the cells beyond are blank
             cells_held += extent
             if cells_held >= CHUNK_CELLS:
-                _scan_chunk(layout, chunk, extent, candidates, decimal)
+                _scan_chunk(layout, chunk, extent, candidates, parsed)
                 chunk, cells_held = [], 0
         if on_row is not None:
             on_row(i, line, cells, misshapen, extent)
     if chunk:
-        _scan_chunk(layout, chunk, extent, candidates, decimal)
+        _scan_chunk(layout, chunk, extent, candidates, parsed)
     layout.width = width
     layout.extent = extent
     layout.year_col = next(
@@ -349,7 +349,7 @@ def _scan_chunk(
     rows: list[list[str]],
     extent: int,
     candidates: dict[int, list[str]],
-    decimal: str,
+    parsed: _Parsed,
 ) -> None:
     """:func:`_scan` on some rows, column by column (each column's values in row order)."""
     for j, column in enumerate(_columns(rows, extent)):
@@ -365,12 +365,29 @@ def _scan_chunk(
         sample = values[: KIND_SAMPLE - seen]
         layout.seen[j] = seen + len(sample)
         for value, n in Counter(sample).items():
-            if value.lower() in SECRET_MARKERS:
+            got = parsed[value]
+            if got[1]:  # a secret marker
                 continue
-            if number_or_none(value, decimal) is not None:
+            if got[0] is not None:
                 layout.numeric[j] = layout.numeric.get(j, 0) + n
             else:
                 layout.other[j] = layout.other.get(j, 0) + n
+
+
+class _Parsed(dict):
+    """The cells of a file parsed as in a number column, by their stripped text: (value,
+    secret, secret marker, rejected); each text parsed once for the scan and the values
+    (cleared past :data:`CHUNK_CELLS` texts)."""
+
+    def __init__(self, decimal: str) -> None:
+        super().__init__()
+        self.decimal = decimal
+
+    def __missing__(self, cell: str) -> tuple[float | None, bool, str | None, bool]:
+        if len(self) >= CHUNK_CELLS:
+            self.clear()
+        got = self[cell] = _number_cell(cell, self.decimal)
+        return got
 
 
 def _kinds(layout: _Layout, names: list[str], label_col: int | None) -> list[str]:
@@ -436,9 +453,10 @@ def read_insee_file(
         and layouts[0].table.format == "csv"
         and not _year_candidates(layouts[0].header)
     )
+    parsed = _Parsed(decimal)
     if not together:
         for lay in layouts:
-            _scan(lay, decimal)
+            _scan(lay, parsed)
     if millesime is None and (together or any(lay.year_col is None for lay in layouts)):
         raise IngestionError(
             f"{path}: millésime introuvable : l'écrire dans le nom du fichier (année sur 4 "
@@ -466,14 +484,14 @@ def read_insee_file(
                 if together:  # the rows kept on disk as read: the values come from there
                     table.locate(len(lay.header))  # a CSV's well-shaped rows have its width
                     table.stash = _Stash()
-                    _scan(lay, decimal, table.key)
+                    _scan(lay, parsed, table.key)
                 else:
                     table.locate(lay.width)
                     table.read_keys()
                 kept = table.kept()
                 table.close_keys()
                 if kept:
-                    table.read_values(source, decimal, values, shared, across, number_vars, pairs)
+                    table.read_values(source, parsed, values, shared, across, number_vars, pairs)
             finally:
                 table.close()
         rejected_total = len(rejects)
@@ -582,7 +600,11 @@ class _TableRead:
             cells.pop()
         self.keys.append((i, line, kind, code, year, hash(tuple(cells)), cell))
         if self.stash is not None:
-            self.stash.add((i, line, kind, code, year, row[:end]), end)
+            kept = row[:end]
+            joined = _SEPARATOR.join(kept)  # one text to keep, unless a cell holds the separator
+            if joined.count(_SEPARATOR) != len(kept) - 1:
+                joined = kept
+            self.stash.add((i, line, kind, code, year, joined), end)
 
     def read_keys(self) -> None:
         """1. the rows' keys: one row per territory (and millésime)."""
@@ -623,7 +645,7 @@ class _TableRead:
                 kind, code, year, _ = got
                 yield i, line, kind, code, year, row
 
-    def read_values(self, source, decimal, values, shared, across, number_vars, pairs) -> None:
+    def read_values(self, source, parsed, values, shared, across, number_vars, pairs) -> None:
         """2. the values of the kept rows: by chunks of rows, column by column."""
         lay, code_col, raw_names = self.lay, self.code_col, self.raw_names
         names = _unique_names(raw_names)
@@ -642,7 +664,7 @@ class _TableRead:
             if j != code_col and kinds[j] != "skip"
         ]
         conflicts: list[tuple[int, int, str]] = []
-        chunk = _Chunk(self.path, source, self.t, self.sheet, decimal, columns, values, self.reject)
+        chunk = _Chunk(self.path, source, self.t, self.sheet, parsed, columns, values, self.reject)
         chunk.counts, chunk.pairs = self.counts, pairs
         size = max(1, CHUNK_CELLS // max(1, len(columns)))
         next_duplicate = iter(self.duplicates)
@@ -652,6 +674,8 @@ class _TableRead:
             if i == duplicate:
                 duplicate = next(next_duplicate, -1)
                 continue
+            if isinstance(row, str):
+                row = row.split(_SEPARATOR)
             n = len(row)
             padded = row[:span] if n >= span else row + [""] * (span - n)
             label = (padded[label_col].strip() or None) if label_col is not None else None
@@ -665,6 +689,9 @@ class _TableRead:
         for _j, name, raw_name, column_kind in columns:
             if column_kind == "number":
                 number_vars.setdefault(name, raw_name)
+
+
+_SEPARATOR = "\x1f"  # between the cells of a row kept on disk (:class:`_Stash`)
 
 
 class _Stash:
@@ -716,15 +743,14 @@ class _Chunk:
     column's distinct cells parsed once (numbers, secret markers), the rows' keys repeated
     with numpy, one frame appended to the spill for the whole chunk."""
 
-    def __init__(self, path, source, t, sheet, decimal, columns, values, reject) -> None:
+    def __init__(self, path, source, t, sheet, parsed, columns, values, reject) -> None:
         self.path, self.source, self.t, self.sheet = path, source, t, sheet
-        self.decimal = decimal
+        self.parsed = parsed
         self.columns = columns
         self.values = values
         self.reject = reject
         self.counts: dict[str, int] = {}
         self.pairs: set[tuple[str, int]] = set()  # (variable, millésime) written
-        self.parsed: dict[str, tuple] = {}  # number cells parsed, by their text
         self._clear()
 
     def _clear(self) -> None:
@@ -762,19 +788,18 @@ class _Chunk:
         texts = np.full(len(uniques), None, dtype=object)
         in_number = np.zeros(len(uniques), dtype=bool)
         in_number[codes[number]] = True
-        cache = self.parsed
-        for u in np.flatnonzero(in_number).tolist():
-            cell = uniques[u]
-            got = cache.get(cell)
-            if got is None:
-                if len(cache) >= CHUNK_CELLS:
-                    cache.clear()
-                got = cache[cell] = _number_cell(cell, self.decimal)
-            if got[0] is not None:
-                valeurs[u] = got[0]
-            secrets[u], markers[u], rejected[u] = got[1], got[2], got[3]
-        for u in np.flatnonzero(~in_number).tolist():
-            texts[u] = uniques[u] or None
+        texts_of = uniques.tolist()
+        where = np.flatnonzero(in_number)
+        if len(where):
+            parsed = self.parsed
+            got = [parsed[texts_of[u]] for u in where.tolist()]
+            valeurs[where] = np.array([g[0] for g in got], dtype=float)  # None: NaN
+            secrets[where] = [g[1] for g in got]
+            markers[where] = [g[2] for g in got]
+            rejected[where] = [g[3] for g in got]
+        where = np.flatnonzero(~in_number)
+        if len(where):
+            texts[where] = [texts_of[u] or None for u in where.tolist()]
         valeur = np.where(number, valeurs[codes], np.nan)
         secret = number & secrets[codes]
         bad = number & rejected[codes]
