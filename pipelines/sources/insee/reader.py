@@ -179,6 +179,8 @@ def _find_code_column(rows: list[list[str]], width: int) -> int:
         filled = _extent(cells, filled)
     best, best_hits = -1, 0
     for j, values in enumerate(_columns(rows, min(filled, width))):
+        if "Q" not in "".join(values[:500]).upper():  # no cell can start with a Q
+            continue
         sample = [v.strip().upper() for v in values[:500]]
         if not any(v.startswith("Q") for v in sample):
             continue
