@@ -247,7 +247,7 @@ KIND_SAMPLE = 2000  # non-empty values of a column that decide whether it holds 
 #: Cells (rows x columns read) held at once: the rows are read by chunks of about this many
 #: cells, then each chunk is looked at and turned into values column by column (numpy/pandas
 #: rather than one Python step per cell), its values appended to the spill as one frame.
-CHUNK_CELLS = 200_000
+CHUNK_CELLS = 100_000
 
 VALUE_TYPES = RAW_TABLES["insee_valeurs"]  # the raw table's own columns and types
 REJECT_TYPES = [(n, "BIGINT" if n == "ligne" else "VARCHAR") for n in REJECT_COLUMNS]
