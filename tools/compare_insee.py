@@ -5,7 +5,11 @@
 without its time stamp, or the error message), then each file of it alone
 (:func:`~pipelines.sources.insee.reader.read_insee_file`: values, rejects, anomalies, report,
 or the error message), with the code on ``PYTHONPATH``, into the pickle ``SORTIE``; it prints
-the CPU time (user + sys) of the folder's reading and the load average. ``--fichier F`` (one or
+the CPU time (user + sys) of the folder's reading and the load average. ``--entrepot`` also
+writes the folder's reading into a new DuckDB warehouse as the asset does
+(:func:`~pipelines.lib.assets.write_source`) and keeps its tables ``raw.insee_valeurs``,
+``raw.rejets``, ``raw.anomalies`` and ``raw.ingestion_log`` (without time stamps), with the
+CPU time of the writing. ``--fichier F`` (one or
 more) reads those files alone instead (a corpus of broken files: the error is compared).
 ``comparer A B`` says whether two such pickles are identical (exact frame equality, same
 messages) and where they differ. Run ``lire`` once with ``PYTHONPATH`` on a copy of the old code
@@ -38,7 +42,32 @@ def _frame(table):
     return frame.reset_index(drop=True)
 
 
-def read_folder(raw: Path) -> dict:
+def write_folder(got) -> dict:
+    """The raw tables the asset writes from ``got`` (a new warehouse in a temporary folder)."""
+    import tempfile
+
+    import duckdb
+
+    from pipelines.lib.assets import write_source
+
+    with tempfile.TemporaryDirectory() as folder:
+        con = duckdb.connect(str(Path(folder) / "entrepot.duckdb"))
+        try:
+            start = _cpu()
+            write_source(con, "insee", "insee_valeurs", got)
+            cpu = _cpu() - start
+            tables = {
+                f"raw.{t}": con.execute(f"SELECT * FROM raw.{t}").df()
+                for t in ("insee_valeurs", "rejets", "anomalies")
+            }
+            log = con.execute("SELECT * EXCLUDE (horodatage) FROM raw.ingestion_log").df()
+            tables["raw.ingestion_log"] = log
+        finally:
+            con.close()
+    return {"tables": tables, "cpu": cpu}
+
+
+def read_folder(raw: Path, warehouse: bool = False) -> dict:
     """What the asset's read function gives for ``raw/insee`` (or its error message)."""
     from pipelines.lib.assets import ReadContext
     from pipelines.lib.tables import IngestionError
@@ -58,6 +87,10 @@ def read_folder(raw: Path) -> dict:
         "journal": [{k: v for k, v in log.items() if k != "horodatage"} for log in got.logs],
     }
     result["cpu"] = cpu
+    if warehouse:
+        written = write_folder(got)
+        result["cpu_ecriture"] = written["cpu"]
+        result.update(written["tables"])
     return result
 
 
@@ -79,16 +112,18 @@ def read_file(path: Path) -> dict:
     }
 
 
-def read(raw: Path | None, files: list[Path], out: Path) -> None:
+def read(raw: Path | None, files: list[Path], out: Path, warehouse: bool = False) -> None:
     from pipelines.sources.insee.reader import list_insee_files
 
     results: dict = {}
     if raw is not None:
-        folder = read_folder(raw)
+        folder = read_folder(raw, warehouse)
         cpu = folder.pop("cpu")
         described = folder.get("erreur") or (
             f"{len(folder['valeurs'])} valeurs, {len(folder['rejets'])} rejets"
         )
+        if "cpu_ecriture" in folder:
+            described += f" ; écriture CPU {folder.pop('cpu_ecriture'):.2f} s"
         print(f"{raw}/insee : {described} ; CPU {cpu:.2f} s (charge {os.getloadavg()[0]:.1f})")
         results["dossier"] = folder
         files = list_insee_files(raw / "insee")
@@ -140,13 +175,16 @@ def main(argv: list[str] | None = None) -> int:
     lire.add_argument("raw", type=Path, help="dossier brut (son sous-dossier insee/), ou -")
     lire.add_argument("sortie", type=Path)
     lire.add_argument("--fichier", type=Path, nargs="+", default=[], help="fichiers lus seuls")
+    lire.add_argument(
+        "--entrepot", action="store_true", help="écrit aussi les tables raw d'un entrepôt neuf"
+    )
     comparer = commands.add_parser("comparer", help="compare deux fichiers écrits par lire")
     comparer.add_argument("a", type=Path)
     comparer.add_argument("b", type=Path)
     args = parser.parse_args(argv)
     if args.commande == "lire":
         raw = None if str(args.raw) == "-" else args.raw
-        read(raw, args.fichier, args.sortie)
+        read(raw, args.fichier, args.sortie, args.entrepot)
         return 0
     return 0 if compare(args.a, args.b) else 1
 

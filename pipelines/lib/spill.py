@@ -31,6 +31,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 #: Memory DuckDB may use for the rows being spilled (the rest goes to disk).
@@ -327,6 +328,40 @@ class Part:
     def with_constants(self, constants: dict[str, Any]) -> Part:
         return Part(self.data, {**self.constants, **constants}, self.mapped)
 
+    def batches(self, schema: pa.Schema, size: int = 100_000):
+        """The part's rows as Arrow record batches of ``schema`` (its columns, in its order),
+        constants and mapping applied: read by batches from a Parquet file."""
+        if isinstance(self.data, pd.DataFrame):
+            frame = self.frame_or_sql(schema.names)
+            for start in range(0, len(frame), size):
+                yield pa.RecordBatch.from_pandas(
+                    frame.iloc[start : start + size],
+                    schema=schema,
+                    preserve_index=False,
+                    nthreads=1,
+                )
+            return
+        file = pq.ParquetFile(self.data)
+        stored = [n for n in schema.names if n not in self.constants]
+        for batch in file.iter_batches(batch_size=size, columns=stored):
+            arrays = []
+            for field in schema:
+                if field.name in self.constants:
+                    value = self.constants[field.name]
+                    array = pa.array([value] * batch.num_rows, type=field.type)
+                else:
+                    array = batch.column(field.name).cast(field.type)
+                    if self.mapped is not None and field.name == self.mapped[0]:
+                        _, source, mapping = self.mapped
+                        keys = pa.array(list(mapping), type=pa.string())
+                        found = pc.take(
+                            pa.array(list(mapping.values()), type=field.type),
+                            pc.index_in(batch.column(source), value_set=keys),
+                        )
+                        array = pc.coalesce(found, array)
+                arrays.append(array)
+            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
     def frame_or_sql(self, columns: list[str]) -> pd.DataFrame | str:
         """A pandas frame, or a FROM item reading the Parquet file (path, constants and mapping
         quoted: no bound parameter needed), with ``columns`` in this order."""
@@ -423,6 +458,23 @@ class SpilledTable:
 
     def __getitem__(self, name: str) -> Any:
         return self.to_pandas()[name]
+
+    @staticmethod
+    def one_file(tables: list[SpilledTable], types: dict[str, str]) -> SpilledTable:
+        """Several spilled tables of the same columns (``types``: their DuckDB types), one after
+        the other, as a single Parquet file written by Arrow batches (memory: one batch): a
+        raw-table writer inserts it in one statement, where a part per file would cost a
+        statement each (DuckDB's cost of an ``INSERT`` grows with their number)."""
+        columns = tables[0].columns
+        schema = pa.schema([(n, _ARROW_TYPES[types[n]]) for n in columns])
+        folder = _Folder()
+        target = folder.path / "lignes.parquet"
+        with pq.ParquetWriter(target, schema) as writer:
+            for table in tables:
+                for part in table.parts:
+                    for batch in part.batches(schema):
+                        writer.write_batch(batch)
+        return SpilledTable([Part(target)], columns, sum(t.count for t in tables), [folder])
 
     @staticmethod
     def union(tables: list[SpilledTable]) -> SpilledTable:
