@@ -129,3 +129,25 @@ def test_millesime_column_read_in_its_own_pass_by_chunks(tmp_path, monkeypatch):
     assert len(sizes) > 1
     assert_same(whole, cut)
     assert cut["rapport"]["millesimes"] == [2020, 2021, 2022]
+
+
+def test_compare_insee_reads_twice_the_same(tmp_path, capsys):
+    """``python -m tools.compare_insee``: two readings of the same folder (with the raw tables
+    of a warehouse) compare as identical; a changed value is found."""
+    import pickle
+    import shutil
+
+    from tools import compare_insee
+
+    (tmp_path / "raw" / "insee").mkdir(parents=True)
+    shutil.copy(DEMO_DIR / "insee" / "IPRO_2022.csv", tmp_path / "raw" / "insee")
+    first, second = tmp_path / "a.pkl", tmp_path / "b.pkl"
+    for out in (first, second):
+        assert compare_insee.main(["lire", str(tmp_path / "raw"), str(out), "--entrepot"]) == 0
+    assert compare_insee.main(["comparer", str(first), str(second)]) == 0
+    assert "identiques" in capsys.readouterr().out
+    got = pickle.loads(second.read_bytes())
+    got["dossier"]["raw.insee_valeurs"].loc[0, "variable"] = "AUTRE"
+    second.write_bytes(pickle.dumps(got))
+    assert compare_insee.main(["comparer", str(first), str(second)]) == 1
+    assert "DIFFÉRENTES" in capsys.readouterr().out
