@@ -2,12 +2,16 @@
 
 A reader that would otherwise build a large pandas frame (the long values of an INSEE base: one
 row per territory x variable, about 20 times the size of the file once in pandas) appends its
-rows to a :class:`SpillWriter`. Up to :data:`BATCH_ROWS` rows it keeps them in Python (a small
-file costs no database); beyond, it moves them by batches to a DuckDB database in a temporary
-folder, whose memory is capped (:data:`SPILL_MEMORY`; DuckDB writes the rest to disk).
-:meth:`SpillWriter.finish` sorts the rows by the order keys the reader gave (so the result is
-the same, row for row, as the frame it replaces) and returns a :class:`SpilledTable`: a pandas
-frame for a small file, a Parquet file otherwise.
+rows to a :class:`SpillWriter`, one by one (tuples) or by blocks (numpy arrays, one per
+column, for a reader that works column by column). Up to :data:`BATCH_ROWS` rows it keeps them
+in Python (a small file costs no database); beyond, it writes them by batches to Parquet files
+(Arrow, each batch sorted by the order keys) in a temporary folder. :meth:`SpillWriter.finish`
+sorts the rows by
+the order keys the reader gave (so the result is the same, row for row, as the frame it
+replaces: one batch already is; several are merged by DuckDB, whose memory is capped,
+:data:`SPILL_MEMORY`, the rest written to disk) and returns a :class:`SpilledTable`: a pandas
+frame for a small file, Parquet files otherwise. SQL over the spilled rows
+(:meth:`SpillWriter.cursor`) reads them as the view ``rows``.
 
 The raw-table writers (:mod:`pipelines.lib.raw_schemas`) insert a :class:`SpilledTable` part by
 part, a Parquet file straight from disk; :meth:`SpilledTable.to_pandas` gives the whole frame
@@ -24,7 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 #: Memory DuckDB may use for the rows being spilled (the rest goes to disk).
 SPILL_MEMORY = "128MB"
@@ -48,6 +56,13 @@ def _literal(value: Any) -> str:
 
 
 _PANDAS_TYPES = {"INTEGER": "int32", "BIGINT": "int64", "BOOLEAN": bool}
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "BIGINT": pa.int64(),
+    "INTEGER": pa.int32(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+}
 
 
 class _Folder:
@@ -59,71 +74,145 @@ class _Folder:
 
 
 class SpillWriter:
-    """Rows of fixed columns (name -> DuckDB type), kept in Python while few, then appended by
-    batches to a temporary DuckDB database; ``order`` are extra integer columns the rows are
-    sorted by at :meth:`finish` (not part of the result)."""
+    """Rows of fixed columns (name -> DuckDB type: VARCHAR, BIGINT, INTEGER, DOUBLE, BOOLEAN),
+    kept in Python while few, then written by batches to temporary Parquet files; ``order`` are
+    extra integer columns the rows are sorted by at :meth:`finish` (not part of the result)."""
 
     def __init__(self, columns: Sequence[tuple[str, str]], order: Sequence[str] = ()) -> None:
         self.types = dict(columns)
         self.columns = [name for name, _ in columns]
         self.order = list(order)
         self.names = [*self.columns, *self.order]
+        unknown = sorted({t for t in self.types.values() if t not in _ARROW_TYPES})
+        if unknown:
+            raise ValueError(f"types non pris en charge par SpillWriter : {unknown}")
+        self._schema = pa.schema(
+            [(n, _ARROW_TYPES[self.types.get(n, "BIGINT")]) for n in self.names]
+        )
+        self._files: list[Path] = []  # the batches written, each sorted by the order keys
         self._pending: list[tuple] = []
+        self._blocks: list[dict[str, np.ndarray]] = []  # rows appended by columns, before _pending
+        self._block_rows = 0
         self._count = 0
         self._folder: _Folder | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
 
     @property
     def spilled(self) -> bool:
-        """Whether rows went to the spill database (else they are all in :attr:`pending`)."""
-        return self._con is not None
+        """Whether rows went to disk (else they are all in Python: :attr:`pending`)."""
+        return bool(self._files)
 
     @property
     def pending(self) -> list[tuple]:
-        """The rows kept in Python."""
+        """The rows kept in Python (appended one by one: :meth:`append`)."""
         return self._pending
 
     def append(self, row: tuple) -> None:
         """One row: every column then every order key, in the order given at creation."""
         self._pending.append(row)
-        if len(self._pending) >= BATCH_ROWS:
+        if len(self._pending) + self._block_rows >= BATCH_ROWS:
+            self.flush()
+
+    def append_columns(self, columns: dict[str, np.ndarray]) -> None:
+        """Rows given column by column: a numpy array (all of the same length) for every name of
+        :meth:`append`'s tuples, converted to the declared types with the rest."""
+        count = len(columns[self.names[0]])
+        if not count:
+            return
+        if self._pending:  # the rows keep the order they were appended in
+            self._blocks.append(self._pending_columns())
+            self._block_rows += len(self._pending)
+            self._pending = []
+        self._blocks.append({name: columns[name] for name in self.names})
+        self._block_rows += count
+        if self._block_rows >= BATCH_ROWS:
             self.flush()
 
     def _open(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection reading the batches (view ``rows``), memory capped."""
         if self._con is None:
-            self._folder = _Folder()
-            con = duckdb.connect(str(self._folder.path / "lecture.duckdb"))
+            folder = self._workdir()
+            con = duckdb.connect()
             con.execute(f"SET memory_limit = '{SPILL_MEMORY}'")
             con.execute("SET threads = 1")
             con.execute("SET preserve_insertion_order = false")  # the order is an ORDER BY
-            con.execute(f"SET temp_directory = {sql_string(str(self._folder.path / 'tmp'))}")
-            ddl = ", ".join(
-                [f'"{n}" {t}' for n, t in self.types.items()]
-                + [f'"{n}" BIGINT' for n in self.order]
-            )
-            con.execute(f"CREATE TABLE rows ({ddl})")
+            con.execute(f"SET temp_directory = {sql_string(str(folder.path / 'tmp'))}")
             self._con = con
+        if self._files:
+            self._con.execute(f"CREATE OR REPLACE VIEW rows AS SELECT * FROM {self._scan()}")
+        else:
+            ddl = ", ".join(f'"{f.name}" {_duckdb_type(f.type)}' for f in self._schema)
+            self._con.execute(f"CREATE OR REPLACE TABLE rows ({ddl})")
         return self._con
 
+    def _workdir(self) -> _Folder:
+        if self._folder is None:
+            self._folder = _Folder()
+        return self._folder
+
+    def _scan(self) -> str:
+        files = ", ".join(sql_string(str(f)) for f in self._files)
+        return f"read_parquet([{files}])"
+
     def flush(self) -> None:
-        """Move the rows kept in Python to the spill database."""
-        n = len(self._pending)
+        """Write the rows kept in Python to disk: one Parquet file, sorted by the order keys."""
+        n = len(self._pending) + self._block_rows
         if not n:
             return
-        con = self._open()
-        batch = self._frame()
-        con.register("_batch", batch)
-        try:
-            con.execute("INSERT INTO rows SELECT * FROM _batch")
-        finally:
-            con.unregister("_batch")
-        con.execute("CHECKPOINT")  # the rows to disk: DuckDB keeps uncheckpointed rows in memory
+        if self._blocks:
+            arrays = self._columns()
+        else:
+            frame = self._frame()
+            arrays = {name: frame[name].to_numpy() for name in self.names}
+        if self.order:
+            index = np.lexsort([np.asarray(arrays[k]) for k in reversed(self.order)])
+            arrays = {name: array[index] for name, array in arrays.items()}
+        table = pa.table(
+            [
+                pa.array(arrays[f.name], type=f.type, from_pandas=True)  # NaN: null, as in SQL
+                for f in self._schema
+            ],
+            schema=self._schema,
+        )
+        del arrays
+        target = self._workdir().path / f"lot-{len(self._files):06d}.parquet"
+        pq.write_table(table, target)
+        self._files.append(target)
         self._count += n
-        self._pending = []
+        self._forget()
 
-    def _frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame.from_records(self._pending, columns=self.names)
-        for name in self.names:
+    def _forget(self) -> None:
+        self._pending = []
+        self._blocks = []
+        self._block_rows = 0
+
+    def _records(self) -> pd.DataFrame:
+        return pd.DataFrame.from_records(self._pending, columns=self.names)
+
+    def _pending_columns(self) -> dict[str, np.ndarray]:
+        frame = self._records()
+        return {name: frame[name].to_numpy() for name in self.names}
+
+    def _columns(self) -> dict[str, np.ndarray]:
+        """Every row kept in Python, column by column (appended by columns, then one by one)."""
+        blocks = [*self._blocks, self._pending_columns()] if self._pending else self._blocks
+        if len(blocks) == 1:
+            return blocks[0]
+        return {name: np.concatenate([b[name] for b in blocks]) for name in self.names}
+
+    def _frame(self, names: Sequence[str] | None = None, index=None) -> pd.DataFrame:
+        """The rows kept in Python as a pandas frame of the declared types: the columns
+        ``names`` (default: all), the rows taken in the order ``index`` (blocks only)."""
+        names = list(names or self.names)
+        if self._blocks:
+            arrays = self._columns()
+            frame = pd.DataFrame(
+                {n: arrays[n] if index is None else arrays[n][index] for n in names},
+                columns=names,
+            )
+        else:
+            frame = self._records()[names]
+        for name in names:
             kind = self.types.get(name, "BIGINT")
             if len(frame) and kind in _PANDAS_TYPES and frame[name].notna().all():
                 frame[name] = frame[name].astype(_PANDAS_TYPES[kind])
@@ -134,10 +223,10 @@ class SpillWriter:
         return frame
 
     def __len__(self) -> int:
-        return self._count + len(self._pending)
+        return self._count + len(self._pending) + self._block_rows
 
     def cursor(self, sql: str, params: Sequence[Any] = ()) -> duckdb.DuckDBPyConnection:
-        """Run ``sql`` on the spill database (every row moved there first, table ``rows``);
+        """Run ``sql`` on the spilled rows (every row moved to disk first, view ``rows``);
         fetch the result by parts."""
         self.flush()
         return self._open().execute(sql, list(params))
@@ -162,10 +251,18 @@ class SpillWriter:
         computes one as ``mapping[from]``, its written value when absent."""
         output = list(output or self.columns)
         constants = constants or {}
-        if not self.spilled:
+        if not self.spilled and self._blocks:  # sorted with numpy, only the columns needed
+            arrays = self._columns()
+            keys = [np.asarray(arrays[k]) for k in reversed(self.order)]
+            needed = {*output, *([mapped[1]] if mapped else [])}
+            frame = self._frame(
+                [n for n in self.names if n in needed], np.lexsort(keys) if keys else None
+            )
+        elif not self.spilled:
             frame = self._frame()
             if self.order and len(frame):
                 frame = frame.sort_values(self.order, kind="stable").reset_index(drop=True)
+        if not self.spilled:
             if mapped is not None:
                 column, source, mapping = mapped
                 if mapping:
@@ -173,36 +270,44 @@ class SpillWriter:
             for name, value in constants.items():
                 frame[name] = value
             frame = frame[output]
-            self._pending = []
+            self._forget()
             return SpilledTable([Part(frame)], output, len(frame))
         # constants and the mapped column are applied when the Parquet file is read (a constant
         # in the sorted SELECT makes DuckDB's sort run out of its memory limit)
         self.flush()
-        con = self._open()
-        columns = ", ".join(f'"{n}"' for n in output if n in self.types)
-        keys = ", ".join(f'"{n}"' for n in self.order)
-        order = f" ORDER BY {keys}" if keys else ""
         assert self._folder is not None
-        target = self._folder.path / "lignes.parquet"
-        con.execute(
-            f"COPY (SELECT {columns} FROM rows{order}) TO {sql_string(str(target))} "
-            "(FORMAT parquet)"
-        )
-        count = self._count
         folder = self._folder
-        self.close()
-        part = Part(target, constants, mapped if mapped and mapped[2] else None)
-        return SpilledTable([part], output, count, [folder])
+        count = self._count
+        if len(self._files) == 1 or not self.order:
+            results = list(self._files)  # sorted already, or in the order written
+        else:  # several sorted batches: merged
+            con = self._open()
+            columns = ", ".join(f'"{n}"' for n in output if n in self.types)
+            keys = ", ".join(f'"{n}"' for n in self.order)
+            target = folder.path / "lignes.parquet"
+            con.execute(
+                f"COPY (SELECT {columns} FROM rows ORDER BY {keys}) "
+                f"TO {sql_string(str(target))} (FORMAT parquet)"
+            )
+            results = [target]
+        self.close(keep=results)
+        parts = [Part(f, constants, mapped if mapped and mapped[2] else None) for f in results]
+        return SpilledTable(parts, output, count, [folder])
 
-    def close(self) -> None:
-        """Forget the rows (and delete the spill database; a Parquet result stays)."""
-        self._pending = []
+    def close(self, keep: Sequence[Path] = ()) -> None:
+        """Forget the rows (and delete the batches on disk but those in ``keep``: the result)."""
+        self._forget()
         if self._con is not None:
             self._con.close()
             self._con = None
-            assert self._folder is not None
-            for name in ("lecture.duckdb", "lecture.duckdb.wal"):
-                (self._folder.path / name).unlink(missing_ok=True)
+        for path in self._files:
+            if path not in keep:
+                path.unlink(missing_ok=True)
+        self._files = []
+
+
+def _duckdb_type(arrow: pa.DataType) -> str:
+    return next(name for name, t in _ARROW_TYPES.items() if t == arrow)
 
 
 class Part:
@@ -222,6 +327,40 @@ class Part:
 
     def with_constants(self, constants: dict[str, Any]) -> Part:
         return Part(self.data, {**self.constants, **constants}, self.mapped)
+
+    def batches(self, schema: pa.Schema, size: int = 100_000):
+        """The part's rows as Arrow record batches of ``schema`` (its columns, in its order),
+        constants and mapping applied: read by batches from a Parquet file."""
+        if isinstance(self.data, pd.DataFrame):
+            frame = self.frame_or_sql(schema.names)
+            for start in range(0, len(frame), size):
+                yield pa.RecordBatch.from_pandas(
+                    frame.iloc[start : start + size],
+                    schema=schema,
+                    preserve_index=False,
+                    nthreads=1,
+                )
+            return
+        file = pq.ParquetFile(self.data)
+        stored = [n for n in schema.names if n not in self.constants]
+        for batch in file.iter_batches(batch_size=size, columns=stored):
+            arrays = []
+            for field in schema:
+                if field.name in self.constants:
+                    value = self.constants[field.name]
+                    array = pa.array([value] * batch.num_rows, type=field.type)
+                else:
+                    array = batch.column(field.name).cast(field.type)
+                    if self.mapped is not None and field.name == self.mapped[0]:
+                        _, source, mapping = self.mapped
+                        keys = pa.array(list(mapping), type=pa.string())
+                        found = pc.take(
+                            pa.array(list(mapping.values()), type=field.type),
+                            pc.index_in(batch.column(source), value_set=keys),
+                        )
+                        array = pc.coalesce(found, array)
+                arrays.append(array)
+            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     def frame_or_sql(self, columns: list[str]) -> pd.DataFrame | str:
         """A pandas frame, or a FROM item reading the Parquet file (path, constants and mapping
@@ -319,6 +458,23 @@ class SpilledTable:
 
     def __getitem__(self, name: str) -> Any:
         return self.to_pandas()[name]
+
+    @staticmethod
+    def one_file(tables: list[SpilledTable], types: dict[str, str]) -> SpilledTable:
+        """Several spilled tables of the same columns (``types``: their DuckDB types), one after
+        the other, as a single Parquet file written by Arrow batches (memory: one batch): a
+        raw-table writer inserts it in one statement, where a part per file would cost a
+        statement each (DuckDB's cost of an ``INSERT`` grows with their number)."""
+        columns = tables[0].columns
+        schema = pa.schema([(n, _ARROW_TYPES[types[n]]) for n in columns])
+        folder = _Folder()
+        target = folder.path / "lignes.parquet"
+        with pq.ParquetWriter(target, schema) as writer:
+            for table in tables:
+                for part in table.parts:
+                    for batch in part.batches(schema):
+                        writer.write_batch(batch)
+        return SpilledTable([Part(target)], columns, sum(t.count for t in tables), [folder])
 
     @staticmethod
     def union(tables: list[SpilledTable]) -> SpilledTable:

@@ -14,10 +14,12 @@ from pathlib import Path
 from pipelines.lib.assets import Ingested, ReadContext, concat, ingestion_asset
 from pipelines.lib.files import TABLE_SUFFIXES
 from pipelines.lib.raw_schemas import file_log, unread_logs
+from pipelines.lib.spill import SpilledTable
 from pipelines.lib.tables import IngestionError
 from pipelines.sources.insee.dictionary import VariableDictionary, default_dictionary
 from pipelines.sources.insee.parameters import file_parameters
 from pipelines.sources.insee.reader import (
+    VALUE_TYPES,
     InseeFile,
     list_insee_files,
     millesime_from_name,
@@ -69,7 +71,10 @@ def read_insee(ctx: ReadContext) -> Ingested:
         )
     check_no_overlap(results, dictionary)
     found = [a for a in anomalies if len(a)]
-    return Ingested(concat(frames), concat(rejects), logs, anomalies=concat(found))
+    # every file's values in one Parquet file: inserted by one statement (one per file costs
+    # more than the reading, docs/performance.md « Lecture des bases INSEE »)
+    values = SpilledTable.one_file(frames, dict(VALUE_TYPES)) if frames else None
+    return Ingested(values, concat(rejects), logs, anomalies=concat(found))
 
 
 def file_note(result: InseeFile, sidecar: Path | None) -> str:

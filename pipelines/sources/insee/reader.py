@@ -22,13 +22,17 @@ from the others and values would land under another variable or territory.
 
 from __future__ import annotations
 
+import pickle
 import re
+import tempfile
 from array import array
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipelines.lib.cells import (
@@ -142,10 +146,41 @@ def _territory(code: str, row: list[str]) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _find_code_column(columns: list[list[str]]) -> int:
-    """Index of the column whose values are QPV codes (whatever its name)."""
+def _extent(cells: list[str], start: int) -> int:
+    """The columns a row fills: ``start`` when its cells from ``start`` on are all blank, else
+    1 + the index of its last non-blank cell (one join tells, not a test per cell: a national
+    base has hundreds of empty columns ``;;;`` after its named ones)."""
+    if len(cells) <= start or not "".join(cells[start:]).strip():
+        return start
+    filled, blank = start, len(cells)  # cells[filled:] holds a value, cells[blank:] none
+    while blank - filled > 1:
+        middle = (filled + blank) // 2
+        if "".join(cells[middle:]).strip():
+            filled = middle
+        else:
+            blank = middle
+    return blank
+
+
+def _columns(rows: list[list[str]], width: int) -> list[tuple[str, ...]]:
+    """The first ``width`` columns of some rows (shorter rows padded with blank cells)."""
+    padded = [
+        r if len(r) == width else (r[:width] if len(r) > width else r + [""] * (width - len(r)))
+        for r in rows
+    ]
+    return list(zip(*padded, strict=True)) if padded else [() for _ in range(width)]
+
+
+def _find_code_column(rows: list[list[str]], width: int) -> int:
+    """Index of the column (of the first ``width``) whose values, in ``rows``, are QPV codes
+    (whatever its name)."""
+    filled = 0  # the columns beyond hold no value: no code
+    for cells in rows:
+        filled = _extent(cells, filled)
     best, best_hits = -1, 0
-    for j, values in enumerate(columns):
+    for j, values in enumerate(_columns(rows, min(filled, width))):
+        if "Q" not in "".join(values[:500]).upper():  # no cell can start with a Q
+            continue
         sample = [v.strip().upper() for v in values[:500]]
         if not any(v.startswith("Q") for v in sample):
             continue
@@ -209,6 +244,10 @@ def _texts(cells: list[Any], kind: str) -> list[str]:
 MEMORY_FACTOR = 5
 HEAD_ROWS = 500  # rows where the code column is found (the decimal mark: the first 200)
 KIND_SAMPLE = 2000  # non-empty values of a column that decide whether it holds numbers
+#: Cells (rows x columns read) held at once: the rows are read by chunks of about this many
+#: cells, then each chunk is looked at and turned into values column by column (numpy/pandas
+#: rather than one Python step per cell), its values appended to the spill as one frame.
+CHUNK_CELLS = 100_000
 
 VALUE_TYPES = RAW_TABLES["insee_valeurs"]  # the raw table's own columns and types
 REJECT_TYPES = [(n, "BIGINT" if n == "ligne" else "VARCHAR") for n in REJECT_COLUMNS]
@@ -237,12 +276,22 @@ class _Layout:
     numeric: dict[int, int] = field(default_factory=dict)
     other: dict[int, int] = field(default_factory=dict)
     year_col: int | None = None
+    extent: int = 0  # columns beyond are blank in every (well-shaped) row
 
     def rows(self):
         """(line, texts, misshapen reason) of every non-blank data row, from the table again."""
-        for r in self.table.data:
-            if not r.blank:
-                yield r.line, _texts(r.cells, self.table.format), self.table.field_count_error(r)
+        table = self.table
+        if table.format != "csv":
+            for r in table.data:
+                if not r.blank:
+                    yield r.line, _texts(r.cells, table.format), table.field_count_error(r)
+            return
+        expected = len(table.header)
+        for r in table.data:  # CSV cells are text: blank when their join is
+            cells = r.cells
+            if cells and (cells[0].strip() or "".join(cells).strip()):
+                misshapen = table.field_count_error(r) if len(cells) != expected else None
+                yield r.line, cells, misshapen
 
 
 def _layout(table: Any) -> _Layout:
@@ -256,34 +305,37 @@ def _layout(table: Any) -> _Layout:
     return _Layout(table, table.sheet, header, head)
 
 
-def _scan(layout: _Layout, decimal: str) -> None:
+def _year_candidates(header: list[str]) -> list[int]:
+    """Columns whose name is one of a millésime column (their values decide: :func:`_scan`)."""
+    return [j for j, raw in enumerate(header) if normalise_header(raw) in MILLESIME_COLUMNS]
+
+
+def _scan(layout: _Layout, parsed: _Parsed, on_row=None) -> None:
     """One pass over the rows: width, filled columns, number counts of each column's first
-    KIND_SAMPLE non-empty values, and the millésime column (first 200 values all years)."""
-    candidates = {
-        j: [] for j, raw in enumerate(layout.header) if normalise_header(raw) in MILLESIME_COLUMNS
-    }
-    layout.width = len(layout.header)
-    for _, cells, misshapen in layout.rows():
-        if misshapen:  # rejected when read: its extra field is no column (no COLONNE_<n>)
-            continue
-        layout.width = max(layout.width, len(cells))
-        for j, cell in enumerate(cells):
-            value = cell.strip()
-            if not value:
-                continue
-            layout.filled.add(j)
-            if j in candidates and len(candidates[j]) < 200:
-                candidates[j].append(value)
-            seen = layout.seen.get(j, 0)
-            if seen >= KIND_SAMPLE:
-                continue
-            layout.seen[j] = seen + 1
-            if value.lower() in SECRET_MARKERS:
-                continue
-            if number_or_none(value, decimal) is not None:
-                layout.numeric[j] = layout.numeric.get(j, 0) + 1
-            else:
-                layout.other[j] = layout.other.get(j, 0) + 1
+    KIND_SAMPLE non-empty values, and the millésime column (first 200 values all years); the
+    rows by chunks of about :data:`CHUNK_CELLS` cells, each looked at column by column.
+    ``on_row(i, line, cells, misshapen, extent)`` is called for every row on the way (the
+    rows' keys, when no millésime column is to be found first)."""
+    candidates: dict[int, list[str]] = {j: [] for j in _year_candidates(layout.header)}
+    width = len(layout.header)
+    extent = 0
+    chunk: list[list[str]] = []
+    cells_held = 0
+    for i, (line, cells, misshapen) in enumerate(layout.rows()):
+        if not misshapen:  # else rejected when read: its extra field is no column (COLONNE_<n>)
+            width = max(width, len(cells))
+            extent = _extent(cells, extent)
+            chunk.append(cells[:extent])  # the cells beyond are blank
+            cells_held += extent
+            if cells_held >= CHUNK_CELLS:
+                _scan_chunk(layout, chunk, extent, candidates, parsed)
+                chunk, cells_held = [], 0
+        if on_row is not None:
+            on_row(i, line, cells, misshapen, extent)
+    if chunk:
+        _scan_chunk(layout, chunk, extent, candidates, parsed)
+    layout.width = width
+    layout.extent = extent
     layout.year_col = next(
         (
             j
@@ -292,6 +344,52 @@ def _scan(layout: _Layout, decimal: str) -> None:
         ),
         None,
     )
+
+
+def _scan_chunk(
+    layout: _Layout,
+    rows: list[list[str]],
+    extent: int,
+    candidates: dict[int, list[str]],
+    parsed: _Parsed,
+) -> None:
+    """:func:`_scan` on some rows, column by column (each column's values in row order)."""
+    for j, column in enumerate(_columns(rows, extent)):
+        values = [v for v in map(str.strip, column) if v]
+        if not values:
+            continue
+        layout.filled.add(j)
+        if j in candidates and len(candidates[j]) < 200:
+            candidates[j].extend(values[: 200 - len(candidates[j])])
+        seen = layout.seen.get(j, 0)
+        if seen >= KIND_SAMPLE:
+            continue
+        sample = values[: KIND_SAMPLE - seen]
+        layout.seen[j] = seen + len(sample)
+        for value, n in Counter(sample).items():
+            got = parsed[value]
+            if got[1]:  # a secret marker
+                continue
+            if got[0] is not None:
+                layout.numeric[j] = layout.numeric.get(j, 0) + n
+            else:
+                layout.other[j] = layout.other.get(j, 0) + n
+
+
+class _Parsed(dict):
+    """The cells of a file parsed as in a number column, by their stripped text: (value,
+    secret, secret marker, rejected); each text parsed once for the scan and the values
+    (cleared past :data:`CHUNK_CELLS` texts)."""
+
+    def __init__(self, decimal: str) -> None:
+        super().__init__()
+        self.decimal = decimal
+
+    def __missing__(self, cell: str) -> tuple[float | None, bool, str | None, bool]:
+        if len(self) >= CHUNK_CELLS:
+            self.clear()
+        got = self[cell] = _number_cell(cell, self.decimal)
+        return got
 
 
 def _kinds(layout: _Layout, names: list[str], label_col: int | None) -> list[str]:
@@ -348,10 +446,20 @@ def read_insee_file(
         )
     layouts = [_layout(t) for t in found]
     # the decimal mark of the file, from its cells where it cannot be a thousands separator
-    decimal = decimal_mark(c for lay in layouts for _, cells in lay.head[:200] for c in cells)
-    for lay in layouts:
-        _scan(lay, decimal)
-    if millesime is None and any(lay.year_col is None for lay in layouts):
+    decimal = decimal_mark(
+        c for lay in layouts for _, cells in lay.head[:200] for c in cells[: _extent(cells, 0)]
+    )
+    # one CSV without a millésime column to find: the rows' keys are read in the scan's pass
+    together = (
+        len(layouts) == 1
+        and layouts[0].table.format == "csv"
+        and not _year_candidates(layouts[0].header)
+    )
+    parsed = _Parsed(decimal)
+    if not together:
+        for lay in layouts:
+            _scan(lay, parsed)
+    if millesime is None and (together or any(lay.year_col is None for lay in layouts)):
         raise IngestionError(
             f"{path}: millésime introuvable : l'écrire dans le nom du fichier (année sur 4 "
             "chiffres, ex. IPRO_2022.csv), dans une colonne « millesime » ou « annee », ou dans "
@@ -370,25 +478,27 @@ def read_insee_file(
     shared = _shared_variables([lay.header for lay in layouts])
     across: dict[tuple[str, str, int, str], tuple[int, str | None, str]] = {}
     number_vars: dict[str, str] = {}  # numeric variables: normalised name -> header as written
+    pairs: set[tuple[str, int]] = set()  # (variable, millésime) of the values
     try:
         for t, lay in enumerate(layouts):
-            _read_table(
-                path,
-                source,
-                t,
-                lay,
-                millesime,
-                decimal,
-                values,
-                reject,
-                counts,
-                shared,
-                across,
-                number_vars,
-            )
+            table = _TableRead(path, t, lay, millesime, reject, counts)
+            try:
+                if together:  # the rows kept on disk as read: the values come from there
+                    table.locate(len(lay.header))  # a CSV's well-shaped rows have its width
+                    table.stash = _Stash()
+                    _scan(lay, parsed, table.key)
+                else:
+                    table.locate(lay.width)
+                    table.read_keys()
+                kept = table.kept()
+                table.close_keys()
+                if kept:
+                    table.read_values(source, parsed, values, shared, across, number_vars, pairs)
+            finally:
+                table.close()
         rejected_total = len(rejects)
         feuille = layouts[0].sheet if len(layouts) == 1 else None
-        combos = values.distinct(["variable", "millesime"])
+        combos = _combos(pairs)
         combos.insert(0, "source", source)
         bases = resolve_bases(combos, source, number_vars, dictionary)
         values_table = values.finish(
@@ -432,144 +542,349 @@ def read_insee_file(
     )
 
 
-def _read_table(
-    path, source, t, lay, millesime, decimal, values, reject, counts, shared, across, number_vars
-) -> None:
-    """The rows of one table: their keys checked (one row per territory and millésime), then
-    their values written."""
-    sheet = lay.sheet
-    width = lay.width
-    raw_names = lay.header + [""] * (width - len(lay.header))
-    head_columns = [[] for _ in range(width)]
-    for _, cells in lay.head:
-        padded = cells + [""] * (width - len(cells))
-        for j in range(width):
-            head_columns[j].append(padded[j])
-    try:
-        code_col = _find_code_column(head_columns)
-    except IngestionError as err:
-        where = f"{path}{f' [{sheet}]' if sheet else ''}"
-        raise IngestionError(f"{where}: {err}") from None
-    del head_columns
-    names = _unique_names(raw_names)
-    label_col = _label_column(names, code_col)
-    kinds = _kinds(lay, names, label_col)
-    year_col = lay.year_col
-    if year_col is not None:
-        kinds[year_col] = "skip"  # the row's millésime, not a variable
+class _TableRead:
+    """The reading of one table once its rows were scanned: the rows' keys (one row per
+    territory and millésime), then their values, by chunks of rows, column by column."""
 
-    def status(row, misshapen):
+    def __init__(self, path, t, lay, millesime, reject, counts) -> None:
+        self.path, self.t, self.lay, self.sheet = path, t, lay, lay.sheet
+        self.millesime = millesime
+        self.reject = reject
+        self.counts = counts
+        self.keys = SpillWriter(KEY_TYPES)
+        self.duplicates = array("q")
+        self.stash: _Stash | None = None  # the rows read with their keys, for the values
+
+    def locate(self, width: int) -> None:
+        """The code column (IngestionError when none) among the table's ``width`` columns."""
+        lay = self.lay
+        self.raw_names = lay.header + [""] * (width - len(lay.header))
+        try:
+            self.code_col = _find_code_column([cells for _, cells in lay.head], width)
+        except IngestionError as err:
+            where = f"{self.path}{f' [{self.sheet}]' if self.sheet else ''}"
+            raise IngestionError(f"{where}: {err}") from None
+
+    def status(self, row, misshapen, year_col):
         """(kind, code, year) of a row, or the reject (column, value, reason) it gets."""
         if misshapen:
             return None, (None, ";".join(row)[-80:], misshapen)
-        padded = row + [""] * (width - len(row))
-        kind, code = _territory(padded[code_col], padded)
+        code_col = self.code_col
+        cell = row[code_col] if code_col < len(row) else ""
+        kind, code = _territory(cell, row)  # row[:4]: the cells beyond a row's end are blank
         if kind is None:
             reason = "code territoire non reconnu (ni QPV, commune, EPCI)"
-            return None, (_name(raw_names, code_col), padded[code_col], reason)
-        year = millesime
+            return None, (_name(self.raw_names, code_col), cell, reason)
+        year = self.millesime
         if year_col is not None:
-            year = year_of(padded[year_col])
+            text = row[year_col] if year_col < len(row) else ""
+            year = year_of(text)
             if year is None:
                 reason = "millésime illisible (année sur 4 chiffres attendue)"
-                return None, (_name(raw_names, year_col), padded[year_col], reason)
-        return (kind, code, year, padded), None
+                return None, (_name(self.raw_names, year_col), text, reason)
+        return (kind, code, year, cell), None
 
-    # 1. the rows' keys: one row per territory (and millésime); a second row for the same code
-    # is refused, unless it repeats the first one exactly (then rejected as a duplicate)
-    keys = SpillWriter(KEY_TYPES)
-    try:
-        for i, (line, row, misshapen) in enumerate(lay.rows()):
-            counts["read"] += 1
-            got, bad = status(row, misshapen)
-            if got is None:
-                counts["rejected"] += 1
-                reject(t, 0, 0, i, sheet, line, *bad)
-                continue
-            kind, code, year, padded = got
-            digest = hash(tuple(c.strip() for j, c in enumerate(padded) if j != code_col))
-            keys.append((i, line, kind, code, year, digest, padded[code_col]))
-        duplicates = _duplicates(path, sheet, keys, reject, t, raw_names, code_col, counts)
-        kept = len(keys) - len(duplicates)
-    finally:
-        keys.close()
-    counts["loaded"] += kept
-    if not kept:
-        return
-
-    # 2. the values of the kept rows, column by column of each row
-    columns = [
-        (j, name, raw_names[j], kinds[j])
-        for j, name in enumerate(names)
-        if j != code_col and kinds[j] != "skip"
-    ]
-    conflicts: list[tuple[int, int, str]] = []
-    next_duplicate = iter(duplicates)
-    duplicate = next(next_duplicate, -1)
-    for i, (line, row, misshapen) in enumerate(lay.rows()):
-        if i == duplicate:
-            duplicate = next(next_duplicate, -1)
-            continue
-        got, _ = status(row, misshapen)
+    def key(self, i, line, row, misshapen, end) -> None:
+        """One row's key, kept to find the rows repeating a territory; or its reject. ``end``:
+        the row's cells beyond are blank."""
+        self.counts["read"] += 1
+        got, bad = self.status(row, misshapen, self.lay.year_col)
         if got is None:
-            continue
-        kind, code, year, padded = got
-        label = (padded[label_col].strip() or None) if label_col is not None else None
-        geo = geographie_of(code) if kind == "qpv" else None
-        for j, name, raw_name, column_kind in columns:
-            cell = padded[j].strip()
-            if column_kind == "text":
-                valeur, texte, secret, marqueur = None, cell or None, False, None
-            else:
-                lowered = cell.lower()
-                secret = lowered in SECRET_MARKERS
-                valeur = None if secret else number_or_none(cell, decimal)
-                texte = None
-                marqueur = (lowered or "vide") if secret else None
-            if name in shared:
-                key = (kind, code, year, name)
-                other = across.setdefault(key, (line, sheet, cell))
-                if other[2] != cell:
-                    conflicts.append(
-                        (
-                            j,
-                            i,
-                            f"{path}: {code}, {raw_name} : deux valeurs différentes, "
-                            f"« {other[2]} » (feuille {other[1]}, ligne {other[0]}) et "
-                            f"« {cell} » (feuille {sheet}, ligne {line})",
-                        )
-                    )
-            if column_kind == "number" and not secret and valeur is None:
-                reject(t, 1, j, i, sheet, line, raw_name, cell, "valeur non numérique")
+            self.counts["rejected"] += 1
+            self.reject(self.t, 0, 0, i, self.sheet, line, *bad)
+            return
+        kind, code, year, cell = got
+        # the row's other cells, stripped, without the blank ones that end it
+        cells = list(map(str.strip, row[:end]))
+        if self.code_col < len(cells):
+            del cells[self.code_col]
+        while cells and not cells[-1]:
+            cells.pop()
+        self.keys.append((i, line, kind, code, year, hash(tuple(cells)), cell))
+        if self.stash is not None:
+            kept = row[:end]
+            joined = _SEPARATOR.join(kept)  # one text to keep, unless a cell holds the separator
+            if joined.count(_SEPARATOR) != len(kept) - 1:
+                joined = kept
+            self.stash.add((i, line, kind, code, year, joined), end)
+
+    def read_keys(self) -> None:
+        """1. the rows' keys: one row per territory (and millésime)."""
+        end = self.lay.extent  # every row's cells beyond are blank
+        for i, (line, row, misshapen) in enumerate(self.lay.rows()):
+            self.key(i, line, row, misshapen, end)
+
+    def kept(self) -> int:
+        """A second row for the same code is refused, unless it repeats the first one exactly
+        (then rejected as a duplicate): the rows kept."""
+        self.duplicates = _duplicates(
+            self.path,
+            self.sheet,
+            self.keys,
+            self.reject,
+            self.t,
+            self.raw_names,
+            self.code_col,
+            self.counts,
+        )
+        kept = len(self.keys) - len(self.duplicates)
+        self.counts["loaded"] += kept
+        return kept
+
+    def close_keys(self) -> None:
+        self.keys.close()
+
+    def close(self) -> None:
+        self.keys.close()
+        if self.stash is not None:
+            self.stash.close()
+
+    def _kept_rows(self, year_col):
+        """(index, line, kind, code, year, cells) of the rows with a key, from the table."""
+        for i, (line, row, misshapen) in enumerate(self.lay.rows()):
+            got, _ = self.status(row, misshapen, year_col)
+            if got is not None:
+                kind, code, year, _ = got
+                yield i, line, kind, code, year, row
+
+    def read_values(self, source, parsed, values, shared, across, number_vars, pairs) -> None:
+        """2. the values of the kept rows: by chunks of rows, column by column."""
+        lay, code_col, raw_names = self.lay, self.code_col, self.raw_names
+        names = _unique_names(raw_names)
+        label_col = _label_column(names, code_col)
+        kinds = _kinds(lay, names, label_col)
+        year_col = lay.year_col
+        # the cells read: beyond, no column is named and every cell of every row is blank
+        span = max(
+            [lay.extent, code_col + 1, *(j + 1 for j, kind in enumerate(kinds) if kind != "skip")]
+        )
+        if year_col is not None:
+            kinds[year_col] = "skip"  # the row's millésime, not a variable
+        columns = [
+            (j, name, raw_names[j], kinds[j])
+            for j, name in enumerate(names)
+            if j != code_col and kinds[j] != "skip"
+        ]
+        conflicts: list[tuple[int, int, str]] = []
+        chunk = _Chunk(self.path, source, self.t, self.sheet, parsed, columns, values, self.reject)
+        chunk.counts, chunk.pairs = self.counts, pairs
+        size = max(1, CHUNK_CELLS // max(1, len(columns)))
+        next_duplicate = iter(self.duplicates)
+        duplicate = next(next_duplicate, -1)
+        rows = iter(self.stash) if self.stash is not None else self._kept_rows(year_col)
+        for i, line, kind, code, year, row in rows:
+            if i == duplicate:
+                duplicate = next(next_duplicate, -1)
                 continue
-            counts["secret"] += secret
-            values.append(
-                (
-                    source,
-                    year,
-                    None,  # fichier, feuille: set once for the file
-                    None,
-                    line,
-                    kind,
-                    code,
-                    label,
-                    geo,
-                    name,
-                    raw_name,
-                    valeur,
-                    texte,
-                    secret,
-                    marqueur,
-                    t,
-                    j,
-                    i,
-                )
+            if isinstance(row, str):
+                row = row.split(_SEPARATOR)
+            n = len(row)
+            padded = row[:span] if n >= span else row + [""] * (span - n)
+            label = (padded[label_col].strip() or None) if label_col is not None else None
+            geo = geographie_of(code) if kind == "qpv" else None
+            chunk.add(i, line, kind, code, year, label, geo, padded)
+            if len(chunk.rows) >= size:
+                chunk.write(shared, across, conflicts)
+        chunk.write(shared, across, conflicts)
+        if conflicts:
+            raise IngestionError(min(conflicts)[2])
+        for _j, name, raw_name, column_kind in columns:
+            if column_kind == "number":
+                number_vars.setdefault(name, raw_name)
+
+
+_SEPARATOR = "\x1f"  # between the cells of a row kept on disk (:class:`_Stash`)
+
+
+class _Stash:
+    """Rows kept on disk for a second pass (pickled by chunks of about :data:`CHUNK_CELLS`
+    cells), read back in order: the values are read from them rather than from the file again."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile(prefix="observatoire-lecture-")
+        self.buffer: list[tuple] = []
+        self.held = 0
+
+    def add(self, item: tuple, cells: int) -> None:
+        self.buffer.append(item)
+        self.held += cells + 6
+        if self.held >= CHUNK_CELLS:
+            self._dump()
+
+    def _dump(self) -> None:
+        if self.buffer:
+            pickle.dump(self.buffer, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+            self.buffer, self.held = [], 0
+
+    def __iter__(self):
+        self._dump()
+        self.file.seek(0)
+        while True:
+            try:
+                chunk = pickle.load(self.file)  # noqa: S301 - written just above by this process
+            except EOFError:
+                return
+            yield from chunk
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _combos(pairs: set[tuple[str, int]]) -> pd.DataFrame:
+    """The distinct (variable, millésime) of a file's values, sorted."""
+    if not pairs:
+        empty = pd.Series([], dtype=object)
+        return pd.DataFrame({"variable": empty, "millesime": empty.copy()})
+    frame = pd.DataFrame(sorted(pairs), columns=["variable", "millesime"])
+    frame["millesime"] = frame["millesime"].astype("int32")
+    return frame
+
+
+class _Chunk:
+    """Kept rows of a table, turned into long values column by column when written: each
+    column's distinct cells parsed once (numbers, secret markers), the rows' keys repeated
+    with numpy, one frame appended to the spill for the whole chunk."""
+
+    def __init__(self, path, source, t, sheet, parsed, columns, values, reject) -> None:
+        self.path, self.source, self.t, self.sheet = path, source, t, sheet
+        self.parsed = parsed
+        self.columns = columns
+        self.values = values
+        self.reject = reject
+        self.counts: dict[str, int] = {}
+        self.pairs: set[tuple[str, int]] = set()  # (variable, millésime) written
+        self._clear()
+
+    def _clear(self) -> None:
+        self.index: list[int] = []
+        self.lines: list[int] = []
+        self.keys: list[tuple] = []  # (kind, code, year, label, geo)
+        self.rows: list[list[str]] = []
+
+    def add(self, i, line, kind, code, year, label, geo, padded) -> None:
+        self.index.append(i)
+        self.lines.append(line)
+        self.keys.append((kind, code, year, label, geo))
+        self.rows.append(padded)
+
+    def write(self, shared, across, conflicts) -> None:
+        n, m = len(self.rows), len(self.columns)
+        if not n or not m:
+            self._clear()
+            return
+        # the cells of every column, one after the other (column c, row r at c * n + r)
+        by_column = list(zip(*self.rows, strict=True))
+        cells: list[str] = []
+        for j, name, raw_name, _ in self.columns:
+            column = list(map(str.strip, by_column[j]))
+            if name in shared:
+                self._shared(name, raw_name, j, column, across, conflicts)
+            cells.extend(column)
+        codes, uniques = pd.factorize(np.array(cells, dtype=object))
+        number = np.repeat(np.array([c[3] == "number" for c in self.columns]), n)
+        # each distinct cell parsed once: as a number where a number column has it, else text
+        valeurs = np.full(len(uniques), np.nan)
+        secrets = np.zeros(len(uniques), dtype=bool)
+        markers = np.full(len(uniques), None, dtype=object)
+        rejected = np.zeros(len(uniques), dtype=bool)
+        texts = np.full(len(uniques), None, dtype=object)
+        in_number = np.zeros(len(uniques), dtype=bool)
+        in_number[codes[number]] = True
+        texts_of = uniques.tolist()
+        where = np.flatnonzero(in_number)
+        if len(where):
+            parsed = self.parsed
+            got = [parsed[texts_of[u]] for u in where.tolist()]
+            valeurs[where] = np.array([g[0] for g in got], dtype=float)  # None: NaN
+            secrets[where] = [g[1] for g in got]
+            markers[where] = [g[2] for g in got]
+            rejected[where] = [g[3] for g in got]
+        where = np.flatnonzero(~in_number)
+        if len(where):
+            texts[where] = [texts_of[u] or None for u in where.tolist()]
+        valeur = np.where(number, valeurs[codes], np.nan)
+        secret = number & secrets[codes]
+        bad = number & rejected[codes]
+        for k in np.flatnonzero(bad).tolist():
+            c, r = divmod(k, n)
+            j, _, raw_name, _ = self.columns[c]
+            line, i = self.lines[r], self.index[r]
+            self.reject(
+                self.t, 1, j, i, self.sheet, line, raw_name, cells[k], "valeur non numérique"
             )
-    if conflicts:
-        raise IngestionError(min(conflicts)[2])
-    for _j, name, raw_name, column_kind in columns:
-        if column_kind == "number":
-            number_vars.setdefault(name, raw_name)
+        keep = ~bad
+        self.counts["secret"] += int((secret & keep).sum())
+        years = np.array([key[2] for key in self.keys], dtype=np.int64)
+        self._pairs(keep.reshape(m, n), years)
+        keys = zip(*self.keys, strict=True)
+        kinds, codes_t, _, labels, geos = (np.array(v, dtype=object) for v in keys)
+
+        def per_row(array) -> np.ndarray:
+            return np.tile(array, m)[keep]
+
+        def per_column(items) -> np.ndarray:
+            return np.repeat(np.array(items, dtype=object), n)[keep]
+
+        count = int(keep.sum())
+        self.values.append_columns(
+            {
+                "source": np.full(count, self.source, dtype=object),
+                "millesime": per_row(years),
+                "fichier": np.full(count, None, dtype=object),
+                "feuille": np.full(count, None, dtype=object),
+                "ligne": per_row(np.array(self.lines, dtype=np.int64)),
+                "type_territoire": per_row(kinds),
+                "code_territoire": per_row(codes_t),
+                "libelle_territoire": per_row(labels),
+                "geographie": per_row(geos),
+                "variable": per_column([c[1] for c in self.columns]),
+                "variable_fichier": per_column([c[2] for c in self.columns]),
+                "valeur": valeur[keep],
+                "valeur_texte": np.where(number, None, texts[codes])[keep],
+                "secret": secret[keep],
+                "marqueur_secret": np.where(number, markers[codes], None)[keep],
+                "_t": np.full(count, self.t, dtype=np.int64),
+                "_j": np.repeat(np.array([c[0] for c in self.columns], dtype=np.int64), n)[keep],
+                "_i": per_row(np.array(self.index, dtype=np.int64)),
+            }
+        )
+        self._clear()
+
+    def _pairs(self, keep, years) -> None:
+        """The (variable, millésime) of the values written (``keep``: column x row)."""
+        same = bool((years == years[0]).all())
+        for c, (_, name, _, _) in enumerate(self.columns):
+            if same:
+                if keep[c].any():
+                    self.pairs.add((name, int(years[0])))
+            else:
+                self.pairs.update((name, y) for y in np.unique(years[keep[c]]).tolist())
+
+    def _shared(self, name, raw_name, j, cells, across, conflicts) -> None:
+        """A variable published in several sheets: its value must be the same in each."""
+        for k, cell in enumerate(cells):
+            kind, code, year = self.keys[k][:3]
+            line = self.lines[k]
+            other = across.setdefault((kind, code, year, name), (line, self.sheet, cell))
+            if other[2] != cell:
+                conflicts.append(
+                    (
+                        j,
+                        self.index[k],
+                        f"{self.path}: {code}, {raw_name} : deux valeurs différentes, "
+                        f"« {other[2]} » (feuille {other[1]}, ligne {other[0]}) et "
+                        f"« {cell} » (feuille {self.sheet}, ligne {line})",
+                    )
+                )
+
+
+def _number_cell(cell: str, decimal: str) -> tuple[float | None, bool, str | None, bool]:
+    """(value, secret, secret marker, rejected) of a stripped cell of a number column."""
+    lowered = cell.lower()
+    if lowered in SECRET_MARKERS:
+        return None, True, lowered or "vide", False
+    valeur = number_or_none(cell, decimal)
+    return valeur, False, None, valeur is None
 
 
 def _duplicates(path, sheet, keys, reject, t, raw_names, code_col, counts) -> array:
@@ -654,25 +969,6 @@ def _unique_names(raw_names: list[str]) -> list[str]:
             seen[name] = 1
         out.append(name)
     return out
-
-
-def _column_kinds(
-    names: list[str], columns: list[list[str]], label_col: int | None, decimal: str
-) -> list[str]:
-    """'number', 'text' or 'skip' (an unnamed column with no value: trailing ``;;;``)."""
-    kinds = []
-    for j, name in enumerate(names):
-        values = [v.strip() for v in columns[j] if v.strip()]
-        if name.startswith("COLONNE_") and not values:
-            kinds.append("skip")
-        elif j == label_col or name in TEXT_COLUMNS:
-            kinds.append("text")
-        else:
-            sample = [v for v in values[:2000] if v.lower() not in SECRET_MARKERS]
-            numeric = sum(1 for v in sample if number_or_none(v, decimal) is not None)
-            other = len(sample) - numeric
-            kinds.append("text" if other and numeric < other else "number")
-    return kinds
 
 
 def list_insee_files(insee_dir: Path) -> list[Path]:
