@@ -70,29 +70,11 @@ def materialize_direct(assets, raw: Path, warehouse: Path, **kwargs):
 
 
 def run_dbt(warehouse: Path, folder: Path, *args: str) -> subprocess.CompletedProcess:
-    """``dbt <args>`` on ``warehouse`` with a build's profile, from the project's last parse (as a
-    build runs it), dbt's files and log in ``folder``."""
-    from pipelines.settings import DBT_PROJECT_DIR
-    from pipelines.warehouse.dbt import dbt_executable, seed_partial_parse, write_build_profile
+    """:func:`pipelines.warehouse.dbt.run_dbt` (imported when called: dagster-dbt is slow to
+    import, and most test modules need no dbt)."""
+    from pipelines.warehouse.dbt import run_dbt as run
 
-    profiles = write_build_profile(warehouse, folder / "dbt")
-    seed_partial_parse(folder / "target")
-    return subprocess.run(
-        [
-            dbt_executable(),
-            *args,
-            "--profiles-dir",
-            str(profiles),
-            "--target-path",
-            str(folder / "target"),
-            "--log-path",
-            str(folder / "logs"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=DBT_PROJECT_DIR,
-        timeout=600,
-    )
+    return run(warehouse, folder, *args)
 
 
 def build_direct(raw: Path, base: Path, *select: str) -> Path:

@@ -7,6 +7,7 @@ environment variable is changed during a build.
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -167,6 +168,31 @@ def write_build_profile(warehouse: Path, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "profiles.yml").write_text(yaml.safe_dump(profiles), encoding="utf-8")
     return folder
+
+
+def run_dbt(
+    warehouse: Path, folder: Path, *args: str, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """``dbt <args>`` on ``warehouse`` with a build's profile, from the project's last parse (as a
+    build runs it), dbt's files and log in ``folder`` (the tests' and the bench tools' dbt)."""
+    profiles = write_build_profile(warehouse, folder / "dbt")
+    seed_partial_parse(folder / "target")
+    return subprocess.run(
+        [
+            dbt_executable(),
+            *args,
+            "--profiles-dir",
+            str(profiles),
+            "--target-path",
+            str(folder / "target"),
+            "--log-path",
+            str(folder / "logs"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=DBT_PROJECT_DIR,
+        timeout=timeout,
+    )
 
 
 def build_dbt_assets():

@@ -24,7 +24,6 @@ import json
 import math
 import re
 import resource
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -53,31 +52,11 @@ RELATION = re.compile(r'"(\w+)"\."(\w+)"\."(\w+)"')
 def compile_models(models: tuple[str, ...], folder: Path) -> dict[str, str]:
     """The compiled SQL of each model (``dbt compile`` on an empty warehouse in ``folder``)."""
     from pipelines.duckdb_utils import ensure_spatial_installed
-    from pipelines.settings import DBT_PROJECT_DIR
-    from pipelines.warehouse.dbt import dbt_executable, seed_partial_parse, write_build_profile
+    from pipelines.warehouse.dbt import run_dbt
 
     ensure_spatial_installed()
-    profiles = write_build_profile(folder / "warehouse.duckdb", folder / "dbt")
     target = folder / "target"
-    seed_partial_parse(target)
-    done = subprocess.run(
-        [
-            dbt_executable(),
-            "compile",
-            "--select",
-            *models,
-            "--profiles-dir",
-            str(profiles),
-            "--target-path",
-            str(target),
-            "--log-path",
-            str(folder / "logs"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=DBT_PROJECT_DIR,
-        timeout=600,
-    )
+    done = run_dbt(folder / "warehouse.duckdb", folder, "compile", "--select", *models)
     if done.returncode != 0:
         raise click.ClickException(f"dbt compile a échoué :\n{done.stdout[-3000:]}")
     out = {}
