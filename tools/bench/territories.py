@@ -64,27 +64,12 @@ def objectif_codes() -> list[str]:
 
 
 BENCH_SOURCE = "banc d'essai (fictif)"
-RULE_COLUMNS = [
-    "regle",
-    "financeur",
-    "annee_debut",
-    "annee_fin",
-    "condition_statut",
-    "valeur",
-    "unite",
-    "controle",
-    "sens",
-    "tolerance",
-    "condition_rang",
-    "condition_nature",
-    "condition_volet",
-    "condition_quartier",
-    "exception_porteur",
-    "description",
-    "source_seed",
-    "source_libelle",
-    "citation",
-]
+#: The columns of a territory's regles_financement.csv, in the order of the worked examples
+#: (exemples/territoires/*/regles_financement.csv), so that the bench writes the shape users copy.
+EXAMPLES = Path(__file__).resolve().parents[2] / "exemples" / "territoires"
+EXAMPLE_RULES = EXAMPLES / "VM" / "regles_financement.csv"
+with EXAMPLE_RULES.open(encoding="utf-8", newline="") as _fh:
+    RULE_COLUMNS = next(csv.reader(_fh))
 
 
 def territory_rules(territory: Territory, seed: int, first_year: int) -> list[dict[str, str]]:
