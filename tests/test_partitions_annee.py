@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from pipelines.duckdb_utils import load_spatial, sql_literal
 from pipelines.sources.bilans.assets import bilans
 from pipelines.sources.programmations.assets import programmations
 from pipelines.sources.programmations.partitions import ANNEE, partition_of
@@ -240,6 +243,9 @@ def test_cli_build_one_year(demo_build, tmp_path):
     shutil.copytree(demo_build / "raw", raw)
     shutil.copy(demo_build / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
     shutil.copytree(demo_build / "marts", tmp_path / "marts")
+    # the manifest of the demo's build: same version and options, the yearly models keep the
+    # other years
+    shutil.copytree(demo_build / "builds", tmp_path / "builds")
     warehouse = tmp_path / "warehouse.duckdb"
 
     def snapshot(sql: str) -> list:
@@ -277,6 +283,14 @@ def test_cli_build_one_year(demo_build, tmp_path):
     del lines[line_no - 1]
     source.write_text("".join(lines), encoding="utf-8")
 
+    published_files = {
+        name: (tmp_path / "marts" / name).stat().st_ino
+        for name in (
+            "indicateurs_qpv.parquet",
+            "csv/indicateurs_qpv.csv",
+            "depenses_orientation.parquet",
+        )
+    }
     result = run_cli(
         "build",
         "--annee",
@@ -287,10 +301,24 @@ def test_cli_build_one_year(demo_build, tmp_path):
         str(warehouse),
         "--marts-dir",
         str(tmp_path / "marts"),
-        env=NO_DOCUMENTS,
+        # the options of the demo's build (its reports written as HTML)
+        env={"OBSERVATOIRE_RAPPORT_PDF": os.environ.get("OBSERVATOIRE_RAPPORT_PDF", "0")},
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "(années 2027)" in result.stdout
+    assert (
+        "Année 2027 : les modèles annuels recalculent 2027 et les années suivantes, les autres "
+        "sont reprises de l'entrepôt publié" in result.stdout
+    )
+    # the marts no programmation touches keep their published files (hard links); the others
+    # are written again
+    reused = re.search(r"Marts inchangés, fichiers repris [^:]*: (.*)", result.stdout)
+    assert reused and "indicateurs_qpv" in reused.group(1).split(", ")
+    assert "depenses_orientation" not in reused.group(1).split(", ")
+    after = {name: (tmp_path / "marts" / name).stat().st_ino for name in published_files}
+    assert after["indicateurs_qpv.parquet"] == published_files["indicateurs_qpv.parquet"]
+    assert after["csv/indicateurs_qpv.csv"] == published_files["csv/indicateurs_qpv.csv"]
+    assert after["depenses_orientation.parquet"] != published_files["depenses_orientation.parquet"]
 
     assert (snapshot(others), snapshot(marts_others)) == before
     expected = total_2027 - amount
@@ -317,5 +345,75 @@ def test_cli_build_one_year(demo_build, tmp_path):
     ]
     assert runs and runs[0].is_success
 
+    # the yearly models recomputed 2027 (and kept the other years): every table of the
+    # intermediate and marts schemas is the one a full build of the same files gives
+    full = tmp_path / "complet"
+    result = run_cli(
+        "build",
+        "--raw-dir",
+        str(raw),
+        "--warehouse",
+        str(full / "warehouse.duckdb"),
+        "--marts-dir",
+        str(full / "marts"),
+        env=NO_DOCUMENTS,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    moved = (str(demo_build / "raw"), str(raw))
+    assert _differences(warehouse, full / "warehouse.duckdb", moved) == {}
+
     bad = run_cli("build", "--annee", "2027", "--as-of", "x", "--raw-dir", str(raw))
     assert bad.returncode == 2 and "ne se combinent pas" in bad.stderr
+
+
+def _differences(
+    built: Path, reference: Path, moved: tuple[str, str]
+) -> dict[str, tuple[int, int]]:
+    """Tables of the intermediate and marts schemas whose rows differ between two warehouses:
+    ``{schema.table: (rows only in built, rows only in reference)}`` (duplicates counted). The
+    raw files' paths in ``built`` that begin with ``moved[0]`` are read as under ``moved[1]``
+    (a copied raw folder)."""
+    old, new = (sql_literal(p) for p in moved)
+    con = duckdb.connect()
+    try:
+        load_spatial(con)
+        con.execute(f"attach {sql_literal(str(built))} as a (read_only)")
+        con.execute(f"attach {sql_literal(str(reference))} as b (read_only)")
+        tables = con.execute(
+            "select schema_name, table_name from duckdb_tables() where database_name = 'b' "
+            "and schema_name in ('intermediate', 'marts') order by all"
+        ).fetchall()
+        assert len(tables) > 30
+        out = {}
+        for schema, table in tables:
+            name = f'"{schema}"."{table}"'
+            columns = con.execute(
+                "select column_name, data_type from duckdb_columns() where database_name = 'a' "
+                "and schema_name = ? and table_name = ? order by column_index",
+                [schema, table],
+            ).fetchall()
+            moved_columns = ", ".join(
+                f'replace("{c}", {old}, {new}) as "{c}"'
+                if kind == "VARCHAR"
+                else f'list_transform("{c}", x -> replace(x, {old}, {new})) as "{c}"'
+                if kind == "VARCHAR[]"
+                else f'"{c}"'
+                for c, kind in columns
+            )
+            only = (
+                [
+                    con.execute(
+                        f"select count(*) from (select {left} except all select * from b.{name})"
+                    ).fetchone()[0],
+                    con.execute(
+                        f"select count(*) from (select * from b.{name} except all select {left})"
+                    ).fetchone()[0],
+                ]
+                if (left := f"{moved_columns} from a.{name}")
+                else []
+            )
+            if any(only):
+                out[f"{schema}.{table}"] = tuple(only)
+        return out
+    finally:
+        con.close()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -36,6 +36,7 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
 from pipelines.duckdb_utils import tables_in
+from pipelines.lib.files import link_or_copy
 from pipelines.publication.cells import FORMULA_STARTS, neutralise_formula
 from pipelines.publication.libelles import column_label, sheet_title
 from pipelines.publication.secret import MaskSpec, load_specs, mask_counts, threshold
@@ -362,11 +363,14 @@ def export_spreadsheets(
     latest_only: bool = False,
     max_territories: int | None = None,
     sources: dict[str, str] | None = None,
+    csv_reused: Mapping[str, Path] | None = None,
 ) -> SpreadsheetExport:
     """``out/csv/<mart>.csv`` for every mart and ``out/tableurs/*.xlsx`` per territory and
     year (those given, else all; the latest year of each with ``latest_only``). With more
     territories than ``max_territories``, no workbook: ``skipped`` says why (a national build
-    would write hundreds; ``observatoire export excel --territoire`` writes those wanted)."""
+    would write hundreds; ``observatoire export excel --territoire`` writes those wanted).
+    ``csv_reused``: the CSV already written of some marts (published by the same version of
+    the project, for the same rows), linked instead of written again."""
     out = Path(out)
     result = SpreadsheetExport()
     specs = load_specs()
@@ -386,7 +390,11 @@ def export_spreadsheets(
             (out / "csv").mkdir(parents=True, exist_ok=True)
             for table in tables:
                 path = out / "csv" / f"{table}.csv"
-                result.csv_files.append(write_csv_fr(con, sources[table], path))
+                if csv_reused and table in csv_reused:
+                    link_or_copy(csv_reused[table], path)
+                    result.csv_files.append(path)
+                else:
+                    result.csv_files.append(write_csv_fr(con, sources[table], path))
         if not {"ref_territoires", "ref_perimetre_qpv"} <= set(tables_in(con, "referentiels")):
             return result
         (out / "tableurs").mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ dbt writes into the run's staging warehouse: the asset gives dbt a profile of it
 environment variable is changed during a build.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -23,7 +24,11 @@ from packaging.version import Version
 from pipelines.duckdb_utils import ensure_spatial_installed
 from pipelines.settings import DBT_PROJECT_DIR
 from pipelines.warehouse.manifest import manifest_is_fresh as _manifest_is_fresh
-from pipelines.warehouse.resources import ProjectFolders, release_warehouses
+from pipelines.warehouse.resources import (
+    ProjectFolders,
+    release_warehouses,
+    same_version_as_published,
+)
 
 LAYERS = ("staging", "intermediate", "marts")
 
@@ -195,6 +200,21 @@ def run_dbt(
     )
 
 
+def yearly_args(folders: ProjectFolders, partition: str | None) -> list[str]:
+    """dbt's arguments for the models keyed by programmation year (``annees_reconstruites``,
+    dbt_project/macros): none in a full build (an empty staging warehouse: every model is
+    built in full); in a run of one ``annee`` partition, which starts from a copy of the
+    published warehouse, ``annee_depuis``: the yearly models recompute that year and the later
+    ones and keep the others. When the published warehouse was built by another version of the
+    project or with other options (its build manifest says so; or it has none), its tables may
+    not have the columns of this version: ``--full-refresh`` rebuilds the yearly models in full."""
+    if partition is None or folders.direct:
+        return []
+    if not same_version_as_published(folders.paths.warehouse):
+        return ["--full-refresh"]
+    return ["--vars", json.dumps({"annee_depuis": int(partition)})]
+
+
 def build_dbt_assets():
     project = dbt_project()
 
@@ -214,8 +234,11 @@ def build_dbt_assets():
         seed_partial_parse(target)
         # unit tests check the SQL against fixtures, not the data: they run in the test suite
         # (tests/test_dbt_tests.py), not in every build; dbt's files stay in the staging folder
+        yearly = yearly_args(folders, context.run.tags.get("dagster/partition"))
+        if yearly:
+            context.log.info(f"dbt: {' '.join(yearly)}")
         yield from dbt.cli(
-            BUILD_ARGS + ["--profiles-dir", str(profiles)],
+            BUILD_ARGS + yearly + ["--profiles-dir", str(profiles)],
             context=context,
             target_path=target,
         ).stream()

@@ -238,6 +238,7 @@ def run_build(
         for job_name, partition in runs:
             if partition is not None:
                 _ensure_partition(instance, partition)
+                progress.echo(_yearly_line(paths, partition))
             log = log_dir / f"construction-{datetime.now():%Y%m%dT%H%M%S}.log"
             try:
                 with _dbt_output(log, verbose), warnings.catch_warnings():
@@ -334,6 +335,21 @@ def _failure(progress: Progress, log: Path, paths: Paths | None = None) -> str:
     return (progress.failure or "la construction a échoué (voir les étapes ci-dessus)") + where
 
 
+def _yearly_line(paths: Paths, partition: str) -> str:
+    """What a run of one year recomputes (:func:`pipelines.warehouse.dbt.yearly_args`)."""
+    from pipelines.warehouse.resources import same_version_as_published
+
+    if same_version_as_published(paths.warehouse):
+        return (
+            f"Année {partition} : les modèles annuels recalculent {partition} et les années "
+            "suivantes, les autres sont reprises de l'entrepôt publié"
+        )
+    return (
+        f"Année {partition} : modèles annuels recalculés en entier (l'entrepôt publié vient "
+        "d'une autre version du projet ou d'autres options)"
+    )
+
+
 def _report(progress: Progress, result, paths: Paths) -> None:
     """The build summary, from the publication and report assets' metadata."""
     import dagster as dg
@@ -352,6 +368,13 @@ def _report(progress: Progress, result, paths: Paths) -> None:
             + ", ".join(progress.warned_checks[:4])
             + (" ..." if len(progress.warned_checks) > 4 else "")
         )
+    for event in result.get_asset_materialization_events():
+        reused = event.materialization.metadata.get("marts_repris")
+        if event.asset_key == dg.AssetKey(["exports", "marts_parquet"]) and reused:
+            progress.echo(
+                f"Marts inchangés, fichiers repris de la publication précédente "
+                f"({len(reused.value)}): {', '.join(reused.value)}"
+            )
     if "manifeste" in metadata:
         progress.echo(
             f"Entrées archivées ({metadata['fichiers_archives'].value} fichiers): "

@@ -19,6 +19,7 @@ import dagster as dg
 import duckdb
 
 from pipelines.duckdb_utils import quote_identifier, tables_in
+from pipelines.lib.files import link_or_copy
 from pipelines.operations import (
     CURRENT,
     OperationError,
@@ -181,13 +182,6 @@ def _insee_warnings(con: duckdb.DuckDBPyConnection) -> list[str]:
     return lines
 
 
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
 def _point(link: Path, target: str) -> None:
     """Make ``link`` a symbolic link to ``target`` (atomic ``os.replace`` of a new link; a real
     folder, from before publications, is moved aside first and removed)."""
@@ -264,9 +258,9 @@ def _switch(paths: Paths, build: str) -> Path:
             if kept.exists() or item.name.startswith("."):
                 continue
             if item.is_dir():
-                shutil.copytree(item, kept, copy_function=_link_or_copy)
+                shutil.copytree(item, kept, copy_function=link_or_copy)
             else:
-                _link_or_copy(str(item), str(kept))
+                link_or_copy(item, kept)
     tmp = root / f".{CURRENT}.lien"
     tmp.unlink(missing_ok=True)
     os.symlink(build, tmp)

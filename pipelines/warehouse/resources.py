@@ -174,3 +174,18 @@ class Warehouse(dg.ConfigurableResource):
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         release_warehouses()
+
+
+def same_version_as_published(warehouse: Path) -> bool:
+    """Whether the published ``warehouse`` was built by this version of the project with the
+    same options (its build manifest says so): a build of some years may then keep what it did
+    not change (the yearly dbt models' other years, the exports of unchanged marts). Without a
+    manifest (``--as-of`` builds do not archive), no."""
+    from pipelines.operations import build_options, code_version, last_manifest
+
+    published = last_manifest(Path(warehouse))
+    return (
+        published is not None
+        and published.get("version_code") == code_version()
+        and published.get("options", {}) == build_options()
+    )

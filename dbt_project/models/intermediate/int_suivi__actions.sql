@@ -6,11 +6,21 @@
 -- and its marqueur égalité placed on the scale the territory has in force that year (none for a
 -- territory without a marqueur scale). Its transversal theme (int_suivi__programmations, first
 -- line) and whether a line says it belongs to a projet de quartier (NULL: no such column).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ supprimer_annees_reconstruites() }}"
+    )
+}}
+
 with
 
 lignes as (
 
     select * from {{ ref('int_suivi__programmations') }}
+    where {{ annees_reconstruites() }}
 
 ),
 
@@ -22,6 +32,7 @@ bilans as (
         dossier,
         min(date_bilan) as date_bilan
     from {{ ref('stg_suivi__bilans') }}
+    where {{ annees_reconstruites() }}
     group by territoire, annee, dossier
 
 ),

@@ -1,11 +1,21 @@
 -- One row per action x canonical financeur: the amounts requested and granted summed over the
 -- action's lines for that financeur (two labels of one financeur, as « État » and « BOP 147 »;
 -- a repeated request is not summed: the reader keeps the last line), in euros DECIMAL(18, 2), with the nature of the subsidy and the regional volet of the first line.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ supprimer_annees_reconstruites() }}"
+    )
+}}
+
 with
 
 lignes as (
 
     select * from {{ ref('int_suivi__programmations') }}
+    where {{ annees_reconstruites() }}
 
 ),
 

@@ -5,11 +5,21 @@
 -- of the action has one ('population'); otherwise an equal split ('egale', flagged); a single
 -- QPV gets everything ('unique'). Actions without any QPV code (quartier d'intérêt
 -- communautaire, hors QPV, cell empty) get one row with code_qpv = 'SANS_QPV'.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ supprimer_annees_reconstruites() }}"
+    )
+}}
+
 with
 
 actions as (
 
     select * from {{ ref('int_suivi__actions') }}
+    where {{ annees_reconstruites() }}
 
 ),
 

@@ -2,11 +2,21 @@
 -- action (realisation and its reason, planned vs actual beneficiaries, result expected vs
 -- obtained, residents' participation) and the action's orientation (level 1) taken from the
 -- programmation of the same year, as beneficiaires_genre does.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ supprimer_annees_reconstruites() }}"
+    )
+}}
+
 with
 
 bilans as (
 
     select * from {{ ref('stg_suivi__bilans') }}
+    where {{ annees_reconstruites() }}
 
 ),
 
@@ -22,6 +32,7 @@ programmations as (
         any_value(orientation_libelle_referentiel) as orientation_libelle_referentiel,
         any_value(orientation_libelle) as orientation_libelle
     from {{ ref('int_suivi__programmations') }}
+    where {{ annees_reconstruites() }}
     group by territoire, annee, dossier
 
 ),

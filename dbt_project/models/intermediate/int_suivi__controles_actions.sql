@@ -10,6 +10,16 @@
 -- as conforme, listed in the mart regles_non_verifiables).
 -- The previous year's action of a project: same territory, year N-1, same dossier base (a CPO
 -- tranche) or same porteur (SIRET, else name) and same intitulé (accents and case ignored).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ supprimer_annees_reconstruites() }}",
+        post_hook="{{ documents_echus(this) }}"
+    )
+}}
+
 {%- set date_reference = var('date_reference', none) -%}
 {%- if date_reference -%}
     {%- set date_reference_sql = "cast('" ~ date_reference ~ "' as date)" -%}
@@ -28,12 +38,14 @@ regles as (
 actions as (
 
     select * from {{ ref('int_suivi__actions') }}
+    where {{ annees_reconstruites(recul=1) }}
 
 ),
 
 financeurs as (
 
     select * from {{ ref('int_suivi__actions_financeurs') }}
+    where {{ annees_reconstruites() }}
 
 ),
 
@@ -205,7 +217,9 @@ applicables as (
             actions.territoire = annee_precedente.territoire
             and actions.annee - 1 = annee_precedente.annee
     where
-        (regles.condition_statut is null or regles.condition_statut = actions.statut_code)
+        -- the years rebuilt (actions holds the year before them too, for the previous actions)
+        {{ annees_reconstruites('actions.annee') }}
+        and (regles.condition_statut is null or regles.condition_statut = actions.statut_code)
         and (
             regles.condition_rang is null or regles.condition_rang = actions.rang_financement
         )

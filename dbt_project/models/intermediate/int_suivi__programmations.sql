@@ -8,11 +8,21 @@
 -- false, for the controls to report. The transversal theme typed in the file (CABBALR's
 -- priorité transversale, CAMVS's fil rouge, VM's orientation transversale) is matched on the
 -- transversal level-1 nodes of the hierarchy (code, else label): thematique_code / _libelle.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ supprimer_annees_reconstruites() }}"
+    )
+}}
+
 with
 
 programmations as (
 
     select * from {{ ref('stg_suivi__programmations') }}
+    where {{ annees_reconstruites() }}
 
 ),
 

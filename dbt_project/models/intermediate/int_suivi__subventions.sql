@@ -4,18 +4,28 @@
 -- nature EPCI) and the beneficiary must be a legal person (no natural person is ever published:
 -- a porteur whose type reads as a natural person, or with neither a valid SIRET/SIREN nor a
 -- porteur type, is held back).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ supprimer_annees_reconstruites() }}"
+    )
+}}
+
 with
 
 financements as (
 
     select * from {{ ref('int_suivi__actions_financeurs') }}
-    where montant_accorde > 0
+    where montant_accorde > 0 and {{ annees_reconstruites() }}
 
 ),
 
 actions as (
 
     select * from {{ ref('int_suivi__actions') }}
+    where {{ annees_reconstruites() }}
 
 ),
 
