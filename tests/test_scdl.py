@@ -233,3 +233,22 @@ def test_epci_siren_and_state_left_empty(demo_export):
 
 def test_path_argument_is_a_folder(tmp_path):
     assert isinstance(export_scdl(duckdb.connect(), Path(tmp_path)).folder, Path)
+
+
+def test_incomplete_files_are_one_warning():
+    """A national build leaves fields to complete in hundreds of SCDL files: one warning sums
+    them per field and names the first files (each message is an event in Dagster's log)."""
+    from pipelines.warehouse.exports import scdl_incomplete_line
+
+    incomplete = {
+        f"subventions_E2000{i:05d}_2027.csv": {"idBeneficiaire": 2, "nomAttribuant": 1}
+        for i in range(400)
+    }
+    incomplete["subventions_VM_2027.csv"] = {"idBeneficiaire": 5}
+    line = scdl_incomplete_line(incomplete)
+    assert line.startswith("SCDL : champs à compléter dans 401 fichier(s) (")
+    assert "idBeneficiaire : 805 ligne(s), nomAttribuant : 400 ligne(s)" in line
+    assert line.endswith(
+        "par exemple subventions_E200000000_2027.csv, subventions_E200000001_2027.csv, "
+        "subventions_E200000002_2027.csv ..."
+    )

@@ -370,7 +370,7 @@ def _report(progress: Progress, result, paths: Paths) -> None:
         )
     for event in result.get_asset_materialization_events():
         reused = event.materialization.metadata.get("marts_repris")
-        if event.asset_key == dg.AssetKey(["exports", "marts_parquet"]) and reused:
+        if event.asset_key == dg.AssetKey(["exports", "marts_parquet"]) and reused and reused.value:
             progress.echo(
                 f"Marts inchangés, fichiers repris de la publication précédente "
                 f"({len(reused.value)}): {', '.join(reused.value)}"
