@@ -2,16 +2,17 @@
 
 dbt writes into the run's staging warehouse: the asset gives dbt a profile of its own
 (``<staging>/dbt/profiles.yml``, the project's ``profiles.yml`` with the staging path), so no
-environment variable is changed during a build.
+environment variable names the warehouse. A build of some years gives dbt's process one variable,
+the first year to recompute (:data:`YEAR_VARIABLE`), set only while dagster-dbt starts it.
 """
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
@@ -200,19 +201,44 @@ def run_dbt(
     )
 
 
-def yearly_args(folders: ProjectFolders, partition: str | None) -> list[str]:
-    """dbt's arguments for the models keyed by programmation year (``annees_reconstruites``,
-    dbt_project/macros): none in a full build (an empty staging warehouse: every model is
-    built in full); in a run of one ``annee`` partition, which starts from a copy of the
-    published warehouse, ``annee_depuis``: the yearly models recompute that year and the later
-    ones and keep the others. When the published warehouse was built by another version of the
-    project or with other options (its build manifest says so; or it has none), its tables may
-    not have the columns of this version: ``--full-refresh`` rebuilds the yearly models in full."""
+#: The first programmation year a build of some years recomputes in the yearly dbt models
+#: (``annees_reconstruites``, dbt_project/macros), given to dbt's process only.
+YEAR_VARIABLE = "OBSERVATOIRE_ANNEE_DEPUIS"
+
+
+def yearly_args(folders: ProjectFolders, partition: str | None) -> tuple[list[str], str | None]:
+    """dbt's arguments, and the value of :data:`YEAR_VARIABLE`, for the models keyed by
+    programmation year. In a full build (an empty staging warehouse): none, every model is
+    built in full. In a run of one ``annee`` partition, which starts from a copy of the
+    published warehouse: the year, so that the yearly models recompute that year and the
+    later ones and keep the others. When the published warehouse was built by another version
+    of the project or with other options (its build manifest says so; or it has none), its
+    tables may not have the columns of this version: ``--full-refresh`` rebuilds the yearly
+    models in full."""
     if partition is None or folders.direct:
-        return []
+        return [], None
     if not same_version_as_published(folders.paths.warehouse):
-        return ["--full-refresh"]
-    return ["--vars", json.dumps({"annee_depuis": int(partition)})]
+        return ["--full-refresh"], None
+    return [], str(int(partition))
+
+
+@contextmanager
+def environment_variable(name: str, value: str | None) -> Iterator[None]:
+    """``name`` set to ``value`` (removed when None) in this process's environment, which the
+    dbt process started meanwhile inherits (dagster-dbt takes no environment of its own), then
+    restored."""
+    before = os.environ.get(name)
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def build_dbt_assets():
@@ -234,13 +260,13 @@ def build_dbt_assets():
         seed_partial_parse(target)
         # unit tests check the SQL against fixtures, not the data: they run in the test suite
         # (tests/test_dbt_tests.py), not in every build; dbt's files stay in the staging folder
-        yearly = yearly_args(folders, context.run.tags.get("dagster/partition"))
-        if yearly:
-            context.log.info(f"dbt: {' '.join(yearly)}")
-        yield from dbt.cli(
-            BUILD_ARGS + yearly + ["--profiles-dir", str(profiles)],
-            context=context,
-            target_path=target,
-        ).stream()
+        args, year = yearly_args(folders, context.run.tags.get("dagster/partition"))
+        with environment_variable(YEAR_VARIABLE, year):  # dbt's process starts here
+            invocation = dbt.cli(
+                BUILD_ARGS + args + ["--profiles-dir", str(profiles)],
+                context=context,
+                target_path=target,
+            )
+        yield from invocation.stream()
 
     return dbt_entrepot
