@@ -28,9 +28,47 @@
 {%- endif %}
 with
 
+-- What the evaluation reads of a rule; its name, description and source (long texts) join the
+-- results at the end, once per evaluation, instead of travelling with the 2 million action x
+-- rule pairs of a national build.
 regles as (
 
-    select * from {{ ref('int_suivi__regles') }}
+    select
+        regle_cle,
+        territoire,
+        financeur,
+        annee_debut,
+        annee_fin,
+        condition_statut,
+        condition_rang,
+        condition_nature,
+        condition_quartier,
+        exception_porteur,
+        controle,
+        sens,
+        tolerance,
+        valeur,
+        unite,
+        seuil_nombre,
+        seuil_date,
+        seuil_mois,
+        seuil_jour,
+        seuil_niveau
+    from {{ ref('int_suivi__regles') }}
+    where niveau_controle = 'action'
+
+),
+
+descriptions as (
+
+    select
+        regle_cle,
+        regle,
+        description,
+        source_seed,
+        source_libelle,
+        citation
+    from {{ ref('int_suivi__regles') }}
     where niveau_controle = 'action'
 
 ),
@@ -169,8 +207,6 @@ applicables as (
     select
         regles.*,
         actions.dossier,
-        actions.intitule,
-        actions.porteur_nom,
         actions.statut_code,
         actions.cout_total,
         actions.couts_indirects,
@@ -186,7 +222,6 @@ applicables as (
         actions.date_bilan_intermediaire,
         actions.date_fin_action,
         actions.date_demande_report,
-        actions.source_fichier,
         actions.annee,
         actions.statut_categorie,
         precedentes.dossier_precedent,
@@ -464,16 +499,13 @@ evaluees as (
 
 ),
 
-final as (
+resultats as (
 
     select
         regle_cle,
         territoire,
         annee,
         dossier,
-        intitule,
-        porteur_nom,
-        regle,
         financeur,
         controle,
         sens,
@@ -506,13 +538,53 @@ final as (
         condition_rang,
         condition_nature,
         condition_quartier,
-        tolerance,
-        description,
-        source_seed,
-        source_libelle,
-        citation,
-        source_fichier
+        tolerance
     from evaluees
+
+),
+
+final as (
+
+    select
+        resultats.regle_cle,
+        resultats.territoire,
+        resultats.annee,
+        resultats.dossier,
+        actions.intitule,
+        actions.porteur_nom,
+        descriptions.regle,
+        resultats.financeur,
+        resultats.controle,
+        resultats.sens,
+        resultats.unite,
+        resultats.seuil,
+        resultats.valeur_observee,
+        resultats.valeur_nombre,
+        resultats.valeur_date,
+        resultats.seuil_nombre,
+        resultats.echeance,
+        resultats.ecart,
+        resultats.resultat,
+        resultats.en_infraction,
+        resultats.dossier_precedent,
+        resultats.motif_non_verifiable,
+        resultats.condition_statut,
+        resultats.condition_rang,
+        resultats.condition_nature,
+        resultats.condition_quartier,
+        resultats.tolerance,
+        descriptions.description,
+        descriptions.source_seed,
+        descriptions.source_libelle,
+        descriptions.citation,
+        actions.source_fichier
+    from resultats
+    inner join descriptions on resultats.regle_cle = descriptions.regle_cle
+    inner join actions
+        on
+            resultats.territoire = actions.territoire
+            and resultats.annee = actions.annee
+            and resultats.dossier = actions.dossier
 
 )
 
