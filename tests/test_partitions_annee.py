@@ -313,7 +313,14 @@ def test_cli_build_one_year(demo_build, tmp_path):
     # the marts no programmation touches keep their published files (hard links); the others
     # are written again
     reused = re.search(r"Marts inchangés, fichiers repris [^:]*: (.*)", result.stdout)
-    assert reused and "indicateurs_qpv" in reused.group(1).split(", ")
+    assert reused and {"indicateurs_qpv", "lieux_qpv"} <= set(reused.group(1).split(", "))
+    # same territories named by the programmations: ref_territoires and the models that depend
+    # on the programmations only through it were not rebuilt
+    [dbt_log] = (tmp_path / "logs").glob("construction-*.log")
+    ran = dbt_log.read_text(encoding="utf-8")
+    assert "model intermediate.int_suivi__controles_actions" in ran
+    assert "model marts.depenses_orientation" in ran
+    assert "referentiels.ref_territoires" not in ran and "model marts.lieux_qpv" not in ran
     assert "depenses_orientation" not in reused.group(1).split(", ")
     after = {name: (tmp_path / "marts" / name).stat().st_ino for name in published_files}
     assert after["indicateurs_qpv.parquet"] == published_files["indicateurs_qpv.parquet"]
@@ -417,3 +424,63 @@ def _differences(
         return out
     finally:
         con.close()
+
+
+def test_models_that_read_the_programmations_only_through_the_territories():
+    """What a build of some years leaves out when the programmations name the same territories:
+    the référentiel of territories and the models that depend on the yearly sources through it
+    only; every model that reads a year's lines is kept, even if it also reads the territories."""
+    from pipelines.warehouse.manifest import territory_only_models
+
+    left_out = set(territory_only_models())
+    assert {"ref_territoires", "ref_perimetre_qpv", "dim_qpv", "lieux_qpv"} <= left_out
+    assert not left_out & {
+        "int_suivi__subventions",  # reads ref_territoires and the year's actions
+        "int_suivi__actions_qpv",  # reads ref_perimetre_qpv and the year's actions
+        "stg_suivi__programmations",
+        "depenses_orientation",
+        "croisement_qpv_orientation_financeur",
+    }
+
+
+def test_same_territories_compares_the_territories_the_suivi_names(tmp_path):
+    from pipelines.warehouse.dbt import same_territories
+
+    def warehouse(name: str, programmations: list[str], bilans: list[str]) -> Path:
+        path = tmp_path / f"{name}.duckdb"
+        con = duckdb.connect(str(path))
+        con.execute("create schema raw")
+        con.execute("create table raw.programmations (territoire varchar, annee integer)")
+        con.execute("create table raw.bilans (territoire varchar, annee integer)")
+        con.executemany(
+            "insert into raw.programmations values (?, 2027)", [[t] for t in programmations]
+        )
+        con.executemany("insert into raw.bilans values (?, 2027)", [[t] for t in bilans])
+        con.close()
+        return path
+
+    published = warehouse("publie", ["VM", "VM", "CAMVS"], ["CABBALR"])
+    assert same_territories(warehouse("memes", ["CAMVS"], ["VM", "CABBALR"]), published)
+    # a fourth EPCI named by the new year's bilans, or a territory no longer named
+    assert not same_territories(
+        warehouse("plus", ["VM", "CAMVS"], ["CABBALR", "246200364"]), published
+    )
+    assert not same_territories(warehouse("moins", ["VM"], ["CABBALR"]), published)
+    assert not same_territories(tmp_path / "absent.duckdb", published)
+
+
+def test_a_run_that_published_nothing_is_not_a_success():
+    """Dagster counts a run whose publication step was skipped (an upstream output not produced)
+    as a success; the command checks that the publication asset was materialized."""
+    from types import SimpleNamespace
+
+    from pipelines.warehouse.launch import _published
+    from pipelines.warehouse.publication import KEY
+
+    def run(*keys):
+        return SimpleNamespace(
+            get_asset_materialization_events=lambda: [SimpleNamespace(asset_key=k) for k in keys]
+        )
+
+    assert _published(run(dg.AssetKey(["marts", "dim_qpv"]), KEY))
+    assert not _published(run(dg.AssetKey(["marts", "dim_qpv"])))

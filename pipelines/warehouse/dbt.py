@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 import yaml
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 from packaging.version import Version
 
-from pipelines.duckdb_utils import ensure_spatial_installed
+from pipelines.duckdb_utils import ensure_spatial_installed, quote_identifier, sql_literal
 from pipelines.settings import DBT_PROJECT_DIR
 from pipelines.warehouse.manifest import manifest_is_fresh as _manifest_is_fresh
+from pipelines.warehouse.manifest import territory_only_models
 from pipelines.warehouse.resources import (
     ProjectFolders,
     release_warehouses,
@@ -219,7 +221,40 @@ def yearly_args(folders: ProjectFolders, partition: str | None) -> tuple[list[st
         return [], None
     if not same_version_as_published(folders.paths.warehouse):
         return ["--full-refresh"], None
-    return [], str(int(partition))
+    args = []
+    if same_territories(folders.staging_warehouse, folders.paths.warehouse):
+        # the territories named by the programmations and bilans are those of the published
+        # warehouse: ref_territoires and what depends on it only through it are unchanged
+        args = ["--exclude", " ".join(territory_only_models())]  # one value: dbt's syntax
+    return args, str(int(partition))
+
+
+#: The territories the programmations and bilans name (``ref_territoires`` reads nothing else
+#: of them).
+NAMED_TERRITORIES = (
+    "select territoire from {db}.raw.programmations union select territoire from {db}.raw.bilans"
+)
+
+
+def same_territories(staging: Path, published: Path) -> bool:
+    """Whether the programmations and bilans of ``staging`` name the same territories as those
+    of ``published`` (False when either cannot be read)."""
+    try:
+        con = duckdb.connect(str(staging), read_only=True)
+    except duckdb.Error:
+        return False
+    try:
+        [(own,)] = con.execute("select current_database()").fetchall()
+        con.execute(f"attach {sql_literal(str(published))} as publie (read_only)")
+        mine, theirs = (
+            {r[0] for r in con.execute(NAMED_TERRITORIES.format(db=db)).fetchall()}
+            for db in (quote_identifier(own), "publie")
+        )
+        return mine == theirs
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
 
 
 @contextmanager
@@ -261,6 +296,19 @@ def build_dbt_assets():
         # unit tests check the SQL against fixtures, not the data: they run in the test suite
         # (tests/test_dbt_tests.py), not in every build; dbt's files stay in the staging folder
         args, year = yearly_args(folders, context.run.tags.get("dagster/partition"))
+        # the models left out (same territories): their tables in the staging warehouse are the
+        # published ones, as they are; said so first (outputs go parents first, and none of
+        # them depends on a model dbt runs), so that the exports and publication that depend on
+        # them run (an output not produced would skip them)
+        kept = args[args.index("--exclude") + 1].split() if "--exclude" in args else []
+        keys = {key.path[-1]: key for key in context.selected_asset_keys}
+        for name in kept:
+            if name in keys:
+                yield dg.Output(
+                    None,
+                    output_name=context.assets_def.get_output_name_for_asset_key(keys[name]),
+                    metadata={"repris": "table de l'entrepôt publié, inchangée"},
+                )
         with environment_variable(YEAR_VARIABLE, year):  # dbt's process starts here
             invocation = dbt.cli(
                 BUILD_ARGS + args + ["--profiles-dir", str(profiles)],

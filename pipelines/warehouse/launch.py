@@ -257,12 +257,30 @@ def run_build(
                 )
             if not ok:
                 return 1, _failure(progress, log, paths)
+            if not _published(result):
+                # a run whose publication step was skipped (an upstream output not produced)
+                # succeeds for Dagster: nothing was published, which is a failure here
+                skipped = sorted(
+                    e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"
+                )
+                return 1, (
+                    "construction terminée sans publication : étapes sautées "
+                    f"({', '.join(skipped) or 'publication'}) ; entrepôt publié inchangé "
+                    f"(détail: {log})"
+                )
             _report(progress, result, paths)
     progress.echo(
         f"Entrepôt publié: {paths.warehouse} ; marts: {paths.marts_dir} "
         f"({time.perf_counter() - started:.1f} s)"
     )
     return 0, None
+
+
+def _published(result) -> bool:
+    """Whether the run materialized the publication asset."""
+    from pipelines.warehouse.publication import KEY
+
+    return any(event.asset_key == KEY for event in result.get_asset_materialization_events())
 
 
 def _definitions(paths: Paths, record: bool, progress: Progress, allow_empty: bool = False):

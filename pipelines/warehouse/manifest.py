@@ -75,3 +75,67 @@ def dbt_node_count() -> int:
         for node in read_manifest()["nodes"].values()
         if node["resource_type"] in ("model", "seed", "test")
     )
+
+
+#: The yearly sources (``observatoire build --annee``) and the référentiel of territories, the
+#: one model that reads them without being computed year by year.
+YEARLY_SOURCES = (
+    "source.observatoire_qpv.raw.programmations",
+    "source.observatoire_qpv.raw.bilans",
+)
+TERRITORIES_MODEL = "model.observatoire_qpv.ref_territoires"
+
+
+def _downstream(manifest: dict[str, Any], roots: set[str]) -> set[str]:
+    """``roots`` and every node downstream of them (``child_map``)."""
+    seen, todo = set(), list(roots)
+    while todo:
+        node = todo.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        todo.extend(manifest["child_map"].get(node, []))
+    return seen
+
+
+def territory_only_models(manifest: dict[str, Any] | None = None) -> list[str]:
+    """Models downstream of the yearly sources through ``ref_territoires`` only (``dim_qpv``,
+    ``lieux_qpv``, ``fiche_quartier``...), parents first: ``ref_territoires`` reads the
+    programmations and bilans for one thing, the territories they name; these models change
+    with that set only, never with the lines of a year. None of them is downstream of a model
+    that reads a year's lines."""
+    manifest = manifest or read_manifest()
+    if TERRITORIES_MODEL not in manifest["nodes"]:
+        return []
+    yearly = {
+        child
+        for source in YEARLY_SOURCES
+        for child in manifest["child_map"].get(source, [])
+        if child != TERRITORIES_MODEL
+    }
+    by_year = _downstream(manifest, yearly)
+    kept = {
+        node
+        for node in _downstream(manifest, {TERRITORIES_MODEL}) - by_year
+        if node in manifest["nodes"] and manifest["nodes"][node]["resource_type"] == "model"
+    }
+    return [manifest["nodes"][node]["name"] for node in _topological(manifest, kept)]
+
+
+def _topological(manifest: dict[str, Any], nodes: set[str]) -> list[str]:
+    """``nodes`` parents first (``parent_map``), ties by name."""
+    order: list[str] = []
+    done: set[str] = set()
+
+    def visit(node: str) -> None:
+        if node in done:
+            return
+        done.add(node)
+        for parent in sorted(manifest["parent_map"].get(node, [])):
+            if parent in nodes:
+                visit(parent)
+        order.append(node)
+
+    for node in sorted(nodes):
+        visit(node)
+    return order
