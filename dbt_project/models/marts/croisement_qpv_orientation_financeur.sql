@@ -5,23 +5,35 @@
 -- else equal split, flagged; 'TOUS' = every QPV of the perimeter; no code: 'SANS_QPV'), so that
 -- the sum over orientations and financeurs of a QPV is its montant_accorde in
 -- croisement_qpv_annee and effort_financier_qpv (to the cent of rounding).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ supprimer_annees_reconstruites() }}"
+    )
+}}
+
 with
 
 actions as (
 
     select * from {{ ref('int_suivi__actions') }}
+    where {{ annees_reconstruites() }}
 
 ),
 
 cibles as (
 
     select * from {{ ref('int_suivi__actions_qpv') }}
+    where {{ annees_reconstruites() }}
 
 ),
 
 financements as (
 
     select * from {{ ref('int_suivi__actions_financeurs') }}
+    where {{ annees_reconstruites() }}
 
 ),
 

@@ -2,11 +2,21 @@
 -- (level 2 of the territory's hierarchy: VM and CAMVS objectifs, CABBALR priorités; a code typed
 -- at level 3 is rolled up to its objectif), financeur and credit type. Same measures as
 -- depenses_orientation, plus the share of the orientation's total granted.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ supprimer_annees_reconstruites() }}"
+    )
+}}
+
 with
 
 lignes as (
 
     select * from {{ ref('int_suivi__programmations') }}
+    where {{ annees_reconstruites() }}
 
 ),
 

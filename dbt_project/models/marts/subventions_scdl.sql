@@ -4,12 +4,21 @@
 -- attributor, beneficiary a legal person). pipelines/publication/scdl.py writes one CSV per
 -- fichier_scdl (territory x financeur x year). Fields the programmation does not hold are left
 -- empty and listed in champs_a_completer.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ supprimer_annees_reconstruites() }}"
+    )
+}}
+
 with
 
 subventions as (
 
     select * from {{ ref('int_suivi__subventions') }}
-    where publiable
+    where publiable and {{ annees_reconstruites() }}
 
 ),
 
