@@ -78,12 +78,21 @@ def export_marts(
     tables = sorted(tables_in(con, "marts"))
     specs = load_specs()
     reused = dict(reused or {})
+    # a geometry read back from Parquet carries the file's CRS in its type: the maps of the
+    # QGIS kit read those marts from the warehouse, as in a full build
+    with_geometry = {
+        table
+        for (table,) in con.execute(
+            "select distinct table_name from duckdb_columns() where schema_name = 'marts' "
+            "and database_name = current_database() and data_type like 'GEOMETRY%'"
+        ).fetchall()
+    }
     with ExitStack() as stack:
         # each mart as published (statistical secrecy applied, pipelines/publication) once,
         # for the Parquet file, the CSV and the workbooks
         sources = {
             t: f"read_parquet({sql_literal(str(reused[t] / f'{t}.parquet'))})"
-            if t in reused
+            if t in reused and t not in with_geometry
             else stack.enter_context(published(con, t, specs))
             for t in tables
         }
