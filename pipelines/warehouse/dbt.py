@@ -208,25 +208,31 @@ def run_dbt(
 YEAR_VARIABLE = "OBSERVATOIRE_ANNEE_DEPUIS"
 
 
-def yearly_args(folders: ProjectFolders, partition: str | None) -> tuple[list[str], str | None]:
-    """dbt's arguments, and the value of :data:`YEAR_VARIABLE`, for the models keyed by
-    programmation year. In a full build (an empty staging warehouse): none, every model is
-    built in full. In a run of one ``annee`` partition, which starts from a copy of the
-    published warehouse: the year, so that the yearly models recompute that year and the
-    later ones and keep the others. When the published warehouse was built by another version
-    of the project or with other options (its build manifest says so; or it has none), its
-    tables may not have the columns of this version: ``--full-refresh`` rebuilds the yearly
-    models in full."""
+def yearly_args(
+    folders: ProjectFolders, partition: str | None
+) -> tuple[list[str], str | None, list[str]]:
+    """dbt's arguments, the value of :data:`YEAR_VARIABLE` and the models left out (their
+    published tables kept), for the models keyed by programmation year.
+
+    In a full build (an empty staging warehouse): none, every model is built in full. In a run
+    of one ``annee`` partition, which starts from a copy of the published warehouse: the year,
+    so that the yearly models recompute that year and the later ones and keep the others, and
+    the models that depend on the programmations only through the territories they name when
+    that set is the published one (:func:`same_territories`). When the published warehouse was
+    built by another version of the project or with other options (its build manifest says
+    so; or it has none), its tables may not have the columns of this version:
+    ``--full-refresh`` rebuilds the yearly models in full."""
     if partition is None or folders.direct:
-        return [], None
+        return [], None, []
     if not same_version_as_published(folders.paths.warehouse):
-        return ["--full-refresh"], None
-    args = []
+        return ["--full-refresh"], None, []
+    kept = []
     if same_territories(folders.staging_warehouse, folders.paths.warehouse):
         # the territories named by the programmations and bilans are those of the published
         # warehouse: ref_territoires and what depends on it only through it are unchanged
-        args = ["--exclude", " ".join(territory_only_models())]  # one value: dbt's syntax
-    return args, str(int(partition))
+        kept = territory_only_models()
+    args = ["--exclude", " ".join(kept)] if kept else []  # one value: dbt's syntax
+    return args, str(int(partition)), kept
 
 
 #: The territories the programmations and bilans name (``ref_territoires`` reads nothing else
@@ -295,12 +301,11 @@ def build_dbt_assets():
         seed_partial_parse(target)
         # unit tests check the SQL against fixtures, not the data: they run in the test suite
         # (tests/test_dbt_tests.py), not in every build; dbt's files stay in the staging folder
-        args, year = yearly_args(folders, context.run.tags.get("dagster/partition"))
+        args, year, kept = yearly_args(folders, context.run.tags.get("dagster/partition"))
         # the models left out (same territories): their tables in the staging warehouse are the
         # published ones, as they are; said so first (outputs go parents first, and none of
         # them depends on a model dbt runs), so that the exports and publication that depend on
         # them run (an output not produced would skip them)
-        kept = args[args.index("--exclude") + 1].split() if "--exclude" in args else []
         keys = {key.path[-1]: key for key in context.selected_asset_keys}
         for name in kept:
             if name in keys:

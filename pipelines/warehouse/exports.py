@@ -24,7 +24,7 @@ import dagster as dg
 import duckdb
 
 from geo.export import export_dim_qpv
-from pipelines.duckdb_utils import sql_literal, tables_in
+from pipelines.duckdb_utils import quote_identifier, sql_literal, tables_in
 from pipelines.lib.files import link_or_copy
 from pipelines.publication.cells import neutralise_formula
 from pipelines.publication.qgis import QgisExport, export_qgis
@@ -37,11 +37,6 @@ from pipelines.warehouse.resources import (
     Warehouse,
     same_version_as_published,
 )
-
-
-def quote_identifier(name: str) -> str:
-    """A SQL identifier in double quotes (``"`` doubled): table names never reach SQL bare."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass
