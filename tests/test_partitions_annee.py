@@ -322,6 +322,13 @@ def test_cli_build_one_year(demo_build, tmp_path):
     assert "model marts.depenses_orientation" in ran
     assert "referentiels.ref_territoires" not in ran and "model marts.lieux_qpv" not in ran
     assert "depenses_orientation" not in reused.group(1).split(", ")
+    # the checks of the tables kept are said once, not one Dagster warning per check
+    assert "emitted no result" not in result.stdout + result.stderr
+    ungated = re.search(
+        r"Contrôles non relancés[^:]*: \d+ contrôle\(s\) de \d+ table\(s\) \((.*)\)", result.stdout
+    )
+    assert ungated and {"lieux_qpv", "dim_qpv"} <= set(ungated.group(1).split(", "))
+    assert "depenses_orientation" not in ungated.group(1).split(", ")
     after = {name: (tmp_path / "marts" / name).stat().st_ino for name in published_files}
     assert after["indicateurs_qpv.parquet"] == published_files["indicateurs_qpv.parquet"]
     assert after["csv/indicateurs_qpv.csv"] == published_files["csv/indicateurs_qpv.csv"]
@@ -484,3 +491,34 @@ def test_a_run_that_published_nothing_is_not_a_success():
 
     assert _published(run(dg.AssetKey(["marts", "dim_qpv"]), KEY))
     assert not _published(run(dg.AssetKey(["marts", "dim_qpv"])))
+
+
+def test_ungated_checks_are_said_in_one_line():
+    import logging
+
+    from pipelines.warehouse.launch import UngatedChecks
+
+    ungated = UngatedChecks()
+    logger = logging.getLogger(UngatedChecks.LOGGER)
+    logger.addFilter(ungated)
+    try:
+        for check in (
+            "marts/dim_qpv:unique_dim_qpv_code_qpv",
+            "marts/lieux_qpv:colonnes",
+            "marts/dim_qpv:geometrie",
+        ):
+            logger.warning(
+                f"Blocking asset check {check!r} emitted no result in step 'dbt_entrepot'; "
+                "downstream step 'exports__marts_parquet' will proceed without gating on it."
+            )
+        assert not ungated.filter(
+            logging.makeLogRecord({"msg": "Blocking asset check 'x:y' emitted no result"})
+        )
+        assert ungated.filter(logging.makeLogRecord({"msg": "another warning"}))
+    finally:
+        logger.removeFilter(ungated)
+    assert ungated.line() == (
+        "Contrôles non relancés, leurs tables n'ayant pas été recalculées : 4 contrôle(s) de 3 "
+        "table(s) (dim_qpv, lieux_qpv, x)"
+    )
+    assert UngatedChecks().line() is None

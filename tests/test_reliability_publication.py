@@ -497,3 +497,41 @@ def test_manifest_records_every_file_read_lieux_included_and_restores_it(tmp_pat
     evil = {"fichiers": [{**manifest["fichiers"][0], "chemin": "../../etc/x"}]}
     with pytest.raises(OperationError, match="chemin hors du dossier brut"):
         restore_inputs(warehouse, evil, tmp_path / "restored")
+
+
+def test_archive_copies_a_file_once_and_refuses_bytes_that_change_while_copied(
+    tmp_path, monkeypatch
+):
+    import hashlib
+
+    from pipelines import operations
+    from pipelines.operations import OperationError, _archive_file
+
+    store = tmp_path / "archive"
+    source = _write(tmp_path / "raw" / "programmation_2027.csv", "Dossier;Montant\nD1;10\n")
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert _archive_file(source, store) == (sha, source.stat().st_size)
+    archived = store / sha[:2] / sha
+    assert archived.read_bytes() == source.read_bytes()
+    # archived already: hashed, not written again (same inode, same mtime)
+    before = archived.stat()
+    assert _archive_file(source, store) == (sha, source.stat().st_size)
+    assert (archived.stat().st_ino, archived.stat().st_mtime_ns) == (
+        before.st_ino,
+        before.st_mtime_ns,
+    )
+    assert [p.name for p in store.iterdir() if p.is_file()] == []  # no temporary file left
+
+    # a new file whose bytes change between its hash and its copy: nothing archived
+    other = _write(tmp_path / "raw" / "bilans_2027.csv", "Dossier;Femmes\nD1;3\n")
+    real = hashlib.file_digest
+
+    def digest_then_change(f, name):
+        result = real(f, name)
+        other.write_text("Dossier;Femmes\nD1;4\n", encoding="utf-8")
+        return result
+
+    monkeypatch.setattr(operations.hashlib, "file_digest", digest_then_change)
+    with pytest.raises(OperationError, match="bilans_2027.csv: modifié pendant l'archivage"):
+        _archive_file(other, store)
+    assert sorted(p.name for p in store.rglob("*") if p.is_file()) == [sha]

@@ -2,11 +2,17 @@
 
 Dagster's SQLite event log creates a SQLAlchemy engine for every read or write of an event and
 disposes of it right after: about 6,000 engines in a demo build (1,100 events, each written to
-its run's database and, for materializations and checks, to the index), 1 ms each here, so
-about 5 s of a 35 s build. :class:`SqliteEventLogStorageMemeMoteur` keeps one engine per
-database for the life of the process (still a new SQLite connection per operation, as Dagster
-does: nothing stays locked between two events); everything else is Dagster's own storage, same
-files, same schema, readable by ``dagster dev`` and any other instance.
+its run's database and, for materializations and checks, to the index), 1 ms each here. Each
+operation also opened a new SQLite connection and closed it, and closing the last connection to
+a WAL database checkpoints it: 7 to 12 ms per event stored, 3.3 to 4.2 ms with connections kept
+(400 materializations, ``SqliteEventLogStorageMemeMoteur`` with and without its pool); a
+national build stores about 1,500 events.
+
+:class:`SqliteEventLogStorageMemeMoteur` keeps one engine per database and process, with
+SQLAlchemy's default pool for a SQLite file (connections kept open between operations, one per
+thread at a time). In WAL mode, which Dagster sets, an open connection holds no lock between two
+transactions: `dagster dev` and other processes read and write the same files as before.
+Everything else is Dagster's own storage, same files, same schema.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     SQLITE_BUSY_TIMEOUT_SECONDS,
     SqliteEventLogStorage,
 )
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import NullPool
 
 from pipelines.settings import DEFAULT_DAGSTER_HOME
@@ -42,7 +48,7 @@ class SqliteEventLogStorageMemeMoteur(SqliteEventLogStorage):
     """Dagster's SQLite event log storage, reusing one engine per shard (database file)."""
 
     def __init__(self, base_dir: str, inst_data=None) -> None:
-        self._engines: dict = {}
+        self._engines: dict[tuple[str, int], Engine] = {}
         super().__init__(base_dir, inst_data=inst_data)
 
     @classmethod
@@ -52,19 +58,42 @@ class SqliteEventLogStorageMemeMoteur(SqliteEventLogStorage):
     @contextmanager
     def _connect(self, shard: str):
         with self._db_lock:
-            engine = self._engines.get(shard)
+            # per process: a pooled connection is never shared with a forked child
+            key = (shard, os.getpid())
+            engine = self._engines.get(key)
             if engine is None:
+                if shard not in self._initialized_dbs:
+                    # as Dagster does it (it creates the tables and sets WAL mode), on a
+                    # connection that is not kept
+                    init = create_engine(
+                        self.conn_string_for_shard(shard),
+                        poolclass=NullPool,
+                        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+                    )
+                    self._initdb(init)
+                    init.dispose()
+                    self._initialized_dbs.add(shard)
                 engine = create_engine(
                     self.conn_string_for_shard(shard),
-                    poolclass=NullPool,
                     connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
                 )
-                if shard not in self._initialized_dbs:
-                    self._initdb(engine)
-                    self._initialized_dbs.add(shard)
-                self._engines[shard] = engine
+                self._engines[key] = engine
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def _dispose_engines(self) -> None:
+        with self._db_lock:
+            for engine in self._engines.values():
+                engine.dispose()
+            self._engines.clear()
+
+    def wipe(self) -> None:
+        self._dispose_engines()  # before Dagster removes the run databases
+        super().wipe()
+
+    def dispose(self) -> None:
+        self._dispose_engines()
+        super().dispose()
 
 
 def open_instance():

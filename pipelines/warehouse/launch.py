@@ -96,6 +96,35 @@ class Progress(logging.Handler):
                 self.warned_checks.append(name)
 
 
+class UngatedChecks(logging.Filter):
+    """Collects Dagster's « Blocking asset check … emitted no result » warnings (one per check of
+    a model dbt did not run: in a build of some years, the models whose published tables are
+    kept) instead of letting Python print each one; :meth:`line` says them in one line."""
+
+    LOGGER = "dagster._core.execution.plan.active"
+    PATTERN = re.compile(r"^Blocking asset check '([^':]+):[^']*' emitted no result")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        found = self.PATTERN.match(record.getMessage())
+        if found is None:
+            return True
+        self.tables.append(found.group(1).rsplit("/", 1)[-1])
+        return False
+
+    def line(self) -> str | None:
+        if not self.tables:
+            return None
+        tables = sorted(set(self.tables))
+        return (
+            f"Contrôles non relancés, leurs tables n'ayant pas été recalculées : "
+            f"{len(self.tables)} contrôle(s) de {len(tables)} table(s) ({', '.join(tables)})"
+        )
+
+
 def dbt_exit_line(description: str) -> str:
     """The first line of a step's failure, in French for dagster-dbt's « The dbt CLI process
     with command ... failed with exit code N » (what a failed dbt test gives)."""
@@ -240,6 +269,8 @@ def run_build(
                 _ensure_partition(instance, partition)
                 progress.echo(_yearly_line(paths, partition))
             log = log_dir / f"construction-{datetime.now():%Y%m%dT%H%M%S}.log"
+            ungated = UngatedChecks()
+            logging.getLogger(UngatedChecks.LOGGER).addFilter(ungated)
             try:
                 with _dbt_output(log, verbose), warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -255,6 +286,10 @@ def run_build(
                 progress.failure = (
                     progress.failure or f"{type(err).__name__}: {err}".splitlines()[0]
                 )
+            finally:
+                logging.getLogger(UngatedChecks.LOGGER).removeFilter(ungated)
+            if ungated.line():
+                progress.echo(ungated.line())
             if not ok:
                 return 1, _failure(progress, log, paths)
             if not _published(result):
