@@ -291,6 +291,17 @@ def test_cli_build_one_year(demo_build, tmp_path):
             "depenses_orientation.parquet",
         )
     }
+    published_scdl = {
+        p.name: p.stat().st_ino for p in (tmp_path / "marts" / "scdl").glob("subventions_*.csv")
+    }
+
+    def scdl_rows() -> dict[str, list]:
+        rows: dict[str, list] = {}
+        for row in snapshot("select fichier_scdl, * from marts.subventions_scdl order by all"):
+            rows.setdefault(row[0], []).append(row)
+        return rows
+
+    scdl_before = scdl_rows()
     result = run_cli(
         "build",
         "--annee",
@@ -333,6 +344,16 @@ def test_cli_build_one_year(demo_build, tmp_path):
     assert after["indicateurs_qpv.parquet"] == published_files["indicateurs_qpv.parquet"]
     assert after["csv/indicateurs_qpv.csv"] == published_files["csv/indicateurs_qpv.csv"]
     assert after["depenses_orientation.parquet"] != published_files["depenses_orientation.parquet"]
+    # SCDL files: those whose rows did not change are the published ones (hard links), the
+    # others are written again
+    scdl_after = {
+        p.name: p.stat().st_ino for p in (tmp_path / "marts" / "scdl").glob("subventions_*.csv")
+    }
+    assert set(scdl_after) == set(published_scdl)
+    rewritten = {name for name, ino in scdl_after.items() if ino != published_scdl[name]}
+    scdl_now = scdl_rows()
+    assert rewritten == {name for name in scdl_now if scdl_now[name] != scdl_before.get(name)}
+    assert len(rewritten) < len(scdl_after) and any(n.endswith("_2026.csv") for n in scdl_after)
 
     assert (snapshot(others), snapshot(marts_others)) == before
     expected = total_2027 - amount

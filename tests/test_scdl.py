@@ -158,6 +158,45 @@ def test_one_utf8_file_per_attributor_and_year(tmp_path):
     assert result.incomplete == {}  # every required field filled, every motif respected
 
 
+def test_a_build_of_some_years_links_the_files_whose_rows_did_not_change(tmp_path):
+    """With the published marts folder, a file whose rows have the fingerprint recorded there
+    is linked (same inode) with the fields found missing when it was written; a changed file is
+    written again; a record that cannot be read makes every file written again."""
+    base = ("EPCI X", None, date(2027, 3, 1))  # no idAttribuant: to complete
+    tail = ("aide en numéraire", "unique", "2027-01-01/2027-12-31", None, False, 1.0, None)
+    rows = [
+        (*base, "D1", "Asso A", None, None, "Objet 1", 1000.0, *tail, "a_2026.csv"),
+        (*base, "D2", "Asso B", None, None, "Objet 2", 250.5, *tail, "a_2027.csv"),
+        (*base, "D3", "Asso C", None, None, "Objet 3", 99.0, *tail, "a_2027.csv"),
+    ]
+    con = duckdb.connect()
+    _mart(con, rows)
+    published = tmp_path / "publie"
+    first = export_scdl(con, published)
+    assert first.reused == [] and (published / "scdl" / ".empreintes.json").is_file()
+    assert first.incomplete == {
+        "a_2026.csv": {"idAttribuant": 1},
+        "a_2027.csv": {"idAttribuant": 2},
+    }
+    # 2027 changes (one amount), 2026 does not
+    con.execute("update marts.subventions_scdl set montant = 300 where referenceDecision = 'D2'")
+    second = export_scdl(con, tmp_path / "annee", published)
+    assert second.reused == ["a_2026.csv"]
+    assert second.files == {"a_2026.csv": 1, "a_2027.csv": 2}
+    assert second.incomplete == first.incomplete
+    old, new = published / "scdl", tmp_path / "annee" / "scdl"
+    assert (new / "a_2026.csv").stat().st_ino == (old / "a_2026.csv").stat().st_ino
+    assert (new / "a_2027.csv").stat().st_ino != (old / "a_2027.csv").stat().st_ino
+    assert "300.00" in (new / "a_2027.csv").read_text(encoding="utf-8")
+    # the same files as a build from scratch, byte for byte
+    scratch = export_scdl(con, tmp_path / "complet")
+    for name in scratch.files:
+        assert (new / name).read_bytes() == (tmp_path / "complet" / "scdl" / name).read_bytes()
+    # an unreadable record: nothing taken from the published folder
+    (new / ".empreintes.json").write_text("{", encoding="utf-8")
+    assert export_scdl(con, tmp_path / "encore", tmp_path / "annee").reused == []
+
+
 def test_nothing_written_without_the_mart(tmp_path):
     result = export_scdl(duckdb.connect(), tmp_path)
     assert result.files == {} and not (tmp_path / "scdl").exists()

@@ -422,3 +422,32 @@ def test_indicateurs_resultat_and_their_export(demo_build, warehouse):
     assert first["valeur"].replace(",", ".").rstrip("0").rstrip(".") == str(
         len(_raw_vm(demo_build / "raw", 2026))
     )
+
+
+def test_result_indicator_files_of_unchanged_years_are_linked(demo_build, tmp_path):
+    """A build of some years links the published file of a territory and year whose rows did
+    not change (same inode), and writes the others; the files are those of a full export."""
+    import shutil
+
+    from pipelines.warehouse.exports import export_result_indicators
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(demo_build / "warehouse.duckdb", warehouse)
+    con = duckdb.connect(str(warehouse))
+    published = tmp_path / "publie"
+    first = export_result_indicators(con, published)
+    assert (published / RESULT_FOLDER / ".empreintes.json").is_file()
+    con.execute(
+        "update marts.indicateurs_resultat set valeur = valeur + 1 "
+        "where territoire = 'VM' and annee = 2026 and code_indicateur = 'actions_programmees'"
+    )
+    second = export_result_indicators(con, tmp_path / "annee", published)
+    scratch = export_result_indicators(con, tmp_path / "complet")
+    con.close()
+    assert [p.name for p in second] == [p.name for p in first] == [p.name for p in scratch]
+    old, new = published / RESULT_FOLDER, tmp_path / "annee" / RESULT_FOLDER
+    relinked = {p.name for p in second if p.stat().st_ino == (old / p.name).stat().st_ino}
+    assert relinked == {p.name for p in first} - {"VM_2026.csv"}
+    for path in scratch:
+        assert (new / path.name).read_bytes() == path.read_bytes()
+    assert (new / "VM_2026.csv").read_bytes() != (old / "VM_2026.csv").read_bytes()

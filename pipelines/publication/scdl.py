@@ -31,6 +31,7 @@ import duckdb
 
 from pipelines.duckdb_utils import tables_in
 from pipelines.publication.cells import neutralise_formula
+from pipelines.publication.empreintes import group_fingerprints, reusable, write_record
 
 SCDL_VERSION = "2.1.0"
 SCDL_FIELDS = (
@@ -93,6 +94,8 @@ class ScdlExport:
     folder: Path
     files: dict[str, int] = field(default_factory=dict)
     incomplete: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: files linked from the published folder (rows unchanged), not written again
+    reused: list[str] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -163,18 +166,40 @@ def to_csv(rows: list[dict[str, str]]) -> str:
     return buffer.getvalue()
 
 
-def export_scdl(con: duckdb.DuckDBPyConnection, marts_dir: Path) -> ScdlExport:
+def export_scdl(
+    con: duckdb.DuckDBPyConnection, marts_dir: Path, published: Path | None = None
+) -> ScdlExport:
     """Write one SCDL CSV per ``fichier_scdl`` of ``marts.subventions_scdl`` under
     ``marts_dir/scdl/`` (files of a previous run are replaced). Returns the rows written per file
-    and, per file, how many rows lack each field a valid publication needs."""
+    and, per file, how many rows lack each field a valid publication needs.
+
+    ``published``: the published marts folder, when its files may be taken as they are (a build
+    of some years by the same version with the same options): a file whose rows have the
+    fingerprint recorded with it there is linked, with what was found missing in it
+    (:mod:`pipelines.publication.empreintes`)."""
     folder = Path(marts_dir) / SCDL_DIR
     result = ScdlExport(folder)
     if "subventions_scdl" not in tables_in(con, "marts"):
         return result
+    fingerprints = group_fingerprints(con, "marts.subventions_scdl", "fichier_scdl", SCDL_FIELDS)
+    reuse = reusable(published / SCDL_DIR if published else None, fingerprints)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob(FILE_PATTERN):
+        old.unlink()
+    entries: dict[str, dict] = {}
+    files: dict[str, int] = {}
+    for fichier in sorted(reuse.files):
+        entry = entries[fichier] = reuse.link(fichier, folder)
+        files[fichier] = int(entry["lignes"])
+        if entry.get("a_completer"):
+            result.incomplete[fichier] = dict(entry["a_completer"])
+        result.reused.append(fichier)
     columns = ", ".join(f'"{name}"' for name in SCDL_FIELDS)
     records = con.execute(
         f"select fichier_scdl, {columns} from marts.subventions_scdl "
-        'order by fichier_scdl, "referenceDecision", "nomBeneficiaire"'
+        "where not list_contains(?::varchar[], fichier_scdl) "
+        'order by fichier_scdl, "referenceDecision", "nomBeneficiaire"',
+        [sorted(reuse.files)],
     ).fetchall()
     by_file: dict[str, list[dict[str, str]]] = defaultdict(list)
     # each field's values repeat (dates, attribuant, nature, amounts): formatted once each
@@ -190,19 +215,24 @@ def export_scdl(con: duckdb.DuckDBPyConnection, marts_dir: Path) -> ScdlExport:
         if not row["nomBeneficiaire"]:
             raise ValueError(f"{fichier}: bénéficiaire sans nom, ligne non publiable")
         by_file[fichier].append(row)
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob(FILE_PATTERN):
-        old.unlink()
     for fichier, rows in sorted(by_file.items()):
         target = folder / fichier
         tmp = target.with_suffix(".csv.tmp")
         tmp.write_text(to_csv(rows), encoding="utf-8", newline="")
         tmp.replace(target)
-        result.files[fichier] = len(rows)
+        files[fichier] = len(rows)
         missing: dict[str, int] = defaultdict(int)
         for row in rows:
             for problem in validate_scdl_row(row):
                 missing[problem.split(" ", 1)[0]] += 1
         if missing:
             result.incomplete[fichier] = dict(missing)
+        entries[fichier] = {
+            "empreinte": fingerprints[fichier],
+            "lignes": len(rows),
+            "a_completer": dict(missing),
+        }
+    result.files = dict(sorted(files.items()))
+    result.incomplete = dict(sorted(result.incomplete.items()))
+    write_record(folder, entries)
     return result

@@ -27,6 +27,7 @@ from geo.export import export_dim_qpv
 from pipelines.duckdb_utils import quote_identifier, sql_literal, tables_in
 from pipelines.lib.files import link_or_copy
 from pipelines.publication.cells import neutralise_formula
+from pipelines.publication.empreintes import group_fingerprints, reusable, write_record
 from pipelines.publication.qgis import QgisExport, export_qgis
 from pipelines.publication.scdl import ScdlExport, export_scdl
 from pipelines.publication.secret import load_specs, mask_counts
@@ -54,7 +55,11 @@ class MartsExport:
 
 
 def export_marts(
-    con: duckdb.DuckDBPyConnection, out: Path, log=None, reused: Mapping[str, Path] | None = None
+    con: duckdb.DuckDBPyConnection,
+    out: Path,
+    log=None,
+    reused: Mapping[str, Path] | None = None,
+    published_marts: Path | None = None,
 ) -> MartsExport:
     """Every table of the ``marts`` schema to ``out/<table>.parquet`` (secret statistique
     applied), ``dim_qpv`` also as GeoParquet/GeoPackage/GeoJSON, ``subventions_scdl`` as SCDL,
@@ -64,6 +69,10 @@ def export_marts(
     (:func:`reusable_marts`), with the published marts folder: their Parquet file and CSV are
     linked from there, and the published Parquet file is the mart as published for the
     workbooks and the QGIS kit.
+
+    ``published_marts``: the published marts folder when its files may be taken as they are (same
+    version, same options): the SCDL and result-indicator files whose rows did not change are
+    linked from there (:mod:`pipelines.publication.empreintes`).
 
     Paths reach DuckDB as bound parameters and table names as quoted identifiers: a marts folder
     such as ``/srv/l'observation/marts`` is written like any other."""
@@ -91,11 +100,15 @@ def export_marts(
             else stack.enter_context(published(con, t, specs))
             for t in tables
         }
-        result = _export_published(con, out, tables, specs, sources, result, log, reused)
+        result = _export_published(
+            con, out, tables, specs, sources, result, log, reused, published_marts
+        )
     return result
 
 
-def _export_published(con, out, tables, specs, sources, result: MartsExport, log, reused):
+def _export_published(
+    con, out, tables, specs, sources, result: MartsExport, log, reused, published_marts=None
+):
     for table in tables:
         target = out / f"{table}.parquet"
         tmp = target.with_suffix(".parquet.tmp")
@@ -131,9 +144,16 @@ def _export_published(con, out, tables, specs, sources, result: MartsExport, log
         # the QGIS kit: qgis/observatoire.gpkg (styled layers) and qgis/observatoire.qgz
         result.qgis = export_qgis(con, out, sources=sources, log=log)
     if "subventions_scdl" in tables:
-        result.scdl = export_scdl(con, out)
+        result.scdl = export_scdl(con, out, published_marts)
         if log:
-            log.info(f"SCDL subventions: {len(result.scdl.files)} fichier(s) dans {out}/scdl")
+            log.info(
+                f"SCDL subventions: {len(result.scdl.files)} fichier(s) dans {out}/scdl"
+                + (
+                    f" ({len(result.scdl.reused)} repris de la publication précédente)"
+                    if result.scdl.reused
+                    else ""
+                )
+            )
             if result.scdl.incomplete:
                 log.warning(scdl_incomplete_line(result.scdl.incomplete))
         result.written["scdl_fichiers"] = len(result.scdl.files)
@@ -155,7 +175,7 @@ def _export_published(con, out, tables, specs, sources, result: MartsExport, log
         if result.spreadsheets.skipped:
             log.warning(f"Classeurs: {result.spreadsheets.skipped}")
     if "indicateurs_resultat" in tables:
-        result.result_files = export_result_indicators(con, out)
+        result.result_files = export_result_indicators(con, out, published_marts)
         result.written["indicateurs_resultat_fichiers"] = len(result.result_files)
         if log:
             log.info(
@@ -253,17 +273,38 @@ RESULT_COLUMNS = (
 )
 
 
-def export_result_indicators(con: duckdb.DuckDBPyConnection, out: Path) -> list[Path]:
+#: the file of a territory and year, as an SQL expression over ``marts.indicateurs_resultat``
+RESULT_FILE_SQL = "territoire || '_' || cast(cast(annee as integer) as varchar) || '.csv'"
+
+
+def export_result_indicators(
+    con: duckdb.DuckDBPyConnection, out: Path, published_marts: Path | None = None
+) -> list[Path]:
     """``marts.indicateurs_resultat`` as one CSV per territory and year (UTF-8 with BOM, ``;``,
     decimal comma: opens as is in a French spreadsheet), in the order of the indicators, with
-    statistical secrecy applied to the beneficiary figures."""
+    statistical secrecy applied to the beneficiary figures.
+
+    ``published_marts``: the published marts folder when its files may be taken as they are:
+    the file of a territory and year whose rows have the recorded fingerprint is linked
+    (:mod:`pipelines.publication.empreintes`)."""
     folder = Path(out) / RESULT_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.csv"):
         old.unlink()
+    fingerprints = group_fingerprints(
+        con,
+        "marts.indicateurs_resultat",
+        RESULT_FILE_SQL,
+        [*RESULT_COLUMNS, "effectif_secret", "rang"],
+    )
+    reuse = reusable(published_marts / RESULT_FOLDER if published_marts else None, fingerprints)
+    entries = {name: reuse.link(name, folder) for name in sorted(reuse.files)}
+    written = [folder / name for name in entries]
     frame = con.execute(
         f"select {', '.join(RESULT_COLUMNS)}, effectif_secret from marts.indicateurs_resultat "
-        "order by territoire, annee, rang"
+        f"where not list_contains(?::varchar[], {RESULT_FILE_SQL}) "
+        "order by territoire, annee, rang",
+        [sorted(reuse.files)],
     ).df()
     specs = load_specs()
     if "indicateurs_resultat" in specs:
@@ -275,12 +316,14 @@ def export_result_indicators(con: duckdb.DuckDBPyConnection, out: Path) -> list[
         frame[column] = frame[column].map(
             lambda v: neutralise_formula(v) if isinstance(v, str) else v
         )
-    written = []
     for (territoire, annee), rows in frame.groupby(["territoire", "annee"], sort=True):
-        target = folder / f"{territoire}_{int(annee)}.csv"
+        name = f"{territoire}_{int(annee)}.csv"
+        target = folder / name
         rows.to_csv(target, sep=";", decimal=",", index=False, encoding="utf-8-sig")
         written.append(target)
-    return written
+        entries[name] = {"empreinte": fingerprints[name], "lignes": len(rows)}
+    write_record(folder, entries)
+    return sorted(written)
 
 
 #: Most territories whose workbooks a build writes (``OBSERVATOIRE_CLASSEURS_MAX``): an EPCI's
@@ -308,14 +351,15 @@ def build_export_asset():
     ) -> dg.MaterializeResult:
         out = folders.marts
         with warehouse.connect() as con:
-            reused = {}
+            reused, published_marts = {}, None
             if "dagster/partition" in context.run.tags and same_version_as_published(
                 folders.paths.warehouse
             ):
                 # a build of some years: the marts it did not change keep their files
                 reused = reusable_marts(con, folders.paths.warehouse, folders.paths.marts_dir)
                 context.log.info(f"marts repris de la publication: {sorted(reused)}")
-            result = export_marts(con, out, context.log, reused)
+                published_marts = folders.paths.marts_dir.resolve()
+            result = export_marts(con, out, context.log, reused, published_marts)
         return dg.MaterializeResult(
             metadata={
                 "dossier": dg.MetadataValue.path(str(out)),

@@ -2,11 +2,21 @@
 -- NON_RENSEIGNE), by sex. part_femmes = femmes / (femmes + hommes): people whose sex is not
 -- stated are counted in the total but not in the share. Compared with the share of women in the
 -- QPV's population (INSEE DEMO TX_F) where the INSEE bases give it for that code.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ supprimer_annees_reconstruites() }}"
+    )
+}}
+
 with
 
 bilans as (
 
     select * from {{ ref('stg_suivi__bilans') }}
+    where {{ annees_reconstruites() }}
 
 ),
 
@@ -23,6 +33,7 @@ actions as (
         any_value(orientation_libelle_referentiel) as orientation_libelle_referentiel,
         any_value(orientation_libelle) as orientation_libelle
     from {{ ref('int_suivi__programmations') }}
+    where {{ annees_reconstruites() }}
     group by territoire, annee, dossier
 
 ),

@@ -1,11 +1,21 @@
 -- Beneficiaries by territory, year and orientation, all places of residence together, by sex:
 -- the sums of beneficiaires_genre over qpv_residence (QPV codes, HORS_QPV, NON_RENSEIGNE).
 -- part_femmes = femmes / (femmes + hommes), as in beneficiaires_genre.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ supprimer_annees_reconstruites() }}"
+    )
+}}
+
 with
 
 detail as (
 
     select * from {{ ref('beneficiaires_genre') }}
+    where {{ annees_reconstruites() }}
 
 ),
 

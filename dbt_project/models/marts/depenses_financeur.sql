@@ -2,11 +2,21 @@
 -- actions the financeur funds or is asked to fund, amounts requested and granted (euros), share
 -- of the year's total granted in the territory. The same lines as depenses_orientation, rolled up
 -- over the orientation (a test checks that both give the same totals).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ supprimer_annees_reconstruites() }}"
+    )
+}}
+
 with
 
 lignes as (
 
     select * from {{ ref('int_suivi__programmations') }}
+    where {{ annees_reconstruites() }}
 
 ),
 

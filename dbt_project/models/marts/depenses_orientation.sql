@@ -2,11 +2,21 @@
 -- typed at a deeper level is rolled up to its orientation), financeur and credit type: number
 -- of actions, amounts requested and granted (euros), share of the year's total granted in the
 -- territory. The objectif level is in depenses_objectif.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ supprimer_annees_reconstruites() }}"
+    )
+}}
+
 with
 
 lignes as (
 
     select * from {{ ref('int_suivi__programmations') }}
+    where {{ annees_reconstruites() }}
 
 ),
 

@@ -4,11 +4,21 @@
 -- year's total granted in the territory. One action counts once (int_suivi__actions: its
 -- financeur lines summed). A status not found in the territory's référentiel keeps the label
 -- typed in the file (statut_reconnu = false); an empty cell is 'NON_RENSEIGNE'.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ supprimer_annees_reconstruites() }}"
+    )
+}}
+
 with
 
 actions as (
 
     select * from {{ ref('int_suivi__actions') }}
+    where {{ annees_reconstruites() }}
 
 ),
 

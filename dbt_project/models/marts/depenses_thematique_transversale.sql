@@ -4,11 +4,21 @@
 -- « Projets de Quartier », seed 000; CAMVS's projets de quartier, seed 004). One action counts
 -- once (int_suivi__actions). A theme not found in the hierarchy keeps the typed text
 -- (thematique_reconnue = false); no theme: 'NON_RENSEIGNE'.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ supprimer_annees_reconstruites() }}"
+    )
+}}
+
 with
 
 actions as (
 
     select * from {{ ref('int_suivi__actions') }}
+    where {{ annees_reconstruites() }}
 
 ),
 

@@ -5,17 +5,28 @@
 -- carried from its 2015 predecessors through the crosswalk; methode_population says which).
 -- Amounts of actions without a QPV code go to one row
 -- code_qpv = 'SANS_QPV' per territory and year, so that the territory's total is complete.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ supprimer_annees_reconstruites() }}"
+    )
+}}
+
 with
 
 actions as (
 
     select * from {{ ref('int_suivi__actions') }}
+    where {{ annees_reconstruites() }}
 
 ),
 
 cibles as (
 
     select * from {{ ref('int_suivi__actions_qpv') }}
+    where {{ annees_reconstruites() }}
 
 ),
 

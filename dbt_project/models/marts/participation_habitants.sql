@@ -1,11 +1,21 @@
 -- Residents' participation in the actions (seed 004: « La participation des habitants aux
 -- actions : co-construction, suivi et évaluation ») by territory, year and orientation: actions
 -- with a bilan that say yes / no / nothing, and the forms named.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ supprimer_annees_reconstruites() }}"
+    )
+}}
+
 with
 
 actions as (
 
     select * from {{ ref('int_suivi__bilans_actions') }}
+    where {{ annees_reconstruites() }}
 
 ),
 

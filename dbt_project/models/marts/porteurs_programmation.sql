@@ -1,11 +1,21 @@
 -- One row per territory x programmation year x porteur (the organisation carrying actions,
 -- never a person: the personal-data filter of the ingestion drops contact fields): number of
 -- actions, amounts requested and granted, and its rank by amount granted in the year.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ supprimer_annees_reconstruites() }}"
+    )
+}}
+
 with
 
 actions as (
 
     select * from {{ ref('int_suivi__actions') }}
+    where {{ annees_reconstruites() }}
 
 ),
 
