@@ -81,6 +81,24 @@ def test_csv_for_excel_fr(small, tmp_path):
     assert by_porteur["Asso B"][5] == "non"
 
 
+def test_csv_first_header_quoted_keeps_the_bom_first(tmp_path):
+    """The BOM rides on the first column's name (one pass); a first name the CSV quotes puts
+    the quote before it, so that file is written then copied behind the BOM."""
+    from pipelines.publication.tableurs import column_label, write_csv_fr
+
+    con = duckdb.connect()
+    con.execute("""create table t as select 'a;b' as "code;bizarre", 1.5 as montant""")
+    path = write_csv_fr(con, "t", tmp_path / "t.csv")
+    raw = path.read_bytes()
+    assert raw.startswith(b'\xef\xbb\xbf"')
+    rows = list(csv.reader(io.StringIO(raw[3:].decode("utf-8")), delimiter=";"))
+    assert rows == [[column_label("code;bizarre"), column_label("montant")], ["a;b", "1,5"]]
+    assert not (tmp_path / "t.csv.tmp").exists()
+    con.execute("create table u as select 'x' as territoire")
+    raw = write_csv_fr(con, "u", tmp_path / "u.csv").read_bytes()
+    assert raw == b"\xef\xbb\xbf" + f"{column_label('territoire')}\nx\n".encode()
+
+
 def test_one_workbook_per_territory_and_year(small, tmp_path):
     result = export_spreadsheets(small, tmp_path / "out")
     assert sorted(p.name for p in result.workbooks) == [

@@ -110,9 +110,11 @@ def _columns(con: duckdb.DuckDBPyConnection, source: str) -> list[tuple[str, str
     return [(r[0], r[1]) for r in con.execute(f"describe select * from {source}").fetchall()]
 
 
-def _csv_expression(name: str, kind: str) -> str | None:
-    """The CSV cell of a column: text neutralised, booleans in French, dates JJ/MM/AAAA."""
+def _csv_expression(name: str, kind: str, label: str | None = None) -> str | None:
+    """The CSV cell of a column: text neutralised, booleans in French, dates JJ/MM/AAAA; named
+    ``label`` (default: the column's French label)."""
     col = _quote(name)
+    alias = _quote(column_label(name) if label is None else label)
     if kind.startswith("GEOMETRY") or kind == "BLOB":
         return None
     if kind == "BOOLEAN":
@@ -125,25 +127,35 @@ def _csv_expression(name: str, kind: str) -> str | None:
         text = f"cast({col} as varchar)"
     elif kind.startswith("DECIMAL") or kind in ("DOUBLE", "FLOAT", "REAL"):
         # decimal comma (DuckDB writes a CSV's numbers with a point only)
-        return f"replace(cast({col} as varchar), '.', ',') as {_quote(column_label(name))}"
+        return f"replace(cast({col} as varchar), '.', ',') as {alias}"
     else:
-        return f"{col} as {_quote(column_label(name))}"
+        return f"{col} as {alias}"
     starts = ", ".join("'" + c.replace("'", "''") + "'" for c in FORMULA_STARTS)
-    return (
-        f"case when left({text}, 1) in ({starts}) then '''' || {text} else {text} end "
-        f"as {_quote(column_label(name))}"
-    )
+    return f"case when left({text}, 1) in ({starts}) then '''' || {text} else {text} end as {alias}"
 
 
 def write_csv_fr(con: duckdb.DuckDBPyConnection, source: str, path: Path) -> Path:
-    """``source`` (a published mart) to ``path`` as a CSV an Excel-FR opens in columns."""
-    exprs = [e for n, k in _columns(con, source) if (e := _csv_expression(n, k)) is not None]
+    """``source`` (a published mart) to ``path`` as a CSV an Excel-FR opens in columns.
+
+    The byte order mark goes in the first column's name, so that DuckDB writes the whole file
+    in one pass (it writes no BOM of its own); a first name the CSV would quote (a ``;``, a
+    quote, a line break) would put the quote before the mark: the file is then written and
+    copied behind the mark, as before."""
+    columns = [(n, k) for n, k in _columns(con, source) if _csv_expression(n, k) is not None]
+    first = column_label(columns[0][0]) if columns else ""
+    one_pass = bool(columns) and not any(c in first for c in ';"\r\n')
+    exprs = [
+        _csv_expression(n, k, BOM.decode("utf-8") + first if one_pass and i == 0 else None)
+        for i, (n, k) in enumerate(columns)
+    ]
     tmp = path.with_suffix(".csv.tmp")
     con.execute(
         f"COPY (select {', '.join(exprs)} from {source}) TO ? "
         "(FORMAT csv, HEADER, DELIMITER ';', QUOTE '\"')",
-        [str(tmp)],
+        [str(path if one_pass else tmp)],
     )
+    if one_pass:
+        return path
     with path.open("wb") as out, tmp.open("rb") as body:
         out.write(BOM)
         while chunk := body.read(1 << 20):
