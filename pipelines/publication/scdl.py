@@ -197,7 +197,7 @@ def export_scdl(
     columns = ", ".join(f'"{name}"' for name in SCDL_FIELDS)
     records = con.execute(
         f"select fichier_scdl, {columns} from marts.subventions_scdl "
-        "where not list_contains(?::varchar[], fichier_scdl) "
+        "where not list_has(?::varchar[], fichier_scdl) "
         'order by fichier_scdl, "referenceDecision", "nomBeneficiaire"',
         [sorted(reuse.files)],
     ).fetchall()

@@ -302,7 +302,7 @@ def export_result_indicators(
     written = [folder / name for name in entries]
     frame = con.execute(
         f"select {', '.join(RESULT_COLUMNS)}, effectif_secret from marts.indicateurs_resultat "
-        f"where not list_contains(?::varchar[], {RESULT_FILE_SQL}) "
+        f"where not list_has(?::varchar[], {RESULT_FILE_SQL}) "
         "order by territoire, annee, rang",
         [sorted(reuse.files)],
     ).df()
