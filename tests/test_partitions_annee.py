@@ -527,6 +527,7 @@ def test_ungated_checks_are_said_in_one_line():
             "marts/dim_qpv:unique_dim_qpv_code_qpv",
             "marts/lieux_qpv:colonnes",
             "marts/dim_qpv:geometrie",
+            "marts/dim_qpv:unique_dim_qpv_code_qpv",  # again, for another downstream step
         ):
             logger.warning(
                 f"Blocking asset check {check!r} emitted no result in step 'dbt_entrepot'; "

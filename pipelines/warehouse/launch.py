@@ -102,26 +102,27 @@ class UngatedChecks(logging.Filter):
     kept) instead of letting Python print each one; :meth:`line` says them in one line."""
 
     LOGGER = "dagster._core.execution.plan.active"
-    PATTERN = re.compile(r"^Blocking asset check '([^':]+):[^']*' emitted no result")
+    PATTERN = re.compile(r"^Blocking asset check '(([^':]+):[^']*)' emitted no result")
 
     def __init__(self) -> None:
         super().__init__()
-        self.tables: list[str] = []
+        # check -> table (Dagster says it once per downstream step: counted once)
+        self.checks: dict[str, str] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         found = self.PATTERN.match(record.getMessage())
         if found is None:
             return True
-        self.tables.append(found.group(1).rsplit("/", 1)[-1])
+        self.checks[found.group(1)] = found.group(2).rsplit("/", 1)[-1]
         return False
 
     def line(self) -> str | None:
-        if not self.tables:
+        if not self.checks:
             return None
-        tables = sorted(set(self.tables))
+        tables = sorted(set(self.checks.values()))
         return (
             f"Contrôles non relancés, leurs tables n'ayant pas été recalculées : "
-            f"{len(self.tables)} contrôle(s) de {len(tables)} table(s) ({', '.join(tables)})"
+            f"{len(self.checks)} contrôle(s) de {len(tables)} table(s) ({', '.join(tables)})"
         )
 
 
