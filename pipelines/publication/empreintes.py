@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.duckdb_utils import quote_identifier
 from pipelines.lib.files import link_or_copy
 
 RECORD = ".empreintes.json"
@@ -30,7 +31,7 @@ def group_fingerprints(
 ) -> dict[str, str]:
     """``{file name: fingerprint}`` of the rows of ``relation``, grouped by the file name
     ``name_sql`` (an SQL expression over the relation), over ``columns``."""
-    fields = ", ".join(f'"{c}"' for c in columns)
+    fields = ", ".join(quote_identifier(c) for c in columns)
     return {
         name: f"{rows}:{total}"
         for name, rows, total in con.execute(
