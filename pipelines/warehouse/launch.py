@@ -396,7 +396,8 @@ def _yearly_line(paths: Paths, partition: str) -> str:
     if same_version_as_published(paths.warehouse):
         return (
             f"Année {partition} : les modèles annuels recalculent {partition} et les années "
-            "suivantes, les autres sont reprises de l'entrepôt publié"
+            "suivantes, les autres sont reprises de l'entrepôt publié ; les contrôles bloquants "
+            "ligne à ligne de ces modèles ne relisent que les années recalculées"
         )
     return (
         f"Année {partition} : modèles annuels recalculés en entier (l'entrepôt publié vient "
