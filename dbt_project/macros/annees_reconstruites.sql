@@ -64,8 +64,9 @@
     documents falling due (documents_echus) change only `resultat` to 'non_remis' and
     `en_infraction` to true in the kept years, values these tests admit.
     Kept whole: warning-level tests (their count of rows is reported as a full build reports
-    it), relationships (the other side may have changed), unique without the year, singular
-    tests (tests/*.sql) and every test in a full build.
+    it), tests with a threshold on their count of failing rows, relationships (the other side
+    may have changed), unique without the year, singular tests (tests/*.sql) and every test in
+    a full build.
 -#}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
@@ -102,8 +103,12 @@
             {%- set annuel.oui = true -%}
         {%- endif -%}
     {%- endfor -%}
+    {#- a threshold on the count of failing rows (error_if, fail_calc) would judge all years
+        together: such a test reads the whole table -#}
     {%- if (par_ligne or par_annee) and annuel.oui
-        and (config.get('severity') or 'error') | lower == 'error' -%}
+        and (config.get('severity') or 'error') | lower == 'error'
+        and (config.get('error_if') or '!= 0') == '!= 0'
+        and (config.get('fail_calc') or 'count(*)') == 'count(*)' -%}
         {%- do return('annee >= ' ~ (env_var('OBSERVATOIRE_ANNEE_DEPUIS') | int)) -%}
     {%- endif -%}
     {%- do return('') -%}
